@@ -1,0 +1,19 @@
+# nvmxbar: train small DNNs for analog NVM crossbars, map them, measure accuracy, area and energy.
+# Run: snakemake --cores 8 [--config profile=smoke data_dir=../shared/data]. See README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare_data.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

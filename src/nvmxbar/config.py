@@ -1,0 +1,127 @@
+"""The workflow configuration: profile selection, JSON-schema validation with defaults, and the
+config hash that identifies a stage's inputs.
+
+A value written as ``{full: X, smoke: Y}`` is replaced by the entry ``profile`` selects. The resolved
+config is then validated against workflow/schemas/config.schema.yaml; every error names the key.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+PROFILES = ("full", "smoke")
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range. The message names the key."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def select_profile(cfg: Any, profile: str, path: tuple = ()) -> Any:
+    """Replace every {full: X, smoke: Y} mapping by the value of ``profile``."""
+    if isinstance(cfg, dict):
+        keys = set(cfg)
+        if keys and keys & set(PROFILES) and not keys - set(PROFILES):
+            if profile not in cfg:
+                raise ConfigError(f"config key '{_key(path)}': no value for profile '{profile}' "
+                                  f"(it gives {sorted(keys)})")
+            return select_profile(cfg[profile], profile, path)
+        if keys & set(PROFILES) and len(keys - set(PROFILES)) and all(isinstance(k, str) for k in keys):
+            odd = sorted(keys - set(PROFILES))
+            raise ConfigError(f"config key '{_key(path)}': per-profile value with unknown profile(s) {odd}; "
+                              f"profiles are {list(PROFILES)}")
+        return {k: select_profile(v, profile, path + (k,)) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [select_profile(v, profile, path + (i,)) for i, v in enumerate(cfg)]
+    return cfg
+
+
+def _with_defaults(cls):
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+                elif "$ref" in sub and name not in instance:
+                    ref = validator._resolver.lookup(sub["$ref"]).contents
+                    if "default" in ref:
+                        instance[name] = copy.deepcopy(ref["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+def _message(err) -> str:
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        keys = ", ".join(f"'{_key(path + [k])}'" for k in extra)
+        return f"unknown config key {keys} (allowed under '{_key(path)}': {', '.join(allowed)})"
+    if err.validator == "required":
+        return f"config key '{_key(path)}': {err.message}"
+    return f"config key '{_key(path)}': {err.message}"
+
+
+def validate(cfg: dict) -> dict:
+    """Resolve the profile, fill defaults and validate. Returns a new dict; raises ConfigError."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("the config must be a mapping of keys to values")
+    profile = cfg.get("profile", "full")
+    if profile not in PROFILES:
+        raise ConfigError(f"config key 'profile': '{profile}' is not one of {list(PROFILES)}")
+    resolved = select_profile(copy.deepcopy(cfg), profile)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    Validator = _with_defaults(Draft202012Validator)
+    errors = sorted(Validator(schema).iter_errors(resolved), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [_message(e) for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(lines)))
+    _check_semantics(resolved)
+    return resolved
+
+
+def _check_semantics(cfg: dict) -> None:
+    for ds in cfg["datasets"]:
+        m = cfg["model"][ds]
+        n_conv = sum(1 for c in m["conv"] if c != "M")
+        ks = m.get("kernel_size", 3)
+        if isinstance(ks, list) and len(ks) != n_conv:
+            raise ConfigError(f"config key 'model.{ds}.kernel_size': {len(ks)} entries for {n_conv} convolutions")
+        if m["conv"] and m["conv"][0] == "M":
+            raise ConfigError(f"config key 'model.{ds}.conv': must start with a convolution, not 'M'")
+        if ds == "har" and m["conv"] and cfg["prepare_data"]["har"]["input_form"] == "engineered":
+            raise ConfigError("config key 'model.har.conv': the engineered (561-feature) input has no channels; "
+                              "use conv: [] (an MLP) or input_form: inertial")
+
+
+def load(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, deep-merge ``overrides`` and validate."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return validate(raw)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def config_hash(obj: Any) -> str:
+    """Short, stable hash of a JSON-able config slice."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,146 @@
+"""Fake quantization with UNIFORM SCALING: one weight full-scale, one activation (DAC) full-scale and one
+column-output (ADC) full-scale, shared by every layer of a network.
+
+Integer grids (``step = full_scale / levels``):
+
+* weights on a differential pair of b-bit devices: ``-(2^b - 1) .. (2^b - 1)`` steps;
+  a unipolar group of polarity +1 (one device): ``0 .. 2^b - 1``; polarity -1: ``-(2^b - 1) .. 0``.
+  ``polarity`` is a tensor of +1/-1 per output channel (or None for bipolar): the sign constraint of the
+  unipolar variant slots in here without another code path.
+* layer inputs (DAC): ``0 .. 2^dac - 1`` steps of ``A / (2^dac - 1)``; the network input, which is
+  signed, uses the same step on ``[-A, A]`` (two input phases on the same DAC design).
+* column outputs (ADC): ``-(2^(adc-1) - 1) .. 2^(adc-1) - 1`` steps on ``[-Y, Y]``.
+
+Rounding uses the straight-through estimator; full-scales get the LSQ gradient (Esser et al., ICLR 2020)
+because ``round(clamp(v/s)) * s`` is differentiated through ``s`` and the clamp.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round to nearest in the forward pass, identity gradient in the backward pass."""
+    return (x.round() - x).detach() + x
+
+
+def grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Forward: x. Backward: gradient multiplied by ``scale`` (LSQ's step-size gradient scaling)."""
+    return (x - x * scale).detach() + x * scale
+
+
+def fake_quant(x: torch.Tensor, full_scale: torch.Tensor, levels: int,
+               lo: float | torch.Tensor, hi: float | torch.Tensor) -> torch.Tensor:
+    """Quantize ``x`` onto the grid ``step * k`` with ``k`` integer in ``[lo, hi]`` and ``step = full_scale / levels``."""
+    step = full_scale / levels
+    return ste_round(torch.clamp(x / step, lo, hi)) * step
+
+
+def to_int(x: torch.Tensor, full_scale: float | torch.Tensor, levels: int,
+           lo: float | torch.Tensor, hi: float | torch.Tensor) -> torch.Tensor:
+    """The integer codes ``k`` of :func:`fake_quant` (no gradient): what a device or converter holds."""
+    step = full_scale / levels
+    return torch.clamp(x / step, lo, hi).round()
+
+
+def weight_bounds(bits: int, polarity: torch.Tensor | None, shape: torch.Size) -> tuple:
+    """Integer bounds of the weight grid. ``polarity``: None (differential pair) or +1/-1 per output channel."""
+    levels = 2 ** bits - 1
+    if polarity is None:
+        return -levels, levels
+    view = (-1,) + (1,) * (len(shape) - 1)
+    pol = polarity.reshape(view)
+    lo = torch.where(pol > 0, torch.zeros_like(pol), torch.full_like(pol, -levels))
+    hi = torch.where(pol > 0, torch.full_like(pol, levels), torch.zeros_like(pol))
+    return lo, hi
+
+
+class UniformQuantizer(nn.Module):
+    """The three full-scales shared by all layers, and the functions that quantize onto them.
+
+    ``learn_scales`` makes the full-scales trainable (LSQ); otherwise they stay at their initial value.
+    A full-scale of 0 means "calibrate from the first batch" (:meth:`calibrate`).
+    """
+
+    def __init__(self, weight_bits: int, dac_bits: int, adc_bits: int, *, weight_fullscale: float = 0.0,
+                 act_fullscale: float = 0.0, adc_fullscale: float = 0.0, learn_scales: bool = True):
+        super().__init__()
+        for name, b in (("weight_bits", weight_bits), ("dac_bits", dac_bits), ("adc_bits", adc_bits)):
+            if not 1 <= int(b) <= 16:
+                raise ValueError(f"{name} must be in 1..16, got {b}")
+        if adc_bits < 2:
+            raise ValueError("adc_bits must be >= 2 (a signed ADC needs a sign bit)")
+        self.weight_bits, self.dac_bits, self.adc_bits = int(weight_bits), int(dac_bits), int(adc_bits)
+        self.w_levels = 2 ** self.weight_bits - 1
+        self.dac_levels = 2 ** self.dac_bits - 1
+        self.adc_levels = 2 ** (self.adc_bits - 1) - 1
+        init = torch.tensor([weight_fullscale, act_fullscale, adc_fullscale], dtype=torch.float32)
+        self.scales = nn.Parameter(init, requires_grad=learn_scales)
+        self.register_buffer("calibrated", torch.tensor(bool((init > 0).all())))
+        self._n_weights = 1  # for the LSQ gradient scale, set by the network
+
+    # --- the three shared full-scales -------------------------------------------------------------------
+    @property
+    def weight_fullscale(self) -> torch.Tensor:
+        return self.scales[0].abs() + 1e-8
+
+    @property
+    def act_fullscale(self) -> torch.Tensor:
+        return self.scales[1].abs() + 1e-8
+
+    @property
+    def adc_fullscale(self) -> torch.Tensor:
+        return self.scales[2].abs() + 1e-8
+
+    def _scaled(self, s: torch.Tensor, n: int, levels: int) -> torch.Tensor:
+        return grad_scale(s, 1.0 / math.sqrt(max(n, 1) * levels)) if self.training else s
+
+    # --- quantizers ---------------------------------------------------------------------------------------
+    def weight(self, w: torch.Tensor, polarity: torch.Tensor | None = None) -> torch.Tensor:
+        lo, hi = weight_bounds(self.weight_bits, polarity, w.shape)
+        s = self._scaled(self.weight_fullscale, self._n_weights, self.w_levels)
+        return fake_quant(w, s, self.w_levels, lo, hi)
+
+    def bias(self, b: torch.Tensor | None) -> torch.Tensor | None:
+        """A bias is a driven row: one extra device pair whose input is the DAC full-scale A.
+        Its value is therefore ``A * (a weight-grid value)``."""
+        if b is None:
+            return None
+        a = self.act_fullscale.detach()
+        return a * self.weight(b / a)
+
+    def dac(self, x: torch.Tensor, signed: bool = False) -> torch.Tensor:
+        s = self._scaled(self.act_fullscale, x[0].numel(), self.dac_levels)
+        lo = -self.dac_levels if signed else 0
+        return fake_quant(x, s, self.dac_levels, lo, self.dac_levels)
+
+    def adc(self, y: torch.Tensor) -> torch.Tensor:
+        s = self._scaled(self.adc_fullscale, y[0].numel(), self.adc_levels)
+        return fake_quant(y, s, self.adc_levels, -self.adc_levels, self.adc_levels)
+
+    @torch.no_grad()
+    def calibrate(self, weights: list[torch.Tensor], x: torch.Tensor) -> None:
+        """Set uncalibrated full-scales from data: weights to the 99.9th percentile of |w| over all layers,
+        the DAC to the 99.9th percentile of |network input|. The ADC full-scale is set by the network on
+        the first forward pass (it needs the layer outputs), see ``observe_output``."""
+        if bool(self.calibrated):
+            return
+        allw = torch.cat([w.detach().abs().flatten() for w in weights])
+        if self.scales[0] <= 0:
+            self.scales[0] = torch.quantile(allw[torch.randperm(allw.numel())[:200_000]], 0.999)
+        if self.scales[1] <= 0:
+            self.scales[1] = torch.quantile(x.detach().abs().flatten()[:200_000].float(), 0.999)
+
+    @torch.no_grad()
+    def observe_output(self, y: torch.Tensor) -> None:
+        """During calibration: widen the ADC full-scale to cover the 99.9th percentile of this layer's output."""
+        q = torch.quantile(y.detach().abs().flatten()[:200_000].float(), 0.999)
+        self.scales[2] = torch.maximum(self.scales[2], q)
+
+    def extra_repr(self) -> str:
+        return (f"weight_bits={self.weight_bits}, dac_bits={self.dac_bits}, adc_bits={self.adc_bits}, "
+                f"W={self.weight_fullscale.item():.4g}, A={self.act_fullscale.item():.4g}, "
+                f"Y={self.adc_fullscale.item():.4g}")

@@ -1,0 +1,84 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+from nvmxbar import config
+
+
+def load(**over):
+    return config.load(REPO / "config.yaml", over)
+
+
+def test_default_config_is_valid_and_profile_selects_values():
+    full, smoke = load(), load(profile="smoke")
+    assert full["train"]["har"]["epochs"] > smoke["train"]["har"]["epochs"] >= 1
+    assert full["prepare_data"]["har"]["limit"]["train"] is None
+    assert smoke["prepare_data"]["har"]["limit"]["train"] > 0
+    assert full["device_bits"] == [2, 4] and set(full["variants"]) == {"baseline", "uniform"}
+    assert full["data_dir"] == "data"
+
+
+def test_defaults_are_filled_from_the_schema():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    del raw["quant"], raw["seed"], raw["prepare_data"]
+    cfg = config.validate(raw)
+    assert cfg["quant"]["dac_bits"] == 4 and cfg["quant"]["learn_scales"] is True
+    assert cfg["seed"] == 0 and cfg["prepare_data"]["har"]["val_subjects"] == 4
+
+
+def test_every_schema_property_has_a_description():
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub or "$ref" in sub, f"{path}{name} has no description"
+            walk(sub, f"{path}{name}.")
+    walk(schema, "")
+    for name, sub in schema["$defs"].items():
+        walk(sub, f"$defs.{name}.")
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"epochz": 3}, "'epochz'"),
+    ({"train": {"har": {"epochs": 0}}}, "train.har.epochs"),
+    ({"train": {"har": {"lr": "fast"}}}, "train.har.lr"),
+    ({"quant": {"adc_bits": 1}}, "quant.adc_bits"),
+    ({"device_bits": [2, 99]}, "device_bits.1"),
+    ({"datasets": ["mnist"]}, "datasets.0"),
+    ({"variants": ["baseline", "ternary"]}, "variants.1"),
+    ({"prepare_data": {"cifar10": {"val_fraction": 1.5}}}, "prepare_data.cifar10.val_fraction"),
+    ({"model": {"har": {"conv": [32], "hidden": [16], "kernel_size": [3, 5]}}}, "model.har.kernel_size"),
+    ({"train": {"har": {"epochs": {"full": 3, "smok": 1}}}}, "train.har.epochs"),
+    ({"profile": "huge"}, "profile"),
+    ({"model": {"har": {"conv": [], "hidden": [16], "colour": 1}}}, "model.har.colour"),
+])
+def test_malformed_config_is_rejected_with_the_key_named(override, key):
+    with pytest.raises(config.ConfigError) as err:
+        load(**override)
+    assert key in str(err.value)
+
+
+def test_engineered_input_needs_an_mlp():
+    with pytest.raises(config.ConfigError, match="model.har.conv"):
+        load(prepare_data={"har": {"input_form": "engineered"}})
+    cfg = load(prepare_data={"har": {"input_form": "engineered"}}, model={"har": {"conv": [], "hidden": [64]}})
+    assert cfg["model"]["har"]["conv"] == []
+
+
+def test_config_hash_is_stable_and_sensitive():
+    a = {"x": 1, "y": [1, 2]}
+    assert config.config_hash(a) == config.config_hash({"y": [1, 2], "x": 1})
+    assert config.config_hash(a) != config.config_hash({"x": 2, "y": [1, 2]})
+
+
+def test_snakemake_stops_before_any_job_and_names_the_key(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                        "--configfile", str(REPO / "config.yaml"), "-n", "--cores", "1",
+                        "--config", "train={har: {epochs: -5}}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "train.har.epochs" in r.stdout + r.stderr
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,53 @@
+# Shared set-up: the validated config (CFG), MLflow, and the list of targets.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the package works without `pip install -e .` too
+
+from snakemake.exceptions import WorkflowError
+from nvmxbar import config as nvconfig, tracking
+
+try:
+    CFG = nvconfig.validate(config)  # profile selected, defaults filled; an error names the key
+except nvconfig.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+RESULTS = "results"
+MLFLOW_URI = tracking.configure(CFG, RESULTS)  # exported: every job logs to the same store
+
+
+wildcard_constraints:
+    dataset="|".join(["har", "cifar10"]),
+    model=r"baseline|(uniform|unipolar)/b\d+",
+
+
+onstart:
+    tracking.ensure_experiments(CFG, RESULTS, CFG["datasets"])
+    print(f"nvmxbar: profile={CFG['profile']}  MLflow store: {MLFLOW_URI}", file=sys.stderr)
+
+
+def model_tags(dataset=None):
+    """The trained-model folders of one dataset: 'baseline' and '<variant>/b<bits>'."""
+    tags = []
+    for variant in CFG["variants"]:
+        if variant == "baseline":
+            tags.append("baseline")
+        else:
+            tags += [f"{variant}/b{b}" for b in CFG["device_bits"]]
+    return tags
+
+
+def parse_model(model):
+    """'baseline' -> ('baseline', None); 'uniform/b4' -> ('uniform', 4)."""
+    if model == "baseline":
+        return "baseline", None
+    variant, bits = model.split("/b")
+    return variant, int(bits)
+
+
+def all_outputs():
+    out = []
+    for ds in CFG["datasets"]:
+        out.append(f"{RESULTS}/data/{ds}.json")
+        out += [f"{RESULTS}/{ds}/{m}/metrics.json" for m in model_tags(ds)]
+    return out

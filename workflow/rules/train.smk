@@ -1,0 +1,25 @@
+rule train:
+    """Lightning training: {model} is 'baseline' (float) or '<variant>/b<bits>' (quantization-aware)."""
+    input:
+        npz=f"{RESULTS}/data/{{dataset}}.npz",
+        json=f"{RESULTS}/data/{{dataset}}.json",
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{model}}/model.pt",
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",
+    params:
+        variant=lambda wc: parse_model(wc.model)[0],
+        bits=lambda wc: parse_model(wc.model)[1],
+        seed=CFG["seed"],
+        model_cfg=lambda wc: CFG["model"][wc.dataset],
+        train_cfg=lambda wc: CFG["train"][wc.dataset],
+        quant_cfg=lambda wc: CFG["quant"] if wc.model != "baseline" else {},
+        accelerator=CFG["train"]["accelerator"],
+        num_threads=CFG["train"]["num_threads"],
+        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
+    threads: 2
+    resources:
+        mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
+    script:
+        "../scripts/train.py"
