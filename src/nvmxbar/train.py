@@ -147,8 +147,8 @@ class EpochReport(L.Callback):
         m["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         if pl_module.net.quant is not None:
             q = pl_module.net.quant
-            m.update(weight_fullscale=float(q.weight_fullscale), act_fullscale=float(q.act_fullscale),
-                     adc_fullscale=float(q.adc_fullscale))
+            m.update(weight_fullscale=q.weight_fullscale.item(), act_fullscale=q.act_fullscale.item(),
+                     adc_fullscale=q.adc_fullscale.item())
         if self.run_id:
             import mlflow
             from mlflow.entities import Metric

@@ -1,0 +1,126 @@
+"""Real Lightning training on a small stratified subset of the real UCI HAR data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from conftest import REPO
+from nvmxbar import config, data, tracking
+from nvmxbar.train import load_model, train
+
+CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
+MODEL = {**CFG["model"]["har"], "conv": [8, "M", 16, "M"], "hidden": [32]}
+RECIPE = {**CFG["train"]["har"], "epochs": 2, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def har_small(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("har")
+    src = data.find_source("har", data_dir, download=False)
+    data.prepare("har", src, out / "har.npz", out / "har.json", seed=0,
+                 limit={"train": 600, "val": 200, "test": 300})
+    return out
+
+
+def run(har_small, out: Path, variant="uniform", bits=2, experiment=None, **kw):
+    recipe = {**RECIPE, **kw.pop("recipe", {})}
+    return train(data_npz=har_small / "har.npz", data_json=har_small / "har.json", out_model=out / "model.pt",
+                 out_metrics=out / "metrics.json", dataset="har", variant=variant, bits=bits, seed=0,
+                 model_cfg=MODEL, train_cfg=recipe, quant_cfg=CFG["quant"], experiment=experiment, threads=1, **kw)
+
+
+def test_same_seed_same_numbers(har_small, tmp_path):
+    a = run(har_small, tmp_path / "a")
+    b = run(har_small, tmp_path / "b")
+    assert a["test_accuracy"] == b["test_accuracy"] and a["val_accuracy"] == b["val_accuracy"]
+    sa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    sb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_model_file_loads_with_weights_only_and_reproduces_accuracy(har_small, tmp_path):
+    m = run(har_small, tmp_path, variant="uniform", bits=4)
+    assert 0.3 < m["test_accuracy"] <= 1.0 and 0.3 < m["val_accuracy"] <= 1.0  # 6 classes: chance is 1/6
+    assert set(m["per_class_accuracy"]) == {"WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING",
+                                            "STANDING", "LAYING"}
+    assert m["epochs"] == 2 and m["wall_time_s"] > 0 and m["quant"]["weight_bits"] == 4
+    net, doc = load_model(tmp_path / "model.pt")
+    assert doc["arch"]["conv"] == MODEL["conv"] and doc["quant"]["weight_bits"] == 4 and doc["bits"] == 4
+    assert bool(net.quant.calibrated) and float(net.quant.weight_fullscale) == pytest.approx(m["quant"]["weight_fullscale"])
+    import numpy as np
+    d = np.load(har_small / "har.npz")
+    with torch.no_grad():
+        acc = (net(torch.from_numpy(d["x_test"])).argmax(1).numpy() == d["y_test"]).mean()
+    assert acc == pytest.approx(m["test_accuracy"])
+    assert not (tmp_path / "checkpoints").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_baseline_is_float(har_small, tmp_path):
+    m = run(har_small, tmp_path, variant="baseline", bits=None)
+    net, doc = load_model(tmp_path / "model.pt")
+    assert net.quant is None and doc["quant"] is None and m["quant"] is None and m["bits"] is None
+
+
+def test_mlflow_run_has_params_epoch_metrics_artifacts_and_tags(har_small, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.default_uri(tmp_path))
+    tracking.ensure_experiments(CFG, tmp_path, ["har"])
+    m = run(har_small, tmp_path / "m", experiment="nvmxbar-har")
+    client = mlflow.MlflowClient()
+    r = client.get_run(m["mlflow_run_id"])
+    assert r.info.status == "FINISHED"
+    for tag in ("dataset", "variant", "bits", "seed", "rule", "git_commit", "config_hash", "data_sha256"):
+        assert r.data.tags.get(tag), tag
+    assert (r.data.tags["dataset"], r.data.tags["variant"], r.data.tags["bits"]) == ("har", "uniform", "2")
+    assert r.data.tags["data_sha256"] == json.loads((har_small / "har.json").read_text())["source"]["sha256"]
+    assert r.data.params["model.conv"] == json.dumps(MODEL["conv"]) and r.data.params["train.epochs"] == "2"
+    hist = client.get_metric_history(r.info.run_id, "val_acc")
+    assert [h.step for h in hist] == [0, 1]
+    assert r.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"model.pt", "metrics.json"} <= arts
+
+
+def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkeypatch):
+    """Kill a real training process after its first epoch, rerun, and check it continues (same MLflow run)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.default_uri(tmp_path))
+    tracking.ensure_experiments(CFG, tmp_path, ["har"])
+    out = tmp_path / "r"
+    recipe = {**RECIPE, "epochs": 8}
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); sys.path.insert(0, {str(REPO / 'src')!r})\n"
+            "import test_train as t; from pathlib import Path\n"
+            f"t.run(Path({str(har_small)!r}), Path({str(out)!r}), experiment='nvmxbar-har', recipe={recipe!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last, deadline = out / "checkpoints" / "last.ckpt", time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert last.exists(), "no checkpoint was written: " + (proc.stderr.read() if proc.poll() is not None else "")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
+    done = torch.load(last, weights_only=False)["epoch"]
+    assert done < 7
+
+    m = run(har_small, out, experiment="nvmxbar-har", recipe=recipe)
+    assert m["resumed"] is True
+    runs = mlflow.search_runs(experiment_names=["nvmxbar-har"], output_format="list")
+    assert len(runs) == 1 and runs[0].info.run_id == m["mlflow_run_id"] and runs[0].info.status == "FINISHED"
+    steps = [h.step for h in mlflow.MlflowClient().get_metric_history(m["mlflow_run_id"], "val_acc")]
+    assert max(steps) == 7 and len(set(steps)) == 8  # every epoch logged once across both processes
+
+
+def test_changed_config_does_not_resume(har_small, tmp_path):
+    out = tmp_path / "c"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_text("stale")
+    (out / "checkpoints.json").write_text(json.dumps({"config_hash": "something-else", "run_id": None}))
+    m = run(har_small, out)
+    assert m["resumed"] is False

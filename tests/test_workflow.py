@@ -1,0 +1,113 @@
+"""Real Snakemake runs of the workflow (smoke profile) on the real data, and the MLflow store they fill."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import REPO
+
+SMK = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run(SMK + ["-d", str(workdir), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = out[out.index("Job stats"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "8", "--config", "data_dir=/nonexistent", "download=false")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    counts = job_counts(out)
+    assert counts["prepare_data"] == 2 and counts["train"] == 6  # 2 datasets x (baseline + uniform b2, b4)
+    for ds in ("har", "cifar10"):
+        for m in ("baseline", "uniform/b2", "uniform/b4"):
+            assert f"results/{ds}/{m}/model.pt" in out
+    assert not (tmp_path / "results").exists()  # a dry run creates nothing, not even the MLflow store
+
+
+def test_dry_run_follows_the_config_lists(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "1", "--config", "datasets=[har]", "variants=[uniform]",
+                  "device_bits=[1,3,8]")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts["train"] == 3 and counts["prepare_data"] == 1
+    assert "results/har/uniform/b3/model.pt" in r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data_dir):
+    """One smoke-profile run of the whole current DAG for both datasets."""
+    work = tmp_path_factory.mktemp("smoke")
+    r = snakemake(work, "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return work, r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["har", "cifar10"])
+def test_smoke_run_outputs(smoke, dataset):
+    work, _ = smoke
+    res = work / "results"
+    prov = json.loads((res / "data" / f"{dataset}.json").read_text())
+    limits = {"har": (1500, 500, 1000), "cifar10": (2000, 500, 1000)}[dataset]
+    assert (prov["counts"]["train"], prov["counts"]["val"], prov["counts"]["test"]) == limits
+    for m in ("baseline", "uniform/b2", "uniform/b4"):
+        metrics = json.loads((res / dataset / m / "metrics.json").read_text())
+        n_classes = len(metrics["per_class_accuracy"])
+        assert n_classes == {"har": 6, "cifar10": 10}[dataset]
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == limits[2]
+        if dataset == "har":  # two epochs on 1500 windows already beat chance (1/6) by far
+            assert metrics["test_accuracy"] > 0.4, (m, metrics["test_accuracy"])
+        assert (res / dataset / m / "model.pt").stat().st_size > 1000
+        assert not (res / dataset / m / "checkpoints").exists()
+        assert (res / "logs" / "train" / dataset / m).with_suffix(".log").read_text().count("[train] epoch") >= 1
+
+
+@pytest.mark.slow
+def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
+    work, _ = smoke
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    for ds in ("har", "cifar10"):
+        exp = mlflow.get_experiment_by_name(f"nvmxbar-{ds}")
+        assert exp.artifact_location.startswith("file://")
+        runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+        rules = sorted(r.data.tags["rule"] for r in runs)
+        assert rules == ["prepare_data", "train", "train", "train"]
+        sha = json.loads((work / "results" / "data" / f"{ds}.json").read_text())["source"]["sha256"]
+        for r in runs:
+            assert r.info.status == "FINISHED"
+            assert r.data.tags["dataset"] == ds and r.data.tags["data_sha256"] == sha
+            assert r.data.tags["seed"] == "0" and r.data.tags["git_commit"] and r.data.tags["config_hash"]
+        trained = {(r.data.tags["variant"], r.data.tags["bits"]) for r in runs if r.data.tags["rule"] == "train"}
+        assert trained == {("baseline", "float"), ("uniform", "2"), ("uniform", "4")}
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_dir):
+    work, _ = smoke
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}")
+    assert "Nothing to be done" in r.stdout + r.stderr
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  "train={har: {epochs: 3}}")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("train") == 3 and "prepare_data" not in counts
+
+
+def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    r = snakemake(tmp_path, "--cores", "1", "--config", f"data_dir={empty}", "download=false", "datasets=[har]")
+    assert r.returncode != 0
+    log = (tmp_path / "results" / "logs" / "prepare_data" / "har.log").read_text()
+    assert "DataError" in log and str(empty) in log
+    assert not (tmp_path / "results" / "data" / "har.npz").exists()
+    assert not (tmp_path / "results" / "data" / "har.json").exists()
