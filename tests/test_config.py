@@ -82,3 +82,11 @@ def test_snakemake_stops_before_any_job_and_names_the_key(tmp_path):
     assert r.returncode != 0
     assert "train.har.epochs" in r.stdout + r.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_command_line_strings_are_read_as_yaml_scalars():
+    cfg = load(download="false", seed="7", train={"har": {"epochs": "3", "lr": "1e-3"}},
+               prepare_data={"har": {"limit": {"train": "null"}}})
+    assert cfg["download"] is False and cfg["seed"] == 7
+    assert cfg["train"]["har"]["epochs"] == 3 and cfg["train"]["har"]["lr"] == 0.001
+    assert cfg["prepare_data"]["har"]["limit"]["train"] is None

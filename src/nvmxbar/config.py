@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,22 @@ class ConfigError(ValueError):
 
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _scalars(cfg: Any) -> Any:
+    """`snakemake --config` passes nested values as strings ('false', '3', 'null'): read them as YAML scalars."""
+    if isinstance(cfg, dict):
+        return {k: _scalars(v) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [_scalars(v) for v in cfg]
+    if isinstance(cfg, str):
+        if re.fullmatch(r"(?i)true|false|null|~", cfg):
+            return yaml.safe_load(cfg.lower())
+        if re.fullmatch(r"[-+]?\d+", cfg):
+            return int(cfg)
+        if re.fullmatch(r"(?i)[-+]?(\d+\.\d*|\.\d+|\d+)(e[-+]?\d+)?", cfg):
+            return float(cfg)
+    return cfg
 
 
 def select_profile(cfg: Any, profile: str, path: tuple = ()) -> Any:
@@ -82,7 +99,7 @@ def validate(cfg: dict) -> dict:
     profile = cfg.get("profile", "full")
     if profile not in PROFILES:
         raise ConfigError(f"config key 'profile': '{profile}' is not one of {list(PROFILES)}")
-    resolved = select_profile(copy.deepcopy(cfg), profile)
+    resolved = select_profile(_scalars(copy.deepcopy(cfg)), profile)
     schema = yaml.safe_load(SCHEMA.read_text())
     Validator = _with_defaults(Draft202012Validator)
     errors = sorted(Validator(schema).iter_errors(resolved), key=lambda e: list(map(str, e.absolute_path)))
