@@ -11,6 +11,8 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare_data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/map_crossbar.smk"
+include: "workflow/rules/evaluate_noise.smk"
 
 
 rule all:

@@ -172,3 +172,27 @@ def log_to(path: str | Path) -> Iterator[None]:
             raise
         finally:
             sys.stdout, sys.stderr = old
+
+
+def start_child_run(experiment: str | None, parent_metrics: str | Path, *, run_name: str, rule: str,
+                    params: dict, dataset: str, variant: str, bits: int | None, seed: int):
+    """An MLflow run of a downstream stage, nested under the training run recorded in metrics.json.
+    Returns (client, run_id), or (None, None) when tracking is off."""
+    if not experiment:
+        return None, None
+    import mlflow
+
+    from .config import config_hash
+
+    parent = json.loads(Path(parent_metrics).read_text())
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    tags = standard_tags(dataset=dataset, variant=variant, bits=bits, seed=seed, rule=rule,
+                         config_hash=config_hash(params), data_sha256=parent.get("data_sha256", ""))
+    if parent.get("mlflow_run_id"):
+        tags["mlflow.parentRunId"] = parent["mlflow_run_id"]
+    run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+    for k, v in flatten(params).items():
+        client.log_param(run_id, k, v)
+    return client, run_id

@@ -19,6 +19,8 @@ MLFLOW_URI = tracking.configure(CFG, RESULTS)  # exported: every job logs to the
 wildcard_constraints:
     dataset="|".join(["har", "cifar10"]),
     model=r"baseline|(uniform|unipolar)/b\d+",
+    variant="baseline|uniform|unipolar",
+    bits=r"\d+",
 
 
 onstart:
@@ -45,9 +47,20 @@ def parse_model(model):
     return variant, int(bits)
 
 
+def model_dir(wc):
+    """Folder of the trained model a mapping uses: the float baseline serves every device resolution."""
+    return "baseline" if wc.variant == "baseline" else f"{wc.variant}/b{wc.bits}"
+
+
+def mapped(dataset):
+    """'<variant>/b<bits>' for every deployment evaluated on crossbars."""
+    return [f"{v}/b{b}" for v in CFG["variants"] for b in CFG["device_bits"]]
+
+
 def all_outputs():
     out = []
     for ds in CFG["datasets"]:
         out.append(f"{RESULTS}/data/{ds}.json")
         out += [f"{RESULTS}/{ds}/{m}/metrics.json" for m in model_tags(ds)]
+        out += [f"{RESULTS}/{ds}/{m}/noise.csv" for m in mapped(ds)]
     return out

@@ -1,0 +1,375 @@
+"""Stage `map_crossbar`: trained network -> device levels and conductances on R x C tiles, plus the counts
+of every component (mapping.json). Also the tile-level simulator that `evaluate_noise` drives.
+
+Matrices: a convolution unrolls to rows = in-channels x kernel (F.unfold order), columns = out-channels;
+a linear layer is its transposed weight. A bias is one more row driven at the DAC full-scale
+(``bias: row``) or added digitally after the ADC (``bias: digital``).
+
+Physical columns: output n, slice s, pair member p sit at column ``(n * S + s) * P + p`` (p = 0 holds the
+positive part G+, p = 1 the negative part G-), so a differential pair is never split across tiles when
+C is even. Device levels are integers 0 .. 2^b - 1; G = G_min + level * (G_max - G_min) / (2^b - 1).
+
+Schemes:
+* uniform: weight codes already on the device grid (-(2^b-1)..2^b-1): one slice, one global weight,
+  DAC and ADC full-scale, no per-layer rescale.
+* baseline: float weights quantized after training with a per-layer scale to ``baseline_weight_bits``
+  (signed), magnitudes bit-sliced into S = ceil(bits / b) b-bit digits (shift-and-add), per-layer DAC and
+  ADC ranges calibrated on training data, and a per-layer digital rescale of every output.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import Net
+from .quant import to_int
+
+README = """nvmxbar crossbar.npz
+Per weight layer i (in network order): 
+  L{i}.G_us        float32 (row_tiles, col_tiles, R, C): programmed conductance of every cell in microsiemens;
+                   unused cells are at G_min.
+  L{i}.levels      int16 (row_tiles, col_tiles, R, C): device level 0..2^b-1 of every cell (G = G_min + level*dG).
+  L{i}.used        bool (row_tiles, col_tiles, R, C): the cell holds part of a weight.
+Matrix row r of the layer sits in tile r // R at tile row r % R (rows = in-channels x kernel, F.unfold order,
+then the bias row if bias: row). Physical column (n*S + s)*P + p sits in tile col // C at tile column col % C,
+for output n, weight slice s (most significant last: weight = sum_s level_s * 2^(b*s)), pair member p
+(0 = G+, 1 = G-; P = 1 for unipolar). mapping.json gives R, C, S, P, G_min, G_max, the scales and counts.
+"""
+
+
+# ------------------------------------------------------------------------------------- layer geometry
+def layer_specs(net: Net, in_shape: list[int]) -> list[dict[str, Any]]:
+    """Per weight layer: kind, matrix rows/cols, kernel and padding, output positions (MVMs per inference)."""
+    specs, shape = [], list(in_shape)
+    for i, layer in enumerate(net.layers):
+        if i < net.n_conv:
+            k = layer.kernel_size
+            spec = {"kind": f"conv{net.dims}d", "kernel": list(k), "padding": list(layer.padding),
+                    "in_channels": layer.in_channels, "outputs": layer.out_channels,
+                    "weight_rows": layer.in_channels * math.prod(k), "mvms": math.prod(shape[1:])}
+            shape = [layer.out_channels] + [s // 2 if net.pool_after[i] else s for s in shape[1:]]
+        else:
+            spec = {"kind": "linear", "kernel": [], "padding": [], "in_channels": layer.in_features,
+                    "outputs": layer.out_features, "weight_rows": layer.in_features, "mvms": 1}
+            shape = [layer.out_features]
+        spec.update(name=f"layers.{i}", index=i, pool=bool(net.pool_after[i]), has_bias=layer.bias is not None)
+        specs.append(spec)
+    return specs
+
+
+def unfold(x: torch.Tensor, spec: dict) -> torch.Tensor:
+    """Layer input -> matrix rows: (B * positions, weight_rows) for a convolution, (B, rows) for a dense layer."""
+    if spec["kind"] == "linear":
+        return x.flatten(1)
+    if spec["kind"] == "conv1d":
+        cols = F.unfold(x[:, :, None, :], (1, spec["kernel"][0]), padding=(0, spec["padding"][0]))
+    else:
+        cols = F.unfold(x, tuple(spec["kernel"]), padding=tuple(spec["padding"]))
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def fold(y: torch.Tensor, spec: dict, batch: int, in_spatial: list[int]) -> torch.Tensor:
+    """Matrix outputs back to the layer's output tensor."""
+    if spec["kind"] == "linear":
+        return y
+    return y.reshape(batch, *in_spatial, -1).movedim(-1, 1)
+
+
+def weight_matrix(layer: torch.nn.Module) -> torch.Tensor:
+    """(rows, outputs): rows in F.unfold order."""
+    return layer.weight.detach().reshape(layer.weight.shape[0], -1).t()
+
+
+# ------------------------------------------------------------------------------------------ mapping
+def _tiles(rows_of_levels: np.ndarray, R: int, C: int, fill: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    K, cols = rows_of_levels.shape
+    rt, ct = math.ceil(K / R), math.ceil(cols / C)
+    lev = np.full((rt * R, ct * C), fill, dtype=np.int16)
+    used = np.zeros((rt * R, ct * C), dtype=bool)
+    lev[:K, :cols], used[:K, :cols] = rows_of_levels, True
+    to_t = lambda a: a.reshape(rt, R, ct, C).transpose(0, 2, 1, 3).copy()  # noqa: E731
+    return to_t(lev), to_t(used)
+
+
+def _slices(codes: np.ndarray, bits: int, n_slices: int) -> np.ndarray:
+    """Signed integer codes (K, N) -> device levels (K, N*S*2): magnitude digits base 2^b, sign by pair member."""
+    mag, base = np.abs(codes).astype(np.int64), 2 ** bits
+    out = np.zeros(codes.shape + (n_slices, 2), dtype=np.int16)
+    for s in range(n_slices):
+        digit = (mag // base ** s) % base
+        out[..., s, 0] = np.where(codes > 0, digit, 0)
+        out[..., s, 1] = np.where(codes < 0, digit, 0)
+    return out.reshape(codes.shape[0], -1)
+
+
+@torch.no_grad()
+def _float_layer_inputs(net: Net, x: torch.Tensor) -> list[torch.Tensor]:
+    """Inputs of every weight layer of the float network (baseline calibration)."""
+    inputs = []
+    for i, layer in enumerate(net.layers):
+        if i == net.n_conv:
+            x = x.flatten(1)
+        inputs.append(x)
+        x = layer(x)
+        if i < len(net.layers) - 1:
+            x = F.relu(x)
+            if net.pool_after[i]:
+                x = F.max_pool1d(x, 2) if net.dims == 1 else F.max_pool2d(x, 2)
+    return inputs
+
+
+def map_network(net: Net, doc: dict, cfg: dict, quant_cfg: dict, calib_x: torch.Tensor | None = None,
+                device_bits: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Map a trained network. Returns (arrays for crossbar.npz, mapping.json document)."""
+    R, C = int(cfg["rows"]), int(cfg["cols"])
+    b = int(device_bits if device_bits is not None else doc["bits"])
+    L = 2 ** b - 1
+    g_max = float(cfg["g_max_us"])
+    g_min = g_max / float(cfg["on_off_ratio"])
+    bias_row = cfg.get("bias", "row") == "row"
+    scheme = "baseline" if doc["quant"] is None else doc["variant"]
+    specs = layer_specs(net, doc["arch"]["in_shape"])
+    if scheme == "baseline":
+        wbits = int(cfg["baseline_weight_bits"])
+        S = math.ceil(wbits / b)
+        dac_bits = int(cfg.get("baseline_dac_bits") or quant_cfg["dac_bits"])
+        adc_bits = int(cfg.get("baseline_adc_bits") or quant_cfg["adc_bits"])
+        if calib_x is None:
+            raise ValueError("the baseline mapping needs calibration inputs (per-layer DAC ranges)")
+        inputs = _float_layer_inputs(net, calib_x)
+    else:
+        q = net.quant
+        S, dac_bits, adc_bits = 1, q.dac_bits, q.adc_bits
+        if q.weight_bits != b:
+            raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
+    P = 2
+    arrays = {"README": np.array(README)}
+    layers = []
+    for i, (layer, spec) in enumerate(zip(net.layers, specs)):
+        w = weight_matrix(layer).double()
+        bias = layer.bias.detach().double() if layer.bias is not None else None
+        if scheme == "baseline":
+            wmax = float(w.abs().max())
+            levels_w = 2 ** (wbits - 1) - 1
+            a_l = float(torch.quantile(inputs[i].abs().flatten()[:500_000].float(), 0.999)) or 1.0  # per-layer DAC
+            w_scale = wmax / levels_w  # per-layer weight step
+            codes = to_int(w, wmax, levels_w, -levels_w, levels_w)
+            dac_fs = a_l
+            if bias is not None and bias_row:
+                bcodes = to_int(bias / a_l, wmax, levels_w, -levels_w, levels_w)
+                codes = torch.cat([codes, bcodes[None]], 0)
+            weight_fs, w_levels = wmax, levels_w
+        else:
+            W, A = q.weight_fullscale.item(), q.act_fullscale.item()
+            codes = to_int(w, W, L, -L, L)
+            if bias is not None and bias_row:
+                codes = torch.cat([codes, to_int(bias / A, W, L, -L, L)[None]], 0)
+            w_scale, dac_fs, weight_fs, w_levels = W / L, A, W, L
+        codes_np = codes.numpy().astype(np.int64)
+        dev_levels = _slices(codes_np, b, S)
+        lev_t, used_t = _tiles(dev_levels, R, C)
+        arrays[f"L{i}.levels"] = lev_t
+        arrays[f"L{i}.used"] = used_t
+        arrays[f"L{i}.G_us"] = (g_min + lev_t.astype(np.float64) * (g_max - g_min) / L).astype(np.float32)
+        arrays[f"L{i}.codes"] = codes_np.astype(np.int32)  # signed integer weights (rows, outputs), before slicing
+        if bias is not None and not bias_row:
+            arrays[f"L{i}.bias"] = bias.numpy().astype(np.float64)
+        rows = codes_np.shape[0]
+        layers.append({**spec, "rows": rows, "bias_mode": ("row" if bias_row else "digital") if bias is not None else "none",
+                       "weight_fullscale": weight_fs, "weight_levels": w_levels, "weight_step": w_scale,
+                       "dac_fullscale": dac_fs, "slices": S, "pair": P,
+                       "row_tiles": lev_t.shape[0], "col_tiles": lev_t.shape[1]})
+    mapping = {"dataset": doc["dataset"], "variant": doc["variant"], "bits": b, "scheme": scheme,
+               "tile": {"rows": R, "cols": C},
+               "device": {"bits": b, "levels": L + 1, "g_min_us": g_min, "g_max_us": g_max,
+                          "on_off_ratio": float(cfg["on_off_ratio"])},
+               "converters": {"dac_bits": dac_bits, "adc_bits": adc_bits, "adc_mux": int(cfg["adc_mux"]),
+                              "input_mode": cfg.get("input_mode", "bit_serial")},
+               "pair": P, "slices": S, "layers": layers}
+    if scheme == "uniform":
+        mapping["adc_fullscale"] = q.adc_fullscale.item()
+    else:
+        _calibrate_baseline_adc(net, arrays, mapping, calib_x)
+    count(mapping)
+    return arrays, mapping
+
+
+def _calibrate_baseline_adc(net, arrays, mapping, calib_x) -> None:
+    """Per-layer ADC range of the baseline: 99.9th percentile of |partial sums| (per tile, per slice)
+    on the calibration inputs, through the ideal crossbar."""
+    sim = Simulator(arrays, mapping)
+    sim.forward(calib_x, adc=False, record=True)
+    for spec, p in zip(mapping["layers"], sim.recorded):
+        spec["adc_fullscale"] = float(p) if p > 0 else 1.0
+
+
+def count(mapping: dict) -> None:
+    """Fill per-layer and total component/operation counts (the counting rules of COSTMODEL.md)."""
+    R, C = mapping["tile"]["rows"], mapping["tile"]["cols"]
+    mux = mapping["converters"]["adc_mux"]
+    baseline = mapping["scheme"] == "baseline"
+    tot: dict[str, Any] = {k: 0 for k in ("devices", "tiles", "used_cells", "adcs", "dacs", "subtractors",
+                                          "shift_add_units", "rescale_units", "sign_flips", "weights")}
+    for spec in mapping["layers"]:
+        K, N, S, P = spec["rows"], spec["outputs"], spec["slices"], spec["pair"]
+        phys = N * S * P
+        rt, ct = spec["row_tiles"], spec["col_tiles"]
+        tiles = rt * ct
+        signals_per_tile = C // P  # analog subtraction: one ADC input per pair
+        adcs = tiles * math.ceil(signals_per_tile / mux)
+        spec.update(physical_cols=phys, tiles=tiles, devices=tiles * R * C, used_cells=K * phys,
+                    utilisation=K * phys / (tiles * R * C), adcs=adcs,
+                    adc_conversions_per_mvm=N * S * rt, dacs=tiles * R, dac_activations_per_mvm=K * ct,
+                    cell_reads_per_mvm=K * phys, subtractors=tiles * signals_per_tile if P == 2 else 0,
+                    subtractions_per_mvm=N * S * rt if P == 2 else 0,
+                    shift_adds_per_mvm=N * S * rt if (S > 1 or rt > 1) else 0,
+                    shift_add_units=tiles * math.ceil(signals_per_tile / mux) if (S > 1 or rt > 1) else 0,
+                    rescale_units=N if baseline else 0, rescales_per_mvm=N if baseline else 0,
+                    sign_flips=0, periphery_design=spec["name"] if baseline else "global",
+                    weights=spec["weight_rows"] * N)
+        for k in tot:
+            tot[k] += spec[k]
+    tot["utilisation"] = tot["used_cells"] / max(tot["devices"], 1)
+    tot["periphery_designs"] = len({s["periphery_design"] for s in mapping["layers"]})
+    mapping["total"] = tot
+
+
+# ---------------------------------------------------------------------------------------- simulation
+class Simulator:
+    """Inference on mapped tiles. Conductances are handled in units of dG = (G_max - G_min)/(2^b - 1), so a
+    programmed cell is ``g_off + level`` with ``g_off = G_min / dG``; non-idealities perturb that. With no
+    perturbation the column currents are exact integers and the result equals the integer digital model."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], mapping: dict):
+        self.mapping, self.layers = mapping, mapping["layers"]
+        dev = mapping["device"]
+        self.L = dev["levels"] - 1
+        self.g_off = dev["g_min_us"] / ((dev["g_max_us"] - dev["g_min_us"]) / self.L)
+        self.R, self.C = mapping["tile"]["rows"], mapping["tile"]["cols"]
+        self.levels = [torch.from_numpy(arrays[f"L{i}.levels"].astype(np.float32)) for i in range(len(self.layers))]
+        self.used = [torch.from_numpy(arrays[f"L{i}.used"]) for i in range(len(self.layers))]
+        self.bias = [torch.from_numpy(arrays[f"L{i}.bias"]) if f"L{i}.bias" in arrays else None for i in range(len(self.layers))]
+        conv = mapping["converters"]
+        self.dac_levels = 2 ** conv["dac_bits"] - 1
+        self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
+        self.recorded: list[float] = []
+
+    def _adc_step(self, spec: dict) -> float:
+        """ADC step in units of (weight step x DAC step): uniform = global Y/La; baseline = per-layer."""
+        if self.mapping["scheme"] == "baseline":
+            fs_units = spec["adc_fullscale"]  # already in integer (code x code) units
+            return fs_units / self.adc_levels
+        unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
+        return self.mapping["adc_fullscale"] / self.adc_levels / unit
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, perturb=None, adc: bool = True, record: bool = False) -> torch.Tensor:
+        """x: normalised network input (B, ...). perturb(i, g) -> g with a leading instance axis (I, ...),
+        applied to the conductances of layer i; None = ideal devices (I = 1). Returns logits (I, B, classes)."""
+        self.recorded = []
+        B = x.shape[0]
+        h = x.double()[None]  # (I, B, ...)
+        for i, spec in enumerate(self.layers):
+            I = h.shape[0]
+            if spec["kind"] == "linear":
+                h = h.flatten(2)
+            spatial = list(h.shape[3:])
+            first = i == 0
+            # DAC: integer input codes
+            a_step = spec["dac_fullscale"] / self.dac_levels
+            lo = -self.dac_levels if first else 0
+            u = torch.clamp(torch.round(h / a_step), lo, self.dac_levels)
+            rows = torch.stack([unfold(u[k], spec) for k in range(I)])  # (I, Bm, weight_rows)
+            if spec["bias_mode"] == "row":
+                rows = torch.cat([rows, torch.full_like(rows[..., :1], float(self.dac_levels))], -1)
+            y = self._mvm(i, rows, spec, perturb, adc, record)  # (I', Bm, N) in weight-step x DAC-step units
+            unit = spec["weight_step"] * a_step
+            y = y * unit
+            if self.bias[i] is not None:
+                y = y + self.bias[i]
+            h = torch.stack([fold(y[k], spec, B, spatial) for k in range(y.shape[0])])
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+                if spec["pool"]:
+                    flat = h.flatten(0, 1)
+                    flat = F.max_pool1d(flat, 2) if spec["kind"] == "conv1d" else F.max_pool2d(flat, 2)
+                    h = flat.reshape(h.shape[0], B, *flat.shape[1:])
+        return h
+
+    def _mvm(self, i: int, rows: torch.Tensor, spec: dict, perturb, adc: bool, record: bool) -> torch.Tensor:
+        R, C, S, P = self.R, self.C, spec["slices"], spec["pair"]
+        lev = self.levels[i]  # (rt, ct, R, C) float32: integer sums stay exact below 2^24
+        rt, ct = lev.shape[:2]
+        I, Bm, K = rows.shape
+        pad = torch.zeros(I, Bm, rt * R, dtype=torch.float32)
+        pad[..., :K] = rows
+        xin = pad.reshape(I, Bm, rt, R)
+        if perturb is None:
+            dev = None
+        else:
+            g = perturb(i, lev + self.g_off)  # (I, rt, ct, R, C) perturbed conductances
+            dev = g - (lev + self.g_off)  # deviation from the ideal device, in dG units
+            if I == 1 and dev.shape[0] > 1:
+                xin = xin.expand(dev.shape[0], -1, -1, -1)
+        # ideal part: exact integer currents (levels are integers, inputs are integers)
+        cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)
+        if dev is not None:
+            cur = cur + torch.einsum("ibrk,irckn->ibrcn", xin, dev)
+            if getattr(perturb, "read_sigma", 0.0):
+                gr = (lev + self.g_off + dev) * perturb.read_sigma
+                var = torch.einsum("ibrk,irckn->ibrcn", xin ** 2, gr ** 2)
+                cur = cur + torch.randn(cur.shape, generator=perturb.generator, dtype=cur.dtype) * var.sqrt()
+        # (I, Bm, rt, ct, C) -> pairs -> analog subtraction
+        cur = cur.reshape(*cur.shape[:3], ct * C)[..., : spec["outputs"] * S * P]
+        cur = cur.reshape(*cur.shape[:3], spec["outputs"], S, P)
+        diff = (cur[..., 0] - cur[..., 1] if P == 2 else cur[..., 0]).double()  # (I, Bm, rt, N, S)
+        if record:
+            self.recorded.append(float(torch.quantile(diff.abs().flatten()[:1_000_000].float(), 0.999)))
+        if adc:
+            step = self._adc_step(spec)
+            diff = torch.clamp(torch.round(diff / step), -self.adc_levels, self.adc_levels) * step
+        b = self.mapping["bits"]
+        shifts = torch.tensor([float(2 ** (b * s)) for s in range(S)], dtype=diff.dtype)
+        return (diff * shifts).sum(dim=(2, 4))  # digital shift-and-add over slices, sum over row tiles
+
+
+def map_stage(*, model_path, model_metrics, data_npz, out_npz, out_json, dataset: str, variant: str, bits: int,
+              cfg: dict, quant_cfg: dict, seed: int, experiment: str | None = None, rule: str = "map_crossbar") -> dict:
+    """The whole map_crossbar rule: load model.pt, map, write crossbar.npz + mapping.json atomically, log a
+    child run of the training run."""
+    import time
+
+    from . import tracking
+    from .train import load_model
+
+    t0 = time.time()
+    net, doc = load_model(model_path)
+    with np.load(data_npz, allow_pickle=False) as d:
+        x = torch.from_numpy(d["x_train"][: int(cfg.get("calibration_samples", 512))])
+        if x.dtype == torch.uint8:
+            mean = torch.tensor(d["norm_mean"]).reshape(1, -1, *[1] * (x.ndim - 2))
+            std = torch.tensor(d["norm_std"]).reshape(mean.shape)
+            x = (x.float() / 255.0 - mean) / std
+    arrays, mapping = map_network(net, doc, cfg, quant_cfg, calib_x=x.float(), device_bits=bits)
+    mapping["variant"] = variant
+    mapping["source_model"] = str(model_path)
+    with tracking.atomic_path(out_npz) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    tracking.write_json(out_json, mapping)
+    client, run_id = tracking.start_child_run(experiment, model_metrics, run_name=f"map_crossbar {dataset}/{variant}/b{bits}",
+                                              rule=rule, params={"map_crossbar": cfg, "bits": bits}, dataset=dataset,
+                                              variant=variant, bits=bits, seed=seed)
+    if client:
+        for k in ("devices", "tiles", "used_cells", "adcs", "dacs", "utilisation", "periphery_designs"):
+            client.log_metric(run_id, k, float(mapping["total"][k]))
+        client.log_artifact(run_id, str(out_json))
+        client.set_terminated(run_id, "FINISHED")
+    t = mapping["total"]
+    print(f"[map_crossbar] {dataset}/{variant}/b{bits}: {t['tiles']} tiles, {t['devices']} devices "
+          f"({t['utilisation']:.1%} used), {t['adcs']} ADCs in {time.time() - t0:.1f} s", flush=True)
+    return mapping

@@ -1,0 +1,21 @@
+rule evaluate_noise:
+    """Monte Carlo accuracy of the mapped crossbars under device non-idealities (noise.csv)."""
+    input:
+        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/crossbar.npz",
+        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
+        metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        csv=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise.csv",
+        summary=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise_summary.json",
+    params:
+        cfg=CFG["evaluate_noise"],
+        seed=CFG["seed"],
+        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
+    log:
+        f"{RESULTS}/logs/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+    script:
+        "../scripts/evaluate_noise.py"
