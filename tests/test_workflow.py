@@ -29,6 +29,7 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     out = r.stdout + r.stderr
     counts = job_counts(out)
     assert counts["prepare_data"] == 2 and counts["train"] == 6  # 2 datasets x (baseline + uniform b2, b4)
+    assert counts["map_crossbar"] == 8 and counts["evaluate_noise"] == 8  # baseline mapped at b2 and b4 too
     for ds in ("har", "cifar10"):
         for m in ("baseline", "uniform/b2", "uniform/b4"):
             assert f"results/{ds}/{m}/model.pt" in out
@@ -39,7 +40,7 @@ def test_dry_run_follows_the_config_lists(tmp_path):
     r = snakemake(tmp_path, "-n", "--cores", "1", "--config", "datasets=[har]", "variants=[uniform]",
                   "device_bits=[1,3,8]")
     counts = job_counts(r.stdout + r.stderr)
-    assert counts["train"] == 3 and counts["prepare_data"] == 1
+    assert counts["train"] == 3 and counts["prepare_data"] == 1 and counts["map_crossbar"] == 3
     assert "results/har/uniform/b3/model.pt" in r.stdout + r.stderr
 
 
@@ -70,6 +71,15 @@ def test_smoke_run_outputs(smoke, dataset):
         assert (res / dataset / m / "model.pt").stat().st_size > 1000
         assert not (res / dataset / m / "checkpoints").exists()
         assert (res / "logs" / "train" / dataset / m).with_suffix(".log").read_text().count("[train] epoch") >= 1
+    import pandas as pd
+    for m in ("baseline/b2", "baseline/b4", "uniform/b2", "uniform/b4"):
+        mapping = json.loads((res / dataset / m / "mapping.json").read_text())
+        assert {"devices", "tiles", "adcs", "dacs"} <= set(mapping["total"]) and mapping["layers"]
+        df = pd.read_csv(res / dataset / m / "noise.csv")
+        assert list(df.columns[-6:]) == ["accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50",
+                                         "accuracy_p95", "instances"]
+        assert list(df["prog_sigma"]) == [0.0, 0.05] and (df["instances"] == 3).all()
+        assert df["accuracy_mean"].between(0, 1).all()
 
 
 @pytest.mark.slow
@@ -81,7 +91,11 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert exp.artifact_location.startswith("file://")
         runs = mlflow.search_runs([exp.experiment_id], output_format="list")
         rules = sorted(r.data.tags["rule"] for r in runs)
-        assert rules == ["prepare_data", "train", "train", "train"]
+        assert rules == ["evaluate_noise"] * 4 + ["map_crossbar"] * 4 + ["prepare_data"] + ["train"] * 3
+        train_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "train"}
+        for r in runs:  # every downstream stage is a child of its trained model's run
+            if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise"):
+                assert r.data.tags["mlflow.parentRunId"] in train_ids
         sha = json.loads((work / "results" / "data" / f"{ds}.json").read_text())["source"]["sha256"]
         for r in runs:
             assert r.info.status == "FINISHED"
@@ -100,6 +114,10 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_di
                   "train={har: {epochs: 3}}")
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 3 and "prepare_data" not in counts
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  "evaluate_noise={instances: 4}")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("evaluate_noise") == 8 and "train" not in counts and "map_crossbar" not in counts
 
 
 def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):

@@ -1,0 +1,147 @@
+"""Crossbar mapping and the tile simulator: exact invariants, counts, and the Monte Carlo."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nvmxbar import crossbar, noise
+from nvmxbar.models import build
+
+ARCH = {"in_shape": [9, 32], "num_classes": 6, "conv": [8, "M", 12, "M"], "kernel_size": 5,
+        "hidden": [20], "dropout": 0.0, "bias": True}
+QUANT = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6}
+XCFG = {"rows": 128, "cols": 128, "g_max_us": 166.67, "on_off_ratio": 150, "bias": "row",
+        "baseline_weight_bits": 8, "adc_mux": 8, "calibration_samples": 64}
+
+
+def make_net(quant=QUANT, seed=0):
+    torch.manual_seed(seed)
+    net = build(ARCH, quant).double()
+    x = torch.randn(256, 9, 32, dtype=torch.float64)
+    if quant:
+        net.train()
+        net(x)  # calibrate the shared full-scales
+    doc = {"arch": ARCH, "quant": quant, "dataset": "har", "variant": "uniform" if quant else "baseline",
+           "bits": quant["weight_bits"] if quant else None}
+    return net.eval(), doc, x
+
+
+def no_adc(net):
+    net.quant.adc = lambda y: y  # an ideal (infinite-resolution, unclipped) ADC
+    return net
+
+
+@pytest.mark.parametrize("rows, cols", [(4096, 4096), (16, 8), (45, 6)])
+def test_ideal_crossbar_equals_the_quantized_digital_model_exactly(rows, cols):
+    net, doc, x = make_net()
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": rows, "cols": cols}, QUANT)
+    sim = crossbar.Simulator(arrays, mapping)
+    with torch.no_grad():
+        xbar = sim.forward(x, adc=False)[0]
+        digital = no_adc(net)(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+    assert torch.equal(xbar.argmax(1), digital.argmax(1))
+    # perturbation object with every non-ideality off gives the same numbers
+    off = {"prog_sigma": 0.0, "read_sigma": 0.0, "stuck_min": 0.0, "stuck_max": 0.0, "on_off_ratio": None, "drift_t_s": 0}
+    pert = noise.Perturbation(off, 3, sim, torch.Generator().manual_seed(0), {"t0_s": 1, "nu": 0.05, "nu_std": 0.01})
+    with torch.no_grad():
+        noisy = sim.forward(x, perturb=pert, adc=False)
+    assert noisy.shape[0] == 3 and all(torch.allclose(noisy[k], xbar, rtol=0, atol=1e-9) for k in range(3))
+
+
+def test_with_one_row_tile_the_adc_matches_the_trained_network():
+    net, doc, x = make_net()
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": 4096, "cols": 4096}, QUANT)
+    with torch.no_grad():
+        assert torch.equal(crossbar.Simulator(arrays, mapping).forward(x)[0].argmax(1), net(x).argmax(1))
+
+
+def _codes_from_levels(arrays, mapping, i):
+    spec, b = mapping["layers"][i], mapping["bits"]
+    rt, ct, R, C = arrays[f"L{i}.levels"].shape
+    full = arrays[f"L{i}.levels"].transpose(0, 2, 1, 3).reshape(rt * R, ct * C)[: spec["rows"], : spec["outputs"] * spec["slices"] * 2]
+    full = full.reshape(spec["rows"], spec["outputs"], spec["slices"], 2).astype(np.int64)
+    digits = full[..., 0] - full[..., 1]
+    return (digits * (2 ** (b * np.arange(spec["slices"])))).sum(-1), full
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_uniform_levels_conductances_and_counts(bits):
+    quant = {**QUANT, "weight_bits": bits}
+    net, doc, _ = make_net(quant)
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": 32, "cols": 16}, quant)
+    L = 2 ** bits - 1
+    assert mapping["slices"] == 1 and mapping["total"]["periphery_designs"] == 1
+    assert mapping["total"]["rescale_units"] == 0
+    for i, spec in enumerate(mapping["layers"]):
+        codes, full = _codes_from_levels(arrays, mapping, i)
+        assert np.array_equal(codes, arrays[f"L{i}.codes"])
+        assert not ((full[..., 0] > 0) & (full[..., 1] > 0)).any()  # one device of a pair is at G_min
+        lev = arrays[f"L{i}.levels"]
+        assert lev.min() >= 0 and lev.max() <= L
+        G = arrays[f"L{i}.G_us"]
+        g_min = 166.67 / 150
+        assert np.allclose(G, g_min + lev * (166.67 - g_min) / L, rtol=1e-6)
+        K, N = spec["rows"], spec["outputs"]
+        assert K == spec["weight_rows"] + 1  # bias row
+        assert spec["tiles"] == math.ceil(K / 32) * math.ceil(2 * N / 16)
+        assert spec["used_cells"] == K * 2 * N and spec["devices"] == spec["tiles"] * 32 * 16
+        assert spec["adcs"] == spec["tiles"] * math.ceil((16 // 2) / 8)
+        assert spec["adc_conversions_per_mvm"] == N * math.ceil(K / 32)
+    t = mapping["total"]
+    assert t["devices"] == sum(s["devices"] for s in mapping["layers"])
+    assert t["adcs"] == sum(s["adcs"] for s in mapping["layers"]) and t["dacs"] > 0
+
+
+@pytest.mark.parametrize("bits, slices", [(2, 4), (4, 2), (3, 3)])
+def test_baseline_is_bit_sliced_with_per_layer_scales(bits, slices):
+    net, doc, x = make_net(quant=None)
+    arrays, mapping = crossbar.map_network(net, doc, XCFG, {"dac_bits": 4, "adc_bits": 6}, calib_x=x[:64],
+                                           device_bits=bits)
+    assert mapping["slices"] == slices and mapping["scheme"] == "baseline"
+    assert mapping["total"]["periphery_designs"] == len(mapping["layers"])
+    assert mapping["total"]["rescale_units"] == sum(s["outputs"] for s in mapping["layers"])
+    for i, spec in enumerate(mapping["layers"]):
+        codes, _ = _codes_from_levels(arrays, mapping, i)
+        assert np.array_equal(codes, arrays[f"L{i}.codes"]) and np.abs(codes).max() == 127
+    steps = [s["weight_step"] for s in mapping["layers"]]
+    assert len(set(steps)) == len(steps)  # a scale per layer
+    sim = crossbar.Simulator(arrays, mapping)
+    with torch.no_grad():
+        ideal = sim.forward(x, adc=False)[0]
+        fl = net(x)
+    assert (ideal.argmax(1) == fl.argmax(1)).float().mean() > 0.9  # 8-bit weights, 4-bit inputs: close to float
+
+
+def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
+    net, doc, x = make_net()
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": 32, "cols": 16}, QUANT)
+    sim = crossbar.Simulator(arrays, mapping)
+    with torch.no_grad():
+        y = sim.forward(x)[0].argmax(1)  # labels = the ideal crossbar's own predictions: ideal accuracy 1.0
+    cfg = {"instances": 6, "instance_chunk": 3, "batch_size": 100, "drift": {"t0_s": 1, "nu": 0.05, "nu_std": 0.01},
+           "sweep": {"prog_sigma": [0.0, 0.1], "stuck_max": [0.0, 0.05]}}
+    rows = noise.evaluate(sim, x, y, cfg, seed=3, progress=False)
+    assert len(rows) == 4 and all(r["instances"] == 6 for r in rows)
+    clean = rows[0]
+    assert clean["prog_sigma"] == 0 and clean["stuck_max"] == 0
+    assert clean["accuracy_mean"] == 1.0 and clean["accuracy_std"] == 0.0
+    for r in rows[1:]:
+        assert r["accuracy_mean"] < 1.0 and r["accuracy_std"] > 0
+        assert r["accuracy_p5"] <= r["accuracy_p50"] <= r["accuracy_p95"]
+    again = noise.evaluate(sim, x, y, cfg, seed=3, progress=False)
+    assert [r["accuracy_mean"] for r in again] == [r["accuracy_mean"] for r in rows]
+
+
+def test_read_noise_and_drift_switch_on_and_off():
+    net, doc, x = make_net()
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": 32, "cols": 16}, QUANT)
+    sim = crossbar.Simulator(arrays, mapping)
+    with torch.no_grad():
+        y = sim.forward(x)[0].argmax(1)
+    drift = {"t0_s": 1, "nu": 0.05, "nu_std": 0.02, "compensation": True}
+    cfg = {"instances": 4, "batch_size": 256, "drift": drift,
+           "sweep": {"read_sigma": [0.0, 0.2], "drift_t_s": [0, 1e6]}}
+    acc = {(r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, cfg, 0, progress=False)}
+    assert acc[(0.0, 0)] == 1.0 and acc[(0.2, 0)] < 1.0 and acc[(0.0, 1e6)] < 1.0

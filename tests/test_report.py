@@ -1,0 +1,379 @@
+"""The report stage: tables from known numbers, real crossbar mappings of tiny networks, figures, REPORT.md."""
+import json
+import runpy
+import shutil
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nvmxbar import crossbar, report, tracking
+from nvmxbar.models import build
+
+REPO = Path(__file__).resolve().parents[1]
+ARCH = {"in_shape": [9, 32], "num_classes": 6, "conv": [8, "M", 12, "M"], "kernel_size": 5,
+        "hidden": [20], "dropout": 0.0, "bias": True}
+XCFG = {"rows": 64, "cols": 32, "g_max_us": 166.67, "on_off_ratio": 150, "bias": "row",
+        "baseline_weight_bits": 8, "adc_mux": 8, "calibration_samples": 64}
+DATASETS, VARIANTS, BITS = ["har", "cifar10"], ["baseline", "uniform", "unipolar"], [2, 4]
+
+# known numbers: test accuracy of each trained model, ideal crossbar accuracy, area (um^2) and energy (pJ)
+MODEL_ACC = {"baseline": 0.90, "uniform/b2": 0.88, "uniform/b4": 0.89, "unipolar/b2": 0.93, "unipolar/b4": 0.92}
+IDEAL = {("baseline", 2): 0.895, ("baseline", 4): 0.897, ("uniform", 2): 0.875, ("uniform", 4): 0.885,
+         ("unipolar", 2): 0.9292, ("unipolar", 4): 0.915}
+AREA = {("baseline", 2): 1000.0, ("uniform", 2): 600.0, ("unipolar", 2): 150.0,
+        ("baseline", 4): 800.0, ("uniform", 4): 600.0, ("unipolar", 4): 400.0}
+ENERGY = {("baseline", 2): 100.0, ("uniform", 2): 70.0, ("unipolar", 2): 50.0,
+          ("baseline", 4): 80.0, ("uniform", 4): 60.0, ("unipolar", 4): 60.0}
+# noise.csv: prog_sigma sweep x read_sigma, plus a decoy at exactly the reference sigma but with read noise on
+SIGMAS, READS = [0.0, 0.015, 0.05, 0.1], [0.0, 0.01]
+
+
+def noisy_mean(variant, bits, prog, read):
+    return IDEAL[(variant, bits)] - prog - 10 * read
+
+
+def make_net(quant, seed=0):
+    torch.manual_seed(seed)
+    net = build(ARCH, quant).double()
+    x = torch.randn(128, 9, 32, dtype=torch.float64)
+    if quant:
+        net.train()
+        net(x)  # calibrate the shared full-scales
+    return net.eval(), x
+
+
+def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS) -> Path:
+    """A results/ tree: real mappings (crossbar.map_network on a tiny network) and known metrics/noise/cost."""
+    for ds in datasets:
+        for v in variants:
+            for b in bits:
+                mdir = "baseline" if v == "baseline" else f"{v}/b{b}"
+                quant = None if v == "baseline" else {"weight_bits": b, "dac_bits": 4, "adc_bits": 6}
+                net, x = make_net(quant)
+                met = root / ds / mdir / "metrics.json"
+                tracking.write_json(met, {"dataset": ds, "variant": v, "bits": None if v == "baseline" else b,
+                                          "test_accuracy": MODEL_ACC[mdir], "val_accuracy": MODEL_ACC[mdir] - 0.01,
+                                          "per_class_accuracy": {}, "epochs": 3, "best_epoch": 2, "n_test": 500,
+                                          "wall_time_s": 1.0, "quant": None if quant is None else
+                                          {**quant, "weight_fullscale": 0.3, "act_fullscale": 4.0, "adc_fullscale": 6.0}})
+                doc = {"arch": ARCH, "quant": quant, "dataset": ds, "variant": "uniform" if quant else "baseline",
+                       "bits": b if quant else None}
+                arrays, mapping = crossbar.map_network(net, doc, XCFG, {"dac_bits": 4, "adc_bits": 6},
+                                                       calib_x=x, device_bits=b)
+                mapping["variant"] = v
+                d = root / ds / v / f"b{b}"
+                d.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(d / "crossbar.npz", **arrays)
+                tracking.write_json(d / "mapping.json", mapping)
+                rows = [(p, r) for p in SIGMAS for r in READS] + [(0.02, 0.01)]
+                pd.DataFrame([{"prog_sigma": p, "read_sigma": r, "stuck_min": 0.0, "stuck_max": 0.0, "on_off_ratio": None,
+                               "drift_t_s": 0, "accuracy_mean": noisy_mean(v, b, p, r), "accuracy_std": 0.01 + p,
+                               "accuracy_p5": noisy_mean(v, b, p, r) - 0.02, "accuracy_p50": noisy_mean(v, b, p, r),
+                               "accuracy_p95": noisy_mean(v, b, p, r) + 0.02, "instances": 4} for p, r in rows]
+                             ).to_csv(d / "noise.csv", index=False)
+                tracking.write_json(d / "noise_summary.json", {"ideal_crossbar_accuracy": IDEAL[(v, b)], "samples": 300,
+                                                               "wall_time_s": 1.0})
+                a, e = AREA[(v, b)], ENERGY[(v, b)]
+                cost = {"dataset": ds, "variant": v, "bits": b, "family": "isaac",
+                        "total": {"area_um2": a, "energy_pj_per_inference": e,
+                                  "area_by_component": {"ADCs": 0.6 * a, "cells": 0.3 * a, "DACs": 0.1 * a},
+                                  "energy_by_component": {"ADCs": 0.5 * e, "cells": 0.2 * e, "DACs": 0.3 * e}},
+                        "layers": [{"name": s["name"], "area_um2": a / len(mapping["layers"]),
+                                    "energy_pj_per_inference": e / len(mapping["layers"]),
+                                    "area_by_component": {}, "energy_by_component": {}} for s in mapping["layers"]]}
+                if v != "baseline":
+                    cost["time_shared"] = {"area_um2": 0.5 * a, "adcs": 3}
+                tracking.write_json(d / "cost.json", cost)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("report") / "results")
+
+
+@pytest.fixture(scope="module")
+def data(tree):
+    return report.collect(tree, DATASETS, VARIANTS, BITS)
+
+
+@pytest.fixture(scope="module")
+def stage(tree):
+    """The rule's script run with a stand-in for Snakemake's `snakemake` object (one run for all output tests)."""
+    out = tree.parent
+    names = report.figure_names(DATASETS)
+    outputs = ([str(out / "tables" / f"{t}.{e}") for t in report.TABLE_NAMES for e in ("csv", "md", "tex")]
+               + [str(out / "figures" / f"{n}.{e}") for n in names for e in ("png", "pdf")])
+    report_md = str(out / "report" / "REPORT.md")
+
+    class Output(list):
+        pass
+
+    output = Output(outputs + [report_md])
+    output.report = report_md
+    sm = types.SimpleNamespace(
+        params=types.SimpleNamespace(results_dir=str(tree), datasets=DATASETS, variants=VARIANTS, bits=BITS,
+                                     cfg={"reference_prog_sigma": 0.02, "dpi": 110}, profile="full",
+                                     tables_dir=str(out / "tables"), figures_dir=str(out / "figures"), experiments={}),
+        output=output, log=[str(out / "logs" / "report.log")])
+    runpy.run_path(str(REPO / "workflow" / "scripts" / "report.py"), init_globals={"snakemake": sm})
+    return out, names
+
+
+# ---------------------------------------------------------------------------------------------- collect
+def test_collect_reads_every_input(data):
+    assert len(data["training"]) == len(DATASETS) * 5  # one float baseline + 2 bits x 2 quantized variants
+    assert len(data["mapping"]) == len(data["cost"]) == len(data["noise_summary"]) == len(DATASETS) * 3 * 2
+    assert set(data["noise"].columns) >= set(report.NOISE_COLUMNS)
+    assert len(data["noise"]) == len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 1)
+    # weight-code histograms count every mapped weight (including the bias row) exactly once
+    codes = data["weight_codes"].groupby(["dataset", "variant", "bits"])["count"].sum()
+    lay = data["layers"].assign(n=lambda d: d.rows * d.outputs).groupby(["dataset", "variant", "bits"]).n.sum()
+    assert codes.sort_index().equals(lay.sort_index().astype(codes.dtype))
+    # conductances of used cells: on the device levels only
+    m = data["mapping"].iloc[0]
+    g = data["conductances"]
+    g = g[(g.dataset == m.dataset) & (g.variant == m.variant) & (g.bits == m.bits)]
+    grid = m.g_min_us + np.arange(m.levels) * (m.g_max_us - m.g_min_us) / (m.levels - 1)
+    assert np.all(np.min(np.abs(g.g_us.to_numpy()[:, None] - grid[None]), 1) < 1e-3)
+
+
+def test_uniform_has_one_grid_and_baseline_per_layer_scales(data):
+    grids = report.weight_grids(data, "har", 2)
+    assert grids["uniform"]["shared"] and grids["unipolar"]["shared"]
+    assert not grids["baseline"]["shared"]
+    assert grids["baseline"]["step_min"] < grids["baseline"]["step_max"]
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def test_accuracy_table_numbers_and_reference_row(data):
+    t = report.accuracy_table(data, 0.02).set_index(["dataset", "variant", "bits"])
+    assert len(t) == len(DATASETS) * 6
+    for ds in DATASETS:
+        for v in VARIANTS:
+            for b in BITS:
+                r = t.loc[(ds, v, b)]
+                model = "baseline" if v == "baseline" else f"{v}/b{b}"
+                assert r.model_test_accuracy_pct == pytest.approx(100 * MODEL_ACC[model])
+                assert r.ideal_crossbar_accuracy_pct == pytest.approx(100 * IDEAL[(v, b)])
+                # nearest swept sigma to 0.02 with read noise at its first value (0): 0.015, not the decoy at 0.02
+                assert r.ref_prog_sigma == pytest.approx(0.015)
+                assert r.noisy_accuracy_mean_pct == pytest.approx(100 * noisy_mean(v, b, 0.015, 0.0))
+                assert r.noisy_accuracy_std_pct == pytest.approx(100 * (0.01 + 0.015))
+                assert r.noisy_instances == 4
+
+
+@pytest.mark.parametrize("sigma, chosen", [(0.0, 0.0), (0.06, 0.05), (0.0325, 0.015), (0.5, 0.1), (0.016, 0.015)])
+def test_reference_row_is_the_nearest_sigma_ties_to_the_smaller(data, sigma, chosen):
+    row = report.reference_row(data["noise"], "har", "uniform", 2, sigma)
+    assert row.prog_sigma == pytest.approx(chosen) and row.read_sigma == 0.0
+    t = report.accuracy_table(data, sigma)
+    assert np.allclose(t.ref_prog_sigma, chosen)
+
+
+def test_paper_accuracy_only_where_it_belongs(data):
+    t = report.accuracy_table(data).set_index(["dataset", "variant", "bits"])
+    for (ds, v, b), r in t.iterrows():
+        if ds == "har" and v == "baseline":
+            assert r.paper_accuracy_pct == 95.0 and "float" in r.paper_note
+        elif ds == "har" and v == "unipolar" and b == 2:
+            assert r.paper_accuracy_pct == 92.91 and "only-positive" in r.paper_note
+        else:
+            assert np.isnan(r.paper_accuracy_pct) and r.paper_note == ""
+
+
+def test_cost_table_improvements_and_paper_columns(data):
+    t = report.cost_table(data).set_index(["dataset", "variant", "bits"])
+    for ds in DATASETS:
+        for b in BITS:
+            assert np.isnan(t.loc[(ds, "baseline", b), "area_improvement_pct"])
+            for v in ("uniform", "unipolar"):
+                r = t.loc[(ds, v, b)]
+                assert r.area_improvement_pct == pytest.approx(100 * (1 - AREA[(v, b)] / AREA[("baseline", b)]))
+                assert r.energy_improvement_pct == pytest.approx(100 * (1 - ENERGY[(v, b)] / ENERGY[("baseline", b)]))
+                assert r.time_shared_area_improvement_pct == pytest.approx(100 * (1 - 0.5 * AREA[(v, b)] / AREA[("baseline", b)]))
+    assert t.loc[("har", "uniform", 2), "area_improvement_pct"] == pytest.approx(40.0)
+    assert t.loc[("har", "unipolar", 2), "area_improvement_pct"] == pytest.approx(85.0)
+    # the paper's combined cost figures sit beside the combined (unipolar) rows only
+    uni = t.xs("unipolar", level="variant")
+    assert (uni.paper_area_improvement_pct == 80.0).all() and (uni.paper_energy_improvement_pct == 45.0).all()
+    rest = t[t.index.get_level_values("variant") != "unipolar"]
+    assert rest.paper_area_improvement_pct.isna().all() and rest.paper_energy_improvement_pct.isna().all()
+    # counts come from mapping.json
+    m = data["mapping"].set_index(["dataset", "variant", "bits"])
+    for k in ("devices", "adcs", "tiles", "periphery_designs"):
+        assert (t[k] == m.loc[t.index, k]).all()
+    assert (t.xs("uniform", level="variant").periphery_designs == 1).all()
+    assert (t.xs("baseline", level="variant").periphery_designs == len(data["layers"].query("variant == 'baseline' and bits == 2 and dataset == 'har'"))).all()
+
+
+def test_markdown_and_latex_writers_escape():
+    md = report.markdown(["a|b", "c"], [["x", "1"]])
+    assert md.splitlines()[0] == "| a\\|b | c |" and md.splitlines()[2] == "| x | 1 |"
+    tex = report.latex(["area (µm²)", "impr. (%)"], [["1_000", "5 ± 1"]])
+    assert r"\begin{tabular}{ll}" in tex and r"$\mu$m$^2$" in tex and r"impr. (\%)" in tex
+    assert r"1\_000 & 5 $\pm$ 1 \\" in tex
+
+
+# ------------------------------------------------------------------------------------ outputs of the rule
+def test_tables_written_in_three_formats(stage, data):
+    out, _ = stage
+    for name in report.TABLE_NAMES:
+        csv = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert len(csv) == len(DATASETS) * 6
+        md = (out / "tables" / f"{name}.md").read_text().splitlines()
+        assert len(md) == 2 + len(csv) and md[0].startswith("| dataset | variant | bits")
+        tex = (out / "tables" / f"{name}.tex").read_text()
+        assert tex.count(r"\\") == 1 + len(csv) and r"\end{tabular}" in tex
+    acc = pd.read_csv(out / "tables" / "accuracy.csv")
+    assert np.allclose(acc.ref_prog_sigma, 0.015)
+    cost = pd.read_csv(out / "tables" / "cost.csv")
+    r = cost[(cost.dataset == "cifar10") & (cost.variant == "uniform") & (cost.bits == 4)].iloc[0]
+    assert r.area_improvement_pct == pytest.approx(25.0) and r.energy_improvement_pct == pytest.approx(25.0)
+
+
+def test_figures_are_valid_images(stage):
+    from PIL import Image
+
+    out, names = stage
+    assert len(names) == 3 * len(DATASETS)
+    for n in names:
+        png, pdf = out / "figures" / f"{n}.png", out / "figures" / f"{n}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        with Image.open(png) as im:
+            im.verify()
+        with Image.open(png) as im:
+            w, h = im.size
+            assert 600 <= w <= 6000 and 300 <= h <= 6000, (n, im.size)
+            assert np.asarray(im.convert("L")).std() > 10  # not blank
+        assert png.stat().st_size > 20_000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
+    leftovers = [p for p in out.rglob("*.tmp*")]
+    assert not leftovers, leftovers
+
+
+def test_report_md_states_datasets_improvements_and_verdicts(stage):
+    out, names = stage
+    text = (out / "report" / "REPORT.md").read_text()
+    for ds in DATASETS:
+        assert report.DATASET_NAMES[ds] in text and f"`{ds}`" in text
+    for v in ("uniform", "unipolar"):
+        for b in BITS:
+            a = 100 * (1 - AREA[(v, b)] / AREA[("baseline", b)])
+            e = 100 * (1 - ENERGY[(v, b)] / ENERGY[("baseline", b)])
+            assert f"**{a:.1f} %** smaller" in text and f"**{e:.1f} %** lower" in text, (v, b)
+    claims = text.split("## The paper's claims")[1].split("## Figures")[0]
+    lines = {ln.split("**")[1]: ln for ln in claims.splitlines() if ln.startswith("- **")}
+    assert "**reproduced**" in lines["Datasets CIFAR-10 and HAR"]
+    assert "**reproduced**" in lines["4-bit and 2-bit devices"]
+    assert "90.0 %" in lines["HAR, floating point: 95 %"] and "**differs**" in lines["HAR, floating point: 95 %"]
+    assert "92.9 %" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]  # 0.9292 ideal crossbar
+    assert "**reproduced**" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
+    assert "85.0 %" in lines["Area, both techniques combined: up to 80 %"]
+    assert "**reproduced**" in lines["Area, both techniques combined: up to 80 %"]
+    assert "50.0 %" in lines["Energy, both techniques combined: up to 45 %"]
+    assert "**reproduced**" in lines["Energy, both techniques combined: up to 45 %"]
+    for n in names:
+        assert f"](../figures/{n}.png)" in text
+    assert "1.5 %" in text  # the swept sigma actually used is stated (the reference 2 % is not in the sweep)
+
+
+def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
+    root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
+    sub = report.collect(root, ["har"], ["baseline", "uniform"], [2])
+    acc, cost = report.accuracy_table(sub), report.cost_table(sub)
+    text = report.render_report(sub, acc, cost, {}, "smoke", {}, root / "report" / "REPORT.md", root / "tables")
+    claims = text.split("## The paper's claims")[1]
+    assert "CIFAR-10 not yet" in claims and "**not yet** for 4-bit" in claims
+    assert claims.count("**not yet**") >= 3
+    assert "Uniform scaling alone gives up to 40.0 %" in claims  # area, uniform vs baseline at 2 bits
+    assert "profile smoke" in claims
+    assert "92.91" not in acc.to_csv() and acc.paper_accuracy_pct.notna().sum() == 1  # only the HAR baseline row
+
+
+# ----------------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("rel, rule", [("har/baseline/metrics.json", "train"),
+                                       ("har/uniform/b4/metrics.json", "train"),
+                                       ("cifar10/uniform/b2/mapping.json", "map_crossbar"),
+                                       ("har/unipolar/b4/crossbar.npz", "map_crossbar"),
+                                       ("har/baseline/b2/noise.csv", "evaluate_noise"),
+                                       ("cifar10/unipolar/b2/noise_summary.json", "evaluate_noise"),
+                                       ("har/uniform/b2/cost.json", "estimate_cost")])
+def test_missing_input_names_the_file(tree, tmp_path, rel, rule):
+    root = tmp_path / "results"
+    shutil.copytree(tree, root)
+    (root / rel).unlink()
+    with pytest.raises(report.ReportInputError, match=str(root / rel)) as err:
+        report.collect(root, DATASETS, VARIANTS, BITS)
+    assert f"rule {rule}" in str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_unreadable_inputs_name_the_file(tree, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(tree, root)
+    bad = root / "har/uniform/b2/mapping.json"
+    bad.write_text("{ not json")
+    with pytest.raises(report.ReportInputError, match=str(bad)):
+        report.collect(root, DATASETS, VARIANTS, BITS)
+    shutil.copy(tree / "har/uniform/b2/mapping.json", bad)
+    csv = root / "har/uniform/b2/noise.csv"
+    pd.read_csv(csv).drop(columns=["accuracy_p95"]).to_csv(csv, index=False)
+    with pytest.raises(report.ReportInputError, match=rf"{csv}.*accuracy_p95"):
+        report.collect(root, DATASETS, VARIANTS, BITS)
+    shutil.copy(tree / "har/uniform/b2/noise.csv", csv)
+    cost = root / "cifar10/baseline/b4/cost.json"
+    doc = json.loads(cost.read_text())
+    del doc["total"]["energy_pj_per_inference"]
+    cost.write_text(json.dumps(doc))
+    with pytest.raises(report.ReportInputError, match=rf"{cost}.*energy_pj_per_inference"):
+        report.collect(root, DATASETS, VARIANTS, BITS)
+
+
+def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    out, _ = stage
+    written = {"tables": sorted((out / "tables").glob("*")), "figures": sorted((out / "figures").glob("*.png")),
+               "report": [out / "report" / "REPORT.md"]}
+    report._log_mlflow({"har": "nvmxbar-har"}, ["har"], report.accuracy_table(data), report.cost_table(data),
+                       written, report.DEFAULTS)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("nvmxbar-har")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.tags["rule"] == "report" and run.info.status == "FINISHED"
+    assert run.data.metrics["area_improvement_pct.unipolar.b2"] == pytest.approx(85.0)
+    arts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert arts == {f"figures/{n}_har.png" for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights")}
+
+
+def test_component_names_of_area_and_energy_share_one_label(data):
+    assert report.component_label("adcs") == report.component_label("adc") == "ADCs"
+    assert report.component_label("subtraction") == report.component_label("subtractors") == "subtractors"
+    assert report.component_label("shift_add") == "shift-and-add" and report.component_label("odd_block") == "odd block"
+    c = data["cost_components"]
+    assert set(c.component) == {"ADCs", "cells", "DACs"}
+    one = c[(c.dataset == "har") & (c.variant == "uniform") & (c.bits == 2) & (c.quantity == "area_um2")]
+    assert one.value.sum() == pytest.approx(AREA[("uniform", 2)])
+
+
+def test_real_cost_model_when_available(tree, tmp_path):
+    """cost.json from nvmxbar.cost (when that module exists) goes through the report unchanged."""
+    cost = pytest.importorskip("nvmxbar.cost")
+    root = tmp_path / "results"
+    shutil.copytree(tree, root)
+    constants = cost.load_constants()
+    for mp in root.glob("har/*/b*/mapping.json"):
+        tracking.write_json(mp.with_name("cost.json"), cost.estimate(json.loads(mp.read_text()), constants))
+    sub = report.collect(root, ["har"], VARIANTS, BITS)
+    t = report.cost_table(sub).set_index(["variant", "bits"])
+    for b in BITS:
+        base = json.loads((root / f"har/baseline/b{b}/cost.json").read_text())["total"]["area_um2"]
+        uni = json.loads((root / f"har/uniform/b{b}/cost.json").read_text())["total"]["area_um2"]
+        assert t.loc[("uniform", b), "area_improvement_pct"] == pytest.approx(100 * (1 - uni / base))
+    assert set(sub["cost_components"].component) >= {"ADCs", "cells"}
+    report.plot_cost_breakdown(sub, "har")  # draws with the real component names
