@@ -8,11 +8,16 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare_data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/map_crossbar.smk"
 include: "workflow/rules/evaluate_noise.smk"
+include: "workflow/rules/estimate_cost.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

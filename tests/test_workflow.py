@@ -30,6 +30,7 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     counts = job_counts(out)
     assert counts["prepare_data"] == 2 and counts["train"] == 6  # 2 datasets x (baseline + uniform b2, b4)
     assert counts["map_crossbar"] == 8 and counts["evaluate_noise"] == 8  # baseline mapped at b2 and b4 too
+    assert counts["estimate_cost"] == 8 and counts["report"] == 1
     for ds in ("har", "cifar10"):
         for m in ("baseline", "uniform/b2", "uniform/b4"):
             assert f"results/{ds}/{m}/model.pt" in out
@@ -78,8 +79,29 @@ def test_smoke_run_outputs(smoke, dataset):
         df = pd.read_csv(res / dataset / m / "noise.csv")
         assert list(df.columns[-6:]) == ["accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50",
                                          "accuracy_p95", "instances"]
-        assert list(df["prog_sigma"]) == [0.0, 0.05] and (df["instances"] == 3).all()
+        assert list(df["prog_sigma"]) == [0.0, 0.02] and (df["instances"] == 3).all()
         assert df["accuracy_mean"].between(0, 1).all()
+        cost = json.loads((res / dataset / m / "cost.json").read_text())
+        assert cost["total"]["area_um2"] > 0 and cost["total"]["energy_pj_per_inference"] > 0
+    base = json.loads((res / dataset / "baseline/b2/cost.json").read_text())["total"]
+    uni = json.loads((res / dataset / "uniform/b2/cost.json").read_text())["total"]
+    assert uni["area_um2"] < base["area_um2"]  # uniform scaling: one slice, no rescale, one periphery design
+
+
+@pytest.mark.slow
+def test_smoke_run_report(smoke):
+    work, _ = smoke
+    res = work / "results"
+    import pandas as pd
+    acc = pd.read_csv(res / "tables" / "accuracy.csv")
+    assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 8
+    assert (res / "tables" / "cost.tex").read_text().count("\\") >= 8
+    for ds in ("har", "cifar10"):
+        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights"):
+            assert (res / "figures" / f"{kind}_{ds}.png").stat().st_size > 20_000
+            assert (res / "figures" / f"{kind}_{ds}.pdf").exists()
+    text = (res / "report" / "REPORT.md").read_text()
+    assert "UCI HAR" in text and "CIFAR-10" in text
 
 
 @pytest.mark.slow
@@ -91,14 +113,17 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert exp.artifact_location.startswith("file://")
         runs = mlflow.search_runs([exp.experiment_id], output_format="list")
         rules = sorted(r.data.tags["rule"] for r in runs)
-        assert rules == ["evaluate_noise"] * 4 + ["map_crossbar"] * 4 + ["prepare_data"] + ["train"] * 3
+        assert {r: rules.count(r) for r in set(rules)} == {"prepare_data": 1, "train": 3, "map_crossbar": 4,
+                                                          "evaluate_noise": 4, "estimate_cost": 4, "report": 1}
         train_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "train"}
         for r in runs:  # every downstream stage is a child of its trained model's run
-            if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise"):
+            if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise", "estimate_cost"):
                 assert r.data.tags["mlflow.parentRunId"] in train_ids
         sha = json.loads((work / "results" / "data" / f"{ds}.json").read_text())["source"]["sha256"]
         for r in runs:
             assert r.info.status == "FINISHED"
+            if r.data.tags["rule"] == "report":
+                continue
             assert r.data.tags["dataset"] == ds and r.data.tags["data_sha256"] == sha
             assert r.data.tags["seed"] == "0" and r.data.tags["git_commit"] and r.data.tags["config_hash"]
         trained = {(r.data.tags["variant"], r.data.tags["bits"]) for r in runs if r.data.tags["rule"] == "train"}
@@ -118,6 +143,7 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_di
                   "evaluate_noise={instances: 4}")
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("evaluate_noise") == 8 and "train" not in counts and "map_crossbar" not in counts
+    assert counts.get("report") == 1 and "estimate_cost" not in counts
 
 
 def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):

@@ -457,3 +457,26 @@ def estimate_file(mapping_path: str | os.PathLike, out_path: str | os.PathLike,
         Path(tmp).unlink(missing_ok=True)
         raise
     return doc
+
+
+def cost_stage(*, mapping_json, model_metrics, out_json, dataset: str, variant: str, bits: int, cfg: dict, seed: int,
+               experiment: str | None = None, rule: str = "estimate_cost") -> dict:
+    """The whole estimate_cost rule: cost.json (atomic) and an MLflow child run of the training run."""
+    from . import tracking
+
+    constants_path = cfg.get("constants") or None
+    if constants_path and not Path(constants_path).is_absolute():
+        constants_path = Path(__file__).resolve().parents[2] / constants_path
+    doc = estimate_file(mapping_json, out_json, constants_path, family=cfg["family"], tech_nm=cfg["tech_nm"],
+                        cell=cfg["cell"], adc_time_share=cfg["adc_time_share"])
+    client, run_id = tracking.start_child_run(experiment, model_metrics, run_name=f"estimate_cost {dataset}/{variant}/b{bits}",
+                                              rule=rule, params={"estimate_cost": cfg, "bits": bits}, dataset=dataset,
+                                              variant=variant, bits=bits, seed=seed)
+    if client:
+        client.log_metric(run_id, "area_um2", float(doc["total"]["area_um2"]))
+        client.log_metric(run_id, "energy_pj_per_inference", float(doc["total"]["energy_pj_per_inference"]))
+        client.log_artifact(run_id, str(out_json))
+        client.set_terminated(run_id, "FINISHED")
+    print(f"[estimate_cost] {dataset}/{variant}/b{bits}: {doc['total']['area_um2']:.4g} um^2, "
+          f"{doc['total']['energy_pj_per_inference']:.4g} pJ/inference ({cfg['family']})", flush=True)
+    return doc

@@ -62,5 +62,6 @@ def all_outputs():
     for ds in CFG["datasets"]:
         out.append(f"{RESULTS}/data/{ds}.json")
         out += [f"{RESULTS}/{ds}/{m}/metrics.json" for m in model_tags(ds)]
-        out += [f"{RESULTS}/{ds}/{m}/noise.csv" for m in mapped(ds)]
+        out += [f"{RESULTS}/{ds}/{m}/{f}" for m in mapped(ds) for f in ("noise.csv", "cost.json")]
+    out.append(f"{RESULTS}/report/REPORT.md")
     return out

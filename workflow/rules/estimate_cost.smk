@@ -1,0 +1,17 @@
+rule estimate_cost:
+    """mapping.json -> area and energy per component, per layer, per inference (cost.json)."""
+    input:
+        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
+        metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
+        constants=lambda wc: str(Path(workflow.basedir) / CFG["estimate_cost"]["constants"]),
+    output:
+        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/cost.json",
+    params:
+        cfg=CFG["estimate_cost"],
+        seed=CFG["seed"],
+        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
+    log:
+        f"{RESULTS}/logs/estimate_cost/{{dataset}}/{{variant}}/b{{bits}}.log",
+    threads: 1
+    script:
+        "../scripts/estimate_cost.py"

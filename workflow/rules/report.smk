@@ -1,0 +1,58 @@
+# Rule report: the paper's tables and figures and REPORT.md (src/nvmxbar/report.py, workflow/scripts/report.py).
+# Captions for `snakemake --report` are in workflow/report/.
+
+REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"]
+
+
+def report_inputs(name):
+    """<name> of every deployment (metrics.json: of every trained model; the float baseline serves all bits)."""
+    if name == "metrics.json":
+        return [f"{RESULTS}/{ds}/{m}/metrics.json" for ds in CFG["datasets"] for m in model_tags(ds)]
+    return [f"{RESULTS}/{ds}/{m}/{name}" for ds in CFG["datasets"] for m in mapped(ds)]
+
+
+def report_figures(kind, ext="png"):
+    return expand(f"{RESULTS}/figures/{kind}_{{dataset}}.{ext}", dataset=CFG["datasets"])
+
+
+rule report:
+    """Tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and REPORT.md comparing every deployment with the paper."""
+    input:
+        metrics=report_inputs("metrics.json"),
+        mapping=report_inputs("mapping.json"),
+        crossbar=report_inputs("crossbar.npz"),
+        noise=report_inputs("noise.csv"),
+        noise_summary=report_inputs("noise_summary.json"),
+        cost=report_inputs("cost.json"),
+    output:
+        accuracy=report(f"{RESULTS}/tables/accuracy.csv", caption="../report/accuracy_table.rst",
+                        category="Tables", labels={"table": "accuracy"}),
+        accuracy_formatted=multiext(f"{RESULTS}/tables/accuracy", ".md", ".tex"),
+        cost=report(f"{RESULTS}/tables/cost.csv", caption="../report/cost_table.rst",
+                    category="Tables", labels={"table": "area and energy"}),
+        cost_formatted=multiext(f"{RESULTS}/tables/cost", ".md", ".tex"),
+        fig_noise=report(report_figures("accuracy_vs_prog_noise"), caption="../report/accuracy_vs_prog_noise.rst",
+                         category="Figures", subcategory="Accuracy vs programming noise"),
+        fig_cost=report(report_figures("cost_breakdown"), caption="../report/cost_breakdown.rst",
+                        category="Figures", subcategory="Area and energy by component"),
+        fig_weights=report(report_figures("weights"), caption="../report/weights.rst",
+                           category="Figures", subcategory="Weight codes and conductances"),
+        pdf=[f for kind in REPORT_FIGURES for f in report_figures(kind, "pdf")],
+        report=report(f"{RESULTS}/report/REPORT.md", caption="../report/report_md.rst", category="Summary"),
+    params:
+        results_dir=RESULTS,
+        datasets=CFG["datasets"],
+        variants=CFG["variants"],
+        bits=CFG["device_bits"],
+        cfg=CFG["report"],
+        profile=CFG["profile"],
+        tables_dir=f"{RESULTS}/tables",
+        figures_dir=f"{RESULTS}/figures",
+        experiments={ds: tracking.experiment_name(CFG, ds) for ds in CFG["datasets"]},
+    log:
+        f"{RESULTS}/logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+    script:
+        "../scripts/report.py"
