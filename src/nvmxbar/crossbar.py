@@ -337,6 +337,17 @@ class Simulator:
         return (diff * shifts).sum(dim=(2, 4))  # digital shift-and-add over slices, sum over row tiles
 
 
+def network_inputs(data_npz, split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples of a prepared split as the network sees them (uint8 images scaled and
+    normalised with the train statistics stored in the npz), and their labels."""
+    with np.load(data_npz, allow_pickle=False) as d:
+        x, y = torch.from_numpy(d[f"x_{split}"][:n]), torch.from_numpy(d[f"y_{split}"][:n]).long()
+        if x.dtype == torch.uint8:
+            mean = torch.tensor(d["norm_mean"]).reshape(1, -1, *[1] * (x.ndim - 2))
+            x = (x.float() / 255.0 - mean) / torch.tensor(d["norm_std"]).reshape(mean.shape)
+    return x.float(), y
+
+
 def map_stage(*, model_path, model_metrics, data_npz, out_npz, out_json, dataset: str, variant: str, bits: int,
               cfg: dict, quant_cfg: dict, seed: int, experiment: str | None = None, rule: str = "map_crossbar") -> dict:
     """The whole map_crossbar rule: load model.pt, map, write crossbar.npz + mapping.json atomically, log a
@@ -348,13 +359,8 @@ def map_stage(*, model_path, model_metrics, data_npz, out_npz, out_json, dataset
 
     t0 = time.time()
     net, doc = load_model(model_path)
-    with np.load(data_npz, allow_pickle=False) as d:
-        x = torch.from_numpy(d["x_train"][: int(cfg.get("calibration_samples", 512))])
-        if x.dtype == torch.uint8:
-            mean = torch.tensor(d["norm_mean"]).reshape(1, -1, *[1] * (x.ndim - 2))
-            std = torch.tensor(d["norm_std"]).reshape(mean.shape)
-            x = (x.float() / 255.0 - mean) / std
-    arrays, mapping = map_network(net, doc, cfg, quant_cfg, calib_x=x.float(), device_bits=bits)
+    x, _ = network_inputs(data_npz, "train", int(cfg.get("calibration_samples", 512)))
+    arrays, mapping = map_network(net, doc, cfg, quant_cfg, calib_x=x, device_bits=bits)
     mapping["variant"] = variant
     mapping["source_model"] = str(model_path)
     with tracking.atomic_path(out_npz) as tmp:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .crossbar import Simulator
+from .crossbar import Simulator, network_inputs
 
 SETTING_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
 
@@ -131,13 +131,8 @@ def noise_stage(*, crossbar_npz, mapping_json, data_npz, model_metrics, out_csv,
     with np.load(crossbar_npz, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     sim = Simulator(arrays, mapping)
-    with np.load(data_npz, allow_pickle=False) as d:
-        n = cfg.get("samples") or len(d["y_test"])
-        x, y = torch.from_numpy(d["x_test"][:n]), torch.from_numpy(d["y_test"][:n]).long()
-        if x.dtype == torch.uint8:
-            mean = torch.tensor(d["norm_mean"]).reshape(1, -1, *[1] * (x.ndim - 2))
-            x = (x.float() / 255.0 - mean) / torch.tensor(d["norm_std"]).reshape(mean.shape)
-    x = x.float()
+    x, y = network_inputs(data_npz, "test", cfg.get("samples"))
+    n = len(y)
     ideal = ideal_accuracy(sim, x, y, adc=True)
     rows = evaluate(sim, x, y, cfg, seed)
     cols = list(SETTING_KEYS) + ["accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50", "accuracy_p95", "instances"]
