@@ -309,19 +309,17 @@ class Simulator:
         pad[..., :K] = rows
         xin = pad.reshape(I, Bm, rt, R)
         if perturb is None:
-            dev = None
+            # ideal devices: exact integer currents (levels and inputs are integers; G_min cancels in the pair)
+            cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)
         else:
-            g = perturb(i, lev + self.g_off)  # (I, rt, ct, R, C) perturbed conductances
-            dev = g - (lev + self.g_off)  # deviation from the ideal device, in dG units
-            if I == 1 and dev.shape[0] > 1:
-                xin = xin.expand(dev.shape[0], -1, -1, -1)
-        # ideal part: exact integer currents (levels are integers, inputs are integers)
-        cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)
-        if dev is not None:
-            cur = cur + torch.einsum("ibrk,irckn->ibrcn", xin, dev)
+            g = perturb(i, lev + self.g_off)  # (I, rt, ct, R, C) perturbed conductances, dG units
+            if I == 1 and g.shape[0] > 1:
+                xin = xin.expand(g.shape[0], -1, -1, -1)
+            # one einsum over the perturbed array; the nominal G_min offset cancels in the pair (or against
+            # the reference column), its perturbation does not
+            cur = torch.einsum("ibrk,irckn->ibrcn", xin, g - self.g_off)
             if getattr(perturb, "read_sigma", 0.0):
-                gr = (lev + self.g_off + dev) * perturb.read_sigma
-                var = torch.einsum("ibrk,irckn->ibrcn", xin ** 2, gr ** 2)
+                var = torch.einsum("ibrk,irckn->ibrcn", xin ** 2, (g * perturb.read_sigma) ** 2)
                 cur = cur + torch.randn(cur.shape, generator=perturb.generator, dtype=cur.dtype) * var.sqrt()
         # (I, Bm, rt, ct, C) -> pairs -> analog subtraction
         cur = cur.reshape(*cur.shape[:3], ct * C)[..., : spec["outputs"] * S * P]
