@@ -145,3 +145,82 @@ def test_read_noise_and_drift_switch_on_and_off():
            "sweep": {"read_sigma": [0.0, 0.2], "drift_t_s": [0, 1e6]}}
     acc = {(r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, cfg, 0, progress=False)}
     assert acc[(0.0, 0)] == 1.0 and acc[(0.2, 0)] < 1.0 and acc[(0.0, 1e6)] < 1.0
+
+
+# ------------------------------------------------------------------------------------------- unipolar
+POLARITIES = {
+    "positive": "positive",
+    "mixed": [{"sign": 1}, {"sign": 1, "row_groups": 2}, {"sign": 1, "col_groups": 2}, {"sign": -1, "row_groups": 2, "col_groups": 3}],
+}
+
+
+def make_unipolar(polarity, seed=0):
+    torch.manual_seed(seed)
+    arch = {**ARCH, "polarity": polarity}
+    from nvmxbar.models import make_arch
+    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], arch)
+    net = build(arch, QUANT).double()
+    x = torch.randn(256, 9, 32, dtype=torch.float64)
+    net.train()
+    net(x)
+    doc = {"arch": arch, "quant": QUANT, "dataset": "har", "variant": "unipolar", "bits": QUANT["weight_bits"]}
+    return net.eval(), doc, x
+
+
+@pytest.mark.parametrize("polarity", list(POLARITIES))
+@pytest.mark.parametrize("rows, cols", [(4096, 4096), (16, 8), (45, 6)])
+def test_unipolar_ideal_crossbar_equals_the_quantized_model_exactly(polarity, rows, cols):
+    net, doc, x = make_unipolar(POLARITIES[polarity])
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": rows, "cols": cols}, QUANT)
+    assert mapping["pair"] == 1 and all(l["pair"] == 1 for l in mapping["layers"])
+    for i in range(len(mapping["layers"])):
+        lev = arrays[f"L{i}.levels"]
+        assert lev.min() >= 0 and lev.max() <= 3  # one device per weight: levels 0..2^b-1
+    sim = crossbar.Simulator(arrays, mapping)
+    with torch.no_grad():
+        xbar = sim.forward(x, adc=False)[0]
+        digital = no_adc(net)(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+
+
+def test_unipolar_halves_the_devices_and_counts_one_flip_per_negative_group():
+    netu, docu, x = make_net()
+    _, mu = crossbar.map_network(netu, docu, XCFG, QUANT)
+    netp, docp, _ = make_unipolar("positive")
+    _, mp = crossbar.map_network(netp, docp, XCFG, QUANT)
+    # same architecture, one device per weight instead of a pair (+1 bias row per layer)
+    for lu, lp in zip(mu["layers"], mp["layers"]):
+        assert lp["used_cells"] == (lu["rows"] + 1) * lu["outputs"] and lu["used_cells"] == 2 * lu["rows"] * lu["outputs"]
+    assert mp["total"]["used_cells"] < 0.6 * mu["total"]["used_cells"]
+    assert mp["total"]["sign_flips"] == 0
+    netm, docm, _ = make_unipolar(POLARITIES["mixed"])
+    arrays, mm = crossbar.map_network(netm, docm, XCFG, QUANT)
+    layers = mm["layers"]
+    # layer 1: two row groups of 4 channels x 5 taps (+ 2 bias rows in the last) -> two row tiles of 128
+    assert layers[1]["row_groups"] == [20, 22] and layers[1]["row_tiles"] == 2 and layers[1]["sign_flips"] == 1
+    # layer 2: one row group, two column groups (+, -): one flip group in the one tile
+    assert layers[2]["sign_flips"] == 1 and layers[2]["sign_flips_per_mvm"] == 10
+    # layer 3: sign -1, 2 x 3 groups -> per row tile the column signs alternate -,+,- / +,-,+
+    assert layers[3]["sign_flips"] == 2 + 1
+    signs = arrays["L3.sign"][:, 0, :6]
+    assert signs.tolist() == [[-1, -1, 1, 1, -1, -1], [1, 1, -1, -1, 1, 1]]
+    assert mm["total"]["sign_flips"] == sum(l["sign_flips"] for l in layers)
+
+
+def test_unipolar_weights_keep_their_sign_through_training():
+    from nvmxbar.models import make_arch
+    torch.manual_seed(0)
+    arch = make_arch([9, 32], 6, {**ARCH, "polarity": POLARITIES["mixed"]})
+    net = build(arch, QUANT)
+    x, y = torch.randn(128, 9, 32), torch.randint(0, 6, (128,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net.train()
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        net.project_polarity()
+        for i, layer in enumerate(net.layers):
+            mask = getattr(net, f"_pol{i}")
+            assert (layer.weight * mask >= 0).all()  # latent weights projected
+            assert (net.quant.weight(layer.weight, mask) * mask >= 0).all()  # quantized weights exact

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import Net
-from .quant import to_int
+from .quant import polarity_groups, to_int, weight_bounds
 
 README = """nvmxbar crossbar.npz
 Per weight layer i (in network order): 
@@ -34,10 +34,16 @@ Per weight layer i (in network order):
                    unused cells are at G_min.
   L{i}.levels      int16 (row_tiles, col_tiles, R, C): device level 0..2^b-1 of every cell (G = G_min + level*dG).
   L{i}.used        bool (row_tiles, col_tiles, R, C): the cell holds part of a weight.
-Matrix row r of the layer sits in tile r // R at tile row r % R (rows = in-channels x kernel, F.unfold order,
-then the bias row if bias: row). Physical column (n*S + s)*P + p sits in tile col // C at tile column col % C,
-for output n, weight slice s (most significant last: weight = sum_s level_s * 2^(b*s)), pair member p
-(0 = G+, 1 = G-; P = 1 for unipolar). mapping.json gives R, C, S, P, G_min, G_max, the scales and counts.
+  L{i}.row_index   int32 (row_tiles * R,): the matrix row driven on each physical row (-1 = unused).
+  L{i}.sign        int8 (row_tiles, col_tiles, C): sign applied digitally to each column's ADC output (+1, or
+                   -1 for a negative unipolar group: one sign flip per group, not per weight).
+  L{i}.codes       int32 (matrix rows, outputs): the signed integer weights before slicing.
+Matrix rows are in-channels x kernel (F.unfold order), then the bias row(s) if bias: row (bipolar: one row
+driven at +DAC full-scale; unipolar: a +full-scale and a -full-scale row, so the bias keeps its sign).
+Physical row p of the layer is tile p // R, tile row p % R; unipolar sign groups of rows start on a new tile.
+Physical column (n*S + s)*P + p sits in tile col // C at tile column col % C, for output n, weight slice s
+(most significant last: weight = sum_s level_s * 2^(b*s)), pair member p (0 = G+, 1 = G-; P = 1 for
+unipolar). mapping.json gives R, C, S, P, G_min, G_max, the scales and the counts.
 """
 
 
@@ -95,6 +101,55 @@ def _tiles(rows_of_levels: np.ndarray, R: int, C: int, fill: int = 0) -> tuple[n
     return to_t(lev), to_t(used)
 
 
+def _unipolar_tiles(codes: np.ndarray, weight_shape, spec: dict, R: int, C: int):
+    """One device per weight (P = 1). Each row group of one sign starts on its own row tiles (a tile's columns
+    sum every row, so two signs never share a tile column); the bias rows join the last row group.
+    Returns levels, used, row_index (physical row -> matrix row or -1) and the per-tile column signs."""
+    rb, cb, signs = polarity_groups(weight_shape, spec)
+    K, N = codes.shape
+    rb = rb[:-1] + [K]  # the bias rows (if any) belong to the last group
+    ct = math.ceil(N / C)
+    group_tiles = [math.ceil((rb[g + 1] - rb[g]) / R) for g in range(len(rb) - 1)]
+    rt = sum(group_tiles)
+    row_index = np.full(rt * R, -1, dtype=np.int32)
+    sign_rows = np.ones((rt, ct * C), dtype=np.int8)
+    col_sign = np.ones(ct * C, dtype=np.int8)
+    t0 = 0
+    for g, n_t in enumerate(group_tiles):
+        row_index[t0 * R: t0 * R + rb[g + 1] - rb[g]] = np.arange(rb[g], rb[g + 1])
+        for j in range(len(cb) - 1):
+            col_sign[cb[j]:cb[j + 1]] = signs[g][j]
+        sign_rows[t0:t0 + n_t] = col_sign
+        t0 += n_t
+    expected = np.repeat(sign_rows, R, axis=0)[row_index >= 0][:, :N]  # the sign every used cell must carry
+    placed = codes[row_index[row_index >= 0]]
+    if (placed * expected < 0).any():
+        raise ValueError("unipolar mapping: a weight has the wrong sign for its group (model and polarity disagree)")
+    lev = np.zeros((rt * R, ct * C), dtype=np.int16)
+    used = np.zeros((rt * R, ct * C), dtype=bool)
+    lev[row_index >= 0, :N] = np.abs(placed)
+    used[row_index >= 0, :N] = True
+    to_t = lambda a: a.reshape(rt, R, ct, C).transpose(0, 2, 1, 3).copy()  # noqa: E731
+    return to_t(lev), to_t(used), row_index, sign_rows.reshape(rt, ct, C)
+
+
+def _group_rows(weight_shape, spec: dict, rows: int) -> list[int]:
+    rb, _, _ = polarity_groups(weight_shape, spec)
+    sizes = [rb[g + 1] - rb[g] for g in range(len(rb) - 1)]
+    sizes[-1] += rows - rb[-1]  # bias rows
+    return sizes
+
+
+def _negative_groups(sign_t: np.ndarray, used_t: np.ndarray) -> int:
+    """Sign-flip units: per tile, one per contiguous run of used negative columns (a group)."""
+    n = 0
+    col_used = used_t.any(axis=2)  # (rt, ct, C)
+    for t in np.ndindex(sign_t.shape[:2]):
+        neg = (sign_t[t] < 0) & col_used[t]
+        n += int(neg[0]) + int(((~neg[:-1]) & neg[1:]).sum())
+    return n
+
+
 def _slices(codes: np.ndarray, bits: int, n_slices: int) -> np.ndarray:
     """Signed integer codes (K, N) -> device levels (K, N*S*2): magnitude digits base 2^b, sign by pair member."""
     mag, base = np.abs(codes).astype(np.int64), 2 ** bits
@@ -146,7 +201,7 @@ def map_network(net: Net, doc: dict, cfg: dict, quant_cfg: dict, calib_x: torch.
         S, dac_bits, adc_bits = 1, q.dac_bits, q.adc_bits
         if q.weight_bits != b:
             raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
-    P = 2
+    P = 1 if scheme == "unipolar" else 2
     arrays = {"README": np.array(README)}
     layers = []
     for i, (layer, spec) in enumerate(zip(net.layers, specs)):
@@ -165,21 +220,44 @@ def map_network(net: Net, doc: dict, cfg: dict, quant_cfg: dict, calib_x: torch.
             weight_fs, w_levels = wmax, levels_w
         else:
             W, A = q.weight_fullscale.item(), q.act_fullscale.item()
-            codes = to_int(w, W, L, -L, L)
+            mask = getattr(net, f"_pol{i}", None)
+            lo, hi = weight_bounds(b, mask, layer.weight.shape)  # the training grid, sign groups included
+            codes = to_int(layer.weight.detach().double(), W, L, lo, hi).reshape(layer.weight.shape[0], -1).t()
             if bias is not None and bias_row:
-                codes = torch.cat([codes, to_int(bias / A, W, L, -L, L)[None]], 0)
+                bcodes = to_int(bias / A, W, L, -L, L)
+                if P == 1:  # two rows driven at +A and -A: a signed bias in a one-sign column
+                    rb, cb, signs = polarity_groups(layer.weight.shape, net.polarity[i])
+                    col_sign = torch.tensor([signs[-1][j] for j in range(len(cb) - 1) for _ in range(cb[j], cb[j + 1])],
+                                            dtype=bcodes.dtype)
+                    lev_p, lev_m = (col_sign * bcodes).clamp(min=0), (-col_sign * bcodes).clamp(min=0)
+                    codes = torch.cat([codes, (col_sign * lev_p)[None], (col_sign * lev_m)[None]], 0)
+                else:
+                    codes = torch.cat([codes, bcodes[None]], 0)
             w_scale, dac_fs, weight_fs, w_levels = W / L, A, W, L
         codes_np = codes.numpy().astype(np.int64)
-        dev_levels = _slices(codes_np, b, S)
-        lev_t, used_t = _tiles(dev_levels, R, C)
+        if P == 1:
+            lev_t, used_t, row_index, sign_t = _unipolar_tiles(codes_np, layer.weight.shape, net.polarity[i], R, C)
+        else:
+            dev_levels = _slices(codes_np, b, S)
+            lev_t, used_t = _tiles(dev_levels, R, C)
+            row_index = np.full(lev_t.shape[0] * R, -1, dtype=np.int32)
+            row_index[:codes_np.shape[0]] = np.arange(codes_np.shape[0])
+            sign_t = np.ones((lev_t.shape[0], lev_t.shape[1], C), dtype=np.int8)
         arrays[f"L{i}.levels"] = lev_t
         arrays[f"L{i}.used"] = used_t
+        arrays[f"L{i}.row_index"] = row_index
+        arrays[f"L{i}.sign"] = sign_t
         arrays[f"L{i}.G_us"] = (g_min + lev_t.astype(np.float64) * (g_max - g_min) / L).astype(np.float32)
         arrays[f"L{i}.codes"] = codes_np.astype(np.int32)  # signed integer weights (rows, outputs), before slicing
         if bias is not None and not bias_row:
             arrays[f"L{i}.bias"] = bias.numpy().astype(np.float64)
         rows = codes_np.shape[0]
-        layers.append({**spec, "rows": rows, "bias_mode": ("row" if bias_row else "digital") if bias is not None else "none",
+        bias_mode = ("row" if bias_row else "digital") if bias is not None else "none"
+        layers.append({**spec, "rows": rows, "bias_mode": bias_mode, "bias_rows": (2 if P == 1 else 1) if bias_mode == "row" else 0,
+                       "polarity": net.polarity[i] if P == 1 else None,
+                       "row_groups": _group_rows(layer.weight.shape, net.polarity[i], rows) if P == 1 else [rows],
+                       "negative_groups": _negative_groups(sign_t, used_t) if P == 1 else 0,
+                       "negative_conversions_per_mvm": int(((sign_t < 0) & used_t.any(axis=2)).sum()),
                        "weight_fullscale": weight_fs, "weight_levels": w_levels, "weight_step": w_scale,
                        "dac_fullscale": dac_fs, "slices": S, "pair": P,
                        "row_tiles": lev_t.shape[0], "col_tiles": lev_t.shape[1]})
@@ -190,7 +268,10 @@ def map_network(net: Net, doc: dict, cfg: dict, quant_cfg: dict, calib_x: torch.
                "converters": {"dac_bits": dac_bits, "adc_bits": adc_bits, "adc_mux": int(cfg["adc_mux"]),
                               "input_mode": cfg.get("input_mode", "bit_serial")},
                "pair": P, "slices": S, "layers": layers}
-    if scheme == "uniform":
+    if P == 1:
+        mapping["offset_correction"] = ("G_min offset removed digitally: G_min/dG x (sum of the tile's input codes) "
+                                        "subtracted from every conversion (ISAAC-style), one subtractor per ADC")
+    if scheme != "baseline":
         mapping["adc_fullscale"] = q.adc_fullscale.item()
     else:
         _calibrate_baseline_adc(net, arrays, mapping, calib_x)
@@ -214,6 +295,7 @@ def count(mapping: dict) -> None:
     baseline = mapping["scheme"] == "baseline"
     tot: dict[str, Any] = {k: 0 for k in ("devices", "tiles", "used_cells", "adcs", "dacs", "subtractors",
                                           "shift_add_units", "rescale_units", "sign_flips", "weights")}
+    tot["pair"] = mapping.get("pair", 2)
     for spec in mapping["layers"]:
         K, N, S, P = spec["rows"], spec["outputs"], spec["slices"], spec["pair"]
         phys = N * S * P
@@ -221,15 +303,19 @@ def count(mapping: dict) -> None:
         tiles = rt * ct
         signals_per_tile = C // P  # analog subtraction: one ADC input per pair
         adcs = tiles * math.ceil(signals_per_tile / mux)
+        # P = 2: one analog subtractor per pair. P = 1: no pair; the G_min offset is removed digitally, one
+        # subtractor per ADC (time-shared like it) and one subtraction per conversion.
+        subtractors = tiles * signals_per_tile if P == 2 else adcs
         spec.update(physical_cols=phys, tiles=tiles, devices=tiles * R * C, used_cells=K * phys,
                     utilisation=K * phys / (tiles * R * C), adcs=adcs,
                     adc_conversions_per_mvm=N * S * rt, dacs=tiles * R, dac_activations_per_mvm=K * ct,
-                    cell_reads_per_mvm=K * phys, subtractors=tiles * signals_per_tile if P == 2 else 0,
-                    subtractions_per_mvm=N * S * rt if P == 2 else 0,
+                    cell_reads_per_mvm=K * phys, subtractors=subtractors, subtractions_per_mvm=N * S * rt,
                     shift_adds_per_mvm=N * S * rt if (S > 1 or rt > 1) else 0,
                     shift_add_units=tiles * math.ceil(signals_per_tile / mux) if (S > 1 or rt > 1) else 0,
                     rescale_units=N if baseline else 0, rescales_per_mvm=N if baseline else 0,
-                    sign_flips=0, periphery_design=spec["name"] if baseline else "global",
+                    sign_flips=spec.get("negative_groups", 0),
+                    sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0),
+                    periphery_design=spec["name"] if baseline else "global",
                     weights=spec["weight_rows"] * N)
         for k in tot:
             tot[k] += spec[k]
@@ -253,6 +339,8 @@ class Simulator:
         self.levels = [torch.from_numpy(arrays[f"L{i}.levels"].astype(np.float32)) for i in range(len(self.layers))]
         self.used = [torch.from_numpy(arrays[f"L{i}.used"]) for i in range(len(self.layers))]
         self.bias = [torch.from_numpy(arrays[f"L{i}.bias"]) if f"L{i}.bias" in arrays else None for i in range(len(self.layers))]
+        self.row_index = [torch.from_numpy(arrays[f"L{i}.row_index"].astype(np.int64)) for i in range(len(self.layers))]
+        self.sign = [torch.from_numpy(arrays[f"L{i}.sign"].astype(np.float32)) for i in range(len(self.layers))]
         conv = mapping["converters"]
         self.dac_levels = 2 ** conv["dac_bits"] - 1
         self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
@@ -284,8 +372,9 @@ class Simulator:
             lo = -self.dac_levels if first else 0
             u = torch.clamp(torch.round(h / a_step), lo, self.dac_levels)
             rows = torch.stack([unfold(u[k], spec) for k in range(I)])  # (I, Bm, weight_rows)
-            if spec["bias_mode"] == "row":
-                rows = torch.cat([rows, torch.full_like(rows[..., :1], float(self.dac_levels))], -1)
+            if spec["bias_mode"] == "row":  # driven at +full-scale (and -full-scale: the unipolar bias pair)
+                drive = torch.tensor([float(self.dac_levels), -float(self.dac_levels)][: spec.get("bias_rows", 1)])
+                rows = torch.cat([rows, drive.expand(*rows.shape[:-1], -1).to(rows.dtype)], -1)
             y = self._mvm(i, rows, spec, perturb, adc, record)  # (I', Bm, N) in weight-step x DAC-step units
             unit = spec["weight_step"] * a_step
             y = y * unit
@@ -305,9 +394,8 @@ class Simulator:
         lev = self.levels[i]  # (rt, ct, R, C) float32: integer sums stay exact below 2^24
         rt, ct = lev.shape[:2]
         I, Bm, K = rows.shape
-        pad = torch.zeros(I, Bm, rt * R, dtype=torch.float32)
-        pad[..., :K] = rows
-        xin = pad.reshape(I, Bm, rt, R)
+        ext = torch.cat([rows.float(), torch.zeros(I, Bm, 1)], -1)  # index -1 (unused physical row) reads the 0
+        xin = ext[..., self.row_index[i]].reshape(I, Bm, rt, R)
         if perturb is None:
             # ideal devices: exact integer currents (levels and inputs are integers; G_min cancels in the pair)
             cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)
@@ -321,7 +409,9 @@ class Simulator:
             if getattr(perturb, "read_sigma", 0.0):
                 var = torch.einsum("ibrk,irckn->ibrcn", xin ** 2, (g * perturb.read_sigma) ** 2)
                 cur = cur + torch.randn(cur.shape, generator=perturb.generator, dtype=cur.dtype) * var.sqrt()
-        # (I, Bm, rt, ct, C) -> pairs -> analog subtraction
+        # (I, Bm, rt, ct, C) -> per-column sign (unipolar groups) -> pairs -> analog subtraction
+        if P == 1:
+            cur = cur * self.sign[i].to(cur.dtype)  # (rt, ct, C); symmetric rounding: flip before or after the ADC
         cur = cur.reshape(*cur.shape[:3], ct * C)[..., : spec["outputs"] * S * P]
         cur = cur.reshape(*cur.shape[:3], spec["outputs"], S, P)
         diff = (cur[..., 0] - cur[..., 1] if P == 2 else cur[..., 0]).double()  # (I, Bm, rt, N, S)

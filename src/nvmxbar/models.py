@@ -15,14 +15,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import UniformQuantizer
+from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask
 
 
 def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
     """The architecture dict stored in model.pt: everything needed to rebuild the network."""
     arch = {"in_shape": [int(s) for s in in_shape], "num_classes": int(num_classes)}
     arch.update({k: model_cfg[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")})
+    if model_cfg.get("polarity") is not None:
+        arch["polarity"] = expand_polarity(model_cfg["polarity"], n_weight_layers(model_cfg))
     return arch
+
+
+def n_weight_layers(model_cfg: dict[str, Any]) -> int:
+    return sum(1 for c in model_cfg["conv"] if c != "M") + len(model_cfg.get("hidden", [])) + 1
+
+
+def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
+    """Per-layer polarity specs (see quant.polarity_groups) from ``"positive"``, ``"negative"``, one spec for
+    every layer, or a list with one spec per weight layer."""
+    if polarity in ("positive", "negative"):
+        polarity = {"sign": 1 if polarity == "positive" else -1}
+    if isinstance(polarity, dict):
+        polarity = [polarity] * n_layers
+    if not isinstance(polarity, list) or len(polarity) != n_layers:
+        raise ValueError(f"polarity: expected 'positive', 'negative', one spec or a list of {n_layers} specs "
+                         f"(one per weight layer), got {polarity!r}")
+    out = []
+    for spec in polarity:
+        unknown = set(spec) - set(POLARITY_KEYS)
+        if unknown:
+            raise ValueError(f"polarity spec {spec}: unknown keys {sorted(unknown)} (known: {list(POLARITY_KEYS)})")
+        out.append({"sign": int(spec.get("sign", 1)), "row_groups": int(spec.get("row_groups", 1)),
+                    "col_groups": int(spec.get("col_groups", 1))})
+    return out
 
 
 class Net(nn.Module):
@@ -30,7 +56,7 @@ class Net(nn.Module):
 
     def __init__(self, in_shape: list[int], num_classes: int, conv: list, kernel_size: int | list[int] = 3,
                  hidden: list[int] = (), dropout: float = 0.0, bias: bool = True,
-                 quantizer: UniformQuantizer | None = None):
+                 quantizer: UniformQuantizer | None = None, polarity: list[dict] | None = None):
         super().__init__()
         self.in_shape, self.dims = list(in_shape), len(in_shape) - 1
         if self.dims not in (0, 1, 2):
@@ -68,8 +94,29 @@ class Net(nn.Module):
                 nn.init.zeros_(layer.bias)
         self.dropout = float(dropout)
         self.quant = quantizer
+        # Unipolar: one +1/-1 mask per weight layer (fixed by the architecture, rebuilt from it, not saved).
+        self.polarity = expand_polarity(polarity, len(self.layers)) if polarity is not None else None
+        if self.polarity is not None and quantizer is None:
+            raise ValueError("a polarity constraint needs a quantizer (the unipolar variant is quantized)")
+        for i, layer in enumerate(self.layers):
+            mask = polarity_mask(layer.weight.shape, self.polarity[i]) if self.polarity else None
+            self.register_buffer(f"_pol{i}", mask, persistent=False)
+            if mask is not None:
+                with torch.no_grad():  # start inside the constraint (|w| keeps its initial spread)
+                    layer.weight.copy_(layer.weight.abs() * mask)
         if quantizer is not None:
             quantizer._n_weights = sum(layer.weight.numel() for layer in self.layers)
+
+    @torch.no_grad()
+    def project_polarity(self) -> None:
+        """Unipolar: put every latent weight back on its group's side of zero (after each optimiser step), so
+        a weight that crossed zero sits at 0, where the quantizer's gradient reaches it again. The quantized
+        weights obey the sign constraint exactly at every step anyway (the quantizer clamps per group)."""
+        if self.polarity is None:
+            return
+        for i, layer in enumerate(self.layers):
+            mask = getattr(self, f"_pol{i}")
+            layer.weight.copy_(torch.where(layer.weight * mask < 0, torch.zeros_like(layer.weight), layer.weight))
 
     def weight_layers(self) -> list[nn.Module]:
         return list(self.layers)
@@ -98,7 +145,7 @@ class Net(nn.Module):
                 y = layer(x)
             else:
                 xq = q.dac(x, signed=(i == 0))
-                w, b = q.weight(layer.weight), q.bias(layer.bias)
+                w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
                 y = layer._conv_forward(xq, w, b) if i < self.n_conv else F.linear(xq, w, b)
                 if observe:
                     q.observe_output(y)
@@ -118,4 +165,4 @@ def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:
     (``weight_bits``, ``dac_bits``, ``adc_bits``, optional full-scales and ``learn_scales``)."""
     quantizer = UniformQuantizer(**quant) if quant else None
     kw = {k: arch[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")}
-    return Net(arch["in_shape"], arch["num_classes"], quantizer=quantizer, **kw)
+    return Net(arch["in_shape"], arch["num_classes"], quantizer=quantizer, polarity=arch.get("polarity"), **kw)

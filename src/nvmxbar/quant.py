@@ -47,15 +47,51 @@ def to_int(x: torch.Tensor, full_scale: float | torch.Tensor, levels: int,
 
 
 def weight_bounds(bits: int, polarity: torch.Tensor | None, shape: torch.Size) -> tuple:
-    """Integer bounds of the weight grid. ``polarity``: None (differential pair) or +1/-1 per output channel."""
+    """Integer bounds of the weight grid. ``polarity``: None (differential pair), +1/-1 per output channel,
+    or a +1/-1 tensor of the weight's own shape (see :func:`polarity_mask`)."""
     levels = 2 ** bits - 1
     if polarity is None:
         return -levels, levels
-    view = (-1,) + (1,) * (len(shape) - 1)
-    pol = polarity.reshape(view)
+    pol = polarity if tuple(polarity.shape) == tuple(shape) else polarity.reshape((-1,) + (1,) * (len(shape) - 1))
     lo = torch.where(pol > 0, torch.zeros_like(pol), torch.full_like(pol, -levels))
     hi = torch.where(pol > 0, torch.full_like(pol, levels), torch.zeros_like(pol))
     return lo, hi
+
+
+# ------------------------------------------------------------------------------- unipolar sign groups
+POLARITY_KEYS = ("sign", "row_groups", "col_groups")
+
+
+def polarity_groups(weight_shape: tuple | torch.Size, spec: dict) -> tuple[list[int], list[int], list[list[int]]]:
+    """Sign groups of one weight layer (the unipolar variant).
+
+    ``spec = {"sign": +1|-1, "row_groups": r, "col_groups": c}`` splits the layer's crossbar matrix into r x c
+    blocks: r contiguous groups of input channels (matrix rows; a convolution's kernel is never split) and c
+    contiguous groups of outputs (matrix columns). Block (i, j) holds weights of ONE sign,
+    ``sign * (-1)^(i + j)``: ``{sign: 1, row_groups: 1, col_groups: 1}`` is an all-positive layer.
+    Returns (row bounds in matrix rows, column bounds, signs[i][j])."""
+    out_ch, in_ch = int(weight_shape[0]), int(weight_shape[1])
+    per_ch = math.prod(int(k) for k in weight_shape[2:])
+    r, c, sign = int(spec.get("row_groups", 1)), int(spec.get("col_groups", 1)), int(spec.get("sign", 1))
+    if sign not in (1, -1):
+        raise ValueError(f"polarity sign must be +1 or -1, got {sign}")
+    if not 1 <= r <= in_ch or not 1 <= c <= out_ch:
+        raise ValueError(f"polarity {spec}: row_groups must be in 1..{in_ch} and col_groups in 1..{out_ch} for this layer")
+    rb = [int(t[0]) * per_ch for t in torch.arange(in_ch).tensor_split(r)] + [in_ch * per_ch]
+    cb = [int(t[0]) for t in torch.arange(out_ch).tensor_split(c)] + [out_ch]
+    return rb, cb, [[sign * (-1) ** (i + j) for j in range(c)] for i in range(r)]
+
+
+def polarity_mask(weight_shape: tuple | torch.Size, spec: dict) -> torch.Tensor:
+    """+1/-1 per weight element (the weight's shape) from a polarity spec, see :func:`polarity_groups`."""
+    rb, cb, signs = polarity_groups(weight_shape, spec)
+    out_ch, in_ch = int(weight_shape[0]), int(weight_shape[1])
+    per_ch = math.prod(int(k) for k in weight_shape[2:])
+    m = torch.empty(out_ch, in_ch * per_ch)
+    for i in range(len(rb) - 1):
+        for j in range(len(cb) - 1):
+            m[cb[j]:cb[j + 1], rb[i]:rb[i + 1]] = signs[i][j]
+    return m.reshape(tuple(weight_shape))
 
 
 class UniformQuantizer(nn.Module):

@@ -114,6 +114,9 @@ class Classifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
 
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.net.project_polarity()  # unipolar: latent weights stay on their group's side of zero
+
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
@@ -164,11 +167,11 @@ def quant_settings(variant: str, bits: int | None, quant_cfg: dict) -> dict | No
     """Quantizer kwargs of a variant: None for the float baseline."""
     if variant == "baseline":
         return None
-    if variant == "uniform":
+    if variant in ("uniform", "unipolar"):  # unipolar = uniform scaling + the sign groups of the architecture
         return {"weight_bits": int(bits), "dac_bits": quant_cfg["dac_bits"], "adc_bits": quant_cfg["adc_bits"],
                 "weight_fullscale": quant_cfg["weight_fullscale"], "act_fullscale": quant_cfg["act_fullscale"],
                 "adc_fullscale": quant_cfg["adc_fullscale"], "learn_scales": quant_cfg["learn_scales"]}
-    raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform)")
+    raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
 
 
 @torch.no_grad()
@@ -189,7 +192,7 @@ def evaluate(net: models.Net, dm: NpzDataModule, split: str) -> dict[str, Any]:
 def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path, out_metrics: str | Path,
           dataset: str, variant: str, bits: int | None, seed: int, model_cfg: dict, train_cfg: dict,
           quant_cfg: dict, experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
-          rule: str = "train") -> dict[str, Any]:
+          rule: str = "train", arch_json: str | Path | None = None) -> dict[str, Any]:
     """Train one network and write model.pt and metrics.json. Returns the metrics.
 
     A rerun after a killed job resumes from <out dir>/checkpoints/last.ckpt when the config is unchanged,
@@ -200,6 +203,10 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
     ckpt_dir = out_model.parent / "checkpoints"
     state_file = out_model.parent / "checkpoints.json"  # config hash + MLflow run of the checkpoints
     prov = json.loads(Path(data_json).read_text())
+    if arch_json:  # unipolar: the architecture (and sign groups) chosen by nas_unipolar replaces config's model
+        model_cfg = {**model_cfg, **json.loads(Path(arch_json).read_text())["model"]}
+    if variant == "unipolar" and model_cfg.get("polarity") is None:
+        raise ValueError("variant 'unipolar' needs a polarity in the model (from nas_unipolar's arch.json)")
     q = quant_settings(variant, bits, quant_cfg)
     params = {"dataset": dataset, "variant": variant, "bits": bits, "seed": seed, "model": model_cfg,
               "train": train_cfg, "quant": q, "data_sha256": prov["source"]["sha256"]}
