@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare_data.smk"
+include: "workflow/rules/nas_unipolar.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/map_crossbar.smk"
 include: "workflow/rules/evaluate_noise.smk"

@@ -21,6 +21,7 @@ wildcard_constraints:
     model=r"baseline|(uniform|unipolar)/b\d+",
     variant="baseline|uniform|unipolar",
     bits=r"\d+",
+    worker=r"\d+",
 
 
 onstart:

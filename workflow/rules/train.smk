@@ -3,6 +3,7 @@ rule train:
     input:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
+        arch=lambda wc: [f"{RESULTS}/{wc.dataset}/{wc.model}/nas/arch.json"] if wc.model.startswith("unipolar/") else [],
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",

@@ -1,0 +1,432 @@
+"""Stage `nas_unipolar`: multi-objective architecture search for the unipolar variant (Optuna).
+
+Each trial samples an architecture from the search space of config ``nas_unipolar.space.<dataset>`` (depth,
+widths, kernel sizes, dense layers, and per-layer polarity: all-positive, or +/- row groups, or +/- column
+groups), trains it sign-constrained and quantized to the device bits for a few epochs, and returns two
+objectives: validation accuracy (maximised) and crossbar area from the cost model (minimised; or the device
+count). The area depends on the architecture only, so it is known before training.
+
+Several workers (rule ``nas_unipolar_search``) share one study in a journal file; each runs trials until the
+study holds ``trials`` finished ones. Multi-objective studies cannot use Optuna's pruners (``trial.report``
+is single-objective), so pruning is ours: after ``warmup_epochs``, a trial whose validation accuracy is below
+the median of the finished trials at the same epoch is stopped and marked PRUNED.
+
+Selection (rule ``nas_unipolar``): among the COMPLETE trials, the smallest area whose validation accuracy is
+within ``selection_margin`` of the best; ties by accuracy. It writes trials.csv, pareto.csv, arch.json and a
+Pareto figure. Every trial is an MLflow run nested under one search run per study.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import tracking
+from .config import config_hash
+
+POLARITY_MODES = ("positive", "row_groups", "col_groups")
+STUDY_FILE = "study.journal"
+
+
+# ------------------------------------------------------------------------------------------ search space
+def polarity_spec(mode: str) -> dict[str, int]:
+    """A layer's sign groups for a polarity mode (see quant.polarity_groups): ``positive`` = every weight >= 0;
+    ``row_groups`` = the first half of the input channels positive, the second negative (each half on its own
+    tiles); ``col_groups`` = the first half of the outputs positive, the second negative (sign flips after the
+    ADC; a negative hidden output is cut by the next ReLU, so it mainly suits the classifier)."""
+    if mode == "positive":
+        return {"sign": 1, "row_groups": 1, "col_groups": 1}
+    if mode == "row_groups":
+        return {"sign": 1, "row_groups": 2, "col_groups": 1}
+    if mode == "col_groups":
+        return {"sign": 1, "row_groups": 1, "col_groups": 2}
+    raise ValueError(f"unknown polarity mode '{mode}' (known: {', '.join(POLARITY_MODES)})")
+
+
+def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
+    """The model config of one trial (same keys as config ``model.<dataset>`` plus ``polarity``)."""
+    blocks = trial.suggest_categorical("blocks", space["blocks"])
+    conv, kernels = [], []
+    for i in range(blocks):
+        w = trial.suggest_categorical(f"width{i}", space["widths"])
+        k = trial.suggest_categorical(f"kernel{i}", space["kernel_sizes"])
+        conv += [w] * space["convs_per_block"] + ["M"]
+        kernels += [k] * space["convs_per_block"]
+    hidden = trial.suggest_categorical("hidden", space["hidden"])
+    modes = space["polarity"]
+    n_layers = len(kernels) + (1 if hidden else 0) + 1
+    pol = []
+    for i in range(n_layers):
+        mode = trial.suggest_categorical(f"polarity{i}", modes) if len(modes) > 1 else modes[0]
+        pol.append(polarity_spec(mode))
+    return {"conv": conv, "kernel_size": kernels, "hidden": [hidden] if hidden else [], "dropout": base["dropout"],
+            "bias": base["bias"], "polarity": pol}
+
+
+def _constants(cost_cfg: dict):
+    from . import cost
+
+    path = cost_cfg.get("constants") or None
+    if path and not Path(path).is_absolute():
+        path = Path(__file__).resolve().parents[2] / path
+    return cost.load_constants(path)
+
+
+def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: int, quant_cfg: dict, map_cfg: dict,
+                cost_cfg: dict, calib_x=None) -> dict[str, float]:
+    """Devices, tiles and area of an architecture mapped as unipolar at ``bits`` (weights do not matter)."""
+    import torch
+
+    from . import cost, crossbar, models
+    from .train import quant_settings
+
+    q = quant_settings("unipolar", bits, quant_cfg)
+    q = {**q, "weight_fullscale": 1.0, "act_fullscale": 1.0, "adc_fullscale": 1.0}  # counts need no calibration
+    arch = models.make_arch(in_shape, num_classes, model_cfg)
+    net = models.build(arch, q).eval()
+    doc = {"arch": arch, "quant": q, "dataset": "nas", "variant": "unipolar", "bits": bits}
+    with torch.no_grad():
+        _, mapping = crossbar.map_network(net, doc, map_cfg, quant_cfg, device_bits=bits)
+    c = cost.estimate(mapping, _constants(cost_cfg), family=cost_cfg["family"], tech_nm=cost_cfg["tech_nm"],
+                      cell=cost_cfg["cell"], adc_time_share=cost_cfg["adc_time_share"])
+    t = mapping["total"]
+    return {"area_um2": float(c["total"]["area_um2"]), "energy_pj": float(c["total"]["energy_pj_per_inference"]),
+            "devices": int(t["devices"]), "tiles": int(t["tiles"]), "sign_flips": int(t["sign_flips"])}
+
+
+# ------------------------------------------------------------------------------------------------ storage
+def study_name(dataset: str, bits: int, cfg: dict, model_base: dict, seed: int) -> str:
+    """The study of one search: a changed search space or recipe starts a new study in the same journal."""
+    h = config_hash({"nas": {k: cfg[k] for k in ("trials", "epochs", "objective", "pruning", "space")},
+                     "model": model_base, "seed": seed})
+    return f"{dataset}-unipolar-b{bits}-{h[:10]}"
+
+
+def storage(nas_dir: str | Path):
+    import optuna
+
+    Path(nas_dir).mkdir(parents=True, exist_ok=True)
+    path = str(Path(nas_dir) / STUDY_FILE)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def search_run(nas_dir: Path, experiment: str | None, name: str, params: dict, tags: dict) -> str | None:
+    """The MLflow run every trial nests under: created once per study (under a file lock, workers race)."""
+    if not experiment:
+        return None
+    import mlflow
+
+    state = nas_dir / "search_run.json"
+    with _locked(nas_dir / ".lock"):
+        if state.exists():
+            doc = json.loads(state.read_text())
+            if doc.get("study") == name:
+                return doc["run_id"]
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+        run_id = client.create_run(exp_id, run_name=f"nas_unipolar {name}", tags=tags).info.run_id
+        for k, v in tracking.flatten(params).items():
+            client.log_param(run_id, k, v)
+        tracking.write_json(state, {"study": name, "run_id": run_id})
+        return run_id
+
+
+# ---------------------------------------------------------------------------------------------- a trial
+def _median_pruner(study, trial_number: int, epoch: int, value: float, pruning: dict) -> bool:
+    """True when ``value`` (validation accuracy after ``epoch`` + 1 epochs) is below the median of the
+    finished trials at that epoch (Optuna's MedianPruner rule, on user attrs: multi-objective safe)."""
+    import optuna
+
+    if not pruning.get("enabled", True) or epoch + 1 < int(pruning["warmup_epochs"]):
+        return False
+    past = [t.user_attrs.get("val_acc_curve", []) for t in study.get_trials(deepcopy=False)
+            if t.number != trial_number and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    at = [c[epoch] for c in past if len(c) > epoch]
+    if len(at) < int(pruning["min_trials"]):
+        return False
+    return value < float(np.median(at))
+
+
+def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, train_cfg: dict, quant_cfg: dict,
+                   map_cfg: dict, cost_cfg: dict, seed: int, parent_run: str | None, experiment: str | None,
+                   threads: int, accelerator: str, data_sha256: str = ""):
+    import lightning as L
+    import optuna
+    import torch
+
+    from . import models
+    from .train import Classifier, quant_settings
+
+    space = cfg["space"][dataset]
+    epochs = int(cfg["epochs"])
+
+    def objective(trial: optuna.Trial):
+        t0 = time.time()
+        model_cfg = sample_model(trial, space, model_base)
+        hw = hardware_of(model_cfg, dm.in_shape, len(dm.class_names), bits, quant_cfg, map_cfg, cost_cfg)
+        trial.set_user_attr("model", model_cfg)
+        for k, v in hw.items():
+            trial.set_user_attr(k, v)
+        run_id, client = None, None
+        if parent_run:
+            import mlflow
+
+            client = mlflow.MlflowClient()
+            exp_id = client.get_run(parent_run).info.experiment_id
+            tags = tracking.standard_tags(dataset=dataset, variant="unipolar", bits=bits, seed=seed, rule="nas_unipolar_search",
+                                          config_hash=config_hash(model_cfg), data_sha256=data_sha256)
+            tags.update({"mlflow.parentRunId": parent_run, "optuna.study": trial.study.study_name,
+                         "optuna.trial": str(trial.number)})
+            run_id = client.create_run(exp_id, run_name=f"trial {trial.number}", tags=tags).info.run_id
+            for k, v in tracking.flatten({"model": model_cfg, "epochs": epochs, **trial.params}).items():
+                client.log_param(run_id, k, v)
+            for k, v in hw.items():
+                client.log_metric(run_id, k, float(v))
+
+        curve: list[float] = []
+
+        class Report(L.Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                acc = float(trainer.callback_metrics["val_acc"])
+                curve.append(acc)
+                trial.set_user_attr("val_acc_curve", list(curve))
+                if client:
+                    client.log_metric(run_id, "val_acc", acc, step=len(curve) - 1)
+                print(f"[nas] trial {trial.number} epoch {len(curve)}/{epochs} val_acc {acc:.4f} "
+                      f"area {hw['area_um2']:.4g} um^2 ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                if _median_pruner(trial.study, trial.number, len(curve) - 1, acc, cfg["pruning"]):
+                    trainer.should_stop = True
+                    self.pruned = True
+
+        report = Report()
+        report.pruned = False
+        state = "FAILED"
+        try:
+            L.seed_everything(seed + trial.number, workers=True, verbose=False)
+            arch = models.make_arch(dm.in_shape, len(dm.class_names), model_cfg)
+            net = models.build(arch, quant_settings("unipolar", bits, quant_cfg))
+            module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0))
+            trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                num_sanity_val_steps=0, callbacks=[report], deterministic=True)
+            trainer.fit(module, datamodule=dm)
+            best = max(curve)
+            trial.set_user_attr("wall_time_s", round(time.time() - t0, 2))
+            if report.pruned:
+                state = "KILLED"
+                raise optuna.TrialPruned(f"val_acc {curve[-1]:.4f} below the median after {len(curve)} epochs")
+            state = "FINISHED"
+            if client:
+                client.log_metric(run_id, "best_val_acc", best)
+            return best, hw["area_um2"] if cfg["objective"] == "area" else float(hw["devices"])
+        finally:
+            if client:
+                client.set_tag(run_id, "optuna.state", {"FINISHED": "COMPLETE", "KILLED": "PRUNED"}.get(state, "FAIL"))
+                client.set_terminated(run_id, state)
+
+    return objective
+
+
+def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worker: int, cfg: dict, model_base: dict,
+                  train_cfg: dict, quant_cfg: dict, map_cfg: dict, cost_cfg: dict, seed: int,
+                  experiment: str | None = None, threads: int = 1, accelerator: str = "auto") -> dict:
+    """One search worker: trials until the shared study holds ``cfg['trials']`` finished trials."""
+    import optuna
+    import torch
+
+    from .train import NpzDataModule
+
+    t0 = time.time()
+    torch.set_num_threads(max(1, threads))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    nas_dir = Path(nas_dir)
+    name = study_name(dataset, bits, cfg, model_base, seed)
+    study = optuna.create_study(study_name=name, storage=storage(nas_dir), load_if_exists=True,
+                                directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.TPESampler(seed=seed * 100 + worker,
+                                                                   n_startup_trials=int(cfg["startup_trials"])))
+    prov = Path(data_npz).with_suffix(".json")
+    sha = json.loads(prov.read_text())["source"]["sha256"] if prov.exists() else ""
+    parent = search_run(nas_dir, experiment, name, {"nas_unipolar": cfg, "bits": bits},
+                        tracking.standard_tags(dataset=dataset, variant="unipolar", bits=bits, seed=seed,
+                                               rule="nas_unipolar", config_hash=name.rsplit("-", 1)[-1], data_sha256=sha))
+    dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed)
+    objective = make_objective(dm=dm, dataset=dataset, bits=bits, cfg=cfg, model_base=model_base, train_cfg=train_cfg,
+                               quant_cfg=quant_cfg, map_cfg=map_cfg, cost_cfg=cost_cfg, seed=seed, parent_run=parent,
+                               experiment=experiment, threads=threads, accelerator=accelerator, data_sha256=sha)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    total = int(cfg["trials"])
+    mine = []
+
+    def count_mine(study, trial):
+        mine.append(trial.number)
+
+    if len(study.get_trials(states=finished)) < total:
+        study.optimize(objective, n_trials=total, catch=(),
+                       callbacks=[optuna.study.MaxTrialsCallback(total, states=finished), count_mine])
+    doc = {"study": name, "worker": worker, "trials_run": mine, "wall_time_s": round(time.time() - t0, 2),
+           "study_finished_trials": len(study.get_trials(states=finished))}
+    tracking.write_json(out_json, doc)
+    print(f"[nas] worker {worker}: {len(mine)} trials in {doc['wall_time_s']:.0f} s; study {name} has "
+          f"{doc['study_finished_trials']}/{total} finished", file=sys.stderr, flush=True)
+    return doc
+
+
+# ----------------------------------------------------------------------------------------------- select
+def trial_rows(study) -> list[dict[str, Any]]:
+    import optuna
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+            continue
+        curve = t.user_attrs.get("val_acc_curve", [])
+        rows.append({"trial": t.number, "state": t.state.name,
+                     "val_accuracy": t.values[0] if t.values else (max(curve) if curve else float("nan")),
+                     "area_um2": t.user_attrs.get("area_um2"), "devices": t.user_attrs.get("devices"),
+                     "tiles": t.user_attrs.get("tiles"), "sign_flips": t.user_attrs.get("sign_flips"),
+                     "energy_pj": t.user_attrs.get("energy_pj"), "epochs_run": len(curve),
+                     "wall_time_s": t.user_attrs.get("wall_time_s"),
+                     "model": json.dumps(t.user_attrs.get("model"), separators=(",", ":")),
+                     **{f"param_{k}": v for k, v in t.params.items()}})
+    return rows
+
+
+def pareto_front(rows: list[dict], objective: str = "area_um2") -> list[dict]:
+    """Non-dominated COMPLETE trials: no other trial is at least as accurate and at most as large, and better in one."""
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    front = [r for r in done if not any(
+        o["val_accuracy"] >= r["val_accuracy"] and o[objective] <= r[objective]
+        and (o["val_accuracy"] > r["val_accuracy"] or o[objective] < r[objective]) for o in done)]
+    return sorted(front, key=lambda r: r[objective])
+
+
+def choose(rows: list[dict], margin: float, objective: str = "area_um2") -> tuple[dict, str]:
+    """The documented selection rule. Returns (row, rule text)."""
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    if not done:
+        raise ValueError("nas_unipolar: no COMPLETE trial to choose from (all pruned or failed); raise trials or "
+                         "pruning.warmup_epochs")
+    best = max(r["val_accuracy"] for r in done)
+    near = [r for r in done if r["val_accuracy"] >= best - margin]
+    pick = min(near, key=lambda r: (r[objective], -r["val_accuracy"]))
+    rule = (f"smallest {objective} among COMPLETE trials whose validation accuracy is within {margin:.4f} of the best "
+            f"({best:.4f}); ties broken by accuracy")
+    return pick, rule
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r)) or ["trial"]
+    with tracking.atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+
+
+def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, out_png: Path, dpi: int = 150) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    df = pd.DataFrame(rows)
+    df["area_mm2"] = df["area_um2"] / 1e6
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    sns.scatterplot(data=df, x="area_mm2", y="val_accuracy", hue="state", style="state",
+                    hue_order=["COMPLETE", "PRUNED"], style_order=["COMPLETE", "PRUNED"], s=55, ax=ax, alpha=0.8)
+    if front:
+        fx = [r["area_um2"] / 1e6 for r in front]
+        fy = [r["val_accuracy"] for r in front]
+        ax.step(fx, fy, where="post", color="0.3", lw=1.2, label="Pareto front")
+    ax.scatter([pick["area_um2"] / 1e6], [pick["val_accuracy"]], marker="*", s=320, color="crimson",
+               edgecolor="black", zorder=5, label=f"chosen (trial {pick['trial']})")
+    ax.set_xlabel("crossbar area (mm$^2$, cost model)")
+    ax.set_ylabel("validation accuracy (quantized, unipolar)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8, frameon=True)
+    fig.tight_layout()
+    with tracking.atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    with tracking.atomic_path(out_png.with_suffix(".pdf")) as tmp:
+        fig.savefig(tmp, format="pdf")
+    plt.close(fig)
+
+
+def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bits: int, cfg: dict, model_base: dict,
+                 seed: int, experiment: str | None = None) -> dict:
+    """The nas_unipolar rule: trials.csv, pareto.csv, arch.json, pareto.png/.pdf; closes the search run."""
+    import optuna
+
+    nas_dir = Path(nas_dir)
+    t0 = time.time()
+    if not cfg["search"]:  # no search: the configured architecture, all-positive unless set otherwise
+        model = {**model_base, "polarity": cfg["polarity"]}
+        _write_csv(Path(out_trials), [])
+        _write_csv(Path(out_pareto), [])
+        doc = {"model": model, "rule": "nas_unipolar.search is false: config model.<dataset> with nas_unipolar.polarity",
+               "dataset": dataset, "bits": bits}
+        tracking.write_json(out_arch, doc)
+        return doc
+    name = study_name(dataset, bits, cfg, model_base, seed)
+    study = optuna.load_study(study_name=name, storage=storage(nas_dir))
+    rows = trial_rows(study)
+    objective = "area_um2" if cfg["objective"] == "area" else "devices"
+    front = pareto_front(rows, objective)
+    pick, rule = choose(rows, float(cfg["selection_margin"]), objective)
+    _write_csv(Path(out_trials), rows)
+    _write_csv(Path(out_pareto), front)
+    pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png")
+    workers = [json.loads(p.read_text()) for p in sorted(nas_dir.glob("worker*.json"))]
+    doc = {"model": json.loads(pick["model"]), "rule": rule, "trial": pick["trial"],
+           "val_accuracy": pick["val_accuracy"], "area_um2": pick["area_um2"], "devices": pick["devices"],
+           "best_val_accuracy": max(r["val_accuracy"] for r in rows if r["state"] == "COMPLETE"),
+           "study": name, "storage": str(nas_dir / STUDY_FILE), "dataset": dataset, "bits": bits,
+           "trials": {"complete": sum(r["state"] == "COMPLETE" for r in rows),
+                      "pruned": sum(r["state"] == "PRUNED" for r in rows)},
+           "search_wall_time_s": max((w["wall_time_s"] for w in workers), default=None),
+           "trial_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 1), "workers": len(workers),
+           "epochs_per_trial": int(cfg["epochs"])}
+    tracking.write_json(out_arch, doc)
+    state = nas_dir / "search_run.json"
+    if experiment and state.exists():
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        run_id = json.loads(state.read_text())["run_id"]
+        client.log_metric(run_id, "chosen_val_accuracy", float(pick["val_accuracy"]))
+        client.log_metric(run_id, "chosen_area_um2", float(pick["area_um2"]))
+        client.log_metric(run_id, "trials_complete", doc["trials"]["complete"])
+        client.log_metric(run_id, "trials_pruned", doc["trials"]["pruned"])
+        client.set_tag(run_id, "chosen_trial", str(pick["trial"]))
+        for p in (out_trials, out_pareto, out_arch, nas_dir / "pareto.png"):
+            client.log_artifact(run_id, str(p))
+        client.set_terminated(run_id, "FINISHED")
+    print(f"[nas_unipolar] {dataset}/b{bits}: chose trial {pick['trial']} (val {pick['val_accuracy']:.4f}, "
+          f"{pick['area_um2'] / 1e6:.3f} mm^2) of {len(rows)} trials; {rule} ({time.time() - t0:.1f} s)",
+          file=sys.stderr, flush=True)
+    return doc

@@ -1,0 +1,135 @@
+"""Unipolar architecture search: search space, selection rule, pruning, shared study, MLflow nesting."""
+import csv
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import torch
+
+from conftest import REPO
+from nvmxbar import config, data, models, nas
+from nvmxbar.quant import polarity_mask
+
+CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
+
+
+def _row(trial, acc, area, state="COMPLETE"):
+    return {"trial": trial, "state": state, "val_accuracy": acc, "area_um2": area, "devices": int(area), "model": "{}"}
+
+
+def test_pareto_front_and_selection_rule():
+    rows = [_row(0, 0.90, 50.0), _row(1, 0.93, 80.0), _row(2, 0.925, 60.0), _row(3, 0.80, 40.0),
+            _row(4, 0.91, 90.0), _row(5, 0.99, 10.0, "PRUNED")]
+    front = nas.pareto_front(rows)
+    assert [r["trial"] for r in front] == [3, 0, 2, 1]  # 4 is dominated by 1; pruned trials never count
+    pick, rule = nas.choose(rows, margin=0.01)
+    assert pick["trial"] == 2 and "within 0.0100" in rule  # smallest area within 0.01 of the best (0.93)
+    assert nas.choose(rows, margin=0.0)[0]["trial"] == 1
+    assert nas.choose(rows, margin=0.2)[0]["trial"] == 3
+    with pytest.raises(ValueError, match="no COMPLETE trial"):
+        nas.choose([_row(0, 0.9, 1.0, "PRUNED")], margin=0.01)
+
+
+def test_sampled_models_build_and_respect_their_polarity():
+    space = {"blocks": [1, 2], "convs_per_block": 2, "widths": [4, 8], "kernel_sizes": [3, 5], "hidden": [0, 16],
+             "polarity": ["positive", "row_groups", "col_groups"]}
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(12):
+        t = study.ask()
+        mc = nas.sample_model(t, space, {"dropout": 0.0, "bias": True})
+        arch = models.make_arch([9, 32], 6, mc)
+        net = models.build(arch, {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6})
+        assert len(arch["polarity"]) == len(net.layers)
+        for i, layer in enumerate(net.layers):
+            mask = getattr(net, f"_pol{i}")
+            assert torch.equal(mask, polarity_mask(layer.weight.shape, arch["polarity"][i]))
+            assert ((layer.weight * mask) >= 0).all()
+            seen.add((arch["polarity"][i]["row_groups"], arch["polarity"][i]["col_groups"]))
+        study.tell(t, [0.5, 1.0])
+    assert seen == {(1, 1), (2, 1), (1, 2)}
+
+
+def test_area_objective_grows_with_width_and_row_groups():
+    base = {"conv": [8, "M"], "kernel_size": [5], "hidden": [], "dropout": 0.0, "bias": True}
+    args = ([9, 128], 6, 2, CFG["quant"], CFG["map_crossbar"], CFG["estimate_cost"])
+    small = nas.hardware_of({**base, "polarity": "positive"}, *args)
+    wide = nas.hardware_of({**base, "conv": [64, "M"], "polarity": "positive"}, *args)
+    split = nas.hardware_of({**base, "polarity": {"sign": 1, "row_groups": 2}}, *args)
+    assert wide["area_um2"] > small["area_um2"] and split["tiles"] > small["tiles"]
+    assert split["sign_flips"] > 0 == small["sign_flips"]
+
+
+def test_median_pruning_rule_uses_finished_trials_at_the_same_epoch():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for k, curve in enumerate([[0.5, 0.6, 0.7], [0.4, 0.5, 0.6], [0.3, 0.8, 0.9], [0.2, 0.3]]):
+        study.add_trial(optuna.trial.create_trial(
+            values=[max(curve), 1.0] if len(curve) == 3 else None, user_attrs={"val_acc_curve": curve},
+            state=optuna.trial.TrialState.COMPLETE if len(curve) == 3 else optuna.trial.TrialState.PRUNED,
+            distributions={}, params={}))
+    p = {"enabled": True, "warmup_epochs": 2, "min_trials": 3}
+    assert not nas._median_pruner(study, 99, 0, 0.0, p)  # before warm-up: never
+    assert nas._median_pruner(study, 99, 1, 0.54, p)  # median at epoch 2 of [0.6, 0.5, 0.8, 0.3] = 0.55
+    assert not nas._median_pruner(study, 99, 1, 0.56, p)
+    assert nas._median_pruner(study, 99, 2, 0.1, p)  # 3 trials reached epoch 3 (= min_trials)
+    assert not nas._median_pruner(study, 99, 2, 0.1, {**p, "min_trials": 4})  # too few to judge
+    assert not nas._median_pruner(study, 99, 1, 0.1, {**p, "enabled": False})
+
+
+@pytest.fixture(scope="module")
+def har_tiny(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("har")
+    src = data.find_source("har", data_dir, download=False)
+    data.prepare("har", src, out / "har.npz", out / "har.json", seed=0, limit={"train": 300, "val": 120, "test": 120})
+    return out
+
+
+def _worker(har_tiny, nas_dir, w, uri):
+    import os
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    cfg = {**CFG["nas_unipolar"], "trials": 4, "epochs": 1, "startup_trials": 2,
+           "space": {"har": {"blocks": [1], "convs_per_block": 1, "widths": [4, 8], "kernel_sizes": [3, 5],
+                             "hidden": [0], "polarity": ["positive", "row_groups"]}}}
+    return nas.search_worker(data_npz=har_tiny / "har.npz", nas_dir=nas_dir, out_json=nas_dir / f"worker{w}.json",
+                             dataset="har", bits=2, worker=w, cfg=cfg, model_base=CFG["model"]["har"],
+                             train_cfg={**CFG["train"]["har"], "batch_size": 64}, quant_cfg=CFG["quant"],
+                             map_cfg=CFG["map_crossbar"], cost_cfg=CFG["estimate_cost"], seed=0,
+                             experiment="nvmxbar-har", threads=1, accelerator="cpu"), cfg
+
+
+def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    nas_dir = tmp_path / "nas"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        docs = pool.starmap(_worker, [(har_tiny, nas_dir, 0, uri), (har_tiny, nas_dir, 1, uri)])
+    cfg = docs[0][1]
+    runs = sorted(n for d, _ in docs for n in d["trials_run"])
+    assert len(runs) >= 4 and len(set(runs)) == len(runs)  # one study: the workers never repeat a trial number
+    mlflow.set_tracking_uri(uri)
+    doc = nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "trials.csv", out_pareto=nas_dir / "pareto.csv",
+                           out_arch=nas_dir / "arch.json", dataset="har", bits=2, cfg=cfg,
+                           model_base=CFG["model"]["har"], seed=0, experiment="nvmxbar-har")
+    rows = list(csv.DictReader(open(nas_dir / "trials.csv")))
+    assert len(rows) == len(runs) and {"trial", "state", "val_accuracy", "area_um2", "devices", "model"} <= set(rows[0])
+    arch = json.loads((nas_dir / "arch.json").read_text())
+    assert arch["model"]["polarity"] and "smallest area_um2" in arch["rule"] and arch == json.loads(json.dumps(doc))
+    assert (nas_dir / "pareto.png").stat().st_size > 10_000 and (nas_dir / "pareto.pdf").exists()
+    # the chosen architecture rebuilds as a unipolar network
+    net = models.build(models.make_arch([9, 128], 6, arch["model"]), {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6})
+    assert net.polarity is not None
+    # MLflow: one search run, every trial nested under it
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("nvmxbar-har")
+    all_runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in all_runs if r.data.tags.get("rule") == "nas_unipolar"]
+    trials = [r for r in all_runs if r.data.tags.get("rule") == "nas_unipolar_search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(trials) == len(runs) and all(t.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for t in trials)
+    assert all("area_um2" in t.data.metrics and "val_acc" in t.data.metrics for t in trials)
+    # a worker started again on a finished study runs no trial (a rerun resumes, it does not redo)
+    again, _ = _worker(har_tiny, nas_dir, 0, uri)
+    assert again["trials_run"] == []
