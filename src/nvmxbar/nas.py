@@ -103,10 +103,11 @@ def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: in
 
 
 # ------------------------------------------------------------------------------------------------ storage
-def study_name(dataset: str, bits: int, cfg: dict, model_base: dict, seed: int) -> str:
-    """The study of one search: a changed search space or recipe starts a new study in the same journal."""
-    h = config_hash({"nas": {k: cfg[k] for k in ("trials", "epochs", "objective", "pruning", "space")},
-                     "model": model_base, "seed": seed})
+def study_name(dataset: str, bits: int, cfg: dict, model_base: dict, seed: int, train_cfg: dict | None = None,
+               quant_cfg: dict | None = None) -> str:
+    """The study of one search: a changed search space or trial recipe starts a new study in the same journal."""
+    h = config_hash({"nas": {k: cfg[k] for k in ("trials", "epochs", "objective", "pruning", "space", "startup_trials")},
+                     "model": model_base, "seed": seed, "train": train_cfg, "quant": quant_cfg})
     return f"{dataset}-unipolar-b{bits}-{h[:10]}"
 
 
@@ -260,7 +261,7 @@ def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worke
     torch.set_num_threads(max(1, threads))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     nas_dir = Path(nas_dir)
-    name = study_name(dataset, bits, cfg, model_base, seed)
+    name = study_name(dataset, bits, cfg, model_base, seed, train_cfg, quant_cfg)
     study = optuna.create_study(study_name=name, storage=storage(nas_dir), load_if_exists=True,
                                 directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.TPESampler(seed=seed * 100 + worker,
@@ -392,7 +393,11 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
                "dataset": dataset, "bits": bits}
         tracking.write_json(out_arch, doc)
         return doc
-    name = study_name(dataset, bits, cfg, model_base, seed)
+    workers = [json.loads(p.read_text()) for p in sorted(nas_dir.glob("worker*.json"))]
+    names = {w["study"] for w in workers}
+    if len(names) != 1:
+        raise ValueError(f"nas_unipolar: expected the worker files in {nas_dir} to name one study, found {sorted(names)}")
+    name = names.pop()
     study = optuna.load_study(study_name=name, storage=storage(nas_dir))
     rows = trial_rows(study)
     objective = "area_um2" if cfg["objective"] == "area" else "devices"
@@ -401,7 +406,6 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
     _write_csv(Path(out_trials), rows)
     _write_csv(Path(out_pareto), front)
     pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png")
-    workers = [json.loads(p.read_text()) for p in sorted(nas_dir.glob("worker*.json"))]
     doc = {"model": json.loads(pick["model"]), "rule": rule, "trial": pick["trial"],
            "val_accuracy": pick["val_accuracy"], "area_um2": pick["area_um2"], "devices": pick["devices"],
            "best_val_accuracy": max(r["val_accuracy"] for r in rows if r["state"] == "COMPLETE"),

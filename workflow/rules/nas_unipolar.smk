@@ -12,7 +12,7 @@ rule nas_unipolar_search:
     params:
         cfg=CFG["nas_unipolar"],
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: CFG["train"][wc.dataset],
+        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k != "epochs"},  # trials use nas epochs
         quant_cfg=CFG["quant"],
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
