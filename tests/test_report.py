@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nvmxbar import crossbar, report, tracking
+from nvmxbar import crossbar, nas, report, tracking
 from nvmxbar.models import build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,9 +36,9 @@ def noisy_mean(variant, bits, prog, read):
     return IDEAL[(variant, bits)] - prog - 10 * read
 
 
-def make_net(quant, seed=0):
+def make_net(quant, seed=0, arch=ARCH):
     torch.manual_seed(seed)
-    net = build(ARCH, quant).double()
+    net = build(arch, quant).double()
     x = torch.randn(128, 9, 32, dtype=torch.float64)
     if quant:
         net.train()
@@ -53,14 +53,15 @@ def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS) -> P
             for b in bits:
                 mdir = "baseline" if v == "baseline" else f"{v}/b{b}"
                 quant = None if v == "baseline" else {"weight_bits": b, "dac_bits": 4, "adc_bits": 6}
-                net, x = make_net(quant)
+                arch = {**ARCH, "polarity": "positive"} if v == "unipolar" else ARCH  # one device per weight
+                net, x = make_net(quant, arch=arch)
                 met = root / ds / mdir / "metrics.json"
                 tracking.write_json(met, {"dataset": ds, "variant": v, "bits": None if v == "baseline" else b,
                                           "test_accuracy": MODEL_ACC[mdir], "val_accuracy": MODEL_ACC[mdir] - 0.01,
                                           "per_class_accuracy": {}, "epochs": 3, "best_epoch": 2, "n_test": 500,
                                           "wall_time_s": 1.0, "quant": None if quant is None else
                                           {**quant, "weight_fullscale": 0.3, "act_fullscale": 4.0, "adc_fullscale": 6.0}})
-                doc = {"arch": ARCH, "quant": quant, "dataset": ds, "variant": "uniform" if quant else "baseline",
+                doc = {"arch": arch, "quant": quant, "dataset": ds, "variant": v if quant else "baseline",
                        "bits": b if quant else None}
                 arrays, mapping = crossbar.map_network(net, doc, XCFG, {"dac_bits": 4, "adc_bits": 6},
                                                        calib_x=x, device_bits=b)
@@ -88,7 +89,52 @@ def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS) -> P
                 if v != "baseline":
                     cost["time_shared"] = {"area_um2": 0.5 * a, "adcs": 3}
                 tracking.write_json(d / "cost.json", cost)
+                if v == "unipolar":
+                    write_nas(d / "nas", ds, b)
     return root
+
+
+# the unipolar search of every dataset x bits: (trial, state, val_accuracy, area_um2); the Pareto front of the
+# COMPLETE trials is 4, 2, 0, 6 (3 is dominated by 2); with a margin of 0.02 around the best (0.905) the rule
+# picks the smallest of trials 0 and 6: trial 0
+NAS_TRIALS = [(0, "COMPLETE", 0.90, 2.0e6), (1, "PRUNED", 0.60, 0.5e6), (2, "COMPLETE", 0.88, 1.0e6),
+              (3, "COMPLETE", 0.85, 1.5e6), (4, "COMPLETE", 0.80, 0.4e6), (5, "PRUNED", 0.70, 3.0e6),
+              (6, "COMPLETE", 0.905, 2.5e6)]
+NAS_FRONT, NAS_CHOSEN, NAS_MARGIN = [4, 2, 0, 6], 0, 0.02
+
+
+def nas_area(area, bits):
+    return area * (1.0 if bits == 2 else 1.5)  # 4-bit trials are larger (a different front per bits)
+
+
+def search_wall_time(ds, bits):
+    return 600.0 + 10 * bits + (0 if ds == "har" else 5)
+
+
+def write_nas(d: Path, ds: str, bits: int) -> None:
+    """nas/trials.csv, pareto.csv and arch.json as rule nas_unipolar writes them (nvmxbar.nas's own functions)."""
+    rows = []
+    for t, state, acc, area in NAS_TRIALS:
+        model = {**ARCH, "polarity": [{"sign": 1, "row_groups": 1, "col_groups": 1}] * 4}
+        rows.append({"trial": t, "state": state, "val_accuracy": acc, "area_um2": nas_area(area, bits),
+                     "devices": int(area / 10), "tiles": int(area / 20000), "sign_flips": 0,
+                     "energy_pj": area / 1e4, "epochs_run": 5 if state == "COMPLETE" else 2, "wall_time_s": 30.0 + t,
+                     "model": json.dumps(model, separators=(",", ":")), "param_depth": 2 + t % 2,
+                     "param_polarity": "positive"})
+    front = nas.pareto_front(rows)
+    pick, rule = nas.choose(rows, NAS_MARGIN)
+    d.mkdir(parents=True, exist_ok=True)
+    nas._write_csv(d / "trials.csv", rows)
+    nas._write_csv(d / "pareto.csv", front)
+    tracking.write_json(d / "arch.json", {
+        "model": json.loads(pick["model"]), "rule": rule, "trial": pick["trial"], "val_accuracy": pick["val_accuracy"],
+        "area_um2": pick["area_um2"], "devices": pick["devices"],
+        "best_val_accuracy": max(r["val_accuracy"] for r in rows if r["state"] == "COMPLETE"),
+        "study": f"unipolar-{ds}-b{bits}", "storage": str(d / "study.journal"), "dataset": ds, "bits": bits,
+        "trials": {"complete": sum(r["state"] == "COMPLETE" for r in rows),
+                   "pruned": sum(r["state"] == "PRUNED" for r in rows)},
+        "search_wall_time_s": search_wall_time(ds, bits), "trial_time_s": round(sum(r["wall_time_s"] for r in rows), 1),
+        "workers": 2, "epochs_per_trial": 5})
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +151,8 @@ def data(tree):
 def stage(tree):
     """The rule's script run with a stand-in for Snakemake's `snakemake` object (one run for all output tests)."""
     out = tree.parent
-    names = report.figure_names(DATASETS)
-    outputs = ([str(out / "tables" / f"{t}.{e}") for t in report.TABLE_NAMES for e in ("csv", "md", "tex")]
+    names = report.figure_names(DATASETS, VARIANTS)
+    outputs = ([str(out / "tables" / f"{t}.{e}") for t in report.table_names(VARIANTS) for e in ("csv", "md", "tex")]
                + [str(out / "figures" / f"{n}.{e}") for n in names for e in ("png", "pdf")])
     report_md = str(out / "report" / "REPORT.md")
 
@@ -140,6 +186,11 @@ def test_collect_reads_every_input(data):
     g = g[(g.dataset == m.dataset) & (g.variant == m.variant) & (g.bits == m.bits)]
     grid = m.g_min_us + np.arange(m.levels) * (m.g_max_us - m.g_min_us) / (m.levels - 1)
     assert np.all(np.min(np.abs(g.g_us.to_numpy()[:, None] - grid[None]), 1) < 1e-3)
+    # the unipolar deployments: one device per weight, all-positive codes, no negative sign group
+    mp = data["mapping"].set_index(["dataset", "variant", "bits"])
+    assert (mp.xs("unipolar", level="variant").pair == 1).all() and (mp.xs("uniform", level="variant").pair == 2).all()
+    assert (mp.xs("unipolar", level="variant").sign_flips == 0).all()
+    assert (data["weight_codes"].query("variant == 'unipolar'").code >= 0).all()
 
 
 def test_uniform_has_one_grid_and_baseline_per_layer_scales(data):
@@ -198,6 +249,12 @@ def test_cost_table_improvements_and_paper_columns(data):
                 assert r.time_shared_area_improvement_pct == pytest.approx(100 * (1 - 0.5 * AREA[(v, b)] / AREA[("baseline", b)]))
     assert t.loc[("har", "uniform", 2), "area_improvement_pct"] == pytest.approx(40.0)
     assert t.loc[("har", "unipolar", 2), "area_improvement_pct"] == pytest.approx(85.0)
+    assert t.loc[("har", "unipolar", 2), "energy_improvement_pct"] == pytest.approx(50.0)
+    assert t.loc[("cifar10", "unipolar", 4), "area_improvement_pct"] == pytest.approx(50.0)
+    assert t.loc[("cifar10", "unipolar", 4), "energy_improvement_pct"] == pytest.approx(25.0)
+    # unipolar is labelled as the combined technique
+    assert (t.xs("unipolar", level="variant").technique == "combined: uniform scaling + unipolar").all()
+    assert (t.xs("uniform", level="variant").technique == "uniform scaling").all()
     # the paper's combined cost figures sit beside the combined (unipolar) rows only
     uni = t.xs("unipolar", level="variant")
     assert (uni.paper_area_improvement_pct == 80.0).all() and (uni.paper_energy_improvement_pct == 45.0).all()
@@ -234,13 +291,28 @@ def test_tables_written_in_three_formats(stage, data):
     cost = pd.read_csv(out / "tables" / "cost.csv")
     r = cost[(cost.dataset == "cifar10") & (cost.variant == "uniform") & (cost.bits == 4)].iloc[0]
     assert r.area_improvement_pct == pytest.approx(25.0) and r.energy_improvement_pct == pytest.approx(25.0)
+    # unipolar rows in both tables, improvements from cost.json next to the paper's combined figures
+    for name in ("accuracy", "cost"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert len(t[t.variant == "unipolar"]) == len(DATASETS) * len(BITS)
+    for ds in DATASETS:
+        for b in BITS:
+            u = cost[(cost.dataset == ds) & (cost.variant == "unipolar") & (cost.bits == b)].iloc[0]
+            assert u.area_improvement_pct == pytest.approx(100 * (1 - AREA[("unipolar", b)] / AREA[("baseline", b)]))
+            assert u.energy_improvement_pct == pytest.approx(
+                100 * (1 - ENERGY[("unipolar", b)] / ENERGY[("baseline", b)]))
+            assert u.paper_area_improvement_pct == 80.0 and u.paper_energy_improvement_pct == 45.0
+    md = (out / "tables" / "cost.md").read_text()
+    assert "| har | unipolar | 2 | combined: uniform scaling + unipolar | 150 | 50.0 |" in md
+    assert "| 85.0 | 50.0 | 75 | up to 80 | up to 45 |" in md
 
 
 def test_figures_are_valid_images(stage):
     from PIL import Image
 
     out, names = stage
-    assert len(names) == 3 * len(DATASETS)
+    assert len(names) == 4 * len(DATASETS)  # accuracy vs noise, cost breakdown, weights, NAS Pareto front
+    assert {f"nas_pareto_{ds}" for ds in DATASETS} <= set(names)
     for n in names:
         png, pdf = out / "figures" / f"{n}.png", out / "figures" / f"{n}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
@@ -340,15 +412,19 @@ def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
     out, _ = stage
     written = {"tables": sorted((out / "tables").glob("*")), "figures": sorted((out / "figures").glob("*.png")),
                "report": [out / "report" / "REPORT.md"]}
+    full = {**data, **report.collect_nas(out / "results", DATASETS, BITS)}
     report._log_mlflow({"har": "nvmxbar-har"}, ["har"], report.accuracy_table(data), report.cost_table(data),
-                       written, report.DEFAULTS)
+                       written, report.DEFAULTS, report.nas_table(full))
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name("nvmxbar-har")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.tags["rule"] == "report" and run.info.status == "FINISHED"
     assert run.data.metrics["area_improvement_pct.unipolar.b2"] == pytest.approx(85.0)
+    assert run.data.metrics["nas.chosen_area_um2.b4"] == pytest.approx(nas_area(2.0e6, 4))
+    assert run.data.metrics["nas.trials_pruned.b2"] == 2
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert arts == {f"figures/{n}_har.png" for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights")}
+    assert arts == {f"figures/{n}_har.png" for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights",
+                                                      "nas_pareto")}
 
 
 def test_component_names_of_area_and_energy_share_one_label(data):
@@ -377,3 +453,109 @@ def test_real_cost_model_when_available(tree, tmp_path):
         assert t.loc[("uniform", b), "area_improvement_pct"] == pytest.approx(100 * (1 - uni / base))
     assert set(sub["cost_components"].component) >= {"ADCs", "cells"}
     report.plot_cost_breakdown(sub, "har")  # draws with the real component names
+
+
+# ----------------------------------------------------------------------------------- architecture search
+def test_collect_nas_reads_trials_front_and_choice(tree):
+    nd = report.collect_nas(tree, DATASETS, BITS)
+    assert len(nd["nas_trials"]) == len(DATASETS) * len(BITS) * len(NAS_TRIALS)
+    assert set(nd["nas_trials"].state) == {"COMPLETE", "PRUNED"}
+    for (ds, b), f in nd["nas_pareto"].groupby(["dataset", "bits"]):
+        assert f.trial.tolist() == NAS_FRONT  # sorted by area, the dominated trial 3 left out
+    a = nd["nas_arch"].set_index(["dataset", "bits"])
+    assert len(a) == len(DATASETS) * len(BITS) and a.search.all()
+    assert (a.trial == NAS_CHOSEN).all() and (a.polarity == "all positive").all()
+
+
+def test_nas_table_rows(stage):
+    out, _ = stage
+    t = pd.read_csv(out / "tables" / "nas.csv")
+    assert len(t) == len(DATASETS) * len(BITS)
+    acc = dict((r[0], r[2]) for r in NAS_TRIALS)
+    for ds in DATASETS:
+        for b in BITS:
+            r = t[(t.dataset == ds) & (t.bits == b)].iloc[0]
+            assert r.trials_complete == 5 and r.trials_pruned == 2 and r.pareto_size == len(NAS_FRONT)
+            assert r.search_wall_time_s == pytest.approx(search_wall_time(ds, b))
+            assert r.chosen_trial == NAS_CHOSEN
+            assert r.chosen_val_accuracy_pct == pytest.approx(100 * acc[NAS_CHOSEN])
+            assert r.chosen_area_um2 == pytest.approx(nas_area(2.0e6, b))
+            assert r.chosen_area_mm2 == pytest.approx(nas_area(2.0e6, b) / 1e6)
+            assert r.best_val_accuracy_pct == pytest.approx(90.5)
+            assert r.val_accuracy_given_up_pct == pytest.approx(0.5)
+            assert r.trained_test_accuracy_pct == pytest.approx(100 * MODEL_ACC[f"unipolar/b{b}"])
+            assert r.ideal_crossbar_accuracy_pct == pytest.approx(100 * IDEAL[("unipolar", b)])
+            assert r.deployed_area_um2 == pytest.approx(AREA[("unipolar", b)])
+            assert "within 0.0200 of the best" in r.selection_rule
+    md = (out / "tables" / "nas.md").read_text().splitlines()
+    assert len(md) == 2 + len(t) and md[0].startswith("| dataset | bits | trials (complete / pruned)")
+    assert "| har | 2 | 5 / 2 | 10.3 min | 0 | 90.00 | 2 | 90.50 | all positive | 93.00 |" in md[2]
+    assert "| cifar10 | 4 | 5 / 2 | 10.8 min | 0 | 90.00 | 3 | 90.50 |" in "\n".join(md)
+    tex = (out / "tables" / "nas.tex").read_text()
+    assert tex.count(r"\\") == 1 + len(t) and r"\end{tabular}" in tex
+
+
+def test_nas_pareto_figure_written(stage):
+    from PIL import Image
+
+    out, _ = stage
+    for ds in DATASETS:
+        png = out / "figures" / f"nas_pareto_{ds}.png"
+        assert png.is_file() and png.stat().st_size > 20_000
+        with Image.open(png) as im:
+            assert np.asarray(im.convert("L")).std() > 10
+        assert (out / "figures" / f"nas_pareto_{ds}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_report_md_nas_section(stage):
+    out, _ = stage
+    text = (out / "report" / "REPORT.md").read_text()
+    sec = text.split("## Unipolar architecture search")[1].split("## The paper's claims")[0]
+    assert "| har | 2 | 5 / 2 |" in sec and "](../figures/nas_pareto_har.png)" in sec
+    har2 = next(ln for ln in sec.splitlines() if ln.startswith("**UCI HAR, 2-bit devices.**"))
+    # ideal crossbar 92.92 %: 0.01 points above the paper's 92.91 %, 2.9 points above our float baseline (90.0 %)
+    assert "92.9 % test accuracy on the ideal crossbar" in har2 and "only-positive weights" in har2
+    assert "up to 92.91 %" in har2 and "0.01 points above that figure" in har2
+    assert "Our float baseline reaches 90.0 %" in har2 and "2.9 points above it, within the 1.5-point target" in har2
+    c4 = next(ln for ln in sec.splitlines() if ln.startswith("**CIFAR-10, 4-bit devices.**"))
+    assert "chose trial 0" in c4 and "92.9" not in c4
+    # the unipolar cost lines name the combined technique and the paper's figures
+    uni = [ln for ln in text.splitlines() if "`unipolar` (combined: uniform scaling + unipolar) vs `baseline`" in ln]
+    assert len(uni) == len(DATASETS) * len(BITS)
+    assert all("up to 80 % area, up to 45 % energy" in ln for ln in uni)
+
+
+def test_report_without_unipolar_has_no_nas(tmp_path):
+    root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
+    written = report.report_stage(root, ["har"], ["baseline", "uniform"], [2], {"dpi": 60})
+    names = {p.name for ps in written.values() for p in ps}
+    assert "nas.csv" not in names and not any(n.startswith("nas_pareto") for n in names)
+    assert report.table_names(["baseline", "uniform"]) == ("accuracy", "cost")
+    assert report.figure_names(["har"], ["baseline", "uniform"]) == report.figure_names(["har"])
+    text = (root / "report" / "REPORT.md").read_text()
+    assert "## Unipolar architecture search" not in text and "`unipolar` (combined" not in text
+    assert set(pd.read_csv(root / "tables" / "cost.csv").variant) == {"baseline", "uniform"}
+
+
+def test_nas_without_search_and_missing_files(tree, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(tree, root)
+    d = root / "har/unipolar/b2/nas"
+    (d / "trials.csv").write_text("trial\n")  # nas_unipolar.search false: header only, no front, minimal arch.json
+    (d / "pareto.csv").write_text("trial\n")
+    tracking.write_json(d / "arch.json", {"model": {**ARCH, "polarity": "positive"}, "dataset": "har", "bits": 2,
+                                          "rule": "nas_unipolar.search is false: config model.<dataset> with "
+                                                  "nas_unipolar.polarity"})
+    data = {**report.collect(root, ["har"], VARIANTS, [2]), **report.collect_nas(root, ["har"], [2])}
+    t = report.nas_table(data)
+    assert len(t) == 1 and not t.search.iloc[0] and t.polarity.iloc[0] == "all positive"
+    heads, rows = report._display_nas(t)
+    assert rows[0][2] == "no search" and "search is false" in rows[0][-1]
+    report.plot_nas_pareto(data, "har")  # draws a placeholder, no error
+    (d / "arch.json").unlink()
+    with pytest.raises(report.ReportInputError, match=str(d / "arch.json")) as err:
+        report.collect_nas(root, ["har"], [2])
+    assert "rule nas_unipolar" in str(err.value)
+    pd.DataFrame({"trial": [0], "state": ["COMPLETE"]}).to_csv(d / "trials.csv", index=False)
+    with pytest.raises(report.ReportInputError, match=r"trials.csv.*val_accuracy"):
+        report.collect_nas(root, ["har"], [2])

@@ -28,12 +28,15 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     counts = job_counts(out)
-    assert counts["prepare_data"] == 2 and counts["train"] == 6  # 2 datasets x (baseline + uniform b2, b4)
-    assert counts["map_crossbar"] == 8 and counts["evaluate_noise"] == 8  # baseline mapped at b2 and b4 too
-    assert counts["estimate_cost"] == 8 and counts["report"] == 1
+    # 2 datasets x (baseline + uniform b2, b4 + unipolar b2, b4)
+    assert counts["prepare_data"] == 2 and counts["train"] == 10
+    assert counts["map_crossbar"] == 12 and counts["evaluate_noise"] == 12  # baseline mapped at b2 and b4 too
+    assert counts["estimate_cost"] == 12 and counts["report"] == 1
+    assert counts["nas_unipolar_search"] == 2 * 2 * 2 and counts["nas_unipolar"] == 4  # 2 workers per study (full)
     for ds in ("har", "cifar10"):
-        for m in ("baseline", "uniform/b2", "uniform/b4"):
+        for m in ("baseline", "uniform/b2", "uniform/b4", "unipolar/b2", "unipolar/b4"):
             assert f"results/{ds}/{m}/model.pt" in out
+        assert f"results/{ds}/unipolar/b2/nas/arch.json" in out
     assert not (tmp_path / "results").exists()  # a dry run creates nothing, not even the MLflow store
 
 
@@ -62,19 +65,20 @@ def test_smoke_run_outputs(smoke, dataset):
     prov = json.loads((res / "data" / f"{dataset}.json").read_text())
     limits = {"har": (1500, 500, 1000), "cifar10": (2000, 500, 1000)}[dataset]
     assert (prov["counts"]["train"], prov["counts"]["val"], prov["counts"]["test"]) == limits
-    for m in ("baseline", "uniform/b2", "uniform/b4"):
+    for m in ("baseline", "uniform/b2", "uniform/b4", "unipolar/b2", "unipolar/b4"):
         metrics = json.loads((res / dataset / m / "metrics.json").read_text())
         n_classes = len(metrics["per_class_accuracy"])
         assert n_classes == {"har": 6, "cifar10": 10}[dataset]
         assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == limits[2]
-        if dataset == "har":  # two epochs on 1500 windows already beat chance (1/6) by far
+        if dataset == "har" and not m.startswith("unipolar"):  # two epochs on 1500 windows beat chance (1/6) by far
             assert metrics["test_accuracy"] > 0.4, (m, metrics["test_accuracy"])
         assert (res / dataset / m / "model.pt").stat().st_size > 1000
         assert not (res / dataset / m / "checkpoints").exists()
         assert (res / "logs" / "train" / dataset / m).with_suffix(".log").read_text().count("[train] epoch") >= 1
     import pandas as pd
-    for m in ("baseline/b2", "baseline/b4", "uniform/b2", "uniform/b4"):
+    for m in ("baseline/b2", "baseline/b4", "uniform/b2", "uniform/b4", "unipolar/b2", "unipolar/b4"):
         mapping = json.loads((res / dataset / m / "mapping.json").read_text())
+        assert mapping["pair"] == (1 if m.startswith("unipolar") else 2)
         assert {"devices", "tiles", "adcs", "dacs"} <= set(mapping["total"]) and mapping["layers"]
         df = pd.read_csv(res / dataset / m / "noise.csv")
         assert list(df.columns[-6:]) == ["accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50",
@@ -86,6 +90,14 @@ def test_smoke_run_outputs(smoke, dataset):
     base = json.loads((res / dataset / "baseline/b2/cost.json").read_text())["total"]
     uni = json.loads((res / dataset / "uniform/b2/cost.json").read_text())["total"]
     assert uni["area_um2"] < base["area_um2"]  # uniform scaling: one slice, no rescale, one periphery design
+    for b in (2, 4):  # the search's choice is what train trained
+        nas_dir = res / dataset / f"unipolar/b{b}/nas"
+        arch = json.loads((nas_dir / "arch.json").read_text())
+        trials = pd.read_csv(nas_dir / "trials.csv")
+        assert len(trials) == 3 and arch["trial"] in set(trials["trial"]) and (nas_dir / "pareto.png").exists()
+        import torch
+        doc = torch.load(res / dataset / f"unipolar/b{b}/model.pt", weights_only=True)
+        assert doc["arch"]["conv"] == arch["model"]["conv"] and doc["arch"]["polarity"] == arch["model"]["polarity"]
 
 
 @pytest.mark.slow
@@ -113,21 +125,25 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert exp.artifact_location.startswith("file://")
         runs = mlflow.search_runs([exp.experiment_id], output_format="list")
         rules = sorted(r.data.tags["rule"] for r in runs)
-        assert {r: rules.count(r) for r in set(rules)} == {"prepare_data": 1, "train": 3, "map_crossbar": 4,
-                                                          "evaluate_noise": 4, "estimate_cost": 4, "report": 1}
+        assert {r: rules.count(r) for r in set(rules)} == {"prepare_data": 1, "train": 5, "map_crossbar": 6,
+                                                          "evaluate_noise": 6, "estimate_cost": 6, "report": 1,
+                                                          "nas_unipolar": 2, "nas_unipolar_search": 6}
         train_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "train"}
         for r in runs:  # every downstream stage is a child of its trained model's run
             if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise", "estimate_cost"):
                 assert r.data.tags["mlflow.parentRunId"] in train_ids
+        search_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "nas_unipolar"}
+        assert all(r.data.tags["mlflow.parentRunId"] in search_ids for r in runs if r.data.tags["rule"] == "nas_unipolar_search")
         sha = json.loads((work / "results" / "data" / f"{ds}.json").read_text())["source"]["sha256"]
         for r in runs:
-            assert r.info.status == "FINISHED"
+            pruned = r.data.tags["rule"] == "nas_unipolar_search" and r.data.tags.get("optuna.state") == "PRUNED"
+            assert r.info.status == ("KILLED" if pruned else "FINISHED")
             if r.data.tags["rule"] == "report":
                 continue
             assert r.data.tags["dataset"] == ds and r.data.tags["data_sha256"] == sha
             assert r.data.tags["seed"] == "0" and r.data.tags["git_commit"] and r.data.tags["config_hash"]
         trained = {(r.data.tags["variant"], r.data.tags["bits"]) for r in runs if r.data.tags["rule"] == "train"}
-        assert trained == {("baseline", "float"), ("uniform", "2"), ("uniform", "4")}
+        assert trained == {("baseline", "float"), ("uniform", "2"), ("uniform", "4"), ("unipolar", "2"), ("unipolar", "4")}
 
 
 @pytest.mark.slow
@@ -138,11 +154,11 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_di
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
                   "train={har: {epochs: 3}}")
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("train") == 3 and "prepare_data" not in counts
+    assert counts.get("train") == 5 and "prepare_data" not in counts and "nas_unipolar_search" not in counts
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
                   "evaluate_noise={instances: 4}")
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("evaluate_noise") == 8 and "train" not in counts and "map_crossbar" not in counts
+    assert counts.get("evaluate_noise") == 12 and "train" not in counts and "map_crossbar" not in counts
     assert counts.get("report") == 1 and "estimate_cost" not in counts
 
 

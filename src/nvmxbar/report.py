@@ -7,10 +7,12 @@ Plain functions over pandas DataFrames:
   naming it and the rule that writes it);
 * :func:`accuracy_table` and :func:`cost_table` build the two result tables, :func:`write_table` writes each as
   CSV, Markdown and LaTeX (atomically);
-* :func:`plot_accuracy_vs_noise`, :func:`plot_cost_breakdown` and :func:`plot_weights` draw the figures
-  (matplotlib ``Figure`` objects rendered by the Agg canvas, seaborn styles; PNG and PDF);
-* :func:`render_report` writes REPORT.md: what was run, the tables, the improvements over the baseline and one
-  sentence per claim of the paper;
+* :func:`collect_nas` reads the unipolar architecture search (nas/trials.csv, pareto.csv, arch.json of every
+  dataset x device bits; only when the ``unipolar`` variant is configured) and :func:`nas_table` summarises it;
+* :func:`plot_accuracy_vs_noise`, :func:`plot_cost_breakdown`, :func:`plot_weights` and :func:`plot_nas_pareto`
+  draw the figures (matplotlib ``Figure`` objects rendered by the Agg canvas, seaborn styles; PNG and PDF);
+* :func:`render_report` writes REPORT.md: what was run, the tables, the improvements over the baseline, the
+  architecture search and one sentence per claim of the paper;
 * :func:`report_stage` is the whole rule.
 
 Every number in the outputs is read from the inputs, except the paper's published figures, which are held in
@@ -68,8 +70,21 @@ BITS_MARKERS = ["o", "s", "^", "D"]
 SETTING_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
 NOISE_COLUMNS = SETTING_KEYS + ("accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50", "accuracy_p95",
                                 "instances")
-TABLE_NAMES = ("accuracy", "cost")
-DEFAULTS = {"reference_prog_sigma": 0.02, "accuracy_tolerance_pct": 1.0, "cost_tolerance_pct": 5.0, "dpi": 200}
+TABLE_NAMES = ("accuracy", "cost")  # always written; tables/nas.* too when the unipolar variant is configured
+NAS_VARIANT = "unipolar"  # the variant whose architecture is searched (results/{dataset}/unipolar/b{bits}/nas/)
+NAS_TRIAL_COLUMNS = ("trial", "state", "val_accuracy", "area_um2")
+NAS_ARCH_KEYS = ("model", "rule")
+#: what each variant's cost rows stand for; the paper's cost figures are for the combined technique
+TECHNIQUES = {"baseline": "reference (per-layer scales, differential pairs)", "uniform": "uniform scaling",
+              "unipolar": "combined: uniform scaling + unipolar"}
+DEFAULTS = {"reference_prog_sigma": 0.02, "accuracy_tolerance_pct": 1.0, "cost_tolerance_pct": 5.0, "dpi": 200,
+            # target of the unipolar search: at most this many points below our float baseline (ideal crossbar)
+            "unipolar_float_gap_pct": 1.5}
+
+
+def table_names(variants: Iterable[str]) -> tuple[str, ...]:
+    """The tables the report writes for these variants (nas only with the searched unipolar variant)."""
+    return TABLE_NAMES + (("nas",) if NAS_VARIANT in list(variants) else ())
 
 
 class ReportInputError(FileNotFoundError):
@@ -79,6 +94,8 @@ class ReportInputError(FileNotFoundError):
 # ------------------------------------------------------------------------------------------------ inputs
 def _producer(path: Path) -> str:
     name = path.name
+    if path.parent.name == "nas":
+        return "nas_unipolar"
     return {"metrics.json": "train", "mapping.json": "map_crossbar", "crossbar.npz": "map_crossbar",
             "noise.csv": "evaluate_noise", "noise_summary.json": "evaluate_noise",
             "cost.json": "estimate_cost"}.get(name, "an earlier rule")
@@ -148,7 +165,9 @@ def collect(results_dir: str | Path, datasets: Iterable[str], variants: Iterable
                                     **{k: mp["total"][k] for k in ("devices", "tiles", "used_cells", "utilisation",
                                                                    "adcs", "dacs", "periphery_designs")},
                                     **{k: mp["total"].get(k) for k in ("subtractors", "shift_add_units",
-                                                                       "rescale_units", "weights")}})
+                                                                       "rescale_units", "weights")},
+                                    "sign_flips": mp["total"].get(
+                                        "sign_flips", sum(int(s.get("sign_flips") or 0) for s in mp["layers"]))})
                     for i, spec in enumerate(mp["layers"]):
                         layers.append({**key, "index": i, "name": spec["name"], "kind": spec["kind"],
                                        "rows": spec["rows"], "outputs": spec["outputs"], "mvms": spec.get("mvms"),
@@ -158,7 +177,9 @@ def collect(results_dir: str | Path, datasets: Iterable[str], variants: Iterable
                                        "weight_step": spec["weight_step"], "weight_fullscale": spec["weight_fullscale"],
                                        "weight_levels": spec.get("weight_levels"), "slices": spec.get("slices"),
                                        "dac_fullscale": spec["dac_fullscale"],
-                                       "periphery_design": spec.get("periphery_design")})
+                                       "periphery_design": spec.get("periphery_design"),
+                                       "pair": spec.get("pair", mp.get("pair")),
+                                       "sign_flips": spec.get("sign_flips")})
                 except (KeyError, TypeError) as err:
                     raise ReportInputError(f"report input {d / 'mapping.json'}: missing or malformed entry {err}") from None
                 npz = _need(d / "crossbar.npz")
@@ -229,6 +250,76 @@ def _read_cost(path: Path, key: dict, cost: list, comps: list, cost_layers: list
                                 "area_um2": float(lay["area_um2"]), "energy_pj": float(lay["energy_pj_per_inference"])})
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ReportInputError(f"report input {path}: missing or malformed entry {err!r}") from None
+
+
+def _nas_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(_need(path))
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(NAS_TRIAL_COLUMNS))
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ReportInputError(f"report input unreadable: {path}: {err}") from None
+    if df.empty:  # no search (nas_unipolar.search false): header only
+        return df
+    missing = [c for c in NAS_TRIAL_COLUMNS if c not in df.columns]
+    if missing:
+        raise ReportInputError(f"report input {path}: missing column(s) {missing}")
+    return df
+
+
+def _polarity_text(model: Any) -> str:
+    """Short description of a model's sign constraint (arch.json ``model.polarity``)."""
+    pol = (model or {}).get("polarity") if isinstance(model, dict) else None
+    if pol is None:
+        return ""
+    if isinstance(pol, str):
+        return {"positive": "all positive", "negative": "all negative"}.get(pol, pol)
+    specs = pol if isinstance(pol, list) else [pol]
+    kinds = []
+    for sp in specs:
+        if not isinstance(sp, dict):
+            kinds.append(str(sp))
+        else:
+            r, c = int(sp.get("row_groups", 1) or 1), int(sp.get("col_groups", 1) or 1)
+            kinds.append("row x column groups" if r > 1 and c > 1 else "row groups" if r > 1 else
+                         "column groups" if c > 1 else {1: "positive", -1: "negative"}.get(int(sp.get("sign", 1)), "?"))
+    if len(set(kinds)) == 1:
+        return {"positive": "all positive", "negative": "all negative"}.get(kinds[0], f"{kinds[0]} in every layer")
+    return "per layer: " + ", ".join(kinds)
+
+
+def collect_nas(results_dir: str | Path, datasets: Iterable[str], bits: Iterable[int]) -> dict[str, pd.DataFrame]:
+    """The unipolar architecture search of every dataset x device bits (rule nas_unipolar): ``nas_trials`` (every
+    row of trials.csv), ``nas_pareto`` (pareto.csv) and ``nas_arch`` (one row per arch.json: the chosen trial,
+    the search's size and time, the selection rule). A missing or unreadable file stops with an error naming it."""
+    root = Path(results_dir)
+    trials, pareto, arch = [], [], []
+    for ds in datasets:
+        for b in sorted(int(x) for x in bits):
+            d = root / ds / NAS_VARIANT / f"b{b}" / "nas"
+            key = {"dataset": ds, "bits": b}
+            t = _nas_csv(d / "trials.csv")
+            f = _nas_csv(d / "pareto.csv")
+            doc = _json(d / "arch.json", NAS_ARCH_KEYS)
+            if len(t):
+                trials.append(t.assign(**key))
+            if len(f):
+                pareto.append(f.assign(**key))
+            counts = doc.get("trials") if isinstance(doc.get("trials"), dict) else {}
+            state = t["state"].astype(str) if len(t) else pd.Series(dtype=str)
+            num = lambda k: float(doc[k]) if doc.get(k) is not None else math.nan  # noqa: E731
+            arch.append({**key, "search": "trial" in doc and len(t) > 0, "trial": doc.get("trial"),
+                         "val_accuracy": num("val_accuracy"), "area_um2": num("area_um2"),
+                         "devices": doc.get("devices"), "best_val_accuracy": num("best_val_accuracy"),
+                         "trials_complete": int(counts.get("complete", (state == "COMPLETE").sum())),
+                         "trials_pruned": int(counts.get("pruned", (state == "PRUNED").sum())),
+                         "pareto_size": len(f), "search_wall_time_s": num("search_wall_time_s"),
+                         "trial_time_s": num("trial_time_s"), "workers": doc.get("workers"),
+                         "epochs_per_trial": doc.get("epochs_per_trial"), "study": doc.get("study", ""),
+                         "rule": str(doc["rule"]), "polarity": _polarity_text(doc.get("model"))})
+    empty = pd.DataFrame(columns=[*NAS_TRIAL_COLUMNS, "dataset", "bits"])
+    cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else empty.copy()  # noqa: E731
+    return {"nas_trials": cat(trials), "nas_pareto": cat(pareto), "nas_arch": pd.DataFrame(arch)}
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -304,8 +395,9 @@ def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ba = base.loc[(r.dataset, r.bits), "area_um2"] if has_base else math.nan
         be = base.loc[(r.dataset, r.bits), "energy_pj"] if has_base else math.nan
         combined = r.variant in COMBINED_VARIANTS
-        rows.append({"dataset": r.dataset, "variant": r.variant, "bits": r.bits, "family": r.family,
-                     "area_um2": r.area_um2, "energy_pj_per_inference": r.energy_pj, "devices": r.devices,
+        rows.append({"dataset": r.dataset, "variant": r.variant, "bits": r.bits,
+                     "technique": TECHNIQUES.get(r.variant, r.variant), "family": r.family, "area_um2": r.area_um2,
+                     "energy_pj_per_inference": r.energy_pj, "devices": r.devices,
                      "adcs": r.adcs, "tiles": r.tiles, "periphery_designs": r.periphery_designs,
                      "area_improvement_pct": _improvement(r.area_um2, ba),
                      "energy_improvement_pct": _improvement(r.energy_pj, be),
@@ -337,12 +429,12 @@ def _display_accuracy(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def _display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    heads = ["dataset", "variant", "bits", "area (µm²)", "energy (pJ/inference)", "devices", "ADCs", "tiles",
-             "periphery designs", "area impr. (%)", "energy impr. (%)", "area, ADCs time-shared (µm²)",
+    heads = ["dataset", "variant", "bits", "technique", "area (µm²)", "energy (pJ/inference)", "devices", "ADCs",
+             "tiles", "periphery designs", "area impr. (%)", "energy impr. (%)", "area, ADCs time-shared (µm²)",
              "paper area impr. (%)", "paper energy impr. (%)"]
     ref = lambda r, v: "ref." if r.variant == "baseline" else _num(".1f", "n/a")(v)  # noqa: E731
     upto = lambda v: "" if math.isnan(v) else f"up to {v:g}"  # noqa: E731
-    rows = [[r.dataset, r.variant, str(r.bits), f"{r.area_um2:,.0f}", _energy(r.energy_pj_per_inference),
+    rows = [[r.dataset, r.variant, str(r.bits), r.technique, f"{r.area_um2:,.0f}", _energy(r.energy_pj_per_inference),
              f"{r.devices:,}", f"{r.adcs:,}", f"{r.tiles:,}", str(r.periphery_designs),
              ref(r, r.area_improvement_pct), ref(r, r.energy_improvement_pct),
              _num(",.0f")(r.time_shared_area_um2), upto(r.paper_area_improvement_pct),
@@ -350,7 +442,63 @@ def _display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
-DISPLAY = {"accuracy": _display_accuracy, "cost": _display_cost}
+def nas_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per dataset x device bits of the unipolar search: trials (complete / pruned), search wall time, the chosen
+    trial with its validation accuracy and area, the best validation accuracy, the selection rule, and what the
+    chosen architecture gave once trained with the full recipe and mapped (test accuracy, ideal crossbar, area of
+    cost.json) where those runs are in the report. Accuracies in %."""
+    arch = data.get("nas_arch")
+    if arch is None or arch.empty:
+        return pd.DataFrame(columns=["dataset", "bits"])
+    tr = data["training"].set_index(["dataset", "model"])
+    summ = data["noise_summary"].set_index(["dataset", "variant", "bits"])
+    cost = data["cost"].set_index(["dataset", "variant", "bits"]) if "cost" in data and len(data["cost"]) else None
+    rows = []
+    for r in arch.itertuples():
+        model, key = f"{NAS_VARIANT}/b{r.bits}", (r.dataset, NAS_VARIANT, r.bits)
+        rows.append({"dataset": r.dataset, "bits": r.bits, "search": r.search, "trials_complete": r.trials_complete,
+                     "trials_pruned": r.trials_pruned, "workers": r.workers, "epochs_per_trial": r.epochs_per_trial,
+                     "search_wall_time_s": r.search_wall_time_s, "trial_time_s": r.trial_time_s,
+                     "chosen_trial": r.trial, "chosen_val_accuracy_pct": 100 * r.val_accuracy,
+                     "chosen_area_um2": r.area_um2, "chosen_area_mm2": r.area_um2 / 1e6, "chosen_devices": r.devices,
+                     "best_val_accuracy_pct": 100 * r.best_val_accuracy,
+                     "val_accuracy_given_up_pct": 100 * (r.best_val_accuracy - r.val_accuracy),
+                     "pareto_size": r.pareto_size, "polarity": r.polarity,
+                     "trained_test_accuracy_pct": 100 * float(tr.loc[(r.dataset, model), "test_accuracy"])
+                     if (r.dataset, model) in tr.index else math.nan,
+                     "ideal_crossbar_accuracy_pct": 100 * float(summ.loc[key, "ideal_crossbar_accuracy"])
+                     if key in summ.index else math.nan,
+                     "deployed_area_um2": float(cost.loc[key, "area_um2"]) if cost is not None and key in cost.index
+                     else math.nan,
+                     "selection_rule": r.rule, "study": r.study})
+    return pd.DataFrame(rows)
+
+
+def _duration(s: float) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return ""
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _display_nas(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    heads = ["dataset", "bits", "trials (complete / pruned)", "search wall time", "chosen trial",
+             "chosen val. acc. (%)", "chosen area (mm²)", "best val. acc. (%)", "polarity", "trained test acc. (%)",
+             "selection rule"]
+    pct, num = _num(".2f"), _num(".4g")
+    rows = []
+    for r in t.itertuples():
+        if not r.search:
+            rows.append([r.dataset, str(r.bits), "no search", "", "", "", "", "", r.polarity,
+                         pct(r.trained_test_accuracy_pct), r.selection_rule])
+            continue
+        rows.append([r.dataset, str(r.bits), f"{r.trials_complete} / {r.trials_pruned}",
+                     _duration(r.search_wall_time_s),
+                     str(int(r.chosen_trial)), pct(r.chosen_val_accuracy_pct), num(r.chosen_area_mm2),
+                     pct(r.best_val_accuracy_pct), r.polarity, pct(r.trained_test_accuracy_pct), r.selection_rule])
+    return heads, rows
+
+
+DISPLAY = {"accuracy": _display_accuracy, "cost": _display_cost, "nas": _display_nas}
 
 
 def markdown(heads: list[str], rows: list[list[str]]) -> str:
@@ -633,18 +781,116 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
         for v in rows:
             gi = grids[v]
             if gi["shared"]:
-                lines.append(f"{v}: ONE grid for all {gi['layers']} layers (step {_nice(gi['step_min'])}, "
-                             f"full-scale {_nice(gi['fullscale_min'])})")
+                line = (f"{v}: ONE grid for all {gi['layers']} layers (step {_nice(gi['step_min'])}, "
+                        f"full-scale {_nice(gi['fullscale_min'])})")
             else:
-                lines.append(f"{v}: per-layer scales (step {_nice(gi['step_min'])}–{_nice(gi['step_max'])}, "
-                             f"full-scale {_nice(gi['fullscale_min'])}–{_nice(gi['fullscale_max'])})")
+                line = (f"{v}: per-layer scales (step {_nice(gi['step_min'])}–{_nice(gi['step_max'])}, "
+                        f"full-scale {_nice(gi['fullscale_min'])}–{_nice(gi['fullscale_max'])})")
+            lv = lay[lay.variant == v]
+            if "pair" in lv and (pd.to_numeric(lv.pair, errors="coerce") == 1).all():
+                flips = int(pd.to_numeric(lv.sign_flips, errors="coerce").fillna(0).sum())
+                line += ", one device per weight, " + ("only positive weights" if flips == 0 else
+                                                       f"{flips} negative sign group(s)")
+            lines.append(line)
         fig.suptitle(f"{DATASET_NAMES.get(dataset, dataset)}: mapped weight codes per layer, {b}-bit devices\n"
                      + "\n".join(lines), fontsize=11, x=0.0, ha="left")
     return fig
 
 
-def figure_names(datasets: Iterable[str]) -> list[str]:
-    return [f"{kind}_{ds}" for ds in datasets for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights")]
+#: one colour per device resolution in the NAS figure (seaborn 'dark' palette, apart from the variant colours)
+NAS_BITS_COLORS = ["#001C7F", "#B1400D", "#12711C", "#8C0800", "#591E71"]
+NAS_STATES = ["COMPLETE", "PRUNED"]
+NAS_STATE_MARKERS = {"COMPLETE": "o", "PRUNED": "X"}
+
+
+def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
+    """The unipolar search of one dataset: every trial of every device resolution (x = crossbar area in mm² from
+    the cost model, y = validation accuracy; colour = bits, marker = COMPLETE / PRUNED), the Pareto front of each
+    resolution as a step line and the chosen trial as a large star."""
+    import matplotlib as mpl
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+
+    meta = data["meta"].iloc[0]
+    bits = list(meta.bits)
+    trials = data.get("nas_trials", pd.DataFrame(columns=["dataset"]))
+    trials = trials[trials.dataset == dataset].copy()
+    front = data.get("nas_pareto", pd.DataFrame(columns=["dataset"]))
+    front = front[front.dataset == dataset]
+    arch = data.get("nas_arch", pd.DataFrame(columns=["dataset"]))
+    arch = arch[arch.dataset == dataset]
+    color = {b: NAS_BITS_COLORS[i % len(NAS_BITS_COLORS)] for i, b in enumerate(sorted(bits))}
+    label = lambda b: f"{int(b)}-bit devices"  # noqa: E731
+    with mpl.rc_context(_rc()):
+        fig = _figure(figsize=(9.5, 5.6), layout="constrained")
+        ax = fig.add_subplot()
+        handles: list[Any] = []
+        if len(trials):
+            trials["area_mm2"] = trials.area_um2.astype(float) / 1e6
+            trials["val_pct"] = 100 * trials.val_accuracy.astype(float)
+            trials["device bits"] = trials.bits.map(label)
+            states = [st for st in NAS_STATES if (trials.state == st).any()] + \
+                     sorted(set(trials.state.astype(str)) - set(NAS_STATES))
+            sns.scatterplot(data=trials, x="area_mm2", y="val_pct", hue="device bits", style="state",
+                            hue_order=[label(b) for b in sorted(bits)], style_order=states,
+                            palette={label(b): color[b] for b in bits},
+                            markers={st: NAS_STATE_MARKERS.get(st, "P") for st in states},
+                            s=60, alpha=0.75, edgecolor="white", linewidth=0.5, legend=False, ax=ax)
+            for b in sorted(bits):
+                handles.append(Line2D([], [], ls="", marker="o", ms=8, color=color[b], label=label(b)))
+            for st in states:
+                handles.append(Line2D([], [], ls="", marker=NAS_STATE_MARKERS.get(st, "P"), ms=8, color="#666666",
+                                      label=f"{st.lower()} trials ({int((trials.state == st).sum())})"))
+        for b in sorted(bits):
+            f = front[front.bits == b]
+            if len(f):
+                f = f.sort_values("area_um2")
+                ax.step(f.area_um2.astype(float) / 1e6, 100 * f.val_accuracy.astype(float), where="post",
+                        color=color[b], lw=1.8, alpha=0.9, zorder=3)
+            a = arch[(arch.bits == b) & arch.search]
+            if len(a) and not math.isnan(a.iloc[0].area_um2):
+                r = a.iloc[0]
+                ax.scatter([r.area_um2 / 1e6], [100 * r.val_accuracy], marker="*", s=520, color=color[b],
+                           edgecolor="black", linewidth=1.0, zorder=6)
+                ax.annotate(f"trial {int(r.trial)}", (r.area_um2 / 1e6, 100 * r.val_accuracy), xytext=(9, 7),
+                            textcoords="offset points", fontsize=8.5, color=color[b], fontweight="bold")
+        if len(front):
+            handles.append(Line2D([], [], color="#444444", lw=1.8, label="Pareto front (per bits)"))
+        if len(arch) and arch.search.any():
+            handles.append(Line2D([], [], ls="", marker="*", ms=17, color="#BBBBBB", markeredgecolor="black",
+                                  label="chosen architecture (per bits)"))
+        tr = data["training"]
+        base = tr[(tr.dataset == dataset) & (tr.model == "baseline")]
+        if len(base) and not math.isnan(float(base.val_accuracy.iloc[0])) and len(trials):
+            v = 100 * float(base.val_accuracy.iloc[0])
+            ax.axhline(v, color="black", ls="--", lw=1.2)
+            handles.append(Line2D([], [], color="black", ls="--", lw=1.2,
+                                  label=f"float baseline, validation ({v:.1f} %)"))
+        if not len(trials):
+            ax.text(0.5, 0.5, "no architecture search in this report\n(nas_unipolar.search is false: the configured "
+                    "architecture was used)", transform=ax.transAxes, ha="center", va="center", fontsize=11,
+                    color="#444444")
+        ax.set_xlabel("Crossbar area (mm², cost model)")
+        ax.set_ylabel("Validation accuracy (%, quantized, sign-constrained)")
+        n = ", ".join(f"{label(r.bits)}: {r.trials_complete} complete / {r.trials_pruned} pruned"
+                      for r in arch.sort_values("bits").itertuples() if r.search)
+        ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}: unipolar architecture search"
+                     + (f"\n{n}" if n else ""), loc="left")
+        if handles:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title="trials")
+        if len(arch) and arch.search.any():
+            rules = "\n".join(f"selection, {label(r.bits)}: {r.rule}"
+                              for r in arch[arch.search].sort_values("bits").itertuples())
+            ax.text(0.0, -0.13, rules, transform=ax.transAxes, fontsize=8, color="#444444", va="top")
+    return fig
+
+
+def figure_names(datasets: Iterable[str], variants: Iterable[str] | None = None) -> list[str]:
+    """The figures the report draws; nas_pareto_<dataset> only when the unipolar variant is among ``variants``."""
+    kinds = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"]
+    if variants is not None and NAS_VARIANT in list(variants):
+        kinds.append("nas_pareto")
+    return [f"{kind}_{ds}" for ds in datasets for kind in kinds]
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -749,7 +995,8 @@ def render_report(data: dict[str, pd.DataFrame], acc: pd.DataFrame, cost: pd.Dat
             bl = base.loc[(r.dataset, r.bits)]
             word_a = "smaller" if r.area_improvement_pct >= 0 else "larger"
             word_e = "lower" if r.energy_improvement_pct >= 0 else "higher"
-            line = (f"- {DATASET_NAMES.get(r.dataset, r.dataset)}, {r.bits}-bit devices, `{r.variant}` vs `baseline`: "
+            line = (f"- {DATASET_NAMES.get(r.dataset, r.dataset)}, {r.bits}-bit devices, `{r.variant}` "
+                    f"({TECHNIQUES.get(r.variant, r.variant)}) vs `baseline`: "
                     f"area {_fmt_area(bl.area_um2)} → {_fmt_area(r.area_um2)} (**{_pct(r.area_improvement_pct)}** "
                     f"{word_a}), energy {_energy(bl.energy_pj_per_inference)} → {_energy(r.energy_pj_per_inference)} pJ per "
                     f"inference (**{_pct(r.energy_improvement_pct)}** {word_e}); ADCs {bl.adcs:,} → {r.adcs:,}, "
@@ -760,8 +1007,14 @@ def render_report(data: dict[str, pd.DataFrame], acc: pd.DataFrame, cost: pd.Dat
             elif not math.isnan(r.time_shared_area_um2):
                 line += (f"; with ADCs time-shared across layers {_fmt_area(r.time_shared_area_um2)} "
                          f"(**{_pct(r.time_shared_area_improvement_pct)}** vs the baseline)")
+            if not math.isnan(r.paper_area_improvement_pct):
+                line += (f"; the paper, both techniques combined: up to {r.paper_area_improvement_pct:g} % area, "
+                         f"up to {r.paper_energy_improvement_pct:g} % energy")
             L.append(line + ".")
         L.append("")
+    # ---- architecture search
+    if "nas_arch" in data:
+        L += _nas_section(data, acc, cfg, tables_dir, figures, rel)
     # ---- claims
     L += ["## The paper's claims", ""]
     L += _claims(data, acc, cost, cfg, profile)
@@ -772,6 +1025,77 @@ def render_report(data: dict[str, pd.DataFrame], acc: pd.DataFrame, cost: pd.Dat
         L.append(f"![{name}]({rel(path)})")
         L.append("")
     return "\n".join(L).rstrip() + "\n"
+
+
+def _nas_section(data, acc: pd.DataFrame, cfg: dict, tables_dir: Path, figures: dict[str, Path],
+                 rel: Callable[[Any], str]) -> list[str]:
+    """REPORT.md: the unipolar architecture search (table, Pareto figures) and, in plain words, the HAR 2-bit
+    only-positive accuracy against the paper's and against our float baseline."""
+    nas = nas_table(data)
+    gap_target = float(cfg["unipolar_float_gap_pct"])
+    L = ["## Unipolar architecture search", "",
+         "The `unipolar` variant (one device per weight, each weight matrix or sign group of one polarity) takes its "
+         "architecture from an Optuna search per dataset and device resolution (rule `nas_unipolar`): every trial "
+         "trains a sign-constrained, quantized candidate for a few epochs and is scored on validation accuracy "
+         "(higher is better) and crossbar area from the cost model (smaller is better); weak trials are pruned "
+         "early. The chosen trial is then trained with the full recipe and deployed like the other variants.", ""]
+    if nas.empty:
+        return L + ["No search result in this report.", ""]
+    L.append(markdown(*_display_nas(nas)))
+    L.append(f"Table: `{rel(tables_dir / 'nas.csv')}` (also `.md`, `.tex`); trials: "
+             f"`{{dataset}}/{NAS_VARIANT}/b{{bits}}/nas/trials.csv`.")
+    L.append("")
+    tr = data["training"]
+    lay = data["layers"]
+    for r in nas.itertuples():
+        ds_name = DATASET_NAMES.get(r.dataset, r.dataset)
+        row = acc[(acc.dataset == r.dataset) & (acc.variant == NAS_VARIANT) & (acc.bits == r.bits)]
+        base = tr[(tr.dataset == r.dataset) & (tr.model == "baseline")]
+        flips = lay[(lay.dataset == r.dataset) & (lay.variant == NAS_VARIANT) & (lay.bits == r.bits)].sign_flips
+        n_neg = int(pd.to_numeric(flips, errors="coerce").fillna(0).sum()) if len(flips) else None
+        sign = ("with only-positive weights (no negative sign group in mapping.json)" if n_neg == 0 else
+                f"with {n_neg} negative sign group(s) beside positive ones (unipolar per group, not only-positive)"
+                if n_neg else f"with polarity {r.polarity or 'not stated'}")
+        head = f"**{ds_name}, {r.bits}-bit devices.** "
+        if r.search:
+            head += (f"The search ran {r.trials_complete} complete and {r.trials_pruned} pruned trials "
+                     f"({_duration(r.search_wall_time_s) or 'wall time not recorded'}) and chose trial "
+                     f"{int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % validation accuracy "
+                     f"({r.val_accuracy_given_up_pct:.2f} points below the best trial) at "
+                     f"{r.chosen_area_mm2:.4g} mm². ")
+        else:
+            head += "No search was run: the configured architecture was used. "
+        if len(row):
+            a = row.iloc[0]
+            head += (f"Trained with the full recipe and mapped {sign}, it reaches "
+                     f"{_pct(a.ideal_crossbar_accuracy_pct)} test accuracy on the ideal crossbar "
+                     f"({_pct(a.model_test_accuracy_pct)} as trained, {_pct(a.noisy_accuracy_mean_pct)} with "
+                     f"{100 * a.ref_prog_sigma:g} % programming noise).")
+            if len(base):
+                fl = 100 * float(base.test_accuracy.iloc[0])
+                gap = fl - float(a.ideal_crossbar_accuracy_pct)
+                ok = gap <= gap_target
+                head += (f" Our float baseline reaches {_pct(fl)}: the unipolar network is "
+                         + (f"{gap:.1f} points below it" if gap >= 0 else f"{-gap:.1f} points above it")
+                         + f", {'within' if ok else 'outside'} the {gap_target:g}-point target "
+                         f"(config `report.unipolar_float_gap_pct`).")
+            if r.dataset == "har" and r.bits == 2:
+                p = PAPER_FIGURES["har_unipolar_b2_accuracy"]
+                d = float(a.ideal_crossbar_accuracy_pct) - p["value"]
+                head += (f" The paper reports up to {p['value']:g} % for HAR on 2-bit devices with only-positive "
+                         f"weights ({p['source']}); ours is {abs(d):.2f} points {'above' if d >= 0 else 'below'} "
+                         f"that figure.")
+        else:
+            head += "Its trained and mapped network is not in this report."
+        L += [head, ""]
+    if not ((nas.dataset == "har") & (nas.bits == 2)).any():
+        p = PAPER_FIGURES["har_unipolar_b2_accuracy"]
+        L += [f"The paper's headline HAR 2-bit only-positive figure (up to {p['value']:g} %) needs a HAR 2-bit "
+              f"`unipolar` run, which is not in this report.", ""]
+    for name, path in figures.items():
+        if name.startswith("nas_pareto_"):
+            L += [f"![{name}]({rel(path)})", ""]
+    return L
 
 
 def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profile: str | None) -> list[str]:
@@ -865,17 +1189,26 @@ def report_stage(results_dir: str | Path, datasets: Iterable[str], variants: Ite
     tables_dir = Path(tables_dir) if tables_dir else results_dir / "tables"
     figures_dir = Path(figures_dir) if figures_dir else results_dir / "figures"
     report_md = Path(report_md) if report_md else results_dir / "report" / "REPORT.md"
-    datasets = list(datasets)
+    datasets, variants = list(datasets), list(variants)
     data = collect(results_dir, datasets, variants, bits)
+    with_nas = NAS_VARIANT in variants
+    if with_nas:
+        data.update(collect_nas(results_dir, datasets, bits))
     acc = accuracy_table(data, float(cfg["reference_prog_sigma"]))
     cost = cost_table(data)
     written: dict[str, list[Path]] = {"tables": [], "figures": [], "report": []}
     written["tables"] += write_table(acc, "accuracy", tables_dir)
     written["tables"] += write_table(cost, "cost", tables_dir)
+    nas = nas_table(data) if with_nas else None
+    if nas is not None:
+        written["tables"] += write_table(nas, "nas", tables_dir)
+    kinds = [("accuracy_vs_prog_noise", lambda d, s: plot_accuracy_vs_noise(d, s, float(cfg["reference_prog_sigma"]))),
+             ("cost_breakdown", plot_cost_breakdown), ("weights", plot_weights)]
+    if with_nas:
+        kinds.append(("nas_pareto", plot_nas_pareto))
     figures: dict[str, Path] = {}
     for ds in datasets:
-        for kind, fn in (("accuracy_vs_prog_noise", lambda d, s: plot_accuracy_vs_noise(d, s, float(cfg["reference_prog_sigma"]))),
-                         ("cost_breakdown", plot_cost_breakdown), ("weights", plot_weights)):
+        for kind, fn in kinds:
             name = f"{kind}_{ds}"
             paths = save_figure(fn(data, ds), name, figures_dir, int(cfg["dpi"]))
             figures[name] = paths[0]
@@ -885,14 +1218,14 @@ def report_stage(results_dir: str | Path, datasets: Iterable[str], variants: Ite
         tmp.write_text(text)
     written["report"].append(report_md)
     if experiments:
-        _log_mlflow(experiments, datasets, acc, cost, written, cfg)
+        _log_mlflow(experiments, datasets, acc, cost, written, cfg, nas)
     print(f"[report] {len(written['tables'])} table files, {len(written['figures'])} figure files and {report_md} "
           f"in {time.time() - t0:.1f} s", flush=True)
     return written
 
 
 def _log_mlflow(experiments: dict[str, str], datasets: list[str], acc: pd.DataFrame, cost: pd.DataFrame,
-                written: dict[str, list[Path]], cfg: dict) -> None:
+                written: dict[str, list[Path]], cfg: dict, nas: pd.DataFrame | None = None) -> None:
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -912,6 +1245,13 @@ def _log_mlflow(experiments: dict[str, str], datasets: list[str], acc: pd.DataFr
         for r in acc[acc.dataset == ds].itertuples():
             client.log_metric(run_id, f"ideal_crossbar_accuracy_pct.{r.variant}.b{r.bits}", float(r.ideal_crossbar_accuracy_pct))
             client.log_metric(run_id, f"noisy_accuracy_mean_pct.{r.variant}.b{r.bits}", float(r.noisy_accuracy_mean_pct))
+        if nas is not None and len(nas):
+            for r in nas[(nas.dataset == ds) & nas.search.astype(bool)].itertuples():
+                for k in ("chosen_val_accuracy_pct", "chosen_area_um2", "best_val_accuracy_pct", "trials_complete",
+                          "trials_pruned", "search_wall_time_s"):
+                    val = float(getattr(r, k))
+                    if not math.isnan(val):
+                        client.log_metric(run_id, f"nas.{k}.b{r.bits}", val)
         for p in written["tables"] + written["report"]:
             client.log_artifact(run_id, str(p), artifact_path="report")
         for p in written["figures"]:

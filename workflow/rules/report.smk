@@ -1,7 +1,9 @@
 # Rule report: the paper's tables and figures and REPORT.md (src/nvmxbar/report.py, workflow/scripts/report.py).
 # Captions for `snakemake --report` are in workflow/report/.
 
-REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"]
+# The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
+REPORT_NAS = "unipolar" in CFG["variants"]
+REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"] + (["nas_pareto"] if REPORT_NAS else [])
 
 
 def report_inputs(name):
@@ -9,6 +11,14 @@ def report_inputs(name):
     if name == "metrics.json":
         return [f"{RESULTS}/{ds}/{m}/metrics.json" for ds in CFG["datasets"] for m in model_tags(ds)]
     return [f"{RESULTS}/{ds}/{m}/{name}" for ds in CFG["datasets"] for m in mapped(ds)]
+
+
+def nas_inputs(name):
+    """<name> (trials.csv, pareto.csv, arch.json) of the unipolar search of every deployed unipolar model;
+    empty when the unipolar variant is not configured."""
+    if not REPORT_NAS:
+        return []
+    return [f"{RESULTS}/{ds}/{m}/nas/{name}" for ds in CFG["datasets"] for m in mapped(ds) if m.startswith("unipolar/")]
 
 
 def report_figures(kind, ext="png"):
@@ -24,6 +34,9 @@ rule report:
         noise=report_inputs("noise.csv"),
         noise_summary=report_inputs("noise_summary.json"),
         cost=report_inputs("cost.json"),
+        nas_trials=nas_inputs("trials.csv"),
+        nas_pareto=nas_inputs("pareto.csv"),
+        nas_arch=nas_inputs("arch.json"),
     output:
         accuracy=report(f"{RESULTS}/tables/accuracy.csv", caption="../report/accuracy_table.rst",
                         category="Tables", labels={"table": "accuracy"}),
@@ -37,6 +50,11 @@ rule report:
                         category="Figures", subcategory="Area and energy by component"),
         fig_weights=report(report_figures("weights"), caption="../report/weights.rst",
                            category="Figures", subcategory="Weight codes and conductances"),
+        nas=report(f"{RESULTS}/tables/nas.csv", caption="../report/nas_table.rst",
+                   category="Tables", labels={"table": "unipolar architecture search"}) if REPORT_NAS else [],
+        nas_formatted=multiext(f"{RESULTS}/tables/nas", ".md", ".tex") if REPORT_NAS else [],
+        fig_nas=report(report_figures("nas_pareto"), caption="../report/nas_pareto.rst",
+                       category="Figures", subcategory="Unipolar architecture search") if REPORT_NAS else [],
         pdf=[f for kind in REPORT_FIGURES for f in report_figures(kind, "pdf")],
         report=report(f"{RESULTS}/report/REPORT.md", caption="../report/report_md.rst", category="Summary"),
     params:
