@@ -1,0 +1,53 @@
+"""Benchmark: the HAR noise sweep (rule evaluate_noise) per mapped model of a results folder.
+
+Prints, for every results/<dataset>/<variant>/b<bits>/ with a crossbar.npz:
+  * the wall time evaluate_noise recorded in noise_summary.json (the whole configured sweep), and
+  * a fresh timing of ONE noisy setting (prog_sigma 0.02) with 5 chips on 512 test windows, 2 threads,
+    and the cost per chip-window, extrapolated to the configured sweep (settings x chips x windows).
+Not a test. Run: .venv/bin/python benchmarks/noise_sweep.py [results_dir] [dataset]
+"""
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from nvmxbar import config, noise  # noqa: E402
+from nvmxbar.crossbar import Simulator, network_inputs  # noqa: E402
+
+results = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+dataset = sys.argv[2] if len(sys.argv) > 2 else "har"
+torch.set_num_threads(2)
+cfg = config.validate(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text()))["evaluate_noise"]
+n_settings = len(noise.settings_grid(cfg["sweep"]))
+data = results / "data" / f"{dataset}.npz"
+x, y = network_inputs(data, "test", None)
+print(f"{dataset}: {len(x)} test windows; full-profile sweep = {n_settings} settings x {cfg['instances']} chips; 2 threads")
+print(f"{'model':<14}{'tiles':>6}{'devices':>10}{'recorded sweep':>16}{'1 setting, 5 chips, 512':>26}{'us/chip-window':>16}{'sweep (extrap.)':>17}")
+total_rec = total_ext = 0.0
+for npz in sorted(results.glob(f"{dataset}/*/b*/crossbar.npz")):
+    d = npz.parent
+    mapping = json.loads((d / "mapping.json").read_text())
+    with np.load(npz) as z:
+        sim = Simulator({k: z[k] for k in z.files}, mapping)
+    summ = d / "noise_summary.json"
+    rec = json.loads(summ.read_text())["wall_time_s"] if summ.exists() else float("nan")
+    setting = {**{k: 0.0 for k in noise.SETTING_KEYS}, "on_off_ratio": None, "prog_sigma": 0.02}
+    pert = noise.Perturbation(setting, 5, sim, torch.Generator().manual_seed(0), cfg["drift"])
+    t = time.perf_counter()
+    for a in range(0, 512, cfg["batch_size"]):
+        sim.forward(x[a:a + cfg["batch_size"]], perturb=pert)
+    dt = time.perf_counter() - t
+    per = dt / (5 * 512)
+    noisy = sum(1 for s in noise.settings_grid(cfg["sweep"]) if any(s.get(k) for k in noise.SETTING_KEYS))
+    ext = per * noisy * cfg["instances"] * len(x)
+    total_rec += 0 if math.isnan(rec) else rec
+    total_ext += ext
+    name = f"{d.parent.name}/{d.name}"
+    print(f"{name:<14}{mapping['total']['tiles']:>6}{mapping['total']['devices']:>10}{rec:>15.0f}s{dt:>25.2f}s{per * 1e6:>16.0f}{ext:>16.0f}s")
+print(f"{'all':<14}{'':>6}{'':>10}{total_rec:>15.0f}s{'':>26}{'':>16}{total_ext:>16.0f}s")
