@@ -13,7 +13,7 @@ from conftest import REPO
 SMK = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
     return subprocess.run(SMK + ["-d", str(workdir), *args], capture_output=True, text=True, timeout=timeout)
 
 
