@@ -106,10 +106,12 @@ def test_smoke_run_report(smoke):
     res = work / "results"
     import pandas as pd
     acc = pd.read_csv(res / "tables" / "accuracy.csv")
-    assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 8
+    assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 12  # float + 5 deployments, per dataset
+    nas = pd.read_csv(res / "tables" / "nas.csv")
+    assert len(nas) == 4 and (nas["trials_complete"] + nas["trials_pruned"] == 3).all()
     assert (res / "tables" / "cost.tex").read_text().count("\\") >= 8
     for ds in ("har", "cifar10"):
-        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights"):
+        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "nas_pareto"):
             assert (res / "figures" / f"{kind}_{ds}.png").stat().st_size > 20_000
             assert (res / "figures" / f"{kind}_{ds}.pdf").exists()
     text = (res / "report" / "REPORT.md").read_text()
