@@ -103,7 +103,7 @@ def evaluate(sim: Simulator, x: torch.Tensor, y: torch.Tensor, cfg: dict, seed: 
                     bar.update(1)
             correct.append(hits / len(x))
         acc = torch.cat(correct).numpy()
-        rows.append({**setting, "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+        rows.append({**setting, "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 and np.ptp(acc) > 0 else 0.0,
                      "accuracy_p5": float(np.percentile(acc, 5)), "accuracy_p50": float(np.percentile(acc, 50)),
                      "accuracy_p95": float(np.percentile(acc, 95)), "instances": int(len(acc))})
         print(f"[evaluate_noise] {setting}: accuracy {acc.mean():.4f} +- {rows[-1]['accuracy_std']:.4f}",
