@@ -100,8 +100,9 @@ def _worker(har_tiny, nas_dir, w, uri):
                              experiment="nvmxbar-har", threads=1, accelerator="cpu"), cfg
 
 
-def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny, tmp_path):
+def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # this process only (no global set_tracking_uri)
     nas_dir = tmp_path / "nas"
     ctx = mp.get_context("spawn")
     with ctx.Pool(2) as pool:
@@ -109,7 +110,6 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     cfg = docs[0][1]
     runs = sorted(n for d, _ in docs for n in d["trials_run"])
     assert len(runs) >= 4 and len(set(runs)) == len(runs)  # one study: the workers never repeat a trial number
-    mlflow.set_tracking_uri(uri)
     doc = nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "trials.csv", out_pareto=nas_dir / "pareto.csv",
                            out_arch=nas_dir / "arch.json", dataset="har", bits=2, cfg=cfg,
                            model_base=CFG["model"]["har"], seed=0, experiment="nvmxbar-har")
