@@ -29,3 +29,19 @@ def data_dir() -> Path:
 def _quiet_env(monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
+    """A tiny network in float64 on random inputs (9 x 32 windows); a quantized one has its shared
+    full-scales calibrated by one training-mode forward. Returns (net in eval mode, inputs)."""
+    import torch
+
+    from nvmxbar.models import build
+
+    torch.manual_seed(seed)
+    net = build(arch, quant).double()
+    x = torch.randn(n, 9, 32, dtype=torch.float64)
+    if quant:
+        net.train()
+        net(x)  # calibrate the shared full-scales
+    return net.eval(), x

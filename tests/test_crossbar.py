@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nvmxbar import crossbar, noise
-from nvmxbar.models import build
+from conftest import small_net
+from nvmxbar.models import build, make_arch
 
 ARCH = {"in_shape": [9, 32], "num_classes": 6, "conv": [8, "M", 12, "M"], "kernel_size": 5,
         "hidden": [20], "dropout": 0.0, "bias": True}
@@ -16,12 +17,7 @@ XCFG = {"rows": 128, "cols": 128, "g_max_us": 166.67, "on_off_ratio": 150, "bias
 
 
 def make_net(quant=QUANT, seed=0):
-    torch.manual_seed(seed)
-    net = build(ARCH, quant).double()
-    x = torch.randn(256, 9, 32, dtype=torch.float64)
-    if quant:
-        net.train()
-        net(x)  # calibrate the shared full-scales
+    net, x = small_net(ARCH, quant, seed)
     doc = {"arch": ARCH, "quant": quant, "dataset": "har", "variant": "uniform" if quant else "baseline",
            "bits": quant["weight_bits"] if quant else None}
     return net.eval(), doc, x
@@ -155,14 +151,8 @@ POLARITIES = {
 
 
 def make_unipolar(polarity, seed=0):
-    torch.manual_seed(seed)
-    arch = {**ARCH, "polarity": polarity}
-    from nvmxbar.models import make_arch
-    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], arch)
-    net = build(arch, QUANT).double()
-    x = torch.randn(256, 9, 32, dtype=torch.float64)
-    net.train()
-    net(x)
+    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], {**ARCH, "polarity": polarity})
+    net, x = small_net(arch, QUANT, seed)
     doc = {"arch": arch, "quant": QUANT, "dataset": "har", "variant": "unipolar", "bits": QUANT["weight_bits"]}
     return net.eval(), doc, x
 
@@ -208,7 +198,6 @@ def test_unipolar_halves_the_devices_and_counts_one_flip_per_negative_group():
 
 
 def test_unipolar_weights_keep_their_sign_through_training():
-    from nvmxbar.models import make_arch
     torch.manual_seed(0)
     arch = make_arch([9, 32], 6, {**ARCH, "polarity": POLARITIES["mixed"]})
     net = build(arch, QUANT)

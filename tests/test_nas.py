@@ -2,7 +2,6 @@
 import csv
 import json
 import multiprocessing as mp
-from pathlib import Path
 
 import mlflow
 import optuna

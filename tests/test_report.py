@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+from conftest import small_net
 from nvmxbar import crossbar, nas, report, tracking
-from nvmxbar.models import build
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = {"in_shape": [9, 32], "num_classes": 6, "conv": [8, "M", 12, "M"], "kernel_size": 5,
@@ -37,13 +36,7 @@ def noisy_mean(variant, bits, prog, read):
 
 
 def make_net(quant, seed=0, arch=ARCH):
-    torch.manual_seed(seed)
-    net = build(arch, quant).double()
-    x = torch.randn(128, 9, 32, dtype=torch.float64)
-    if quant:
-        net.train()
-        net(x)  # calibrate the shared full-scales
-    return net.eval(), x
+    return small_net(arch, quant, seed, n=128)
 
 
 def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS) -> Path:

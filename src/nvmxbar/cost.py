@@ -459,14 +459,20 @@ def estimate_file(mapping_path: str | os.PathLike, out_path: str | os.PathLike,
     return doc
 
 
+def constants_of(cfg: dict) -> Path | None:
+    """The constants file of an ``estimate_cost`` config (relative paths are relative to the repository)."""
+    path = cfg.get("constants") or None
+    if path and not Path(path).is_absolute():
+        path = REPO / path
+    return path
+
+
 def cost_stage(*, mapping_json, model_metrics, out_json, dataset: str, variant: str, bits: int, cfg: dict, seed: int,
                experiment: str | None = None, rule: str = "estimate_cost") -> dict:
     """The whole estimate_cost rule: cost.json (atomic) and an MLflow child run of the training run."""
     from . import tracking
 
-    constants_path = cfg.get("constants") or None
-    if constants_path and not Path(constants_path).is_absolute():
-        constants_path = Path(__file__).resolve().parents[2] / constants_path
+    constants_path = constants_of(cfg)
     doc = estimate_file(mapping_json, out_json, constants_path, family=cfg["family"], tech_nm=cfg["tech_nm"],
                         cell=cfg["cell"], adc_time_share=cfg["adc_time_share"])
     client, run_id = tracking.start_child_run(experiment, model_metrics, run_name=f"estimate_cost {dataset}/{variant}/b{bits}",

@@ -21,7 +21,6 @@ import contextlib
 import csv
 import fcntl
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -71,15 +70,6 @@ def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
             "bias": base["bias"], "polarity": pol}
 
 
-def _constants(cost_cfg: dict):
-    from . import cost
-
-    path = cost_cfg.get("constants") or None
-    if path and not Path(path).is_absolute():
-        path = Path(__file__).resolve().parents[2] / path
-    return cost.load_constants(path)
-
-
 def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: int, quant_cfg: dict, map_cfg: dict,
                 cost_cfg: dict, calib_x=None) -> dict[str, float]:
     """Devices, tiles and area of an architecture mapped as unipolar at ``bits`` (weights do not matter)."""
@@ -95,7 +85,7 @@ def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: in
     doc = {"arch": arch, "quant": q, "dataset": "nas", "variant": "unipolar", "bits": bits}
     with torch.no_grad():
         _, mapping = crossbar.map_network(net, doc, map_cfg, quant_cfg, device_bits=bits)
-    c = cost.estimate(mapping, _constants(cost_cfg), family=cost_cfg["family"], tech_nm=cost_cfg["tech_nm"],
+    c = cost.estimate(mapping, cost.load_constants(cost.constants_of(cost_cfg)), family=cost_cfg["family"], tech_nm=cost_cfg["tech_nm"],
                       cell=cost_cfg["cell"], adc_time_share=cost_cfg["adc_time_share"])
     t = mapping["total"]
     return {"area_um2": float(c["total"]["area_um2"]), "energy_pj": float(c["total"]["energy_pj_per_inference"]),
@@ -170,10 +160,9 @@ def _median_pruner(study, trial_number: int, epoch: int, value: float, pruning: 
 
 def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, train_cfg: dict, quant_cfg: dict,
                    map_cfg: dict, cost_cfg: dict, seed: int, parent_run: str | None, experiment: str | None,
-                   threads: int, accelerator: str, data_sha256: str = ""):
+                   accelerator: str, data_sha256: str = ""):
     import lightning as L
     import optuna
-    import torch
 
     from . import models
     from .train import Classifier, quant_settings
@@ -274,7 +263,7 @@ def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worke
     dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed)
     objective = make_objective(dm=dm, dataset=dataset, bits=bits, cfg=cfg, model_base=model_base, train_cfg=train_cfg,
                                quant_cfg=quant_cfg, map_cfg=map_cfg, cost_cfg=cost_cfg, seed=seed, parent_run=parent,
-                               experiment=experiment, threads=threads, accelerator=accelerator, data_sha256=sha)
+                               experiment=experiment, accelerator=accelerator, data_sha256=sha)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     total = int(cfg["trials"])
     mine = []
