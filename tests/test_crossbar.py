@@ -147,11 +147,13 @@ def test_read_noise_and_drift_switch_on_and_off():
 POLARITIES = {
     "positive": "positive",
     "mixed": [{"sign": 1}, {"sign": 1, "row_groups": 2}, {"sign": 1, "col_groups": 2}, {"sign": -1, "row_groups": 2, "col_groups": 3}],
+    "positive_split": "positive",  # with [x, -x] into the first layer and a 4x pool (see EXTRA)
 }
+EXTRA = {"positive_split": {"input_split": True, "conv": [8, "M", "M", 12, "M"]}}
 
 
-def make_unipolar(polarity, seed=0):
-    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], {**ARCH, "polarity": polarity})
+def make_unipolar(polarity, seed=0, **extra):
+    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], {**ARCH, **extra, "polarity": polarity})
     net, x = small_net(arch, QUANT, seed)
     doc = {"arch": arch, "quant": QUANT, "dataset": "har", "variant": "unipolar", "bits": QUANT["weight_bits"]}
     return net.eval(), doc, x
@@ -160,7 +162,7 @@ def make_unipolar(polarity, seed=0):
 @pytest.mark.parametrize("polarity", list(POLARITIES))
 @pytest.mark.parametrize("rows, cols", [(4096, 4096), (16, 8), (45, 6)])
 def test_unipolar_ideal_crossbar_equals_the_quantized_model_exactly(polarity, rows, cols):
-    net, doc, x = make_unipolar(POLARITIES[polarity])
+    net, doc, x = make_unipolar(POLARITIES[polarity], **EXTRA.get(polarity, {}))
     arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": rows, "cols": cols}, QUANT)
     assert mapping["pair"] == 1 and all(l["pair"] == 1 for l in mapping["layers"])
     for i in range(len(mapping["layers"])):
@@ -213,3 +215,29 @@ def test_unipolar_weights_keep_their_sign_through_training():
             mask = getattr(net, f"_pol{i}")
             assert (layer.weight * mask >= 0).all()  # latent weights projected
             assert (net.quant.weight(layer.weight, mask) * mask >= 0).all()  # quantized weights exact
+
+
+def test_input_split_doubles_the_first_layers_rows_and_weighs_an_input_either_way():
+    net, doc, x = make_unipolar("positive", input_split=True)
+    _, mapping = crossbar.map_network(net, doc, XCFG, QUANT)
+    assert net.layers[0].in_channels == 18 and mapping["layers"][0]["weight_rows"] == 18 * 5
+    w = net.quant.weight(net.layers[0].weight, net._pol0)
+    eff = w[:, :9] - w[:, 9:]  # the signed filter the one-sign weights realise on x
+    assert (w >= 0).all() and (eff < 0).any() and (eff > 0).any()
+
+
+def test_one_sign_layers_on_relu_inputs_start_sparse_with_a_common_mode_gain_of_one():
+    net, _, _ = make_unipolar("positive")
+    step = net.quant.weight_fullscale.item() / net.quant.w_levels
+    for i, layer in enumerate(net.layers):
+        codes = net.quant.weight(layer.weight, getattr(net, f"_pol{i}")).detach() / step
+        assert torch.allclose(codes, codes.round()) and codes.min() >= 0
+        if i == 0:  # signed network input: Kaiming spread, dense
+            assert (codes > 0).float().mean() > 0.5
+            continue
+        gain = codes.flatten(1).sum(1) * step  # per output: the sum of its weights, the common-mode gain
+        assert set(codes.unique().tolist()) <= {0.0, 1.0}
+        assert 0.6 < gain.mean().item() < 1.5, (i, gain)
+    # +/- row groups keep Kaiming's dense start
+    netm, _, _ = make_unipolar(POLARITIES["mixed"])
+    assert (netm.quant.weight(netm.layers[1].weight, netm._pol1) != 0).float().mean() > 0.5

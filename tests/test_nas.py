@@ -34,9 +34,9 @@ def test_pareto_front_and_selection_rule():
 
 def test_sampled_models_build_and_respect_their_polarity():
     space = {"blocks": [1, 2], "convs_per_block": 2, "widths": [4, 8], "kernel_sizes": [3, 5], "hidden": [0, 16],
-             "polarity": ["positive", "row_groups", "col_groups"]}
+             "polarity": ["positive", "row_groups", "col_groups"], "pools_per_block": [1, 2], "input_split": [True, False]}
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
-    seen = set()
+    seen, shapes = set(), set()
     for _ in range(12):
         t = study.ask()
         mc = nas.sample_model(t, space, {"dropout": 0.0, "bias": True})
@@ -48,8 +48,12 @@ def test_sampled_models_build_and_respect_their_polarity():
             assert torch.equal(mask, polarity_mask(layer.weight.shape, arch["polarity"][i]))
             assert ((layer.weight * mask) >= 0).all()
             seen.add((arch["polarity"][i]["row_groups"], arch["polarity"][i]["col_groups"]))
+        assert net.layers[0].in_channels == (18 if mc["input_split"] else 9)
+        assert sum(net.pool_after) == mc["conv"].count("M") and net(torch.randn(2, 9, 32)).shape == (2, 6)
+        shapes.add((mc["input_split"], max(net.pool_after)))
         study.tell(t, [0.5, 1.0])
     assert seen == {(1, 1), (2, 1), (1, 2)}
+    assert shapes == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
 def test_area_objective_grows_with_width_and_row_groups():
@@ -108,7 +112,7 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
         docs = pool.starmap(_worker, [(har_tiny, nas_dir, 0, uri), (har_tiny, nas_dir, 1, uri)])
     cfg = docs[0][1]
     runs = sorted(n for d, _ in docs for n in d["trials_run"])
-    assert len(runs) >= 4 and len(set(runs)) == len(runs)  # one study: the workers never repeat a trial number
+    assert len(runs) == 4 and len(set(runs)) == len(runs)  # one study, no repeated trial, no overshoot
     doc = nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "trials.csv", out_pareto=nas_dir / "pareto.csv",
                            out_arch=nas_dir / "arch.json", dataset="har", bits=2, cfg=cfg,
                            model_base=CFG["model"]["har"], seed=0, experiment="nvmxbar-har")
@@ -129,6 +133,11 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(trials) == len(runs) and all(t.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for t in trials)
     assert all("area_um2" in t.data.metrics and "val_acc" in t.data.metrics for t in trials)
-    # a worker started again on a finished study runs no trial (a rerun resumes, it does not redo)
+    # a worker started again on a finished study runs no trial (a rerun resumes, it does not redo); a trial it
+    # left RUNNING when killed is marked FAIL instead of holding a slot
+    study = optuna.load_study(study_name=doc["study"], storage=nas.storage(nas_dir))
+    stale = study.ask()
+    stale.set_user_attr("worker", 0)
     again, _ = _worker(har_tiny, nas_dir, 0, uri)
     assert again["trials_run"] == []
+    assert study.trials[stale.number].state == optuna.trial.TrialState.FAIL

@@ -347,6 +347,14 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     assert "1.5 %" in text  # the swept sigma actually used is stated (the reference 2 % is not in the sweep)
 
 
+def test_verdict_counts_a_saving_far_beyond_the_papers_as_a_difference():
+    assert report.verdict(92.5, 92.91, 1.0) == "reproduced" and report.verdict(97.0, 92.91, 1.0) == "reproduced"
+    assert report.verdict(90.0, 92.91, 1.0) == "differs" and report.verdict(None, 92.91, 1.0) == "not yet"
+    assert report.verdict(48.0, 45.0, 5.0, overshoot_ok=False) == "reproduced"
+    assert report.verdict(95.2, 45.0, 5.0, overshoot_ok=False) == "differs"  # energy: cell-read-dominated model
+    assert report.verdict(38.0, 45.0, 5.0, overshoot_ok=False) == "differs"
+
+
 def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
     root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
     sub = report.collect(root, ["har"], ["baseline", "uniform"], [2])

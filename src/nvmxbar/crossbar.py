@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import Net
+from .models import Net, pool
 from .quant import polarity_groups, to_int, weight_bounds
 
 README = """nvmxbar crossbar.npz
@@ -57,12 +57,13 @@ def layer_specs(net: Net, in_shape: list[int]) -> list[dict[str, Any]]:
             spec = {"kind": f"conv{net.dims}d", "kernel": list(k), "padding": list(layer.padding),
                     "in_channels": layer.in_channels, "outputs": layer.out_channels,
                     "weight_rows": layer.in_channels * math.prod(k), "mvms": math.prod(shape[1:])}
-            shape = [layer.out_channels] + [s // 2 if net.pool_after[i] else s for s in shape[1:]]
+            shape = [layer.out_channels] + [s // 2 ** net.pool_after[i] for s in shape[1:]]
         else:
             spec = {"kind": "linear", "kernel": [], "padding": [], "in_channels": layer.in_features,
                     "outputs": layer.out_features, "weight_rows": layer.in_features, "mvms": 1}
             shape = [layer.out_features]
-        spec.update(name=f"layers.{i}", index=i, pool=bool(net.pool_after[i]), has_bias=layer.bias is not None)
+        spec.update(name=f"layers.{i}", index=i, pool=int(net.pool_after[i]), has_bias=layer.bias is not None,
+                    input_split=bool(i == 0 and net.input_split))
         specs.append(spec)
     return specs
 
@@ -165,15 +166,15 @@ def _slices(codes: np.ndarray, bits: int, n_slices: int) -> np.ndarray:
 def _float_layer_inputs(net: Net, x: torch.Tensor) -> list[torch.Tensor]:
     """Inputs of every weight layer of the float network (baseline calibration)."""
     inputs = []
+    if net.input_split:
+        x = torch.cat([x, -x], 1)
     for i, layer in enumerate(net.layers):
         if i == net.n_conv:
             x = x.flatten(1)
         inputs.append(x)
         x = layer(x)
         if i < len(net.layers) - 1:
-            x = F.relu(x)
-            if net.pool_after[i]:
-                x = F.max_pool1d(x, 2) if net.dims == 1 else F.max_pool2d(x, 2)
+            x = pool(F.relu(x), net.pool_after[i], net.dims)
     return inputs
 
 
@@ -361,6 +362,8 @@ class Simulator:
         self.recorded = []
         B = x.shape[0]
         h = x.double()[None]  # (I, B, ...)
+        if self.layers[0].get("input_split"):  # the first layer's rows see [x, -x]
+            h = torch.cat([h, -h], 2)
         for i, spec in enumerate(self.layers):
             I = h.shape[0]
             if spec["kind"] == "linear":
@@ -384,8 +387,7 @@ class Simulator:
             if i < len(self.layers) - 1:
                 h = torch.relu(h)
                 if spec["pool"]:
-                    flat = h.flatten(0, 1)
-                    flat = F.max_pool1d(flat, 2) if spec["kind"] == "conv1d" else F.max_pool2d(flat, 2)
+                    flat = pool(h.flatten(0, 1), int(spec["pool"]), 1 if spec["kind"] == "conv1d" else 2)
                     h = flat.reshape(h.shape[0], B, *flat.shape[1:])
         return h
 

@@ -22,6 +22,8 @@ def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) 
     """The architecture dict stored in model.pt: everything needed to rebuild the network."""
     arch = {"in_shape": [int(s) for s in in_shape], "num_classes": int(num_classes)}
     arch.update({k: model_cfg[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")})
+    if model_cfg.get("input_split"):
+        arch["input_split"] = True
     if model_cfg.get("polarity") is not None:
         arch["polarity"] = expand_polarity(model_cfg["polarity"], n_weight_layers(model_cfg))
     return arch
@@ -52,11 +54,14 @@ def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
 
 
 class Net(nn.Module):
-    """conv: list of out-channels or "M" (2x max-pool); hidden: widths of the dense layers before the classifier."""
+    """conv: list of out-channels or "M" (2x max-pool; "M", "M" = 4x); hidden: widths of the dense layers before
+    the classifier. input_split: the first layer sees [x, -x] (twice the input channels), so that a layer of
+    one-sign weights can still weigh an input either way (see :meth:`_forward`)."""
 
     def __init__(self, in_shape: list[int], num_classes: int, conv: list, kernel_size: int | list[int] = 3,
                  hidden: list[int] = (), dropout: float = 0.0, bias: bool = True,
-                 quantizer: UniformQuantizer | None = None, polarity: list[dict] | None = None):
+                 quantizer: UniformQuantizer | None = None, polarity: list[dict] | None = None,
+                 input_split: bool = False):
         super().__init__()
         self.in_shape, self.dims = list(in_shape), len(in_shape) - 1
         if self.dims not in (0, 1, 2):
@@ -69,24 +74,27 @@ class Net(nn.Module):
             raise ValueError(f"kernel_size has {len(ks)} entries for {n_conv} convolutions")
         Conv = nn.Conv1d if self.dims == 1 else nn.Conv2d
         self.layers = nn.ModuleList()
-        self.pool_after: list[bool] = []
-        ch, size, k_iter = in_shape[0], list(in_shape[1:]), iter(ks)
+        self.pool_after: list[int] = []  # number of 2x max-pools after each weight layer
+        self.input_split = bool(input_split)
+        ch, size, k_iter = in_shape[0] * (2 if self.input_split else 1), list(in_shape[1:]), iter(ks)
         for c in conv:
             if c == "M":
-                if not self.layers or self.pool_after[-1]:
+                if not self.layers:
                     raise ValueError("'M' (max-pool) must follow a convolution")
-                self.pool_after[-1] = True
+                self.pool_after[-1] += 1
                 size = [s // 2 for s in size]
+                if min(size) < 1:
+                    raise ValueError(f"conv {conv}: too many 'M' (max-pools) for input {in_shape}")
                 continue
             k = next(k_iter)
             self.layers.append(Conv(ch, int(c), k, padding=k // 2, bias=bias))
-            self.pool_after.append(False)
+            self.pool_after.append(0)
             ch = int(c)
         self.n_conv = len(self.layers)
         flat = ch * int(torch.tensor(size).prod().item()) if size else ch
         for h in list(hidden) + [num_classes]:
             self.layers.append(nn.Linear(flat, int(h), bias=bias))
-            self.pool_after.append(False)
+            self.pool_after.append(0)
             flat = int(h)
         for layer in self.layers:
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -101,11 +109,38 @@ class Net(nn.Module):
         for i, layer in enumerate(self.layers):
             mask = polarity_mask(layer.weight.shape, self.polarity[i]) if self.polarity else None
             self.register_buffer(f"_pol{i}", mask, persistent=False)
-            if mask is not None:
-                with torch.no_grad():  # start inside the constraint (|w| keeps its initial spread)
-                    layer.weight.copy_(layer.weight.abs() * mask)
+            if mask is None:
+                continue
+            with torch.no_grad():  # start inside the constraint; |w| keeps Kaiming's spread (see _sparse_init)
+                layer.weight.copy_(layer.weight.abs() * mask)
         if quantizer is not None:
             quantizer._n_weights = sum(layer.weight.numel() for layer in self.layers)
+            if bool(quantizer.calibrated):  # full-scales given: the weight grid is known now
+                self._sparse_init()
+
+    def _one_sign_on_relu(self, i: int) -> bool:
+        """Layer i has one sign throughout and non-negative (ReLU) inputs."""
+        mask = getattr(self, f"_pol{i}")
+        return i > 0 and mask is not None and bool((mask == mask.flatten()[0]).all())
+
+    @torch.no_grad()
+    def _sparse_init(self, generator: torch.Generator | None = None) -> None:
+        """Start every one-sign layer on ReLU inputs sparse, on the shared weight grid.
+
+        Such a layer's outputs all move with its inputs' common mode, scaled by the layer's weight sum. With
+        Kaiming's spread (or anything dense on a grid whose step the other layers set) that gain is ~fan_in x
+        step, and the next DAC saturates: the network does not train (measured: 0.18 on HAR). Here a fraction
+        p = 1 / (fan_in x step) of the weights starts at one step (the rest just below half a step, so that
+        they round to 0 yet move freely): a common-mode gain of 1."""
+        q = self.quant
+        step = float(q.weight_fullscale) / q.w_levels
+        for i, layer in enumerate(self.layers):
+            if not self._one_sign_on_relu(i):
+                continue
+            w, mask = layer.weight, getattr(self, f"_pol{i}")
+            p = min(1.0, 1.0 / (w[0].numel() * step))
+            on = (torch.rand(w.shape, generator=generator) < p).float()
+            w.copy_(step * (on + 0.4 * torch.rand(w.shape, generator=generator)) * mask)
 
     @torch.no_grad()
     def project_polarity(self) -> None:
@@ -128,6 +163,7 @@ class Net(nn.Module):
         if q is None or bool(q.calibrated):
             return
         q.calibrate([layer.weight for layer in self.layers], x)
+        self._sparse_init()
         self._forward(x, observe=True)
         q.calibrated.fill_(True)
 
@@ -138,6 +174,8 @@ class Net(nn.Module):
 
     def _forward(self, x: torch.Tensor, observe: bool = False) -> torch.Tensor:
         q, last = self.quant, len(self.layers) - 1
+        if self.input_split:  # [x, -x]: one-sign weights on these rows realise any signed first-layer filter
+            x = torch.cat([x, -x], 1)
         for i, layer in enumerate(self.layers):
             if i == self.n_conv:
                 x = x.flatten(1)
@@ -152,12 +190,17 @@ class Net(nn.Module):
                 y = q.adc(y)
             if i == last:
                 break
-            x = F.relu(y)
-            if self.pool_after[i]:
-                x = F.max_pool1d(x, 2) if self.dims == 1 else F.max_pool2d(x, 2)
+            x = pool(F.relu(y), self.pool_after[i], self.dims)
             if self.dropout and i >= self.n_conv:
                 x = F.dropout(x, self.dropout, self.training)
         return y
+
+
+def pool(x: torch.Tensor, times: int, dims: int) -> torch.Tensor:
+    """``times`` successive 2x max-pools (digital, on ADC codes)."""
+    for _ in range(times):
+        x = F.max_pool1d(x, 2) if dims == 1 else F.max_pool2d(x, 2)
+    return x
 
 
 def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:
@@ -165,4 +208,5 @@ def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:
     (``weight_bits``, ``dac_bits``, ``adc_bits``, optional full-scales and ``learn_scales``)."""
     quantizer = UniformQuantizer(**quant) if quant else None
     kw = {k: arch[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")}
-    return Net(arch["in_shape"], arch["num_classes"], quantizer=quantizer, polarity=arch.get("polarity"), **kw)
+    return Net(arch["in_shape"], arch["num_classes"], quantizer=quantizer, polarity=arch.get("polarity"),
+               input_split=bool(arch.get("input_split", False)), **kw)

@@ -57,8 +57,12 @@ def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
     for i in range(blocks):
         w = trial.suggest_categorical(f"width{i}", space["widths"])
         k = trial.suggest_categorical(f"kernel{i}", space["kernel_sizes"])
-        conv += [w] * space["convs_per_block"] + ["M"]
+        pools = space.get("pools_per_block", [1])
+        p = trial.suggest_categorical(f"pools{i}", pools) if len(pools) > 1 else pools[0]
+        conv += [w] * space["convs_per_block"] + ["M"] * p
         kernels += [k] * space["convs_per_block"]
+    splits = space.get("input_split", [False])
+    split = trial.suggest_categorical("input_split", splits) if len(splits) > 1 else splits[0]
     hidden = trial.suggest_categorical("hidden", space["hidden"])
     modes = space["polarity"]
     n_layers = len(kernels) + (1 if hidden else 0) + 1
@@ -67,7 +71,7 @@ def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
         mode = trial.suggest_categorical(f"polarity{i}", modes) if len(modes) > 1 else modes[0]
         pol.append(polarity_spec(mode))
     return {"conv": conv, "kernel_size": kernels, "hidden": [hidden] if hidden else [], "dropout": base["dropout"],
-            "bias": base["bias"], "polarity": pol}
+            "bias": base["bias"], "input_split": bool(split), "polarity": pol}
 
 
 def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: int, quant_cfg: dict, map_cfg: dict,
@@ -264,22 +268,45 @@ def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worke
     objective = make_objective(dm=dm, dataset=dataset, bits=bits, cfg=cfg, model_base=model_base, train_cfg=train_cfg,
                                quant_cfg=quant_cfg, map_cfg=map_cfg, cost_cfg=cost_cfg, seed=seed, parent_run=parent,
                                experiment=experiment, accelerator=accelerator, data_sha256=sha)
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    TS = optuna.trial.TrialState
+    finished = (TS.COMPLETE, TS.PRUNED)
     total = int(cfg["trials"])
-    mine = []
-
-    def count_mine(study, trial):
-        mine.append(trial.number)
-
-    if len(study.get_trials(states=finished)) < total:
-        study.optimize(objective, n_trials=total, catch=(),
-                       callbacks=[optuna.study.MaxTrialsCallback(total, states=finished), count_mine])
+    mine = run_trials(study, objective, total, worker, nas_dir / "ask.lock")
     doc = {"study": name, "worker": worker, "trials_run": mine, "wall_time_s": round(time.time() - t0, 2),
            "study_finished_trials": len(study.get_trials(states=finished))}
     tracking.write_json(out_json, doc)
     print(f"[nas] worker {worker}: {len(mine)} trials in {doc['wall_time_s']:.0f} s; study {name} has "
           f"{doc['study_finished_trials']}/{total} finished", file=sys.stderr, flush=True)
     return doc
+
+
+def run_trials(study, objective, total: int, worker: int, lock: Path) -> list[int]:
+    """Ask/tell loop of one worker: a new trial starts only while finished + running trials are fewer than
+    ``total`` (checked and asked under a file lock shared by the workers), so the study never overshoots.
+    A trial this worker left RUNNING when it was killed is marked FAIL first, so that it does not hold a slot."""
+    import optuna
+
+    TS = optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+        if t.user_attrs.get("worker") == worker:
+            study.tell(t.number, state=TS.FAIL)
+    mine: list[int] = []
+    while True:
+        with _locked(lock):
+            if len(study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED, TS.RUNNING))) >= total:
+                return mine
+            trial = study.ask()
+            trial.set_user_attr("worker", worker)
+        try:
+            values = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TS.PRUNED)
+        except BaseException:
+            study.tell(trial, state=TS.FAIL)
+            raise
+        else:
+            study.tell(trial, values)
+        mine.append(trial.number)
 
 
 # ----------------------------------------------------------------------------------------------- select
