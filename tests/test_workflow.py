@@ -98,6 +98,12 @@ def test_smoke_run_outputs(smoke, dataset):
         import torch
         doc = torch.load(res / dataset / f"unipolar/b{b}/model.pt", weights_only=True)
         assert doc["arch"]["conv"] == arch["model"]["conv"] and doc["arch"]["polarity"] == arch["model"]["polarity"]
+        if dataset == "har":  # the default HAR space is all-positive: every programmed weight is >= 0
+            from nvmxbar.train import load_model
+            net, _ = load_model(res / dataset / f"unipolar/b{b}/model.pt")
+            for i, layer in enumerate(net.layers):
+                assert (net.quant.weight(layer.weight, getattr(net, f"_pol{i}")) >= 0).all()
+            assert all(p == {"sign": 1, "row_groups": 1, "col_groups": 1} for p in doc["arch"]["polarity"])
 
 
 @pytest.mark.slow
