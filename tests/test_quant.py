@@ -91,3 +91,23 @@ def test_invalid_bits_rejected():
         UniformQuantizer(2, 4, 1)
     with pytest.raises(ValueError, match="weight_bits"):
         UniformQuantizer(0, 4, 6)
+
+
+def test_train_noise_is_programming_noise_on_the_device_range_in_training_only():
+    torch.manual_seed(0)
+    q = UniformQuantizer(2, 4, 6, weight_fullscale=0.6, act_fullscale=1.0, adc_fullscale=2.0, train_noise=0.05)
+    w = torch.rand(400, 500) * 0.6
+    pos = torch.ones_like(w)
+    q.eval()
+    clean_pair, clean_one = q.weight(w), q.weight(w, pos)
+    assert torch.equal(q.weight(w), clean_pair)  # no noise outside training
+    q.train()
+    d_pair, d_one = q.weight(w) - clean_pair, q.weight(w, pos) - clean_one
+    assert d_one.std().item() == pytest.approx(0.05 * 0.6, rel=0.02)  # one device: sigma x its range (W)
+    assert d_pair.std().item() == pytest.approx(0.05 * 0.6 * 2 ** 0.5, rel=0.02)  # a pair: two devices
+    assert abs(d_one.mean().item()) < 1e-3
+    wg = w.clone().requires_grad_(True)
+    q.weight(wg, pos).sum().backward()
+    assert wg.grad is not None and wg.grad.abs().sum() > 0  # the straight-through gradient still flows
+    with pytest.raises(ValueError, match="train_noise"):
+        UniformQuantizer(2, 4, 6, train_noise=1.5)

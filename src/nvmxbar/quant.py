@@ -99,11 +99,19 @@ class UniformQuantizer(nn.Module):
 
     ``learn_scales`` makes the full-scales trainable (LSQ); otherwise they stay at their initial value.
     A full-scale of 0 means "calibrate from the first batch" (:meth:`calibrate`).
+    ``train_noise`` > 0: hardware-aware training. Every quantized weight gets fresh Gaussian noise in each
+    training forward, sigma = train_noise x the device's conductance range per device (the weight full-scale
+    W spans it: one device, or sqrt(2) for a differential pair), the same model as evaluate_noise's
+    programming noise ``prog_sigma``.
     """
 
     def __init__(self, weight_bits: int, dac_bits: int, adc_bits: int, *, weight_fullscale: float = 0.0,
-                 act_fullscale: float = 0.0, adc_fullscale: float = 0.0, learn_scales: bool = True):
+                 act_fullscale: float = 0.0, adc_fullscale: float = 0.0, learn_scales: bool = True,
+                 train_noise: float = 0.0):
         super().__init__()
+        if not 0.0 <= float(train_noise) < 1.0:
+            raise ValueError(f"train_noise must be in [0, 1) (a fraction of the device's conductance range), got {train_noise}")
+        self.train_noise = float(train_noise)
         for name, b in (("weight_bits", weight_bits), ("dac_bits", dac_bits), ("adc_bits", adc_bits)):
             if not 1 <= int(b) <= 16:
                 raise ValueError(f"{name} must be in 1..16, got {b}")
@@ -138,7 +146,11 @@ class UniformQuantizer(nn.Module):
     def weight(self, w: torch.Tensor, polarity: torch.Tensor | None = None) -> torch.Tensor:
         lo, hi = weight_bounds(self.weight_bits, polarity, w.shape)
         s = self._scaled(self.weight_fullscale, self._n_weights, self.w_levels)
-        return fake_quant(w, s, self.w_levels, lo, hi)
+        wq = fake_quant(w, s, self.w_levels, lo, hi)
+        if self.training and self.train_noise > 0:
+            devices = 1.0 if polarity is not None else math.sqrt(2.0)
+            wq = wq + torch.randn_like(wq) * (self.train_noise * devices * self.weight_fullscale.detach())
+        return wq
 
     def bias(self, b: torch.Tensor | None) -> torch.Tensor | None:
         """A bias is a driven row: one extra device pair whose input is the DAC full-scale A.

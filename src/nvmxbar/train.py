@@ -168,9 +168,12 @@ def quant_settings(variant: str, bits: int | None, quant_cfg: dict) -> dict | No
     if variant == "baseline":
         return None
     if variant in ("uniform", "unipolar"):  # unipolar = uniform scaling + the sign groups of the architecture
-        return {"weight_bits": int(bits), "dac_bits": quant_cfg["dac_bits"], "adc_bits": quant_cfg["adc_bits"],
-                "weight_fullscale": quant_cfg["weight_fullscale"], "act_fullscale": quant_cfg["act_fullscale"],
-                "adc_fullscale": quant_cfg["adc_fullscale"], "learn_scales": quant_cfg["learn_scales"]}
+        q = {"weight_bits": int(bits), "dac_bits": quant_cfg["dac_bits"], "adc_bits": quant_cfg["adc_bits"],
+             "weight_fullscale": quant_cfg["weight_fullscale"], "act_fullscale": quant_cfg["act_fullscale"],
+             "adc_fullscale": quant_cfg["adc_fullscale"], "learn_scales": quant_cfg["learn_scales"]}
+        if quant_cfg.get("train_noise"):  # only when on: models trained without it keep their config hash
+            q["train_noise"] = float(quant_cfg["train_noise"])
+        return q
     raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
 
 

@@ -1,0 +1,73 @@
+"""How much of an accuracy difference is the seed? Retrain one deployment of a results folder with other seeds.
+
+For results/<dataset>/<variant>[/b<bits>] it takes the recipe the workflow used (config.yaml at the given
+profile; for `unipolar` the architecture of nas/arch.json), trains it again with each seed (no MLflow, in a
+scratch folder), maps it onto the crossbar and prints the test accuracy as trained and on the ideal crossbar,
+then mean, std, min and max over the seeds. Not a test: a measurement (a few minutes per seed on 2 cores).
+
+Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--seeds 0 1 2] [--profile full]
+     [--threads 1] [--jobs 2]
+e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
+"""
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def one(seed: int, a: argparse.Namespace) -> dict:
+    import torch
+
+    from nvmxbar import config, crossbar, noise
+    from nvmxbar.train import load_model, train
+
+    cfg = config.select_profile(config.load(ROOT / "config.yaml"), a.profile)
+    res, ds = Path(a.results), a.dataset
+    bits = None if a.variant == "baseline" else a.bits
+    arch = res / ds / a.variant / f"b{bits}" / "nas" / "arch.json" if a.variant == "unipolar" else None
+    out = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
+    m = train(data_npz=res / "data" / f"{ds}.npz", data_json=res / "data" / f"{ds}.json", out_model=out / "model.pt",
+              out_metrics=out / "metrics.json", dataset=ds, variant=a.variant, bits=bits, seed=seed,
+              model_cfg=cfg["model"][ds], train_cfg=cfg["train"][ds], quant_cfg=cfg["quant"], threads=a.threads,
+              accelerator="cpu", arch_json=arch)
+    row = {"seed": seed, "val": m["val_accuracy"], "test": m["test_accuracy"], "xbar": float("nan")}
+    if bits is not None:
+        torch.set_num_threads(a.threads)
+        net, doc = load_model(out / "model.pt")
+        x, _ = crossbar.network_inputs(res / "data" / f"{ds}.npz", "train", int(cfg["map_crossbar"]["calibration_samples"]))
+        arrays, mapping = crossbar.map_network(net, doc, cfg["map_crossbar"], cfg["quant"], calib_x=x, device_bits=bits)
+        xt, yt = crossbar.network_inputs(res / "data" / f"{ds}.npz", "test")
+        row["xbar"] = noise.ideal_accuracy(crossbar.Simulator(arrays, mapping), xt, yt)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results"), p.add_argument("dataset"), p.add_argument("variant")
+    p.add_argument("bits", type=int)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--profile", default="full")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2)
+    a = p.parse_args()
+    with ProcessPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
+    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}: accuracy per seed (test split)")
+    print(f"{'seed':>5}{'val':>9}{'trained':>9}{'ideal xbar':>12}")
+    for r in rows:
+        print(f"{r['seed']:>5}{r['val']:>9.4f}{r['test']:>9.4f}{r['xbar']:>12.4f}")
+    for k, name in (("test", "trained"), ("xbar", "ideal xbar")):
+        v = [r[k] for r in rows]
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        print(f"{name:>11}: mean {statistics.mean(v):.4f}  std {sd:.4f}  min {min(v):.4f}  max {max(v):.4f}  (n={len(v)})")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
