@@ -6,7 +6,7 @@ scratch folder), maps it onto the crossbar and prints the test accuracy as train
 then mean, std, min and max over the seeds. Not a test: a measurement (a few minutes per seed on 2 cores).
 
 Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--seeds 0 1 2] [--profile full]
-     [--threads 1] [--jobs 2]
+     [--threads 1] [--jobs 2] [--set quant.adc_tile_rows=128 ...]   (config overrides, YAML values)
 e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
 """
 import argparse
@@ -27,7 +27,17 @@ def one(seed: int, a: argparse.Namespace) -> dict:
     from nvmxbar import config, crossbar, noise
     from nvmxbar.train import load_model, train
 
-    cfg = config.select_profile(config.load(ROOT / "config.yaml"), a.profile)
+    import yaml
+
+    over: dict = {}
+    for item in a.set:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = over
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    cfg = config.select_profile(config.load(ROOT / "config.yaml", over), a.profile)
     res, ds = Path(a.results), a.dataset
     bits = None if a.variant == "baseline" else a.bits
     arch = res / ds / a.variant / f"b{bits}" / "nas" / "arch.json" if a.variant == "unipolar" else None
@@ -55,10 +65,12 @@ def main() -> None:
     p.add_argument("--profile", default="full")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. quant.adc_tile_rows=128")
     a = p.parse_args()
     with ProcessPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
-    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}: accuracy per seed (test split)")
+    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}: "
+          f"accuracy per seed (test split)")
     print(f"{'seed':>5}{'val':>9}{'trained':>9}{'ideal xbar':>12}")
     for r in rows:
         print(f"{r['seed']:>5}{r['val']:>9.4f}{r['test']:>9.4f}{r['xbar']:>12.4f}")

@@ -70,6 +70,13 @@ def test_engineered_input_needs_an_mlp():
     assert cfg["model"]["har"]["conv"] == []
 
 
+def test_adc_tile_rows_other_than_the_crossbar_tiles_warns():
+    with pytest.warns(UserWarning, match="quant.adc_tile_rows"):
+        load(quant={"adc_tile_rows": 64})
+    assert load(quant={"adc_tile_rows": 64}, map_crossbar={"rows": 64})["quant"]["adc_tile_rows"] == 64
+    assert load()["quant"]["adc_tile_rows"] == load()["map_crossbar"]["rows"] == 128  # the default trains as mapped
+
+
 def test_config_hash_is_stable_and_sensitive():
     a = {"x": 1, "y": [1, 2]}
     assert config.config_hash(a) == config.config_hash({"y": [1, 2], "x": 1})

@@ -241,3 +241,26 @@ def test_one_sign_layers_on_relu_inputs_start_sparse_with_a_common_mode_gain_of_
     # +/- row groups keep Kaiming's dense start
     netm, _, _ = make_unipolar(POLARITIES["mixed"])
     assert (netm.quant.weight(netm.layers[1].weight, netm._pol1) != 0).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("polarity", [None, "positive", "mixed", "positive_split"])
+@pytest.mark.parametrize("rows", [16, 30, 45])
+def test_training_with_the_per_tile_adc_matches_the_crossbar(polarity, rows):
+    """quant.adc_tile_rows = the tile rows: the network converts each row tile's partial sum as the crossbar does,
+    so the ideal crossbar WITH its ADC equals the network (several row tiles per layer)."""
+    quant = {**QUANT, "adc_tile_rows": rows}
+    if polarity is None:
+        net, doc, x = make_net(quant)
+    else:
+        net, doc, x = make_unipolar(POLARITIES[polarity], **EXTRA.get(polarity, {}))
+        net.quant.adc_tile_rows = rows
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": rows, "cols": 8}, QUANT)
+    assert max(l["row_tiles"] for l in mapping["layers"]) > 1
+    with torch.no_grad():
+        xbar = crossbar.Simulator(arrays, mapping).forward(x)[0]
+        digital = net(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+    if rows == 16:  # and it differs from one conversion of the whole sum
+        net.quant.adc_tile_rows = 0
+        with torch.no_grad():
+            assert not torch.allclose(xbar, net(x), rtol=0, atol=1e-6)

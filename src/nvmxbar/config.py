@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,11 @@ def validate(cfg: dict) -> dict:
 
 
 def _check_semantics(cfg: dict) -> None:
+    tr, rows = cfg["quant"].get("adc_tile_rows", 0), cfg["map_crossbar"]["rows"]
+    if tr and tr != rows:  # legitimate as an ablation (models trained for one tile size, mapped onto another)
+        warnings.warn(f"config: quant.adc_tile_rows ({tr}) differs from map_crossbar.rows ({rows}): the networks are "
+                      f"trained for other row tiles than they are mapped onto, so the ideal crossbar will not equal "
+                      f"the trained network", stacklevel=2)
     for ds in cfg["datasets"]:
         m = cfg["model"][ds]
         n_conv = sum(1 for c in m["conv"] if c != "M")

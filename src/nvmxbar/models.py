@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask
+from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask, row_tiles
 
 
 def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +153,40 @@ class Net(nn.Module):
             mask = getattr(self, f"_pol{i}")
             layer.weight.copy_(torch.where(layer.weight * mask < 0, torch.zeros_like(layer.weight), layer.weight))
 
+    def _tiled_mvm(self, i: int, layer: nn.Module, xq: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+        """Layer i's quantized outputs as the crossbar computes them: every row tile's partial sum through
+        the ADC, then added up digitally. Row tiles as crossbar.map_network places rows (quant.row_tiles);
+        a bias row belongs to its tile (unipolar: the +A row carries a bias of the column's sign, the -A
+        row one of the other sign)."""
+        q, spec = self.quant, (self.polarity[i] if self.polarity else None)
+        per_ch = w[0, 0].numel()
+        n_bias = 0 if b is None else (2 if spec is not None else 1)
+        tiles = row_tiles(w.shape, spec, n_bias, q.adc_tile_rows)
+        K = w.shape[1] * per_ch
+        w_rows = torch.tensor(tiles[:K], device=w.device)
+        if b is not None:
+            if spec is None:
+                b_tile = torch.full_like(b, tiles[K], dtype=torch.long)
+            else:  # the column's sign: +A row (index K) when sign x b > 0, -A row (K + 1) otherwise
+                col = getattr(self, f"_pol{i}").reshape(w.shape[0], -1)[:, -1]
+                b_tile = torch.where(col * b > 0, tiles[K], tiles[K + 1]).long()
+        y = 0
+        for t in sorted(set(tiles)):
+            rows = (w_rows == t).nonzero().flatten()
+            bias_t = None if b is None else torch.where(b_tile == t, b, torch.zeros_like(b))
+            if len(rows) == 0:
+                part = bias_t.reshape(1, -1, *[1] * (xq.dim() - 2)).expand(xq.shape[0], -1, *self._out_spatial(i, xq))
+            else:
+                c0, c1 = int(rows[0]) // per_ch, int(rows[-1]) // per_ch + 1  # input channels the tile touches
+                m = (w_rows == t).to(w.dtype).reshape(w.shape[1], *w.shape[2:])[c0:c1][None]
+                wt, xt = w[:, c0:c1] * m, xq[:, c0:c1]
+                part = layer._conv_forward(xt, wt, bias_t) if i < self.n_conv else F.linear(xt, wt, bias_t)
+            y = y + q.adc(part)
+        return y
+
+    def _out_spatial(self, i: int, xq: torch.Tensor) -> list[int]:
+        return list(xq.shape[2:]) if i < self.n_conv else []
+
     def weight_layers(self) -> list[nn.Module]:
         return list(self.layers)
 
@@ -184,10 +218,13 @@ class Net(nn.Module):
             else:
                 xq = q.dac(x, signed=(i == 0))
                 w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
-                y = layer._conv_forward(xq, w, b) if i < self.n_conv else F.linear(xq, w, b)
-                if observe:
-                    q.observe_output(y)
-                y = q.adc(y)
+                if q.adc_tile_rows and not observe:
+                    y = self._tiled_mvm(i, layer, xq, w, b)
+                else:
+                    y = layer._conv_forward(xq, w, b) if i < self.n_conv else F.linear(xq, w, b)
+                    if observe:
+                        q.observe_output(y)
+                    y = q.adc(y)
             if i == last:
                 break
             x = pool(F.relu(y), self.pool_after[i], self.dims)

@@ -94,11 +94,31 @@ def polarity_mask(weight_shape: tuple | torch.Size, spec: dict) -> torch.Tensor:
     return m.reshape(tuple(weight_shape))
 
 
+def row_tiles(weight_shape: tuple | torch.Size, spec: dict | None, bias_rows: int, tile_rows: int) -> list[int]:
+    """Row tile of every crossbar matrix row (weight rows in F.unfold order, then the bias rows), as
+    crossbar.map_network places them: consecutive rows fill tiles of ``tile_rows``; with a unipolar sign
+    spec each row group starts on a new tile and the bias rows join the last group."""
+    per_ch = math.prod(int(k) for k in weight_shape[2:])
+    K = int(weight_shape[1]) * per_ch
+    if spec is None:
+        return [r // tile_rows for r in range(K + bias_rows)]
+    rb, _, _ = polarity_groups(weight_shape, spec)
+    rb = rb[:-1] + [K + bias_rows]
+    out, t0 = [], 0
+    for g in range(len(rb) - 1):
+        n = rb[g + 1] - rb[g]
+        out += [t0 + r // tile_rows for r in range(n)]
+        t0 += math.ceil(n / tile_rows)
+    return out
+
+
 class UniformQuantizer(nn.Module):
     """The three full-scales shared by all layers, and the functions that quantize onto them.
 
     ``learn_scales`` makes the full-scales trainable (LSQ); otherwise they stay at their initial value.
     A full-scale of 0 means "calibrate from the first batch" (:meth:`calibrate`).
+    ``adc_tile_rows`` > 0: a layer's column sum is converted per row tile of that many rows (each partial
+    sum through the ADC, then added digitally), as the crossbar does; 0 converts the whole sum once.
     ``train_noise`` > 0: hardware-aware training. Every quantized weight gets fresh Gaussian noise in each
     training forward, sigma = train_noise x the device's conductance range per device (the weight full-scale
     W spans it: one device, or sqrt(2) for a differential pair), the same model as evaluate_noise's
@@ -107,8 +127,11 @@ class UniformQuantizer(nn.Module):
 
     def __init__(self, weight_bits: int, dac_bits: int, adc_bits: int, *, weight_fullscale: float = 0.0,
                  act_fullscale: float = 0.0, adc_fullscale: float = 0.0, learn_scales: bool = True,
-                 train_noise: float = 0.0):
+                 train_noise: float = 0.0, adc_tile_rows: int = 0):
         super().__init__()
+        if int(adc_tile_rows) < 0:
+            raise ValueError(f"adc_tile_rows must be >= 0 (0 = one ADC conversion of the whole sum), got {adc_tile_rows}")
+        self.adc_tile_rows = int(adc_tile_rows)
         if not 0.0 <= float(train_noise) < 1.0:
             raise ValueError(f"train_noise must be in [0, 1) (a fraction of the device's conductance range), got {train_noise}")
         self.train_noise = float(train_noise)

@@ -171,8 +171,9 @@ def quant_settings(variant: str, bits: int | None, quant_cfg: dict) -> dict | No
         q = {"weight_bits": int(bits), "dac_bits": quant_cfg["dac_bits"], "adc_bits": quant_cfg["adc_bits"],
              "weight_fullscale": quant_cfg["weight_fullscale"], "act_fullscale": quant_cfg["act_fullscale"],
              "adc_fullscale": quant_cfg["adc_fullscale"], "learn_scales": quant_cfg["learn_scales"]}
-        if quant_cfg.get("train_noise"):  # only when on: models trained without it keep their config hash
-            q["train_noise"] = float(quant_cfg["train_noise"])
+        for k in ("train_noise", "adc_tile_rows"):  # only when on: models trained without them keep their hash
+            if quant_cfg.get(k):
+                q[k] = quant_cfg[k]
         return q
     raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
 
