@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import Net, pool
-from .quant import polarity_groups, to_int, weight_bounds
+from .quant import polarity_groups, row_tiles, to_int, weight_bounds
 
 README = """nvmxbar crossbar.npz
 Per weight layer i (in network order): 
@@ -110,18 +110,17 @@ def _unipolar_tiles(codes: np.ndarray, weight_shape, spec: dict, R: int, C: int)
     K, N = codes.shape
     rb = rb[:-1] + [K]  # the bias rows (if any) belong to the last group
     ct = math.ceil(N / C)
-    group_tiles = [math.ceil((rb[g + 1] - rb[g]) / R) for g in range(len(rb) - 1)]
-    rt = sum(group_tiles)
+    tiles = row_tiles(weight_shape, spec, K - math.prod(int(k) for k in weight_shape[1:]), R)  # the one placement rule
+    rt = tiles[-1] + 1
     row_index = np.full(rt * R, -1, dtype=np.int32)
     sign_rows = np.ones((rt, ct * C), dtype=np.int8)
-    col_sign = np.ones(ct * C, dtype=np.int8)
-    t0 = 0
-    for g, n_t in enumerate(group_tiles):
-        row_index[t0 * R: t0 * R + rb[g + 1] - rb[g]] = np.arange(rb[g], rb[g + 1])
+    for g in range(len(rb) - 1):  # a group's rows run on from its first tile
+        first, last = tiles[rb[g]], tiles[rb[g + 1] - 1]
+        row_index[first * R: first * R + rb[g + 1] - rb[g]] = np.arange(rb[g], rb[g + 1])
+        col_sign = np.ones(ct * C, dtype=np.int8)
         for j in range(len(cb) - 1):
             col_sign[cb[j]:cb[j + 1]] = signs[g][j]
-        sign_rows[t0:t0 + n_t] = col_sign
-        t0 += n_t
+        sign_rows[first:last + 1] = col_sign
     expected = np.repeat(sign_rows, R, axis=0)[row_index >= 0][:, :N]  # the sign every used cell must carry
     placed = codes[row_index[row_index >= 0]]
     if (placed * expected < 0).any():

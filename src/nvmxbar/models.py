@@ -124,7 +124,7 @@ class Net(nn.Module):
         return i > 0 and mask is not None and bool((mask == mask.flatten()[0]).all())
 
     @torch.no_grad()
-    def _sparse_init(self, generator: torch.Generator | None = None) -> None:
+    def _sparse_init(self) -> None:
         """Start every one-sign layer on ReLU inputs sparse, on the shared weight grid.
 
         Such a layer's outputs all move with its inputs' common mode, scaled by the layer's weight sum. With
@@ -139,8 +139,8 @@ class Net(nn.Module):
                 continue
             w, mask = layer.weight, getattr(self, f"_pol{i}")
             p = min(1.0, 1.0 / (w[0].numel() * step))
-            on = (torch.rand(w.shape, generator=generator) < p).float()
-            w.copy_(step * (on + 0.4 * torch.rand(w.shape, generator=generator)) * mask)
+            on = (torch.rand(w.shape) < p).float()
+            w.copy_(step * (on + 0.4 * torch.rand(w.shape)) * mask)
 
     @torch.no_grad()
     def project_polarity(self) -> None:
@@ -174,8 +174,8 @@ class Net(nn.Module):
         for t in sorted(set(tiles)):
             rows = (w_rows == t).nonzero().flatten()
             bias_t = None if b is None else torch.where(b_tile == t, b, torch.zeros_like(b))
-            if len(rows) == 0:
-                part = bias_t.reshape(1, -1, *[1] * (xq.dim() - 2)).expand(xq.shape[0], -1, *self._out_spatial(i, xq))
+            if len(rows) == 0:  # a tile of bias rows only (padding keeps a convolution's size)
+                part = bias_t.reshape(1, -1, *[1] * (xq.dim() - 2)).expand(xq.shape[0], -1, *xq.shape[2:])
             else:
                 c0, c1 = int(rows[0]) // per_ch, int(rows[-1]) // per_ch + 1  # input channels the tile touches
                 m = (w_rows == t).to(w.dtype).reshape(w.shape[1], *w.shape[2:])[c0:c1][None]
@@ -183,9 +183,6 @@ class Net(nn.Module):
                 part = layer._conv_forward(xt, wt, bias_t) if i < self.n_conv else F.linear(xt, wt, bias_t)
             y = y + q.adc(part)
         return y
-
-    def _out_spatial(self, i: int, xq: torch.Tensor) -> list[int]:
-        return list(xq.shape[2:]) if i < self.n_conv else []
 
     def weight_layers(self) -> list[nn.Module]:
         return list(self.layers)
