@@ -7,6 +7,8 @@ then mean, std, min and max over the seeds. Not a test: a measurement (a few min
 
 Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--seeds 0 1 2] [--profile full]
      [--threads 1] [--jobs 2] [--set quant.adc_tile_rows=128 ...]   (config overrides, YAML values)
+     [--no-adc]        also the ideal crossbar without its ADC (what the converters cost)
+     [--noise 0.02]    also the mean accuracy over --chips chips at this programming-noise sigma
 e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
 """
 import argparse
@@ -53,7 +55,13 @@ def one(seed: int, a: argparse.Namespace) -> dict:
         x, _ = crossbar.network_inputs(res / "data" / f"{ds}.npz", "train", int(cfg["map_crossbar"]["calibration_samples"]))
         arrays, mapping = crossbar.map_network(net, doc, cfg["map_crossbar"], cfg["quant"], calib_x=x, device_bits=bits)
         xt, yt = crossbar.network_inputs(res / "data" / f"{ds}.npz", "test")
-        row["xbar"] = noise.ideal_accuracy(crossbar.Simulator(arrays, mapping), xt, yt)
+        sim = crossbar.Simulator(arrays, mapping)
+        row["xbar"] = noise.ideal_accuracy(sim, xt, yt)
+        if a.no_adc:
+            row["no_adc"] = noise.ideal_accuracy(sim, xt, yt, adc=False)
+        if a.noise:
+            ncfg = {**cfg["evaluate_noise"], "instances": a.chips, "sweep": {"prog_sigma": [a.noise]}}
+            row["noisy"] = noise.evaluate(sim, xt, yt, ncfg, seed=seed, progress=False)[0]["accuracy_mean"]
     return row
 
 
@@ -66,16 +74,22 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. quant.adc_tile_rows=128")
+    p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
+    p.add_argument("--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma")
+    p.add_argument("--chips", type=int, default=10, help="chips per seed for --noise")
     a = p.parse_args()
     with ProcessPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
     print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}: "
           f"accuracy per seed (test split)")
-    print(f"{'seed':>5}{'val':>9}{'trained':>9}{'ideal xbar':>12}")
+    cols = [("test", "trained"), ("xbar", "ideal xbar")]
+    cols += [("no_adc", "xbar no ADC")] if a.no_adc else []
+    cols += [("noisy", f"sigma {a.noise:g}")] if a.noise else []
+    print(f"{'seed':>5}{'val':>9}" + "".join(f"{name:>13}" for _, name in cols))
     for r in rows:
-        print(f"{r['seed']:>5}{r['val']:>9.4f}{r['test']:>9.4f}{r['xbar']:>12.4f}")
-    for k, name in (("test", "trained"), ("xbar", "ideal xbar")):
-        v = [r[k] for r in rows]
+        print(f"{r['seed']:>5}{r['val']:>9.4f}" + "".join(f"{r.get(k, float('nan')):>13.4f}" for k, _ in cols))
+    for k, name in cols:
+        v = [r.get(k, float("nan")) for r in rows]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
         print(f"{name:>11}: mean {statistics.mean(v):.4f}  std {sd:.4f}  min {min(v):.4f}  max {max(v):.4f}  (n={len(v)})")
     print(json.dumps(rows))

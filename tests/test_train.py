@@ -117,6 +117,16 @@ def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkey
     assert max(steps) == 7 and len(set(steps)) == 8  # every epoch logged once across both processes
 
 
+def test_last_checkpoint_is_rewritten_every_epoch(har_small, tmp_path, monkeypatch):
+    """A killed run resumes from its last epoch, not from its best one: last.ckpt follows every epoch even when
+    validation did not improve (Lightning's own save_last only rewrites it in epochs that improved the best)."""
+    monkeypatch.setattr("nvmxbar.train.shutil.rmtree", lambda *a, **k: None)  # keep the checkpoints to look at
+    m = run(har_small, tmp_path, recipe={"epochs": 3, "lr": 0.0})  # no step changes anything: epoch 1 stays best
+    ck = tmp_path / "checkpoints"
+    assert m["best_epoch"] == 1 and torch.load(ck / "best.ckpt", weights_only=False)["epoch"] == 0
+    assert torch.load(ck / "last.ckpt", weights_only=False)["epoch"] == 2
+
+
 def test_changed_config_does_not_resume(har_small, tmp_path):
     out = tmp_path / "c"
     (out / "checkpoints").mkdir(parents=True)

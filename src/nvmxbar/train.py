@@ -249,9 +249,12 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         net = models.build(arch, q)
         module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0))
         best = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max",
-                                                   save_last=True, enable_version_counter=False)
+                                                   enable_version_counter=False)
+        # Its own callback: Lightning's save_last rewrites last.ckpt only in epochs that also improved the best,
+        # so a killed run would resume from the best epoch, not from the last one.
+        last = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
         trainer = L.Trainer(max_epochs=train_cfg["epochs"], accelerator=accelerator, devices=1, deterministic=True,
-                            logger=False, callbacks=[best, EpochReport(run_id, train_cfg["epochs"])],
+                            logger=False, callbacks=[best, last, EpochReport(run_id, train_cfg["epochs"])],
                             enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
                             num_sanity_val_steps=0)
         t_fit = time.time()
