@@ -125,6 +125,23 @@ def test_last_checkpoint_is_rewritten_every_epoch(har_small, tmp_path, monkeypat
     ck = tmp_path / "checkpoints"
     assert m["best_epoch"] == 1 and torch.load(ck / "best.ckpt", weights_only=False)["epoch"] == 0
     assert torch.load(ck / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert m["select"] == "last" and m["selected_epoch"] == 3
+
+
+@pytest.mark.parametrize("select", ["last", "best_val"])
+def test_select_chooses_the_exported_epoch(har_small, tmp_path, monkeypatch, select):
+    """model.pt holds the weights of the selected checkpoint: the last epoch, or the best validation epoch."""
+    monkeypatch.setattr("nvmxbar.train.shutil.rmtree", lambda *a, **k: None)
+    m = run(har_small, tmp_path, recipe={"epochs": 3, "select": select})
+    ck = torch.load(tmp_path / "checkpoints" / ("last.ckpt" if select == "last" else "best.ckpt"), weights_only=False)
+    assert m["selected_epoch"] == ck["epoch"] + 1 == (3 if select == "last" else m["best_epoch"])
+    sd = torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sd[k], ck["state_dict"]["net." + k]) for k in sd)
+
+
+def test_unknown_select_is_refused(har_small, tmp_path):
+    with pytest.raises(ValueError, match="select"):
+        run(har_small, tmp_path, recipe={"epochs": 1, "select": "best"})
 
 
 def test_changed_config_does_not_resume(har_small, tmp_path):

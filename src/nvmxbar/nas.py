@@ -3,7 +3,7 @@
 Each trial samples an architecture from the search space of config ``nas_unipolar.space.<dataset>`` (depth,
 widths, kernel sizes, dense layers, and per-layer polarity: all-positive, or +/- row groups, or +/- column
 groups), trains it sign-constrained and quantized to the device bits for a few epochs, and returns two
-objectives: validation accuracy (maximised) and crossbar area from the cost model (minimised; or the device
+objectives: validation accuracy after its last epoch (maximised) and crossbar area from the cost model (minimised; or the device
 count). The area depends on the architecture only, so it is known before training.
 
 Several workers (rule ``nas_unipolar_search``) share one study in a journal file; each runs trials until the
@@ -232,7 +232,9 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
             state = "FINISHED"
             if client:
                 client.log_metric(run_id, "best_val_acc", best)
-            return best, hw["area_um2"] if cfg["objective"] == "area" else float(hw["devices"])
+            # the last epoch's accuracy, as train exports the last epoch (select: last); the best of a few noisy
+            # epochs would favour lucky trials
+            return curve[-1], hw["area_um2"] if cfg["objective"] == "area" else float(hw["devices"])
         finally:
             if client:
                 client.set_tag(run_id, "optuna.state", {"FINISHED": "COMPLETE", "KILLED": "PRUNED"}.get(state, "FAIL"))

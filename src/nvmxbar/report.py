@@ -148,6 +148,7 @@ def collect(results_dir: str | Path, datasets: Iterable[str], variants: Iterable
                                      "test_accuracy": float(met["test_accuracy"]),
                                      "val_accuracy": float(met.get("val_accuracy", math.nan)),
                                      "epochs": int(met["epochs"]), "best_epoch": met.get("best_epoch"),
+                                     "selected_epoch": met.get("selected_epoch", met.get("best_epoch")),
                                      "n_test": met.get("n_test"), "wall_time_s": met.get("wall_time_s"),
                                      "weight_fullscale": q.get("weight_fullscale"),
                                      "act_fullscale": q.get("act_fullscale"),
@@ -955,7 +956,8 @@ def render_report(data: dict[str, pd.DataFrame], acc: pd.DataFrame, cost: pd.Dat
                  + ".")
     for d in datasets:
         t = tr[tr.dataset == d]
-        ep = ", ".join(f"`{r.model}` {r.epochs} epochs (best {r.best_epoch}; test accuracy on {r.n_test} samples)"
+        ep = ", ".join(f"`{r.model}` {r.epochs} epochs (model.pt = epoch {int(r.selected_epoch)}, best validation "
+                       f"epoch {int(r.best_epoch)}; test accuracy on {r.n_test} samples)"
                        if r.best_epoch is not None and not pd.isna(r.best_epoch) else f"`{r.model}` {r.epochs} epochs"
                        for r in t.itertuples())
         s = summ[summ.dataset == d]

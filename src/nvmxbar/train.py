@@ -2,8 +2,8 @@
 
 DataModule (prepared .npz -> batches), LightningModule (loss, metrics, optimiser) and the plain network
 (:mod:`nvmxbar.models`) are kept apart. :func:`train` is the whole stage: resume-aware fit, evaluation of
-the best-validation weights, model.pt + metrics.json (atomic), and one MLflow run with params, per-epoch
-metrics, artifacts and tags.
+the selected epoch (the last one, or the best-validation one), model.pt + metrics.json (atomic), and one
+MLflow run with params, per-epoch metrics, artifacts and tags.
 """
 from __future__ import annotations
 
@@ -261,10 +261,15 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         fit_s = time.time() - t_fit
 
-        # The exported model is the best-validation epoch (a validation split held out from train).
-        ck = torch.load(best.best_model_path, map_location="cpu", weights_only=False)  # our own checkpoint
+        # The exported model: the last epoch, or (select: best_val) the epoch of best validation accuracy.
+        select = train_cfg.get("select", "last")
+        if select not in ("last", "best_val"):
+            raise ValueError(f"train select must be 'last' or 'best_val', got {select!r}")
+        path = best.best_model_path if select == "best_val" else last.best_model_path
+        ck = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint
         module.load_state_dict(ck["state_dict"])
-        best_epoch = int(ck["epoch"])
+        best_epoch = int(torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"])
+        selected_epoch = int(ck["epoch"])
         net = module.net.cpu()
         val, test = evaluate(net, dm, "val"), evaluate(net, dm, "test")
         metrics = {
@@ -272,7 +277,8 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
             "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
             "per_class_accuracy": test["per_class"], "val_per_class_accuracy": val["per_class"],
             "confusion_test": test["confusion"], "n_test": test["n"], "n_val": val["n"],
-            "epochs": int(train_cfg["epochs"]), "best_epoch": best_epoch + 1,
+            "epochs": int(train_cfg["epochs"]), "best_epoch": best_epoch + 1, "select": select,
+            "selected_epoch": selected_epoch + 1,
             "wall_time_s": round(time.time() - t_start, 2), "fit_time_s": round(fit_s, 2), "resumed": bool(resume),
             "n_params": int(sum(p.numel() for p in net.layers.parameters())),
             "quant": None if net.quant is None else {"weight_bits": net.quant.weight_bits, "dac_bits": net.quant.dac_bits,
