@@ -3,8 +3,8 @@
 Each trial samples an architecture from the search space of config ``nas_unipolar.space.<dataset>`` (depth,
 widths, kernel sizes, dense layers, and per-layer polarity: all-positive, or +/- row groups, or +/- column
 groups), trains it sign-constrained and quantized to the device bits for a few epochs, and returns two
-objectives: validation accuracy after its last epoch (maximised) and crossbar area from the cost model (minimised; or the device
-count). The area depends on the architecture only, so it is known before training.
+objectives: validation accuracy after its last epoch (maximised) and crossbar area from the cost model
+(minimised; or the device count). The area depends on the architecture only, so it is known before training.
 
 Several workers (rule ``nas_unipolar_search``) share one study in a journal file; each runs trials until the
 study holds ``trials`` finished ones. Multi-objective studies cannot use Optuna's pruners (``trial.report``

@@ -211,6 +211,9 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         model_cfg = {**model_cfg, **json.loads(Path(arch_json).read_text())["model"]}
     if variant == "unipolar" and model_cfg.get("polarity") is None:
         raise ValueError("variant 'unipolar' needs a polarity in the model (from nas_unipolar's arch.json)")
+    select = train_cfg.get("select", "last")
+    if select not in ("last", "best_val"):
+        raise ValueError(f"train select must be 'last' or 'best_val', got {select!r}")
     q = quant_settings(variant, bits, quant_cfg)
     params = {"dataset": dataset, "variant": variant, "bits": bits, "seed": seed, "model": model_cfg,
               "train": train_cfg, "quant": q, "data_sha256": prov["source"]["sha256"]}
@@ -262,9 +265,6 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         fit_s = time.time() - t_fit
 
         # The exported model: the last epoch, or (select: best_val) the epoch of best validation accuracy.
-        select = train_cfg.get("select", "last")
-        if select not in ("last", "best_val"):
-            raise ValueError(f"train select must be 'last' or 'best_val', got {select!r}")
         path = best.best_model_path if select == "best_val" else last.best_model_path
         ck = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint
         module.load_state_dict(ck["state_dict"])
