@@ -236,3 +236,19 @@ def test_contract_keys_and_file_output(constants, tmp_path):
     assert {"name", "area_um2", "energy_pj_per_inference", "area_by_component", "energy_by_component"} <= set(lay)
     assert back["time_shared"]["adcs"] == 8
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("mode, g_read", [("bit_serial", 1000.0), ("multibit", 300.0)])
+def test_measured_cell_activity_prices_the_read_conductance(constants, mode, g_read):
+    """With read_g_us_per_mvm (what the inputs read, from Simulator.read_activity) the cells cost V^2 G t; the
+    all-inputs-on upper bound is still reported, and the notes say which one priced the energy."""
+    m = mapping([layer("fc", K=64, N=32, M=3)], input_mode=mode)
+    bound = cost.estimate(m, constants, scale_digital=False)
+    m["layers"][0]["read_g_us_per_mvm"] = {"bit_serial": 1000.0, "multibit": 300.0, "mvms_measured": 30, "samples": 10}
+    doc = cost.estimate(m, constants, scale_digital=False)
+    assert doc["total"]["energy_by_component"]["cells"] == pytest.approx(3 * 0.5 ** 2 * g_read * 1e-6 * 10e-9 * 1e12)
+    assert doc["total"]["cell_energy_upper_bound_pj"] == pytest.approx(bound["total"]["energy_by_component"]["cells"])
+    assert doc["assumptions"]["cell_activity"] == "measured" and bound["assumptions"]["cell_activity"] == "upper_bound"
+    assert any("measured" in n and "10 training inputs" in n for n in doc["assumptions"]["notes"])
+    for k in ("adc", "dac", "subtraction"):  # only the cells change
+        assert doc["total"]["energy_by_component"][k] == bound["total"]["energy_by_component"][k]

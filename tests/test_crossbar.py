@@ -264,3 +264,27 @@ def test_training_with_the_per_tile_adc_matches_the_crossbar(polarity, rows):
         net.quant.adc_tile_rows = 0
         with torch.no_grad():
             assert not torch.allclose(xbar, net(x), rtol=0, atol=1e-6)
+
+
+def test_read_activity_counts_each_rows_input_bits_times_its_programmed_conductance():
+    """Cell read energy follows the inputs: the first layer's activity recomputed from the DAC codes and the
+    stored G_us, and every layer's activity at most the all-bits-on bound."""
+    net, doc, x = make_net()
+    arrays, mapping = crossbar.map_network(net, doc, {**XCFG, "rows": 32, "cols": 16}, QUANT, calib_x=x)
+    act = crossbar.Simulator(arrays, mapping).read_activity(x, bs=7)
+    spec = mapping["layers"][0]
+    La = 2 ** QUANT["dac_bits"] - 1
+    u = torch.clamp(torch.round(x.double() / (spec["dac_fullscale"] / La)), -La, La)
+    rows = crossbar.unfold(u, spec)  # (MVMs, matrix rows)
+    rows = torch.cat([rows, torch.full((rows.shape[0], 1), float(La), dtype=rows.dtype)], 1)  # the bias row
+    g = arrays["L0.G_us"] * arrays["L0.used"]
+    row_g = torch.from_numpy(g.sum(axis=(1, 3)).reshape(-1).astype(np.float64))  # per physical row
+    idx = torch.from_numpy(arrays["L0.row_index"].astype(np.int64))
+    code = rows[:, idx.clamp(min=0)].abs().long() * (idx >= 0)
+    ones = sum((code >> k) & 1 for k in range(QUANT["dac_bits"]))
+    assert act[0]["mvms_measured"] == rows.shape[0] and act[0]["samples"] == len(x)
+    assert act[0]["bit_serial"] == pytest.approx(float((ones * row_g).sum() / rows.shape[0]), rel=1e-5)
+    assert act[0]["multibit"] == pytest.approx(float(((code / La) ** 2 * row_g).sum() / rows.shape[0]), rel=1e-5)
+    for i, a in enumerate(act):
+        g_used = float((arrays[f"L{i}.G_us"] * arrays[f"L{i}.used"]).sum())
+        assert 0 < a["multibit"] <= a["bit_serial"] <= QUANT["dac_bits"] * g_used * (1 + 1e-6)

@@ -87,6 +87,9 @@ def test_smoke_run_outputs(smoke, dataset):
         assert df["accuracy_mean"].between(0, 1).all()
         cost = json.loads((res / dataset / m / "cost.json").read_text())
         assert cost["total"]["area_um2"] > 0 and cost["total"]["energy_pj_per_inference"] > 0
+        # cell reads priced from the inputs that ran on this crossbar: below the all-inputs-on bound
+        assert cost["assumptions"]["cell_activity"] == "measured"
+        assert 0 < cost["total"]["energy_by_component"]["cells"] < cost["total"]["cell_energy_upper_bound_pj"]
     base = json.loads((res / dataset / "baseline/b2/cost.json").read_text())["total"]
     uni = json.loads((res / dataset / "uniform/b2/cost.json").read_text())["total"]
     assert uni["area_um2"] < base["area_um2"]  # uniform scaling: one slice, no rescale, one periphery design

@@ -323,6 +323,8 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
         d = layer.get("periphery_design", layer["name"])
         designs[d] = designs.get(d, 0) + 1
 
+    # cell energy from the measured input activity (cost_stage adds read_g_us_per_mvm), else the upper bound
+    measured = all("read_g_us_per_mvm" in layer for layer in layers)
     out_layers = []
     for layer in layers:
         e_cell = cell_read_energy_pj(constants, device, layer.get("mean_conductance_us"))
@@ -350,7 +352,8 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
         }
         per_mvm = {
             "dac": passes * layer["dac_activations_per_mvm"] * ue["dac"],
-            "cells": passes * layer["cell_reads_per_mvm"] * e_cell,
+            "cells": (cell_read_energy_pj(constants, mean_conductance_us=layer["read_g_us_per_mvm"][mode])
+                      if measured else passes * layer["cell_reads_per_mvm"] * e_cell),
             "adc": passes * layer["adc_conversions_per_mvm"] * ue["adc"],
             "sample_hold": passes * layer["adc_conversions_per_mvm"] * ue["sample_hold"],
             "shift_add": passes * sa_ops * ue["shift_add"],
@@ -358,8 +361,10 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
             "rescale": layer["rescales_per_mvm"] * ue["rescale"],  # once per output per MVM, after all passes
         }
         energy = {k: layer["mvms"] * v for k, v in per_mvm.items()}
+        upper = layer["mvms"] * passes * layer["cell_reads_per_mvm"] * e_cell
         out_layers.append({"name": layer["name"], "periphery_design": design, "adcs": layer["adcs"],
                            "area_um2": _total(area), "energy_pj_per_inference": _total(energy),
+                           "cell_energy_upper_bound_pj": upper,
                            "area_by_component": area, "energy_by_component": energy,
                            "cell_read_energy_pj": e_cell})
 
@@ -377,7 +382,12 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
 
     notes = [
         "energy is dynamic energy per inference; static power (references, leakage) is not included",
-        "cell energy counts every used cell of every driven row on every pass (all inputs active: an upper bound)",
+        ("cell energy measured: each row's input code as the inputs drive it (bit-serial: its 1-bits; multi-bit: "
+         "(code / full code)^2) times the programmed G of its used cells, averaged over "
+         f"{layers[0]['read_g_us_per_mvm'].get('samples', '?')} training inputs on the mapped crossbar"
+         if measured else
+         "cell energy counts every used cell of every driven row on every pass at the mean G (all inputs active: "
+         "an upper bound)"),
         f"converters at the {family} family's node ({nodes['converters_nm']} nm), cells at tech_nm ({tech_nm} nm)",
         ("digital units (Horowitz 45 nm" + (", ISAAC shift-add 32 nm" if family == "isaac" else "")
          + f") scaled to {tech_nm} nm with Stillmaker & Baas 2017" if scale_digital
@@ -399,6 +409,7 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
             "driver_bits": driver_bits, "dac_bits": dac_bits, "adc_bits": adc_bits, "rescale_bits": rescale_bits,
             "scale_digital_to_node": scale_digital, "nodes": nodes,
             "cell_conductance": const(constants, "cell_read.conductance"),
+            "cell_activity": "measured" if measured else "upper_bound",
             "adc_time_share": {"requested": bool(adc_time_share), "applicable": shareable, "applied": applied},
             "unit_area_um2": ua, "unit_energy_pj": dict(ue, cell=cell_read_energy_pj(constants, device)),
             "notes": notes,
@@ -408,6 +419,7 @@ def estimate(mapping: dict, constants: dict, family: str = "neurosim", tech_nm: 
             "area_by_component": total_area, "energy_by_component": energy_total,
             "adcs": adcs_max if applied else adcs_sum, "adcs_dedicated": adcs_sum,
             "periphery_designs": len(designs), "reference_blocks": len(designs),
+            "cell_energy_upper_bound_pj": sum(l["cell_energy_upper_bound_pj"] for l in out_layers),
         },
         "layers": out_layers,
         **({"time_shared": time_shared} if time_shared else {}),
@@ -438,11 +450,15 @@ def improvement(cost_variant: dict, cost_baseline: dict) -> dict:
 
 
 def estimate_file(mapping_path: str | os.PathLike, out_path: str | os.PathLike,
-                  constants_path: str | os.PathLike | None = None, **kwargs: Any) -> dict:
+                  constants_path: str | os.PathLike | None = None, activity: list[dict] | None = None,
+                  **kwargs: Any) -> dict:
     """mapping.json -> cost.json (written atomically: temp file + rename). kwargs go to estimate();
-    adc_time_share defaults to the constants file's options.adc_time_share."""
+    adc_time_share defaults to the constants file's options.adc_time_share. ``activity``: per layer, the
+    measured read conductance per MVM (:meth:`crossbar.Simulator.read_activity`); None = the upper bound."""
     with open(mapping_path) as f:
         mapping = json.load(f)
+    for layer, act in zip(mapping["layers"], activity or []):
+        layer["read_g_us_per_mvm"] = act
     constants = load_constants(constants_path)
     kwargs.setdefault("adc_time_share", bool(const(constants, "options.adc_time_share")))
     doc = estimate(mapping, constants, **kwargs)
@@ -467,20 +483,41 @@ def constants_of(cfg: dict) -> Path | None:
     return path
 
 
+def measured_activity(mapping_json, crossbar_npz, data_npz, samples: int) -> list[dict]:
+    """Per layer, what ``samples`` training inputs read on the mapped crossbar (Simulator.read_activity)."""
+    import numpy as np
+
+    from .crossbar import Simulator, network_inputs
+
+    with open(mapping_json) as f:
+        mapping = json.load(f)
+    with np.load(crossbar_npz, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    x, _ = network_inputs(data_npz, "train", samples)
+    return Simulator(arrays, mapping).read_activity(x)
+
+
 def cost_stage(*, mapping_json, model_metrics, out_json, dataset: str, variant: str, bits: int, cfg: dict, seed: int,
-               experiment: str | None = None, rule: str = "estimate_cost") -> dict:
-    """The whole estimate_cost rule: cost.json (atomic) and an MLflow child run of the training run."""
+               experiment: str | None = None, rule: str = "estimate_cost", crossbar_npz=None, data_npz=None) -> dict:
+    """The whole estimate_cost rule: cost.json (atomic) and an MLflow child run of the training run. With
+    ``cell_activity: measured`` (needs crossbar_npz and data_npz) the cell read energy follows the inputs."""
     from . import tracking
 
     constants_path = constants_of(cfg)
-    doc = estimate_file(mapping_json, out_json, constants_path, family=cfg["family"], tech_nm=cfg["tech_nm"],
-                        cell=cfg["cell"], adc_time_share=cfg["adc_time_share"])
+    activity = None
+    if cfg.get("cell_activity", "measured") == "measured":
+        if crossbar_npz is None or data_npz is None:
+            raise ValueError("estimate_cost.cell_activity 'measured' needs the crossbar.npz and the prepared data")
+        activity = measured_activity(mapping_json, crossbar_npz, data_npz, int(cfg.get("activity_samples", 256)))
+    doc = estimate_file(mapping_json, out_json, constants_path, activity=activity, family=cfg["family"],
+                        tech_nm=cfg["tech_nm"], cell=cfg["cell"], adc_time_share=cfg["adc_time_share"])
     client, run_id = tracking.start_child_run(experiment, model_metrics, run_name=f"estimate_cost {dataset}/{variant}/b{bits}",
                                               rule=rule, params={"estimate_cost": cfg, "bits": bits}, dataset=dataset,
                                               variant=variant, bits=bits, seed=seed)
     if client:
         client.log_metric(run_id, "area_um2", float(doc["total"]["area_um2"]))
         client.log_metric(run_id, "energy_pj_per_inference", float(doc["total"]["energy_pj_per_inference"]))
+        client.log_metric(run_id, "cell_energy_upper_bound_pj", float(doc["total"]["cell_energy_upper_bound_pj"]))
         client.log_artifact(run_id, str(out_json))
         client.set_terminated(run_id, "FINISHED")
     print(f"[estimate_cost] {dataset}/{variant}/b{bits}: {doc['total']['area_um2']:.4g} um^2, "

@@ -345,6 +345,7 @@ class Simulator:
         self.dac_levels = 2 ** conv["dac_bits"] - 1
         self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
         self.recorded: list[float] = []
+        self.activity: list[list[float]] | None = None  # read_activity's accumulators, one per layer
 
     def _adc_step(self, spec: dict) -> float:
         """ADC step in units of (weight step x DAC step): uniform = global Y/La; baseline = per-layer."""
@@ -390,6 +391,24 @@ class Simulator:
                     h = flat.reshape(h.shape[0], B, *flat.shape[1:])
         return h
 
+    @torch.no_grad()
+    def read_activity(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
+        """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
+        a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
+        number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
+        ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
+        dev = self.mapping["device"]
+        dg = (dev["g_max_us"] - dev["g_min_us"]) / self.L
+        self._row_g = [((lev * dg + dev["g_min_us"]) * used).sum(dim=(1, 3)) for lev, used in zip(self.levels, self.used)]
+        self.activity = [[0.0, 0.0, 0] for _ in self.layers]
+        try:
+            for a in range(0, len(x), bs):
+                self.forward(x[a:a + bs])
+            return [{"bit_serial": s / n, "multibit": m / n, "mvms_measured": n, "samples": len(x)}
+                    for s, m, n in self.activity]
+        finally:
+            self.activity = None
+
     def _mvm(self, i: int, rows: torch.Tensor, spec: dict, perturb, adc: bool, record: bool) -> torch.Tensor:
         R, C, S, P = self.R, self.C, spec["slices"], spec["pair"]
         lev = self.levels[i]  # (rt, ct, R, C) float32: integer sums stay exact below 2^24
@@ -397,6 +416,13 @@ class Simulator:
         I, Bm, K = rows.shape
         ext = torch.cat([rows.float(), torch.zeros(I, Bm, 1)], -1)  # index -1 (unused physical row) reads the 0
         xin = ext[..., self.row_index[i]].reshape(I, Bm, rt, R)
+        if self.activity is not None:
+            code = xin[0].abs().round().long()  # (Bm, rt, R)
+            ones = sum((code >> k) & 1 for k in range(max(1, self.dac_levels.bit_length())))
+            acc = self.activity[i]
+            acc[0] += float((ones.double() * self._row_g[i]).sum())
+            acc[1] += float(((code.double() / self.dac_levels) ** 2 * self._row_g[i]).sum())
+            acc[2] += Bm
         if perturb is None:
             # ideal devices: exact integer currents (levels and inputs are integers; G_min cancels in the pair)
             cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)

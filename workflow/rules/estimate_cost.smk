@@ -1,7 +1,10 @@
 rule estimate_cost:
-    """mapping.json -> area and energy per component, per layer, per inference (cost.json)."""
+    """mapping.json -> area and energy per component, per layer, per inference (cost.json); the cell read
+    energy is measured on crossbar.npz with training inputs (estimate_cost.cell_activity)."""
     input:
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
+        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/crossbar.npz",
+        data=f"{RESULTS}/data/{{dataset}}.npz",
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
         constants=lambda wc: str(Path(workflow.basedir) / CFG["estimate_cost"]["constants"]),
     output:

@@ -6,4 +6,5 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with log_to(sm.log[0]):
     cost_stage(mapping_json=sm.input.json, model_metrics=sm.input.metrics, out_json=sm.output.json,
                dataset=sm.wildcards.dataset, variant=sm.wildcards.variant, bits=int(sm.wildcards.bits),
-               cfg=sm.params.cfg, seed=sm.params.seed, experiment=sm.params.experiment, rule=sm.rule)
+               cfg=sm.params.cfg, seed=sm.params.seed, experiment=sm.params.experiment, rule=sm.rule,
+               crossbar_npz=sm.input.npz, data_npz=sm.input.data)
