@@ -100,7 +100,8 @@ def _worker(har_tiny, nas_dir, w, uri):
                              dataset="har", bits=2, worker=w, cfg=cfg, model_base=CFG["model"]["har"],
                              train_cfg={**CFG["train"]["har"], "batch_size": 64}, quant_cfg=CFG["quant"],
                              map_cfg=CFG["map_crossbar"], cost_cfg=CFG["estimate_cost"], seed=0,
-                             experiment="nvmxbar-har", threads=1, accelerator="cpu"), cfg
+                             experiment="nvmxbar-har", threads=1, accelerator="cpu",
+                             noise_cfg=CFG["evaluate_noise"]), cfg
 
 
 def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny, tmp_path, monkeypatch):
@@ -133,9 +134,19 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(trials) == len(runs) and all(t.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for t in trials)
     assert all("area_um2" in t.data.metrics and "val_acc" in t.data.metrics for t in trials)
+    # the accuracy objective is the mapped crossbar's under programming noise (config score): the ideal crossbar
+    # reproduces the trained network (per-tile ADC in training), the noisy chips are what the trial scores
+    assert cfg["score"]["prog_sigma"] > 0 and "programming noise sigma" in arch["rule"]
+    study = optuna.load_study(study_name=doc["study"], storage=nas.storage(nas_dir))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:
+        a = t.user_attrs
+        assert t.values[0] == a["val_acc_noisy"] != a["val_acc_crossbar"]
+        assert a["val_acc_crossbar"] == pytest.approx(a["val_acc_curve"][-1], abs=1.5 / 120)
+    assert all("val_acc_noisy" in t.data.metrics for t in trials if t.data.tags.get("optuna.state") == "COMPLETE")
     # a worker started again on a finished study runs no trial (a rerun resumes, it does not redo); a trial it
     # left RUNNING when killed is marked FAIL instead of holding a slot
-    study = optuna.load_study(study_name=doc["study"], storage=nas.storage(nas_dir))
     stale = study.ask()
     stale.set_user_attr("worker", 0)
     again, _ = _worker(har_tiny, nas_dir, 0, uri)

@@ -3,8 +3,12 @@
 Each trial samples an architecture from the search space of config ``nas_unipolar.space.<dataset>`` (depth,
 widths, kernel sizes, dense layers, and per-layer polarity: all-positive, or +/- row groups, or +/- column
 groups), trains it sign-constrained and quantized to the device bits for a few epochs, and returns two
-objectives: validation accuracy after its last epoch (maximised) and crossbar area from the cost model
-(minimised; or the device count). The area depends on the architecture only, so it is known before training.
+objectives: validation accuracy (maximised) and crossbar area from the cost model (minimised; or the device
+count). The area depends on the architecture only, so it is known before training. The accuracy is the one the
+network will have where it is deployed: with ``score.prog_sigma`` > 0 the trained trial is mapped onto the
+crossbar (map_crossbar's mapping, ADC included) and scored on ``score.chips`` chips with that programming noise
+(evaluate_noise's device model), so an architecture that is accurate only on ideal devices loses; with 0 it is
+the trained network's validation accuracy after its last epoch.
 
 Several workers (rule ``nas_unipolar_search``) share one study in a journal file; each runs trials until the
 study holds ``trials`` finished ones. Multi-objective studies cannot use Optuna's pruners (``trial.report``
@@ -100,7 +104,7 @@ def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: in
 def study_name(dataset: str, bits: int, cfg: dict, model_base: dict, seed: int, train_cfg: dict | None = None,
                quant_cfg: dict | None = None) -> str:
     """The study of one search: a changed search space or trial recipe starts a new study in the same journal."""
-    h = config_hash({"nas": {k: cfg[k] for k in ("trials", "epochs", "objective", "pruning", "space", "startup_trials")},
+    h = config_hash({"nas": {k: cfg[k] for k in ("trials", "epochs", "objective", "pruning", "space", "startup_trials", "score") if k in cfg},
                      "model": model_base, "seed": seed, "train": train_cfg, "quant": quant_cfg})
     return f"{dataset}-unipolar-b{bits}-{h[:10]}"
 
@@ -162,9 +166,32 @@ def _median_pruner(study, trial_number: int, epoch: int, value: float, pruning: 
     return value < float(np.median(at))
 
 
+def crossbar_score(net, arch: dict, q: dict, dm, dataset: str, bits: int, map_cfg: dict, quant_cfg: dict,
+                   noise_cfg: dict, score: dict, seed: int) -> dict[str, float]:
+    """Validation accuracy of a trained trial on the ideal crossbar and mean over ``score['chips']`` chips with
+    programming noise ``score['prog_sigma']`` (the mapping and device model of map_crossbar / evaluate_noise)."""
+    import torch
+
+    from . import crossbar, noise
+
+    def split(name: str, n: int | None = None):
+        return (dm.normalise(torch.from_numpy(dm.arrays[f"x_{name}"][:n])),
+                torch.from_numpy(dm.arrays[f"y_{name}"][:n]).long())
+
+    doc = {"arch": arch, "quant": q, "variant": "unipolar", "bits": bits, "dataset": dataset}
+    calib, _ = split("train", int(map_cfg["calibration_samples"]))
+    arrays, mapping = crossbar.map_network(net.eval().cpu(), doc, map_cfg, quant_cfg, calib_x=calib, device_bits=bits)
+    sim = crossbar.Simulator(arrays, mapping)
+    xv, yv = split("val")
+    ncfg = {**noise_cfg, "instances": int(score["chips"]), "sweep": {"prog_sigma": [float(score["prog_sigma"])]}}
+    row = noise.evaluate(sim, xv, yv, ncfg, seed=seed, progress=False)[0]
+    return {"val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv), "val_acc_noisy": row["accuracy_mean"],
+            "val_acc_noisy_std": row["accuracy_std"]}
+
+
 def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, train_cfg: dict, quant_cfg: dict,
                    map_cfg: dict, cost_cfg: dict, seed: int, parent_run: str | None, experiment: str | None,
-                   accelerator: str, data_sha256: str = ""):
+                   accelerator: str, data_sha256: str = "", noise_cfg: dict | None = None):
     import lightning as L
     import optuna
 
@@ -173,6 +200,9 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
 
     space = cfg["space"][dataset]
     epochs = int(cfg["epochs"])
+    score = cfg.get("score") or {"prog_sigma": 0.0, "chips": 0}
+    if float(score["prog_sigma"]) > 0 and noise_cfg is None:
+        raise ValueError("nas_unipolar.score.prog_sigma > 0 needs the evaluate_noise settings (noise_cfg)")
 
     def objective(trial: optuna.Trial):
         t0 = time.time()
@@ -218,7 +248,8 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
         try:
             L.seed_everything(seed + trial.number, workers=True, verbose=False)
             arch = models.make_arch(dm.in_shape, len(dm.class_names), model_cfg)
-            net = models.build(arch, quant_settings("unipolar", bits, quant_cfg))
+            q = quant_settings("unipolar", bits, quant_cfg)
+            net = models.build(arch, q)
             module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0))
             trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -229,12 +260,26 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
             if report.pruned:
                 state = "KILLED"
                 raise optuna.TrialPruned(f"val_acc {curve[-1]:.4f} below the median after {len(curve)} epochs")
+            # the last epoch's accuracy, as train exports the last epoch (select: last); the best of a few noisy
+            # epochs would favour lucky trials
+            value = curve[-1]
+            if float(score["prog_sigma"]) > 0:
+                scores = crossbar_score(net, arch, q, dm, dataset, bits, map_cfg, quant_cfg, noise_cfg, score,
+                                        seed + trial.number)
+                for k, v in scores.items():
+                    trial.set_user_attr(k, v)
+                value = scores["val_acc_noisy"]
+                print(f"[nas] trial {trial.number}: val_acc {curve[-1]:.4f} trained, {scores['val_acc_crossbar']:.4f} "
+                      f"ideal crossbar, {value:.4f} +- {scores['val_acc_noisy_std']:.4f} at prog sigma "
+                      f"{score['prog_sigma']} ({score['chips']} chips)", file=sys.stderr, flush=True)
+            trial.set_user_attr("wall_time_s", round(time.time() - t0, 2))
             state = "FINISHED"
             if client:
                 client.log_metric(run_id, "best_val_acc", best)
-            # the last epoch's accuracy, as train exports the last epoch (select: last); the best of a few noisy
-            # epochs would favour lucky trials
-            return curve[-1], hw["area_um2"] if cfg["objective"] == "area" else float(hw["devices"])
+                for k in ("val_acc_crossbar", "val_acc_noisy"):
+                    if k in trial.user_attrs:
+                        client.log_metric(run_id, k, float(trial.user_attrs[k]))
+            return value, hw["area_um2"] if cfg["objective"] == "area" else float(hw["devices"])
         finally:
             if client:
                 client.set_tag(run_id, "optuna.state", {"FINISHED": "COMPLETE", "KILLED": "PRUNED"}.get(state, "FAIL"))
@@ -245,7 +290,8 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
 
 def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worker: int, cfg: dict, model_base: dict,
                   train_cfg: dict, quant_cfg: dict, map_cfg: dict, cost_cfg: dict, seed: int,
-                  experiment: str | None = None, threads: int = 1, accelerator: str = "auto") -> dict:
+                  experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
+                  noise_cfg: dict | None = None) -> dict:
     """One search worker: trials until the shared study holds ``cfg['trials']`` finished trials."""
     import optuna
     import torch
@@ -269,7 +315,7 @@ def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worke
     dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed)
     objective = make_objective(dm=dm, dataset=dataset, bits=bits, cfg=cfg, model_base=model_base, train_cfg=train_cfg,
                                quant_cfg=quant_cfg, map_cfg=map_cfg, cost_cfg=cost_cfg, seed=seed, parent_run=parent,
-                               experiment=experiment, accelerator=accelerator, data_sha256=sha)
+                               experiment=experiment, accelerator=accelerator, data_sha256=sha, noise_cfg=noise_cfg)
     TS = optuna.trial.TrialState
     finished = (TS.COMPLETE, TS.PRUNED)
     total = int(cfg["trials"])
@@ -322,6 +368,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
         curve = t.user_attrs.get("val_acc_curve", [])
         rows.append({"trial": t.number, "state": t.state.name,
                      "val_accuracy": t.values[0] if t.values else (max(curve) if curve else float("nan")),
+                     "val_acc_trained": curve[-1] if curve else float("nan"),
+                     "val_acc_crossbar": t.user_attrs.get("val_acc_crossbar"),
                      "area_um2": t.user_attrs.get("area_um2"), "devices": t.user_attrs.get("devices"),
                      "tiles": t.user_attrs.get("tiles"), "sign_flips": t.user_attrs.get("sign_flips"),
                      "energy_pj": t.user_attrs.get("energy_pj"), "epochs_run": len(curve),
@@ -421,6 +469,10 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
     objective = "area_um2" if cfg["objective"] == "area" else "devices"
     front = pareto_front(rows, objective)
     pick, rule = choose(rows, float(cfg["selection_margin"]), objective)
+    score = cfg.get("score") or {}
+    rule += ("; validation accuracy = mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}"
+             .format(**score) if float(score.get("prog_sigma") or 0) > 0 else
+             "; validation accuracy = the trained network's, last epoch")
     _write_csv(Path(out_trials), rows)
     _write_csv(Path(out_pareto), front)
     pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png")

@@ -16,6 +16,7 @@ rule nas_unipolar_search:
         quant_cfg=CFG["quant"],
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
+        noise_cfg=CFG["evaluate_noise"],
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),

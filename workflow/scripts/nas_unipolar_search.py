@@ -11,4 +11,4 @@ with log_to(sm.log[0]):
                   cfg=sm.params.cfg, model_base=sm.params.model_base, train_cfg=sm.params.train_cfg,
                   quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, cost_cfg=sm.params.cost_cfg,
                   seed=sm.params.seed, experiment=sm.params.experiment, threads=sm.threads,
-                  accelerator=sm.params.accelerator)
+                  accelerator=sm.params.accelerator, noise_cfg=sm.params.noise_cfg)
