@@ -412,7 +412,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                 w.writerow(r)
 
 
-def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, out_png: Path, dpi: int = 150) -> None:
+def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, out_png: Path, dpi: int = 150,
+                  ylabel: str = "validation accuracy (quantized, unipolar)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -433,7 +434,7 @@ def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, o
     ax.scatter([pick["area_um2"] / 1e6], [pick["val_accuracy"]], marker="*", s=320, color="crimson",
                edgecolor="black", zorder=5, label=f"chosen (trial {pick['trial']})")
     ax.set_xlabel("crossbar area (mm$^2$, cost model)")
-    ax.set_ylabel("validation accuracy (quantized, unipolar)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8, frameon=True)
     fig.tight_layout()
@@ -475,7 +476,10 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
              "; validation accuracy = the trained network's, last epoch")
     _write_csv(Path(out_trials), rows)
     _write_csv(Path(out_pareto), front)
-    pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png")
+    noisy = float(score.get("prog_sigma") or 0) > 0
+    pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png",
+                  ylabel=f"validation accuracy, crossbar at prog. σ {score['prog_sigma']}\n(pruned: trained net at stop)"
+                  if noisy else "validation accuracy (quantized, unipolar)")
     doc = {"model": json.loads(pick["model"]), "rule": rule, "trial": pick["trial"],
            "val_accuracy": pick["val_accuracy"], "area_um2": pick["area_um2"], "devices": pick["devices"],
            "best_val_accuracy": max(r["val_accuracy"] for r in rows if r["state"] == "COMPLETE"),
