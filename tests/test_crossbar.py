@@ -288,3 +288,17 @@ def test_read_activity_counts_each_rows_input_bits_times_its_programmed_conducta
     for i, a in enumerate(act):
         g_used = float((arrays[f"L{i}.G_us"] * arrays[f"L{i}.used"]).sum())
         assert 0 < a["multibit"] <= a["bit_serial"] <= QUANT["dac_bits"] * g_used * (1 + 1e-6)
+
+
+def test_network_inputs_subsets_span_the_classes_of_a_class_ordered_split(tmp_path):
+    # prepared CIFAR-10 splits are ordered by class: a subset (smoke noise samples, calibration, activity,
+    # search score) must not be the first n, which would all be one class
+    y = np.repeat(np.arange(10), 50)
+    x = np.arange(500, dtype=np.float32)[:, None].repeat(3, 1)
+    np.savez(tmp_path / "d.npz", x_test=x, y_test=y)
+    xs, ys = crossbar.network_inputs(tmp_path / "d.npz", "test", 100)
+    assert len(ys) == 100 and len(set(ys.tolist())) == 10 and ys.bincount().max() <= 20
+    assert torch.equal(xs[:, 0].long(), torch.sort(xs[:, 0].long()).values)  # split order kept
+    assert torch.equal(crossbar.network_inputs(tmp_path / "d.npz", "test", 100)[0], xs)  # deterministic
+    assert len(crossbar.network_inputs(tmp_path / "d.npz", "test", None)[1]) == 500
+    assert len(crossbar.network_inputs(tmp_path / "d.npz", "test", 900)[1]) == 500

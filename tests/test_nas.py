@@ -94,6 +94,7 @@ def _worker(har_tiny, nas_dir, w, uri):
     import os
     os.environ["MLFLOW_TRACKING_URI"] = uri
     cfg = {**CFG["nas_unipolar"], "trials": 4, "epochs": 1, "startup_trials": 2,
+           "score": {**CFG["nas_unipolar"]["score"], "samples": None},  # the whole validation split, as training
            "space": {"har": {"blocks": [1], "convs_per_block": 1, "widths": [4, 8], "kernel_sizes": [3, 5],
                              "hidden": [0], "polarity": ["positive", "row_groups"]}}}
     return nas.search_worker(data_npz=har_tiny / "har.npz", nas_dir=nas_dir, out_json=nas_dir / f"worker{w}.json",

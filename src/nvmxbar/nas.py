@@ -174,18 +174,22 @@ def crossbar_score(net, arch: dict, q: dict, dm, dataset: str, bits: int, map_cf
 
     from . import crossbar, noise
 
-    def split(name: str, n: int | None = None):
-        return (dm.normalise(torch.from_numpy(dm.arrays[f"x_{name}"][:n])),
-                torch.from_numpy(dm.arrays[f"y_{name}"][:n]).long())
+    def split(name: str, n: int | None = None):  # the samples network_inputs takes, from the loaded arrays
+        idx = crossbar.subset_index(len(dm.arrays[f"y_{name}"]), n)
+        return (dm.normalise(torch.from_numpy(dm.arrays[f"x_{name}"][idx])),
+                torch.from_numpy(dm.arrays[f"y_{name}"][idx]).long())
 
     doc = {"arch": arch, "quant": q, "variant": "unipolar", "bits": bits, "dataset": dataset}
     calib, _ = split("train", int(map_cfg["calibration_samples"]))
     arrays, mapping = crossbar.map_network(net.eval().cpu(), doc, map_cfg, quant_cfg, calib_x=calib, device_bits=bits)
     sim = crossbar.Simulator(arrays, mapping)
-    xv, yv = split("val")
-    ncfg = {**noise_cfg, "instances": int(score["chips"]), "sweep": {"prog_sigma": [float(score["prog_sigma"])]}}
+    xv, yv = split("val", score.get("samples"))
+    # small batches: the crossbar simulation of a CNN holds batch x chips x positions x tiles partial sums, and
+    # several search workers share one machine
+    ncfg = {**noise_cfg, "instances": int(score["chips"]), "sweep": {"prog_sigma": [float(score["prog_sigma"])]},
+            "batch_size": min(int(noise_cfg.get("batch_size", 128)), 16), "instance_chunk": 1}
     row = noise.evaluate(sim, xv, yv, ncfg, seed=seed, progress=False)[0]
-    return {"val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv), "val_acc_noisy": row["accuracy_mean"],
+    return {"val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv, bs=16), "val_acc_noisy": row["accuracy_mean"],
             "val_acc_noisy_std": row["accuracy_std"]}
 
 
