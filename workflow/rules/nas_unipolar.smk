@@ -16,7 +16,9 @@ rule nas_unipolar_search:
         quant_cfg=CFG["quant"],
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
-        noise_cfg=CFG["evaluate_noise"],
+        # the device model the noisy score needs, not evaluate_noise's sweep or chip count: an evaluate_noise
+        # ablation must not rerun the search
+        noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
