@@ -169,25 +169,19 @@ def _median_pruner(study, trial_number: int, epoch: int, value: float, pruning: 
 def crossbar_score(net, arch: dict, q: dict, dm, dataset: str, bits: int, map_cfg: dict, quant_cfg: dict,
                    noise_cfg: dict, score: dict, seed: int) -> dict[str, float]:
     """Validation accuracy of a trained trial on the ideal crossbar and mean over ``score['chips']`` chips with
-    programming noise ``score['prog_sigma']`` (the mapping and device model of map_crossbar / evaluate_noise)."""
-    import torch
-
+    programming noise ``score['prog_sigma']`` (the mapping and device model of map_crossbar / evaluate_noise;
+    ``noise_cfg`` needs only evaluate_noise's ``drift``)."""
     from . import crossbar, noise
 
-    def split(name: str, n: int | None = None):  # the samples network_inputs takes, from the loaded arrays
-        idx = crossbar.subset_index(len(dm.arrays[f"y_{name}"]), n)
-        return (dm.normalise(torch.from_numpy(dm.arrays[f"x_{name}"][idx])),
-                torch.from_numpy(dm.arrays[f"y_{name}"][idx]).long())
-
     doc = {"arch": arch, "quant": q, "variant": "unipolar", "bits": bits, "dataset": dataset}
-    calib, _ = split("train", int(map_cfg["calibration_samples"]))
+    calib, _ = crossbar.network_inputs(dm.path, "train", int(map_cfg["calibration_samples"]))
     arrays, mapping = crossbar.map_network(net.eval().cpu(), doc, map_cfg, quant_cfg, calib_x=calib, device_bits=bits)
     sim = crossbar.Simulator(arrays, mapping)
-    xv, yv = split("val", score.get("samples"))
+    xv, yv = crossbar.network_inputs(dm.path, "val", score.get("samples"))
     # small batches: the crossbar simulation of a CNN holds batch x chips x positions x tiles partial sums, and
     # several search workers share one machine
     ncfg = {**noise_cfg, "instances": int(score["chips"]), "sweep": {"prog_sigma": [float(score["prog_sigma"])]},
-            "batch_size": min(int(noise_cfg.get("batch_size", 128)), 16), "instance_chunk": 1}
+            "batch_size": 16, "instance_chunk": 1}
     row = noise.evaluate(sim, xv, yv, ncfg, seed=seed, progress=False)[0]
     return {"val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv, bs=16), "val_acc_noisy": row["accuracy_mean"],
             "val_acc_noisy_std": row["accuracy_std"]}
@@ -475,12 +469,11 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
     front = pareto_front(rows, objective)
     pick, rule = choose(rows, float(cfg["selection_margin"]), objective)
     score = cfg.get("score") or {}
+    noisy = float(score.get("prog_sigma") or 0) > 0
     rule += ("; validation accuracy = mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}"
-             .format(**score) if float(score.get("prog_sigma") or 0) > 0 else
-             "; validation accuracy = the trained network's, last epoch")
+             .format(**score) if noisy else "; validation accuracy = the trained network's, last epoch")
     _write_csv(Path(out_trials), rows)
     _write_csv(Path(out_pareto), front)
-    noisy = float(score.get("prog_sigma") or 0) > 0
     pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png",
                   ylabel=f"validation accuracy, crossbar at prog. σ {score['prog_sigma']}\n(pruned: trained net at stop)"
                   if noisy else "validation accuracy (quantized, unipolar)")
