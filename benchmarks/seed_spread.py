@@ -9,6 +9,8 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
      [--threads 1] [--jobs 2] [--set quant.adc_tile_rows=128 ...]   (config overrides, YAML values)
      [--no-adc]        also the ideal crossbar without its ADC (what the converters cost)
      [--noise 0.02]    also the mean accuracy over --chips chips at this programming-noise sigma
+     [--arch FILE|JSON] unipolar: another architecture, an arch.json file or model keys merged over the
+                       results' nas/arch.json, e.g. --arch '{"conv": [32, "M", 64, "M", "M"]}'
 e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
 """
 import argparse
@@ -44,6 +46,8 @@ def one(seed: int, a: argparse.Namespace) -> dict:
     bits = None if a.variant == "baseline" else a.bits
     arch = res / ds / a.variant / f"b{bits}" / "nas" / "arch.json" if a.variant == "unipolar" else None
     out = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
+    if arch is not None and a.arch:
+        arch = Path(a.arch) if Path(a.arch).is_file() else _merged_arch(arch, a.arch, out / "arch.json")
     m = train(data_npz=res / "data" / f"{ds}.npz", data_json=res / "data" / f"{ds}.json", out_model=out / "model.pt",
               out_metrics=out / "metrics.json", dataset=ds, variant=a.variant, bits=bits, seed=seed,
               model_cfg=cfg["model"][ds], train_cfg=cfg["train"][ds], quant_cfg=cfg["quant"], threads=a.threads,
@@ -65,6 +69,13 @@ def one(seed: int, a: argparse.Namespace) -> dict:
     return row
 
 
+def _merged_arch(arch_json: Path, model_keys: str, out: Path) -> Path:
+    doc = json.loads(arch_json.read_text())
+    doc["model"].update(json.loads(model_keys))
+    out.write_text(json.dumps(doc))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results"), p.add_argument("dataset"), p.add_argument("variant")
@@ -77,10 +88,12 @@ def main() -> None:
     p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
     p.add_argument("--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma")
     p.add_argument("--chips", type=int, default=10, help="chips per seed for --noise")
+    p.add_argument("--arch", default="", help="unipolar: an arch.json file, or JSON model keys merged over nas/arch.json")
     a = p.parse_args()
     with ProcessPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
-    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}: "
+    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}"
+          f"{', arch ' + a.arch if a.arch else ''}: "
           f"accuracy per seed (test split)")
     cols = [("test", "trained"), ("xbar", "ideal xbar")]
     cols += [("no_adc", "xbar no ADC")] if a.no_adc else []

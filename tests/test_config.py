@@ -56,6 +56,8 @@ def test_every_schema_property_has_a_description():
     ({"train": {"har": {"epochs": {"full": 3, "smok": 1}}}}, "train.har.epochs"),
     ({"profile": "huge"}, "profile"),
     ({"model": {"har": {"conv": [], "hidden": [16], "colour": 1}}}, "model.har.colour"),
+    ({"quant": {"train_noise": {"4bit": 0.02}}}, "quant.train_noise"),
+    ({"quant": {"train_noise": {"unipolar/b4": 1.5}}}, "quant.train_noise"),
 ])
 def test_malformed_config_is_rejected_with_the_key_named(override, key):
     with pytest.raises(config.ConfigError) as err:
@@ -98,3 +100,17 @@ def test_command_line_strings_are_read_as_yaml_scalars():
     assert cfg["download"] is False and cfg["seed"] == 7
     assert cfg["train"]["har"]["epochs"] == 3 and cfg["train"]["har"]["lr"] == 0.001
     assert cfg["prepare_data"]["har"]["limit"]["train"] is None
+
+
+def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
+    from nvmxbar.train import quant_settings
+
+    q = load(quant={"train_noise": {"b4": 0.01, "unipolar/b4": 0.02}})["quant"]
+    assert config.train_noise_for(q["train_noise"], "unipolar", 4) == 0.02   # the model's own key wins
+    assert config.train_noise_for(q["train_noise"], "uniform", 4) == 0.01    # b<bits>: every variant
+    assert config.train_noise_for(q["train_noise"], "unipolar", 2) == 0.0    # not named: off
+    assert config.train_noise_for(0.03, "uniform", 2) == 0.03                # one number: every quantized model
+    assert config.train_noise_for(0.03, "baseline", None) == 0.0             # the float net has no devices
+    assert quant_settings("unipolar", 4, q)["train_noise"] == 0.02
+    assert "train_noise" not in quant_settings("unipolar", 2, q)              # off: the model hash is unchanged
+    assert config.quant_for(q, "uniform", 4)["train_noise"] == 0.01

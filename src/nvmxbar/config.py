@@ -130,6 +130,23 @@ def _check_semantics(cfg: dict) -> None:
                               "use conv: [] (an MLP) or input_form: inertial")
 
 
+def train_noise_for(value: Any, variant: str, bits: int | None) -> float:
+    """``quant.train_noise`` of one quantized model: one number for every model, or a mapping keyed by
+    ``b<bits>`` (every variant at those bits) and ``<variant>/b<bits>`` (that model; it wins); a model the
+    mapping does not name trains without noise."""
+    if variant == "baseline":  # the float baseline is not quantized: nothing to add noise to
+        return 0.0
+    if isinstance(value, dict):
+        return float(value.get(f"{variant}/b{bits}", value.get(f"b{bits}", 0.0)))
+    return float(value or 0.0)
+
+
+def quant_for(quant_cfg: dict, variant: str, bits: int | None) -> dict:
+    """The ``quant`` section as one model sees it (``train_noise`` resolved to its number), so that a rule's
+    params change only when that model's settings do."""
+    return {**quant_cfg, "train_noise": train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)}
+
+
 def load(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a YAML config file, deep-merge ``overrides`` and validate."""
     raw = yaml.safe_load(Path(path).read_text()) or {}

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from . import models, tracking
-from .config import config_hash
+from .config import config_hash, train_noise_for
 
 MODEL_FORMAT = "nvmxbar.model/1"
 
@@ -171,9 +171,12 @@ def quant_settings(variant: str, bits: int | None, quant_cfg: dict) -> dict | No
         q = {"weight_bits": int(bits), "dac_bits": quant_cfg["dac_bits"], "adc_bits": quant_cfg["adc_bits"],
              "weight_fullscale": quant_cfg["weight_fullscale"], "act_fullscale": quant_cfg["act_fullscale"],
              "adc_fullscale": quant_cfg["adc_fullscale"], "learn_scales": quant_cfg["learn_scales"]}
-        for k in ("train_noise", "adc_tile_rows"):  # only when on: models trained without them keep their hash
-            if quant_cfg.get(k):
-                q[k] = quant_cfg[k]
+        # only when on: models trained without them keep their hash
+        if quant_cfg.get("adc_tile_rows"):
+            q["adc_tile_rows"] = quant_cfg["adc_tile_rows"]
+        noise = train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)
+        if noise:
+            q["train_noise"] = noise
         return q
     raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
 

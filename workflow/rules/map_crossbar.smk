@@ -10,7 +10,7 @@ rule map_crossbar:
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
     params:
         cfg=CFG["map_crossbar"],
-        quant_cfg=CFG["quant"],
+        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], wc.variant, int(wc.bits)),
         seed=CFG["seed"],
         experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
     log:

@@ -13,7 +13,7 @@ rule nas_unipolar_search:
         cfg=CFG["nas_unipolar"],
         model_base=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k != "epochs"},  # trials use nas epochs
-        quant_cfg=CFG["quant"],
+        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
         # the device model the noisy score needs, not evaluate_noise's sweep or chip count: an evaluate_noise

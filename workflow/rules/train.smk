@@ -13,7 +13,7 @@ rule train:
         seed=CFG["seed"],
         model_cfg=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: CFG["train"][wc.dataset],
-        quant_cfg=lambda wc: CFG["quant"] if wc.model != "baseline" else {},
+        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], *parse_model(wc.model)) if wc.model != "baseline" else {},
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],
         experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
