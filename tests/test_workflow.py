@@ -158,7 +158,7 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
 
 
 @pytest.mark.slow
-def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_dir):
+def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, data_dir):
     work, _ = smoke
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}")
     assert "Nothing to be done" in r.stdout + r.stderr
@@ -171,6 +171,11 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_training(smoke, data_di
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("evaluate_noise") == 12 and "train" not in counts and "map_crossbar" not in counts
     assert counts.get("report") == 1 and "estimate_cost" not in counts
+    # train_noise for one model: that model (both datasets) retrains and nothing else does
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  "quant={train_noise: {uniform/b2: 0.01}}")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
 
 
 def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):
