@@ -66,20 +66,23 @@ def test_area_objective_grows_with_width_and_row_groups():
     assert split["sign_flips"] > 0 == small["sign_flips"]
 
 
-def test_median_pruning_rule_uses_finished_trials_at_the_same_epoch():
+def test_median_pruning_rule_is_optunas_best_so_far_against_complete_trials_at_the_same_epoch():
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for k, curve in enumerate([[0.5, 0.6, 0.7], [0.4, 0.5, 0.6], [0.3, 0.8, 0.9], [0.2, 0.3]]):
+    for k, curve in enumerate([[0.5, 0.6, 0.7], [0.4, 0.5, 0.6], [0.3, 0.8, 0.9], [0.2, 0.1], [0.55, 0.7, 0.4]]):
         study.add_trial(optuna.trial.create_trial(
             values=[max(curve), 1.0] if len(curve) == 3 else None, user_attrs={"val_acc_curve": curve},
             state=optuna.trial.TrialState.COMPLETE if len(curve) == 3 else optuna.trial.TrialState.PRUNED,
             distributions={}, params={}))
     p = {"enabled": True, "warmup_epochs": 2, "min_trials": 3}
-    assert not nas._median_pruner(study, 99, 0, 0.0, p)  # before warm-up: never
-    assert nas._median_pruner(study, 99, 1, 0.54, p)  # median at epoch 2 of [0.6, 0.5, 0.8, 0.3] = 0.55
-    assert not nas._median_pruner(study, 99, 1, 0.56, p)
-    assert nas._median_pruner(study, 99, 2, 0.1, p)  # 3 trials reached epoch 3 (= min_trials)
-    assert not nas._median_pruner(study, 99, 2, 0.1, {**p, "min_trials": 4})  # too few to judge
-    assert not nas._median_pruner(study, 99, 1, 0.1, {**p, "enabled": False})
+    assert not nas._median_pruner(study, 99, [0.0], p)  # before warm-up: never
+    # epoch 2: median of the complete trials [0.6, 0.5, 0.8, 0.7] = 0.65; the pruned trial's 0.1 does not count
+    assert nas._median_pruner(study, 99, [0.2, 0.64], p)
+    assert not nas._median_pruner(study, 99, [0.2, 0.66], p)
+    # a dip does not prune a trial whose best epoch cleared the bar (Optuna's MedianPruner rule)
+    assert not nas._median_pruner(study, 99, [0.7, 0.3], p)
+    assert nas._median_pruner(study, 99, [0.1, 0.1, 0.5], p)   # epoch 3: median of [0.7, 0.6, 0.9, 0.4] = 0.65
+    assert not nas._median_pruner(study, 99, [0.1, 0.1, 0.5], {**p, "min_trials": 5})  # too few to judge
+    assert not nas._median_pruner(study, 99, [0.2, 0.1], {**p, "enabled": False})
 
 
 @pytest.fixture(scope="module")
