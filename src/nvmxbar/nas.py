@@ -163,8 +163,8 @@ def _median_pruner(study, trial_number: int, curve: list[float], pruning: dict) 
     the COMPLETE trials' accuracy at the same epoch, once ``warmup_epochs`` have run and at least
     ``min_trials`` complete trials reached that epoch. The best, not the latest: HAR validates on 4 subjects
     and a good trial's curve dips by several points from one epoch to the next (a rule on the latest value
-    pruned 13 of 20 trials of one search, some after epochs at 0.93). Pruned trials stopped early and do
-    not set the bar."""
+    pruned trials whose best epochs had reached 0.92-0.95). Pruned trials stopped early and do not set the
+    bar."""
     import optuna
 
     epoch = len(curve) - 1
