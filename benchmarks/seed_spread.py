@@ -90,6 +90,8 @@ def main() -> None:
     p.add_argument("--chips", type=int, default=10, help="chips per seed for --noise")
     p.add_argument("--arch", default="", help="unipolar: an arch.json file, or JSON model keys merged over nas/arch.json")
     a = p.parse_args()
+    if a.arch and a.variant != "unipolar":
+        p.error(f"--arch replaces a unipolar arch.json; for {a.variant} use --set model.{a.dataset}.<key>=<value>")
     with ProcessPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
     print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}"
