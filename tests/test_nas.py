@@ -32,6 +32,28 @@ def test_pareto_front_and_selection_rule():
         nas.choose([_row(0, 0.9, 1.0, "PRUNED")], margin=0.01)
 
 
+def test_finalists_are_the_best_complete_trials_and_the_choice_is_on_their_mean_full_recipe_score():
+    rows = [_row(0, 0.90, 50.0), _row(1, 0.93, 80.0), _row(2, 0.925, 60.0), _row(3, 0.80, 40.0),
+            _row(4, 0.91, 90.0), _row(5, 0.99, 10.0, "PRUNED"), _row(6, 0.93, 70.0)]
+    fin = nas.finalist_rows(rows, 3)
+    assert [r["trial"] for r in fin] == [6, 1, 2]  # by search score; the tie (0.93) by area; pruned never
+    assert len(nas.finalist_rows(rows, 99)) == 6 and nas.finalist_rows(rows, 0) == []
+    assert {nas.finalist_seed(0, i) for i in range(3)} == {1, 2, 3}  # never the workflow seed itself
+    # full-recipe scores turn the order round: trial 2 (the smallest) is best, trial 6 lost 5 points
+    docs = [{"trial": 6, "rank": 0, "val_acc_noisy": 0.88}, {"trial": 6, "rank": 0, "val_acc_noisy": 0.90},
+            {"trial": 1, "rank": 1, "val_acc_noisy": 0.93}, {"trial": 1, "rank": 1, "val_acc_noisy": 0.92},
+            {"trial": 2, "rank": 2, "val_acc_noisy": 0.94}, {"trial": 2, "rank": 2, "val_acc_noisy": 0.93},
+            {"trial": None, "rank": 3}]
+    final = nas.rescore(rows, docs)
+    by = {r["trial"]: r for r in final}
+    assert set(by) == {6, 1, 2}
+    assert by[2]["val_accuracy"] == pytest.approx(0.935) and by[2]["search_val_accuracy"] == 0.925
+    assert by[6]["final_val_std"] == pytest.approx(0.0141421, rel=1e-4) and by[1]["final_seeds"] == 2
+    assert nas.choose(final, margin=0.01)[0]["trial"] == 2
+    assert nas.choose(rows, margin=0.01)[0]["trial"] == 2  # ... the search score alone: 2 too, by area
+    assert nas.choose(nas.rescore(rows, docs[:4]), margin=0.05)[0]["trial"] == 6  # smallest within 5 points
+
+
 def test_sampled_models_build_and_respect_their_polarity():
     space = {"blocks": [1, 2], "convs_per_block": 2, "widths": [4, 8], "kernel_sizes": [3, 5], "hidden": [0, 16],
              "polarity": ["positive", "row_groups", "col_groups"], "pools_per_block": [1, 2], "input_split": [True, False]}
@@ -149,6 +171,44 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
         assert t.values[0] == a["val_acc_noisy"] != a["val_acc_crossbar"]
         assert a["val_acc_crossbar"] == pytest.approx(a["val_acc_curve"][-1], abs=1.5 / 120)
     assert all("val_acc_noisy" in t.data.metrics for t in trials if t.data.tags.get("optuna.state") == "COMPLETE")
+    # finalists: the best COMPLETE trials retrained with the full recipe (train.train) and rescored on noisy
+    # crossbars; a rank beyond the COMPLETE trials has no candidate; selection is then among the finalists
+    fin_cfg = {**cfg, "finalists": {"count": 2, "seeds": 1}}
+    train_cfg = {**CFG["train"]["har"], "batch_size": 64, "epochs": 2}
+    fdocs = []
+    for rank in (0, 1, len(done)):
+        fdocs.append(nas.finalist_stage(
+            workers=sorted(nas_dir.glob("worker*.json")), out_json=nas_dir / "finalists" / f"rank{rank}_rep0.json",
+            data_npz=har_tiny / "har.npz", data_json=har_tiny / "har.json", dataset="har", bits=2, rank=rank, rep=0,
+            cfg=fin_cfg, model_base=CFG["model"]["har"], train_cfg=train_cfg, quant_cfg=CFG["quant"],
+            map_cfg=CFG["map_crossbar"], noise_cfg=CFG["evaluate_noise"], seed=0, experiment="nvmxbar-har",
+            accelerator="cpu"))
+    ranked = nas.finalist_rows(nas.trial_rows(study), 2)
+    assert [d["trial"] for d in fdocs] == [r["trial"] for r in ranked][:2] + [None]
+    for d in fdocs[:2]:
+        assert d["seed"] == 1 and d["epochs"] == 2 and 0 <= d["val_acc_noisy"] <= 1
+        assert d["val_acc_noisy"] != d["search_val_accuracy"]  # rescored, not copied
+        m = json.loads((nas_dir / "finalists" / f"rank{d['rank']}_rep0" / "metrics.json").read_text())
+        assert m["seed"] == 1 and m["epochs"] == 2 and m["val_accuracy"] == d["val_acc_trained"]
+    sel = nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "trials.csv", out_pareto=nas_dir / "pareto.csv",
+                           out_arch=nas_dir / "arch.json", dataset="har", bits=2, cfg=fin_cfg,
+                           model_base=CFG["model"]["har"], seed=0, experiment="nvmxbar-har",
+                           finalists=sorted((nas_dir / "finalists").glob("*.json")))
+    assert sel["trial"] in {d["trial"] for d in fdocs[:2]} and "finalists" in sel["rule"]
+    assert {f["trial"] for f in sel["finalists"]} == {d["trial"] for d in fdocs[:2]}
+    assert sel["val_accuracy"] == next(d["val_acc_noisy"] for d in fdocs if d["trial"] == sel["trial"])
+    rows = {int(r["trial"]): r for r in csv.DictReader(open(nas_dir / "trials.csv"))}
+    assert float(rows[fdocs[0]["trial"]]["final_val_accuracy"]) == pytest.approx(fdocs[0]["val_acc_noisy"])
+    fruns = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("rule") == "nas_unipolar_finalist"]
+    assert len(fruns) == 2 and all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in fruns)
+    assert all("val_acc_noisy" in r.data.metrics and r.data.tags["variant"] == "unipolar" for r in fruns)
+    # a finalist file of another study is refused, by name
+    stale_doc = {**fdocs[0], "study": "har-unipolar-b2-0000000000"}
+    (nas_dir / "old.json").write_text(json.dumps(stale_doc))
+    with pytest.raises(ValueError, match="another study"):
+        nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "t.csv", out_pareto=nas_dir / "p.csv",
+                         out_arch=nas_dir / "a.json", dataset="har", bits=2, cfg=fin_cfg, model_base=CFG["model"]["har"],
+                         seed=0, finalists=[nas_dir / "old.json"])
     # a worker started again on a finished study runs no trial (a rerun resumes, it does not redo); a trial it
     # left RUNNING when killed is marked FAIL instead of holding a slot
     stale = study.ask()

@@ -104,8 +104,7 @@ def search_wall_time(ds, bits):
     return 600.0 + 10 * bits + (0 if ds == "har" else 5)
 
 
-def write_nas(d: Path, ds: str, bits: int) -> None:
-    """nas/trials.csv, pareto.csv and arch.json as rule nas_unipolar writes them (nvmxbar.nas's own functions)."""
+def nas_rows(bits: int) -> list[dict]:
     rows = []
     for t, state, acc, area in NAS_TRIALS:
         model = {**ARCH, "polarity": [{"sign": 1, "row_groups": 1, "col_groups": 1}] * 4}
@@ -114,6 +113,12 @@ def write_nas(d: Path, ds: str, bits: int) -> None:
                      "energy_pj": area / 1e4, "epochs_run": 5 if state == "COMPLETE" else 2, "wall_time_s": 30.0 + t,
                      "model": json.dumps(model, separators=(",", ":")), "param_depth": 2 + t % 2,
                      "param_polarity": "positive"})
+    return rows
+
+
+def write_nas(d: Path, ds: str, bits: int) -> None:
+    """nas/trials.csv, pareto.csv and arch.json as rule nas_unipolar writes them (nvmxbar.nas's own functions)."""
+    rows = nas_rows(bits)
     front = nas.pareto_front(rows)
     pick, rule = nas.choose(rows, NAS_MARGIN)
     d.mkdir(parents=True, exist_ok=True)
@@ -490,8 +495,8 @@ def test_nas_table_rows(stage):
             assert "within 0.0200 of the best" in r.selection_rule
     md = (out / "tables" / "nas.md").read_text().splitlines()
     assert len(md) == 2 + len(t) and md[0].startswith("| dataset | bits | trials (complete / pruned)")
-    assert "| har | 2 | 5 / 2 | 10.3 min | 0 | 90.00 | 2 | 90.50 | all positive | 93.00 |" in md[2]
-    assert "| cifar10 | 4 | 5 / 2 | 10.8 min | 0 | 90.00 | 3 | 90.50 |" in "\n".join(md)
+    assert "| har | 2 | 5 / 2 | 10.3 min | none | 0 | 90.00 | 2 | 90.50 | all positive | 93.00 |" in md[2]
+    assert "| cifar10 | 4 | 5 / 2 | 10.8 min | none | 0 | 90.00 | 3 | 90.50 |" in "\n".join(md)
     tex = (out / "tables" / "nas.tex").read_text()
     assert tex.count(r"\\") == 1 + len(t) and r"\end{tabular}" in tex
 
@@ -506,6 +511,42 @@ def test_nas_pareto_figure_written(stage):
         with Image.open(png) as im:
             assert np.asarray(im.convert("L")).std() > 10
         assert (out / "figures" / f"nas_pareto_{ds}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_nas_finalists_reach_the_table_and_the_figure(tree, tmp_path):
+    """With finalists, arch.json's accuracy is the finalists' full-recipe mean; the table names how many were
+    retrained and what the search score alone would have chosen; the figure draws them (diamonds)."""
+    root = tmp_path / "results"
+    shutil.copytree(tree, root)
+    d = root / "har" / "unipolar" / "b2" / "nas"
+    rows = [r for r in nas_rows(2)]
+    docs = [{"trial": 6, "rank": 0, "val_acc_noisy": v} for v in (0.86, 0.88)] + \
+           [{"trial": 0, "rank": 1, "val_acc_noisy": v} for v in (0.90, 0.91)] + \
+           [{"trial": 2, "rank": 2, "val_acc_noisy": v} for v in (0.905, 0.90)]
+    final = nas.rescore(rows, docs)
+    pick, rule = nas.choose(final, NAS_MARGIN)
+    assert pick["trial"] == 2  # 1.0e6 um^2, within 0.02 of trial 0's 0.905; the search score alone chose 0
+    by = {r["trial"]: r for r in final}
+    rows = [{**r, "final_val_accuracy": by[r["trial"]]["val_accuracy"], "final_val_std": by[r["trial"]]["final_val_std"]}
+            if r["trial"] in by else r for r in rows]
+    nas._write_csv(d / "trials.csv", rows)
+    doc = json.loads((d / "arch.json").read_text())
+    doc.update(trial=2, val_accuracy=pick["val_accuracy"], area_um2=pick["area_um2"], rule=rule, search_pick=0,
+               finalists=[{"trial": r["trial"], "val_accuracy": r["val_accuracy"]} for r in final],
+               best_val_accuracy=max(r["val_accuracy"] for r in final))
+    tracking.write_json(d / "arch.json", doc)
+    sub = {**report.collect(root, ["har"], VARIANTS, BITS), **report.collect_nas(root, ["har"], BITS)}
+    t = report.nas_table(sub).set_index("bits")
+    assert t.loc[2, "finalists"] == 3 and t.loc[2, "search_score_pick"] == 0 and t.loc[2, "chosen_trial"] == 2
+    assert t.loc[2, "chosen_val_accuracy_pct"] == pytest.approx(90.25) and t.loc[4, "finalists"] == 0
+    heads, cells = report.DISPLAY["nas"](t.reset_index())
+    assert cells[0][heads.index("finalists")] == "3 (search score alone: trial 0)"
+    fig = report.plot_nas_pareto(sub, "har")
+    labels = [h.get_label() for h in fig.axes[0].get_legend().legend_handles]
+    assert any(lb.startswith("finalists: full recipe") for lb in labels)
+    # one diamond per finalist at its full-recipe mean (percent)
+    ys = sorted(round(float(y), 3) for ln in fig.axes[0].lines if ln.get_marker() == "D" for y in ln.get_ydata())
+    assert ys == sorted(round(100 * r["val_accuracy"], 3) for r in final)
 
 
 def test_report_md_nas_section(stage):

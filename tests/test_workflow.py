@@ -33,6 +33,7 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     assert counts["map_crossbar"] == 12 and counts["evaluate_noise"] == 12  # baseline mapped at b2 and b4 too
     assert counts["estimate_cost"] == 12 and counts["report"] == 1
     assert counts["nas_unipolar_search"] == 2 * 2 * 2 and counts["nas_unipolar"] == 4  # 2 workers per study (full)
+    assert counts["nas_unipolar_finalist"] == 4 * 4 * 2  # 4 finalists x 2 seeds per study (full)
     for ds in ("har", "cifar10"):
         for m in ("baseline", "uniform/b2", "uniform/b4", "unipolar/b2", "unipolar/b4"):
             assert f"results/{ds}/{m}/model.pt" in out
@@ -98,6 +99,12 @@ def test_smoke_run_outputs(smoke, dataset):
         arch = json.loads((nas_dir / "arch.json").read_text())
         trials = pd.read_csv(nas_dir / "trials.csv")
         assert len(trials) == 3 and arch["trial"] in set(trials["trial"]) and (nas_dir / "pareto.png").exists()
+        # smoke: 2 finalists x 1 seed, retrained with train.<dataset> (2 epochs); the choice is among them
+        fins = [json.loads((nas_dir / "finalists" / f"rank{r}_rep0.json").read_text()) for r in (0, 1)]
+        cand = {f["trial"] for f in fins if f["trial"] is not None}
+        assert cand and arch["trial"] in cand and "finalists" in arch["rule"]
+        assert {f["trial"] for f in arch["finalists"]} == cand
+        assert all(f["epochs"] == 2 and f["seed"] == 1 for f in fins if f["trial"] is not None)
         import torch
         doc = torch.load(res / dataset / f"unipolar/b{b}/model.pt", weights_only=True)
         assert doc["arch"]["conv"] == arch["model"]["conv"] and doc["arch"]["polarity"] == arch["model"]["polarity"]
@@ -166,6 +173,13 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
                   "train={har: {epochs: 3}}")
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 5 and "prepare_data" not in counts and "nas_unipolar_search" not in counts
+    assert counts.get("nas_unipolar_finalist") == 2 * 2  # the finalists train with the full recipe: 2 per study
+    # one more finalist per study: the new slot trains, the others and the search stay
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  "nas_unipolar={finalists: {count: 3}}")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("nas_unipolar_finalist") == 4 and counts.get("nas_unipolar") == 4
+    assert "nas_unipolar_search" not in counts and "prepare_data" not in counts
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
                   "evaluate_noise={instances: 4}")
     counts = job_counts(r.stdout + r.stderr)

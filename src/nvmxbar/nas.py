@@ -16,9 +16,17 @@ is single-objective), so pruning is ours, Optuna's MedianPruner rule: after ``wa
 BEST validation accuracy so far is below the median of the COMPLETE trials' accuracy at the same epoch is
 stopped and marked PRUNED.
 
-Selection (rule ``nas_unipolar``): among the COMPLETE trials, the smallest area whose validation accuracy is
-within ``selection_margin`` of the best; ties by accuracy. It writes trials.csv, pareto.csv, arch.json and a
-Pareto figure. Every trial is an MLflow run nested under one search run per study.
+Finalists (rule ``nas_unipolar_finalist``, with ``finalists.count`` > 0): a trial's score comes from a few
+epochs on a small validation split, and it ranks the networks the full recipe makes badly (HAR, 2 bits: the
+search's best trial came last of 7 once each was retrained with the full recipe). So the ``count`` best
+COMPLETE trials by search score are each retrained with the full recipe (``train.<dataset>``, the train rule's
+code) on ``finalists.seeds`` seeds (the workflow seed + 1, + 2, ...: not the seed the chosen network is then
+trained with) and rescored the same way, on the mapped crossbar under noise, on the validation split.
+
+Selection (rule ``nas_unipolar``): among the finalists (or, without finalists, the COMPLETE trials), the
+smallest area whose validation accuracy (the finalists' mean over seeds, or the search score) is within
+``selection_margin`` of the best; ties by accuracy. It writes trials.csv, pareto.csv, arch.json and a Pareto
+figure. Every trial and every finalist is an MLflow run nested under one search run per study.
 """
 from __future__ import annotations
 
@@ -412,6 +420,117 @@ def choose(rows: list[dict], margin: float, objective: str = "area_um2") -> tupl
     return pick, rule
 
 
+def finalist_rows(rows: list[dict], count: int) -> list[dict]:
+    """The finalists: the ``count`` COMPLETE trials with the best search score (ties: smaller area, then the
+    earlier trial). Index = the finalist's rank, as rule nas_unipolar_finalist names it."""
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    return sorted(done, key=lambda r: (-r["val_accuracy"], r["area_um2"], r["trial"]))[:count]
+
+
+def finalist_seed(seed: int, rep: int) -> int:
+    """The training seed of a finalist's ``rep``-th retraining: seed + 1 + rep, never the workflow seed the
+    chosen network is trained with afterwards (its test accuracy stays a fresh draw)."""
+    return int(seed) + 1 + int(rep)
+
+
+def rescore(rows: list[dict], docs: list[dict]) -> list[dict]:
+    """The finalists' rows with ``val_accuracy`` replaced by the mean full-recipe score over their seeds
+    (``final_val_std``, ``final_seeds`` and ``search_val_accuracy`` beside it). ``docs`` are the
+    nas_unipolar_finalist outputs; slots without a candidate (fewer COMPLETE trials than finalists) are skipped."""
+    by_trial: dict[int, list[dict]] = {}
+    for d in docs:
+        if d.get("trial") is not None:
+            by_trial.setdefault(int(d["trial"]), []).append(d)
+    out = []
+    for r in rows:
+        ds = by_trial.get(int(r["trial"]))
+        if not ds:
+            continue
+        v = np.array([float(d["val_acc_noisy"]) for d in ds])
+        out.append({**r, "search_val_accuracy": r["val_accuracy"], "val_accuracy": float(v.mean()),
+                    "final_val_std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "final_seeds": len(v), "finalist_rank": int(ds[0]["rank"])})
+    return out
+
+
+def _study_of(worker_files: list[Path]) -> str:
+    names = {json.loads(Path(p).read_text())["study"] for p in worker_files}
+    if len(names) != 1:
+        raise ValueError(f"nas_unipolar: expected the worker files {[str(p) for p in worker_files]} to name one "
+                         f"study, found {sorted(names)}")
+    return names.pop()
+
+
+def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str, bits: int, rank: int, rep: int,
+                   cfg: dict, model_base: dict, train_cfg: dict, quant_cfg: dict, map_cfg: dict, noise_cfg: dict,
+                   seed: int, experiment: str | None = None, threads: int = 1, accelerator: str = "auto") -> dict:
+    """Rule nas_unipolar_finalist: retrain the ``rank``-th best COMPLETE trial of the study with the full recipe
+    (train.train, seed :func:`finalist_seed`) and score it as the search scores trials (mapped crossbar,
+    ``score.prog_sigma``, ``score.chips`` chips, validation split). Writes ``out_json``; the model and its
+    metrics go to the folder of the same name. A slot with no candidate writes ``trial: null``."""
+    import optuna
+
+    from .train import NpzDataModule, load_model, train
+
+    t0 = time.time()
+    out_json = Path(out_json)
+    nas_dir = out_json.parent.parent
+    name = _study_of(workers)
+    study = optuna.load_study(study_name=name, storage=storage(nas_dir))
+    rows = trial_rows(study)
+    fin = finalist_rows(rows, rank + 1)  # the slot's candidate does not depend on how many slots there are
+    fseed = finalist_seed(seed, rep)
+    doc: dict[str, Any] = {"study": name, "rank": rank, "rep": rep, "seed": fseed, "dataset": dataset, "bits": bits}
+    if rank >= len(fin):
+        doc.update(trial=None, reason=f"the study has {len(fin)} COMPLETE trial(s), fewer than rank {rank} + 1")
+        tracking.write_json(out_json, doc)
+        print(f"[nas_finalist] {dataset}/b{bits} rank {rank}: no candidate ({doc['reason']})", file=sys.stderr, flush=True)
+        return doc
+    row = fin[rank]
+    model_cfg = {**model_base, **json.loads(row["model"])}
+    print(f"[nas_finalist] {dataset}/b{bits} rank {rank}: trial {row['trial']} (search score {row['val_accuracy']:.4f}, "
+          f"{row['area_um2'] / 1e6:.4f} mm^2), full recipe ({train_cfg['epochs']} epochs), seed {fseed}",
+          file=sys.stderr, flush=True)
+    folder = out_json.with_suffix("")
+    parent = None
+    state = nas_dir / "search_run.json"
+    if experiment and state.exists() and json.loads(state.read_text()).get("study") == name:
+        parent = json.loads(state.read_text())["run_id"]
+    tags = {"optuna.study": name, "optuna.trial": str(row["trial"]), "finalist_rank": str(rank)}
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    metrics = train(data_npz=data_npz, data_json=data_json, out_model=folder / "model.pt",
+                    out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
+                    model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
+                    threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
+                    run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}")
+    net, mdoc = load_model(folder / "model.pt")
+    dm = NpzDataModule(data_npz, train_cfg["batch_size"], False, fseed)
+    score = cfg["score"]
+    if float(score["prog_sigma"]) > 0:
+        scores = crossbar_score(net, mdoc["arch"], mdoc["quant"], dm, dataset, bits, map_cfg, quant_cfg, noise_cfg,
+                                score, fseed)
+    else:
+        scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
+    doc.update(trial=int(row["trial"]), model=json.loads(row["model"]), area_um2=row["area_um2"],
+               devices=row["devices"], search_val_accuracy=row["val_accuracy"], epochs=int(train_cfg["epochs"]),
+               val_acc_trained=metrics["val_accuracy"], **scores, test_accuracy=metrics["test_accuracy"],
+               score={k: score[k] for k in ("prog_sigma", "chips", "samples") if k in score},
+               mlflow_run_id=metrics["mlflow_run_id"], wall_time_s=round(time.time() - t0, 2))
+    if metrics["mlflow_run_id"]:
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        for k in ("val_acc_crossbar", "val_acc_noisy"):
+            if doc.get(k) is not None:
+                client.log_metric(metrics["mlflow_run_id"], k, float(doc[k]))
+    tracking.write_json(out_json, doc)
+    print(f"[nas_finalist] {dataset}/b{bits} rank {rank} (trial {row['trial']}), seed {fseed}: val {doc['val_acc_trained']:.4f} "
+          f"trained, {doc['val_acc_noisy']:.4f} on noisy crossbars (search score {row['val_accuracy']:.4f}) in "
+          f"{doc['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
+    return doc
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     cols = list(dict.fromkeys(k for r in rows for k in r)) or ["trial"]
     with tracking.atomic_path(path) as tmp:
@@ -423,7 +542,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, out_png: Path, dpi: int = 150,
-                  ylabel: str = "validation accuracy (quantized, unipolar)") -> None:
+                  ylabel: str = "validation accuracy (quantized, unipolar)", final: list[dict] | None = None,
+                  final_pick: dict | None = None) -> None:
+    """Trials (search score) vs area, the Pareto front, and, with finalists, each finalist's full-recipe mean
+    score (diamond, +- sd over seeds) joined to its search score; the star marks the chosen architecture at the
+    score it was chosen on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -441,7 +564,14 @@ def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, o
         fx = [r["area_um2"] / 1e6 for r in front]
         fy = [r["val_accuracy"] for r in front]
         ax.step(fx, fy, where="post", color="0.3", lw=1.2, label="Pareto front")
-    ax.scatter([pick["area_um2"] / 1e6], [pick["val_accuracy"]], marker="*", s=320, color="crimson",
+    for i, r in enumerate(final or []):
+        x = r["area_um2"] / 1e6
+        ax.plot([x, x], [r["search_val_accuracy"], r["val_accuracy"]], color="0.55", lw=0.9, ls=":", zorder=2)
+        ax.errorbar([x], [r["val_accuracy"]], yerr=[r["final_val_std"]], fmt="D", ms=7, color="darkorange",
+                    mec="black", mew=0.6, capsize=3, zorder=4,
+                    label=f"finalists: full recipe, mean of {r['final_seeds']} seed(s)" if i == 0 else None)
+    star = final_pick or pick
+    ax.scatter([star["area_um2"] / 1e6], [star["val_accuracy"]], marker="*", s=320, color="crimson",
                edgecolor="black", zorder=5, label=f"chosen (trial {pick['trial']})")
     ax.set_xlabel("crossbar area (mm$^2$, cost model)")
     ax.set_ylabel(ylabel)
@@ -456,8 +586,9 @@ def pareto_figure(rows: list[dict], front: list[dict], pick: dict, title: str, o
 
 
 def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bits: int, cfg: dict, model_base: dict,
-                 seed: int, experiment: str | None = None) -> dict:
-    """The nas_unipolar rule: trials.csv, pareto.csv, arch.json, pareto.png/.pdf; closes the search run."""
+                 seed: int, experiment: str | None = None, finalists: list | None = None) -> dict:
+    """The nas_unipolar rule: trials.csv, pareto.csv, arch.json, pareto.png/.pdf; closes the search run.
+    ``finalists``: the nas_unipolar_finalist outputs; when given, the choice is among them, on their mean score."""
     import optuna
 
     nas_dir = Path(nas_dir)
@@ -471,31 +602,61 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
         tracking.write_json(out_arch, doc)
         return doc
     workers = [json.loads(p.read_text()) for p in sorted(nas_dir.glob("worker*.json"))]
-    names = {w["study"] for w in workers}
-    if len(names) != 1:
-        raise ValueError(f"nas_unipolar: expected the worker files in {nas_dir} to name one study, found {sorted(names)}")
-    name = names.pop()
+    name = _study_of(sorted(nas_dir.glob("worker*.json")))
     study = optuna.load_study(study_name=name, storage=storage(nas_dir))
     rows = trial_rows(study)
     objective = "area_um2" if cfg["objective"] == "area" else "devices"
     front = pareto_front(rows, objective)
-    pick, rule = choose(rows, float(cfg["selection_margin"]), objective)
+    margin = float(cfg["selection_margin"])
     score = cfg.get("score") or {}
     noisy = float(score.get("prog_sigma") or 0) > 0
-    rule += ("; validation accuracy = mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}"
-             .format(**score) if noisy else "; validation accuracy = the trained network's, last epoch")
+    measured = ("mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}".format(**score)
+                if noisy else "the trained network's, last epoch")
+    search_pick, _ = choose(rows, margin, objective)
+    docs = [json.loads(Path(f).read_text()) for f in finalists or []]
+    stale = sorted({d["study"] for d in docs} - {name})
+    if stale:
+        raise ValueError(f"nas_unipolar: finalist files of another study ({stale}); the study is {name}. Rerun "
+                         f"rule nas_unipolar_finalist")
+    final = rescore(rows, docs) if finalists else []
+    if finalists:
+        if not final:
+            raise ValueError("nas_unipolar: no finalist has a candidate (no COMPLETE trial); raise trials or "
+                             "pruning.warmup_epochs")
+        pick, _ = choose(final, margin, objective)
+        reps = max(r["final_seeds"] for r in final)
+        rule = (f"smallest {objective} among the {len(final)} finalists (the best COMPLETE trials by search score, each "
+                f"retrained with train.{dataset}: {docs[0].get('epochs', '?')} epochs, {reps} seed(s)) whose mean "
+                f"validation accuracy is within {margin:.4f} of the best finalist's "
+                f"({max(r['val_accuracy'] for r in final):.4f}); ties broken by accuracy; validation accuracy = "
+                f"{measured}")
+        by_trial = {r["trial"]: r for r in final}
+        rows = [{**r, **{k: by_trial[r["trial"]][k] for k in ("finalist_rank", "final_seeds")},
+                 "final_val_accuracy": by_trial[r["trial"]]["val_accuracy"],
+                 "final_val_std": by_trial[r["trial"]]["final_val_std"]} if r["trial"] in by_trial else r for r in rows]
+    else:
+        pick, rule = choose(rows, margin, objective)
+        rule += f"; validation accuracy = {measured}"
     _write_csv(Path(out_trials), rows)
     _write_csv(Path(out_pareto), front)
-    pareto_figure(rows, front, pick, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials", nas_dir / "pareto.png",
+    search_row = next(r for r in rows if r["trial"] == pick["trial"])
+    pareto_figure(rows, front, search_row, f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials",
+                  nas_dir / "pareto.png",
                   ylabel=f"validation accuracy, crossbar at prog. σ {score['prog_sigma']}\n(pruned: trained net at stop)"
-                  if noisy else "validation accuracy (quantized, unipolar)")
+                  if noisy else "validation accuracy (quantized, unipolar)", final=final, final_pick=pick if final else None)
     doc = {"model": json.loads(pick["model"]), "rule": rule, "trial": pick["trial"],
            "val_accuracy": pick["val_accuracy"], "area_um2": pick["area_um2"], "devices": pick["devices"],
-           "best_val_accuracy": max(r["val_accuracy"] for r in rows if r["state"] == "COMPLETE"),
+           "best_val_accuracy": max(r["val_accuracy"] for r in (final or rows) if r["state"] == "COMPLETE"),
+           "search_val_accuracy": search_row["val_accuracy"], "search_pick": search_pick["trial"],
+           "finalists": [{"trial": r["trial"], "rank": r["finalist_rank"], "area_um2": r["area_um2"],
+                          "search_val_accuracy": r["search_val_accuracy"], "val_accuracy": r["val_accuracy"],
+                          "val_std": r["final_val_std"], "seeds": r["final_seeds"]}
+                         for r in sorted(final, key=lambda r: r["finalist_rank"])],
            "study": name, "storage": str(nas_dir / STUDY_FILE), "dataset": dataset, "bits": bits,
            "trials": {"complete": sum(r["state"] == "COMPLETE" for r in rows),
                       "pruned": sum(r["state"] == "PRUNED" for r in rows)},
            "search_wall_time_s": max((w["wall_time_s"] for w in workers), default=None),
+           "finalist_time_s": round(sum(d.get("wall_time_s", 0) for d in docs), 1),
            "trial_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 1), "workers": len(workers),
            "epochs_per_trial": int(cfg["epochs"])}
     tracking.write_json(out_arch, doc)

@@ -317,7 +317,8 @@ def collect_nas(results_dir: str | Path, datasets: Iterable[str], bits: Iterable
                          "pareto_size": len(f), "search_wall_time_s": num("search_wall_time_s"),
                          "trial_time_s": num("trial_time_s"), "workers": doc.get("workers"),
                          "epochs_per_trial": doc.get("epochs_per_trial"), "study": doc.get("study", ""),
-                         "rule": str(doc["rule"]), "polarity": _polarity_text(doc.get("model"))})
+                         "rule": str(doc["rule"]), "polarity": _polarity_text(doc.get("model")),
+                         "finalists": len(doc.get("finalists") or []), "search_pick": doc.get("search_pick")})
     empty = pd.DataFrame(columns=[*NAS_TRIAL_COLUMNS, "dataset", "bits"])
     cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else empty.copy()  # noqa: E731
     return {"nas_trials": cat(trials), "nas_pareto": cat(pareto), "nas_arch": pd.DataFrame(arch)}
@@ -464,7 +465,8 @@ def nas_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
                      "chosen_area_um2": r.area_um2, "chosen_area_mm2": r.area_um2 / 1e6, "chosen_devices": r.devices,
                      "best_val_accuracy_pct": 100 * r.best_val_accuracy,
                      "val_accuracy_given_up_pct": 100 * (r.best_val_accuracy - r.val_accuracy),
-                     "pareto_size": r.pareto_size, "polarity": r.polarity,
+                     "pareto_size": r.pareto_size, "polarity": r.polarity, "finalists": r.finalists,
+                     "search_score_pick": r.search_pick,
                      "trained_test_accuracy_pct": 100 * float(tr.loc[(r.dataset, model), "test_accuracy"])
                      if (r.dataset, model) in tr.index else math.nan,
                      "ideal_crossbar_accuracy_pct": 100 * float(summ.loc[key, "ideal_crossbar_accuracy"])
@@ -482,18 +484,20 @@ def _duration(s: float) -> str:
 
 
 def _display_nas(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    heads = ["dataset", "bits", "trials (complete / pruned)", "search wall time", "chosen trial",
+    heads = ["dataset", "bits", "trials (complete / pruned)", "search wall time", "finalists", "chosen trial",
              "chosen val. acc. (%)", "chosen area (mm²)", "best val. acc. (%)", "polarity", "trained test acc. (%)",
              "selection rule"]
     pct, num = _num(".2f"), _num(".4g")
     rows = []
     for r in t.itertuples():
         if not r.search:
-            rows.append([r.dataset, str(r.bits), "no search", "", "", "", "", "", r.polarity,
+            rows.append([r.dataset, str(r.bits), "no search", "", "", "", "", "", "", r.polarity,
                          pct(r.trained_test_accuracy_pct), r.selection_rule])
             continue
         rows.append([r.dataset, str(r.bits), f"{r.trials_complete} / {r.trials_pruned}",
                      _duration(r.search_wall_time_s),
+                     f"{int(r.finalists)} (search score alone: trial {int(r.search_score_pick)})"
+                     if r.finalists and r.search_score_pick is not None and not pd.isna(r.search_score_pick) else "none",
                      str(int(r.chosen_trial)), pct(r.chosen_val_accuracy_pct), num(r.chosen_area_mm2),
                      pct(r.best_val_accuracy_pct), r.polarity, pct(r.trained_test_accuracy_pct), r.selection_rule])
     return heads, rows
@@ -842,7 +846,13 @@ def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
             for st in states:
                 handles.append(Line2D([], [], ls="", marker=NAS_STATE_MARKERS.get(st, "P"), ms=8, color="#666666",
                                       label=f"{st.lower()} trials ({int((trials.state == st).sum())})"))
+        fin = trials[trials.final_val_accuracy.notna()] if "final_val_accuracy" in trials else trials.iloc[:0]
         for b in sorted(bits):
+            for r in fin[fin.bits == b].itertuples():  # finalists: search score -> full-recipe mean (+- sd over seeds)
+                x, y = r.area_um2 / 1e6, 100 * float(r.final_val_accuracy)
+                ax.plot([x, x], [r.val_pct, y], color=color[b], lw=0.9, ls=":", zorder=2)
+                ax.errorbar([x], [y], yerr=[100 * float(r.final_val_std)], fmt="D", ms=7, color=color[b], mec="black",
+                            mew=0.6, ecolor=color[b], capsize=3, zorder=4)
             f = front[front.bits == b]
             if len(f):
                 f = f.sort_values("area_um2")
@@ -855,6 +865,9 @@ def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
                            edgecolor="black", linewidth=1.0, zorder=6)
                 ax.annotate(f"trial {int(r.trial)}", (r.area_um2 / 1e6, 100 * r.val_accuracy), xytext=(9, 7),
                             textcoords="offset points", fontsize=8.5, color=color[b], fontweight="bold")
+        if len(fin):
+            handles.append(Line2D([], [], ls=":", marker="D", ms=7, color="#666666", markeredgecolor="black",
+                                  label="finalists: full recipe, mean\nof seeds (dotted: from search score)"))
         if len(front):
             handles.append(Line2D([], [], color="#444444", lw=1.8, label="Pareto front (per bits)"))
         if len(arch) and arch.search.any():

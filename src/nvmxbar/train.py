@@ -199,8 +199,10 @@ def evaluate(net: models.Net, dm: NpzDataModule, split: str) -> dict[str, Any]:
 def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path, out_metrics: str | Path,
           dataset: str, variant: str, bits: int | None, seed: int, model_cfg: dict, train_cfg: dict,
           quant_cfg: dict, experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
-          rule: str = "train", arch_json: str | Path | None = None) -> dict[str, Any]:
-    """Train one network and write model.pt and metrics.json. Returns the metrics.
+          rule: str = "train", arch_json: str | Path | None = None, extra_tags: dict | None = None,
+          run_name: str | None = None) -> dict[str, Any]:
+    """Train one network and write model.pt and metrics.json. Returns the metrics. ``extra_tags`` join the
+    MLflow run's tags (``mlflow.parentRunId`` nests it), ``run_name`` replaces its name.
 
     A rerun after a killed job resumes from <out dir>/checkpoints/last.ckpt when the config is unchanged,
     and continues the same MLflow run."""
@@ -240,9 +242,9 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
             client.update_run(run_id, status="RUNNING")
             client.set_tag(run_id, "resumed", "true")
         else:
-            name = f"train {dataset}/{variant}" + (f"/b{bits}" if bits is not None else "")
+            name = run_name or f"train {dataset}/{variant}" + (f"/b{bits}" if bits is not None else "")
             tags = tracking.standard_tags(dataset=dataset, variant=variant, bits=bits, seed=seed, rule=rule,
-                                          config_hash=chash, data_sha256=prov["source"]["sha256"])
+                                          config_hash=chash, data_sha256=prov["source"]["sha256"], **(extra_tags or {}))
             run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
             for k, v in tracking.flatten(params).items():
                 client.log_param(run_id, k, v)

@@ -22,6 +22,8 @@ wildcard_constraints:
     variant="baseline|uniform|unipolar",
     bits=r"\d+",
     worker=r"\d+",
+    rank=r"\d+",
+    rep=r"\d+",
 
 
 onstart:

@@ -1,4 +1,19 @@
 NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
+# what the search itself depends on: choosing among its trials (finalists, margin) must not rerun it
+SEARCH_KEYS = [k for k in CFG["nas_unipolar"] if k not in ("finalists", "selection_margin")]
+
+
+def nas_workers(wc):
+    return [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/worker{w}.json"
+            for w in range(CFG["nas_unipolar"]["workers"])] if CFG["nas_unipolar"]["search"] else []
+
+
+def nas_finalists(wc):
+    fin = CFG["nas_unipolar"]["finalists"]
+    if not CFG["nas_unipolar"]["search"]:
+        return []
+    return [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/finalists/rank{r}_rep{i}.json"
+            for r in range(fin["count"]) for i in range(fin["seeds"])]
 
 
 rule nas_unipolar_search:
@@ -10,7 +25,7 @@ rule nas_unipolar_search:
     output:
         json=f"{NAS}/worker{{worker}}.json",
     params:
-        cfg=CFG["nas_unipolar"],
+        cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k != "epochs"},  # trials use nas epochs
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
@@ -31,12 +46,42 @@ rule nas_unipolar_search:
         "../scripts/nas_unipolar_search.py"
 
 
+rule nas_unipolar_finalist:
+    """Retrain the {rank}-th best COMPLETE trial of the study with the full recipe (train.<dataset>, seed = workflow
+    seed + 1 + {rep}) and score it as the search does (mapped crossbar under programming noise, validation split).
+    A rank beyond the study's COMPLETE trials writes trial: null."""
+    input:
+        workers=nas_workers,
+        npz=f"{RESULTS}/data/{{dataset}}.npz",
+        json=f"{RESULTS}/data/{{dataset}}.json",
+    output:
+        json=f"{NAS}/finalists/rank{{rank}}_rep{{rep}}.json",
+    params:
+        cfg={"score": CFG["nas_unipolar"]["score"]},  # not finalists.count: more slots must not redo the others
+        model_base=lambda wc: CFG["model"][wc.dataset],
+        train_cfg=lambda wc: CFG["train"][wc.dataset],
+        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
+        map_cfg=CFG["map_crossbar"],
+        noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
+        seed=CFG["seed"],
+        accelerator=CFG["train"]["accelerator"],
+        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
+    log:
+        f"{RESULTS}/logs/nas_unipolar_finalist/{{dataset}}/b{{bits}}/rank{{rank}}_rep{{rep}}.log",
+    threads: CFG["nas_unipolar"]["threads_per_worker"]
+    resources:
+        mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
+    script:
+        "../scripts/nas_unipolar_finalist.py"
+
+
 rule nas_unipolar:
     """Select the unipolar architecture: trials.csv, the Pareto front (pareto.csv, pareto.png/.pdf) and
-    arch.json with the rule that chose it. The ordinary train rule then trains it with the full recipe."""
+    arch.json with the rule that chose it (among the finalists' full-recipe scores, when there are finalists).
+    The ordinary train rule then trains it with the full recipe."""
     input:
-        workers=lambda wc: [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/worker{w}.json"
-                            for w in range(CFG["nas_unipolar"]["workers"])] if CFG["nas_unipolar"]["search"] else [],
+        workers=nas_workers,
+        finalists=nas_finalists,
     output:
         trials=f"{NAS}/trials.csv",
         pareto=f"{NAS}/pareto.csv",
