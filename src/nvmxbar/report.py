@@ -1077,11 +1077,20 @@ def _nas_section(data, acc: pd.DataFrame, cfg: dict, tables_dir: Path, figures: 
                 if n_neg else f"with polarity {r.polarity or 'not stated'}")
         head = f"**{ds_name}, {r.bits}-bit devices.** "
         if r.search:
+            fin = int(r.finalists or 0)
             head += (f"The search ran {r.trials_complete} complete and {r.trials_pruned} pruned trials "
-                     f"({_duration(r.search_wall_time_s) or 'wall time not recorded'}) and chose trial "
-                     f"{int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % validation accuracy "
-                     f"({r.val_accuracy_given_up_pct:.2f} points below the best trial) at "
-                     f"{r.chosen_area_mm2:.4g} mm². ")
+                     f"({_duration(r.search_wall_time_s) or 'wall time not recorded'})"
+                     + (f"; its {fin} best were retrained with the full recipe and rescored (finalists), and it chose "
+                        f"trial {int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % mean validation accuracy "
+                        f"({r.val_accuracy_given_up_pct:.2f} points below the best finalist) at "
+                        f"{r.chosen_area_mm2:.4g} mm²"
+                        + (f" (the search score alone would have chosen trial {int(r.search_score_pick)}). "
+                           if r.search_score_pick is not None and not pd.isna(r.search_score_pick)
+                           and int(r.search_score_pick) != int(r.chosen_trial) else ". ")
+                        if fin else
+                        f" and chose trial {int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % validation accuracy "
+                        f"({r.val_accuracy_given_up_pct:.2f} points below the best trial) at "
+                        f"{r.chosen_area_mm2:.4g} mm². "))
         else:
             head += "No search was run: the configured architecture was used. "
         if len(row):
