@@ -143,15 +143,20 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert exp.artifact_location.startswith("file://")
         runs = mlflow.search_runs([exp.experiment_id], output_format="list")
         rules = sorted(r.data.tags["rule"] for r in runs)
+        finalists = [json.loads(f.read_text()) for f in (work / "results" / ds).glob("unipolar/b*/nas/finalists/*.json")]
+        trained = sum(f["trial"] is not None for f in finalists)  # a slot beyond the COMPLETE trials trains nothing
+        assert len(finalists) == 4 and trained >= 2
         assert {r: rules.count(r) for r in set(rules)} == {"prepare_data": 1, "train": 5, "map_crossbar": 6,
                                                           "evaluate_noise": 6, "estimate_cost": 6, "report": 1,
-                                                          "nas_unipolar": 2, "nas_unipolar_search": 6}
+                                                          "nas_unipolar": 2, "nas_unipolar_search": 6,
+                                                          "nas_unipolar_finalist": trained}
         train_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "train"}
         for r in runs:  # every downstream stage is a child of its trained model's run
             if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise", "estimate_cost"):
                 assert r.data.tags["mlflow.parentRunId"] in train_ids
         search_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "nas_unipolar"}
-        assert all(r.data.tags["mlflow.parentRunId"] in search_ids for r in runs if r.data.tags["rule"] == "nas_unipolar_search")
+        assert all(r.data.tags["mlflow.parentRunId"] in search_ids for r in runs
+                   if r.data.tags["rule"] in ("nas_unipolar_search", "nas_unipolar_finalist"))
         sha = json.loads((work / "results" / "data" / f"{ds}.json").read_text())["source"]["sha256"]
         for r in runs:
             pruned = r.data.tags["rule"] == "nas_unipolar_search" and r.data.tags.get("optuna.state") == "PRUNED"
@@ -159,7 +164,9 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
             if r.data.tags["rule"] == "report":
                 continue
             assert r.data.tags["dataset"] == ds and r.data.tags["data_sha256"] == sha
-            assert r.data.tags["seed"] == "0" and r.data.tags["git_commit"] and r.data.tags["config_hash"]
+            # finalists train on the workflow seed + 1 + rep (smoke: 1 rep), never on the chosen network's seed
+            seed = "1" if r.data.tags["rule"] == "nas_unipolar_finalist" else "0"
+            assert r.data.tags["seed"] == seed and r.data.tags["git_commit"] and r.data.tags["config_hash"]
         trained = {(r.data.tags["variant"], r.data.tags["bits"]) for r in runs if r.data.tags["rule"] == "train"}
         assert trained == {("baseline", "float"), ("uniform", "2"), ("uniform", "4"), ("unipolar", "2"), ("unipolar", "4")}
 
