@@ -50,7 +50,7 @@ def test_model_file_loads_with_weights_only_and_reproduces_accuracy(har_small, t
     assert 0.3 < m["test_accuracy"] <= 1.0 and 0.3 < m["val_accuracy"] <= 1.0  # 6 classes: chance is 1/6
     assert set(m["per_class_accuracy"]) == {"WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING",
                                             "STANDING", "LAYING"}
-    assert m["epochs"] == 2 and m["wall_time_s"] > 0 and m["quant"]["weight_bits"] == 4
+    assert m["epochs"] == 2 and m["wall_time_s"] > 0 and m["quant"]["weight_bits"] == 4 and m["threads"] == 1
     net, doc = load_model(tmp_path / "model.pt")
     assert doc["arch"]["conv"] == MODEL["conv"] and doc["quant"]["weight_bits"] == 4 and doc["bits"] == 4
     assert bool(net.quant.calibrated) and float(net.quant.weight_fullscale) == pytest.approx(m["quant"]["weight_fullscale"])

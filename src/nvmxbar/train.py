@@ -285,6 +285,7 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
             "epochs": int(train_cfg["epochs"]), "best_epoch": best_epoch + 1, "select": select,
             "selected_epoch": selected_epoch + 1,
             "wall_time_s": round(time.time() - t_start, 2), "fit_time_s": round(fit_s, 2), "resumed": bool(resume),
+            "threads": torch.get_num_threads(),  # CPU results are reproducible per seed AND thread count
             "n_params": int(sum(p.numel() for p in net.layers.parameters())),
             "quant": None if net.quant is None else {"weight_bits": net.quant.weight_bits, "dac_bits": net.quant.dac_bits,
                                                      "adc_bits": net.quant.adc_bits,
