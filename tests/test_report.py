@@ -547,6 +547,9 @@ def test_nas_finalists_reach_the_table_and_the_figure(tree, tmp_path):
     # one diamond per finalist at its full-recipe mean (percent)
     ys = sorted(round(float(y), 3) for ln in fig.axes[0].lines if ln.get_marker() == "D" for y in ln.get_ydata())
     assert ys == sorted(round(100 * r["val_accuracy"], 3) for r in final)
+    # the pruned 60 % trial of each resolution lies more than 25 points below the best (90.5 %): off the range, counted
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == pytest.approx(65.5) and any("2 trial(s) below 66 % not shown" in t.get_text() for t in ax.texts)
 
 
 def test_report_md_nas_section(stage):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import textwrap
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -805,6 +806,7 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
 #: one colour per device resolution in the NAS figure (seaborn 'dark' palette, apart from the variant colours)
 NAS_BITS_COLORS = ["#001C7F", "#B1400D", "#12711C", "#8C0800", "#591E71"]
 NAS_STATES = ["COMPLETE", "PRUNED"]
+NAS_Y_RANGE_POINTS = 25.0  # the NAS figure shows this many points of validation accuracy below its best trial
 NAS_STATE_MARKERS = {"COMPLETE": "o", "PRUNED": "X"}
 
 
@@ -884,6 +886,14 @@ def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
             ax.text(0.5, 0.5, "no architecture search in this report\n(nas_unipolar.search is false: the configured "
                     "architecture was used)", transform=ax.transAxes, ha="center", va="center", fontsize=11,
                     color="#444444")
+        if len(trials):  # the choice happens near the top: trials far below it would squeeze that range flat
+            top = float(trials.val_pct.max())
+            floor = top - NAS_Y_RANGE_POINTS
+            below = int((trials.val_pct < floor).sum())
+            if below:
+                ax.set_ylim(bottom=floor, top=max(ax.get_ylim()[1], top + 1))
+                ax.text(0.01, 0.02, f"{below} trial(s) below {floor:.0f} % not shown (trials.csv has them)",
+                        transform=ax.transAxes, fontsize=8.5, color="#444444", va="bottom")
         ax.set_xlabel("Crossbar area (mm², cost model)")
         ax.set_ylabel("Validation accuracy (%, quantized, sign-constrained)")
         n = ", ".join(f"{label(r.bits)}: {r.trials_complete} complete / {r.trials_pruned} pruned"
@@ -893,7 +903,7 @@ def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
         if handles:
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title="trials")
         if len(arch) and arch.search.any():
-            rules = "\n".join(f"selection, {label(r.bits)}: {r.rule}"
+            rules = "\n".join(textwrap.fill(f"selection, {label(r.bits)}: {r.rule}", 150, subsequent_indent="    ")
                               for r in arch[arch.search].sort_values("bits").itertuples())
             ax.text(0.0, -0.13, rules, transform=ax.transAxes, fontsize=8, color="#444444", va="top")
     return fig
