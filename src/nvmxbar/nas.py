@@ -186,7 +186,7 @@ def _median_pruner(study, trial_number: int, curve: list[float], pruning: dict) 
     return max(curve) < float(np.median(at))
 
 
-def crossbar_score(net, arch: dict, q: dict, dm, dataset: str, bits: int, map_cfg: dict, quant_cfg: dict,
+def crossbar_score(net, arch: dict, q: dict, data_npz, dataset: str, bits: int, map_cfg: dict, quant_cfg: dict,
                    noise_cfg: dict, score: dict, seed: int) -> dict[str, float]:
     """Validation accuracy of a trained trial on the ideal crossbar and mean over ``score['chips']`` chips with
     programming noise ``score['prog_sigma']`` (the mapping and device model of map_crossbar / evaluate_noise;
@@ -194,10 +194,10 @@ def crossbar_score(net, arch: dict, q: dict, dm, dataset: str, bits: int, map_cf
     from . import crossbar, noise
 
     doc = {"arch": arch, "quant": q, "variant": "unipolar", "bits": bits, "dataset": dataset}
-    calib, _ = crossbar.network_inputs(dm.path, "train", int(map_cfg["calibration_samples"]))
+    calib, _ = crossbar.network_inputs(data_npz, "train", int(map_cfg["calibration_samples"]))
     arrays, mapping = crossbar.map_network(net.eval().cpu(), doc, map_cfg, quant_cfg, calib_x=calib, device_bits=bits)
     sim = crossbar.Simulator(arrays, mapping)
-    xv, yv = crossbar.network_inputs(dm.path, "val", score.get("samples"))
+    xv, yv = crossbar.network_inputs(data_npz, "val", score.get("samples"))
     # small batches: the crossbar simulation of a CNN holds batch x chips x positions x tiles partial sums, and
     # several search workers share one machine
     ncfg = {**noise_cfg, "instances": int(score["chips"]), "sweep": {"prog_sigma": [float(score["prog_sigma"])]},
@@ -282,7 +282,7 @@ def make_objective(*, dm, dataset: str, bits: int, cfg: dict, model_base: dict, 
             # epochs would favour lucky trials
             value = curve[-1]
             if float(score["prog_sigma"]) > 0:
-                scores = crossbar_score(net, arch, q, dm, dataset, bits, map_cfg, quant_cfg, noise_cfg, score,
+                scores = crossbar_score(net, arch, q, dm.path, dataset, bits, map_cfg, quant_cfg, noise_cfg, score,
                                         seed + trial.number)
                 for k, v in scores.items():
                     trial.set_user_attr(k, v)
@@ -453,11 +453,11 @@ def rescore(rows: list[dict], docs: list[dict]) -> list[dict]:
     return out
 
 
-def _study_of(worker_files: list[Path]) -> str:
-    names = {json.loads(Path(p).read_text())["study"] for p in worker_files}
+def _study_of(workers: list) -> str:
+    """The one study the search workers ran: ``workers`` are their output files or the documents read from them."""
+    names = {(w if isinstance(w, dict) else json.loads(Path(w).read_text()))["study"] for w in workers}
     if len(names) != 1:
-        raise ValueError(f"nas_unipolar: expected the worker files {[str(p) for p in worker_files]} to name one "
-                         f"study, found {sorted(names)}")
+        raise ValueError(f"nas_unipolar: expected the search workers' files to name one study, found {sorted(names)}")
     return names.pop()
 
 
@@ -470,7 +470,7 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
     metrics go to the folder of the same name. A slot with no candidate writes ``trial: null``."""
     import optuna
 
-    from .train import NpzDataModule, load_model, train
+    from .train import load_model, train
 
     t0 = time.time()
     out_json = Path(out_json)
@@ -492,10 +492,9 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
           f"{row['area_um2'] / 1e6:.4f} mm^2), full recipe ({train_cfg['epochs']} epochs), seed {fseed}",
           file=sys.stderr, flush=True)
     folder = out_json.with_suffix("")
-    parent = None
     state = nas_dir / "search_run.json"
-    if experiment and state.exists() and json.loads(state.read_text()).get("study") == name:
-        parent = json.loads(state.read_text())["run_id"]
+    run = json.loads(state.read_text()) if experiment and state.exists() else {}
+    parent = run.get("run_id") if run.get("study") == name else None
     tags = {"optuna.study": name, "optuna.trial": str(row["trial"]), "finalist_rank": str(rank)}
     if parent:
         tags["mlflow.parentRunId"] = parent
@@ -505,10 +504,9 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
                     threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
                     run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}")
     net, mdoc = load_model(folder / "model.pt")
-    dm = NpzDataModule(data_npz, train_cfg["batch_size"], False, fseed)
     score = cfg["score"]
     if float(score["prog_sigma"]) > 0:
-        scores = crossbar_score(net, mdoc["arch"], mdoc["quant"], dm, dataset, bits, map_cfg, quant_cfg, noise_cfg,
+        scores = crossbar_score(net, mdoc["arch"], mdoc["quant"], data_npz, dataset, bits, map_cfg, quant_cfg, noise_cfg,
                                 score, fseed)
     else:
         scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
@@ -602,7 +600,7 @@ def select_stage(*, nas_dir, out_trials, out_pareto, out_arch, dataset: str, bit
         tracking.write_json(out_arch, doc)
         return doc
     workers = [json.loads(p.read_text()) for p in sorted(nas_dir.glob("worker*.json"))]
-    name = _study_of(sorted(nas_dir.glob("worker*.json")))
+    name = _study_of(workers)
     study = optuna.load_study(study_name=name, storage=storage(nas_dir))
     rows = trial_rows(study)
     objective = "area_um2" if cfg["objective"] == "area" else "devices"

@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import textwrap
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 

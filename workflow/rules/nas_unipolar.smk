@@ -9,9 +9,9 @@ def nas_workers(wc):
 
 
 def nas_finalists(wc):
-    fin = CFG["nas_unipolar"]["finalists"]
     if not CFG["nas_unipolar"]["search"]:
         return []
+    fin = CFG["nas_unipolar"]["finalists"]
     return [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/finalists/rank{r}_rep{i}.json"
             for r in range(fin["count"]) for i in range(fin["seeds"])]
 
