@@ -51,7 +51,8 @@ def one(seed: int, a: argparse.Namespace) -> dict:
     m = train(data_npz=res / "data" / f"{ds}.npz", data_json=res / "data" / f"{ds}.json", out_model=out / "model.pt",
               out_metrics=out / "metrics.json", dataset=ds, variant=a.variant, bits=bits, seed=seed,
               model_cfg=cfg["model"][ds], train_cfg=cfg["train"][ds], quant_cfg=cfg["quant"], threads=a.threads,
-              accelerator="cpu", arch_json=arch)
+              accelerator="cpu", arch_json=arch,
+              teacher=res / ds / "baseline" / "model.pt" if cfg["train"][ds].get("distill", {}).get("alpha") else None)
     row = {"seed": seed, "val": m["val_accuracy"], "test": m["test_accuracy"], "xbar": float("nan")}
     if bits is not None:
         torch.set_num_threads(a.threads)

@@ -78,6 +78,28 @@ def test_sampled_models_build_and_respect_their_polarity():
     assert shapes == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
+def test_enqueued_architectures_are_the_parameters_the_search_samples_them_by():
+    space = {"blocks": [1, 2], "convs_per_block": 1, "widths": [16, 32, 64], "kernel_sizes": [5, 7], "hidden": [0, 16],
+             "polarity": ["positive", "row_groups"], "pools_per_block": [1, 2], "input_split": [True, False]}
+    model = {"conv": [32, "M", 64, "M", "M"], "kernel_size": [7, 5], "input_split": True, "hidden": [],
+             "polarity": ["positive", "row_groups", "positive"]}
+    params = nas.enqueue_params(model, space)
+    assert params == {"width0": 32, "kernel0": 7, "pools0": 1, "width1": 64, "kernel1": 5, "pools1": 2, "blocks": 2,
+                      "input_split": True, "hidden": 0, "polarity0": "positive", "polarity1": "row_groups",
+                      "polarity2": "positive"}
+    # the search rebuilds exactly this network from them
+    got = nas.sample_model(optuna.trial.FixedTrial(params), space, {"dropout": 0.0, "bias": True})
+    assert got["conv"] == model["conv"] and got["kernel_size"] == [7, 5] and got["input_split"] and got["hidden"] == []
+    assert [p["row_groups"] for p in got["polarity"]] == [1, 2, 1]
+    for bad, msg in (({"conv": [48, "M"], "kernel_size": 5}, "width 48"), ({"conv": [32, 32, "M"], "kernel_size": 5}, "pools per block 0"),
+                     ({"conv": [32, "M"], "kernel_size": [5, 7]}, "2 entries for 1"),
+                     ({"conv": [32, "M"], "kernel_size": 5, "polarity": "col_groups"}, "col_groups")):
+        with pytest.raises(ValueError, match=msg):
+            nas.enqueue_params(bad, space)
+    with pytest.raises(config.ConfigError, match=r"nas_unipolar.space.har.enqueue\[0\]': width 48"):
+        config.load(REPO / "config.yaml", {"nas_unipolar": {"space": {"har": {"enqueue": [{"conv": [48, "M"], "kernel_size": 5}]}}}})
+
+
 def test_area_objective_grows_with_width_and_row_groups():
     base = {"conv": [8, "M"], "kernel_size": [5], "hidden": [], "dropout": 0.0, "bias": True}
     args = ([9, 128], 6, 2, CFG["quant"], CFG["map_crossbar"], CFG["estimate_cost"])
@@ -115,13 +137,17 @@ def har_tiny(tmp_path_factory, data_dir):
     return out
 
 
+ENQUEUED = {"conv": [8, "M"], "kernel_size": 5, "polarity": ["row_groups", "positive"]}
+
+
 def _worker(har_tiny, nas_dir, w, uri):
     import os
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    cfg = {**CFG["nas_unipolar"], "trials": 4, "epochs": 1, "startup_trials": 2,
+    cfg = {**CFG["nas_unipolar"], "trials": 4, "epochs": 3, "startup_trials": 2,
            "score": {**CFG["nas_unipolar"]["score"], "samples": None},  # the whole validation split, as training
            "space": {"har": {"blocks": [1], "convs_per_block": 1, "widths": [4, 8], "kernel_sizes": [3, 5],
-                             "hidden": [0], "polarity": ["positive", "row_groups"]}}}
+                             "hidden": [0], "polarity": ["positive", "row_groups"],
+                             "enqueue": [ENQUEUED]}}}
     return nas.search_worker(data_npz=har_tiny / "har.npz", nas_dir=nas_dir, out_json=nas_dir / f"worker{w}.json",
                              dataset="har", bits=2, worker=w, cfg=cfg, model_base=CFG["model"]["har"],
                              train_cfg={**CFG["train"]["har"], "batch_size": 64}, quant_cfg=CFG["quant"],
@@ -140,6 +166,11 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     cfg = docs[0][1]
     runs = sorted(n for d, _ in docs for n in d["trials_run"])
     assert len(runs) == 4 and len(set(runs)) == len(runs)  # one study, no repeated trial, no overshoot
+    # the enqueued architecture is trial 0, once although both workers enqueue it
+    first = optuna.load_study(study_name=docs[0][0]["study"], storage=nas.storage(nas_dir)).trials
+    assert first[0].params == {"blocks": 1, "width0": 8, "kernel0": 5, "hidden": 0, "polarity0": "row_groups",
+                               "polarity1": "positive"}
+    assert sum(t.params == first[0].params for t in first) == 1
     doc = nas.select_stage(nas_dir=nas_dir, out_trials=nas_dir / "trials.csv", out_pareto=nas_dir / "pareto.csv",
                            out_arch=nas_dir / "arch.json", dataset="har", bits=2, cfg=cfg,
                            model_base=CFG["model"]["har"], seed=0, experiment="nvmxbar-har")

@@ -151,3 +151,32 @@ def test_changed_config_does_not_resume(har_small, tmp_path):
     (out / "checkpoints.json").write_text(json.dumps({"config_hash": "something-else", "run_id": None}))
     m = run(har_small, out)
     assert m["resumed"] is False
+
+
+def test_distillation_learns_from_the_float_baseline_and_leaves_the_baseline_alone(har_small, tmp_path):
+    teacher = run(har_small, tmp_path / "teacher", variant="baseline", bits=None, recipe={"epochs": 15})
+    # the baseline never distills: a distill setting does not change its hash
+    same = run(har_small, tmp_path / "teacher2", variant="baseline", bits=None,
+               recipe={"epochs": 15, "distill": {"alpha": 0.5, "temperature": 4.0}})
+    assert same["config_hash"] == teacher["config_hash"] and same["distill"] is None
+    plain = run(har_small, tmp_path / "plain", recipe={"epochs": 8})
+    # alpha = 1: no label reaches the loss; whatever the student learns beyond chance (1/6), the teacher taught
+    pure = run(har_small, tmp_path / "pure", recipe={"epochs": 8, "distill": {"alpha": 1.0, "temperature": 1.0}},
+               teacher=tmp_path / "teacher" / "model.pt")
+    assert pure["distill"] == {"alpha": 1.0, "temperature": 1.0, "teacher_config_hash": teacher["config_hash"]}
+    assert pure["config_hash"] != plain["config_hash"] and plain["distill"] is None
+    assert pure["test_accuracy"] > 0.5, pure["test_accuracy"]
+    net_t, _ = load_model(tmp_path / "teacher" / "model.pt")
+    net_p, _ = load_model(tmp_path / "pure" / "model.pt")
+    net_0, _ = load_model(tmp_path / "plain" / "model.pt")
+    import numpy as np
+    x = torch.from_numpy(np.load(har_small / "har.npz")["x_test"])
+    with torch.no_grad():
+        t, p, q = net_t(x).argmax(1), net_p(x).argmax(1), net_0(x).argmax(1)
+    # the distilled student agrees with its teacher more often than the one trained on labels alone
+    assert (p == t).float().mean() > (q == t).float().mean()
+    # the teacher stays out of the student's files
+    sd = torch.load(tmp_path / "pure" / "model.pt", weights_only=True)["state_dict"]
+    assert not any("teacher" in k for k in sd)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        run(har_small, tmp_path / "x", recipe={"distill": {"alpha": 0.5, "temperature": 4.0}})

@@ -192,6 +192,14 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("evaluate_noise") == 12 and "train" not in counts and "map_crossbar" not in counts
     assert counts.get("report") == 1 and "estimate_cost" not in counts
+    # distillation from the float baseline: every quantized training of that dataset and its finalists rerun,
+    # the baseline (the teacher) and the search (trials do not distill) do not
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  "train={har: {distill: {alpha: 0.5}}}")
+    out = r.stdout + r.stderr
+    counts = job_counts(out)
+    assert counts.get("train") == 4 and counts.get("nas_unipolar_finalist") == 2 * 2, counts
+    assert "nas_unipolar_search" not in counts and "prepare_data" not in counts
     # train_noise for one model: that model (both datasets) retrains and nothing else does
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
                   "quant={train_noise: {uniform/b2: 0.01}}")

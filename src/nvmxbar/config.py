@@ -128,6 +128,14 @@ def _check_semantics(cfg: dict) -> None:
         if ds == "har" and m["conv"] and cfg["prepare_data"]["har"]["input_form"] == "engineered":
             raise ConfigError("config key 'model.har.conv': the engineered (561-feature) input has no channels; "
                               "use conv: [] (an MLP) or input_form: inertial")
+    from .nas import enqueue_params  # nas imports this module
+
+    for ds, space in cfg["nas_unipolar"]["space"].items():
+        for i, model in enumerate(space.get("enqueue", [])):
+            try:
+                enqueue_params(model, space)
+            except ValueError as e:
+                raise ConfigError(f"config key 'nas_unipolar.space.{ds}.enqueue[{i}]': {e}") from None
 
 
 def train_noise_for(value: Any, variant: str, bits: int | None) -> float:

@@ -87,6 +87,63 @@ def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
             "bias": base["bias"], "input_split": bool(split), "polarity": pol}
 
 
+def enqueue_params(model: dict, space: dict) -> dict[str, Any]:
+    """The Optuna parameters of a known architecture (config ``space.<dataset>.enqueue`` entry: ``conv``,
+    ``kernel_size``, optionally ``hidden``, ``input_split`` and ``polarity``, a mode or one per layer), so that the
+    search evaluates it first (Optuna's ``enqueue_trial``). Raises ValueError when it is not in ``space``."""
+    def pick(name, value, choices):
+        if value not in choices:
+            raise ValueError(f"{name} {value!r} is not among the search space's choices {choices}")
+        return value
+
+    conv, cpb = list(model["conv"]), int(space["convs_per_block"])
+    ks = model["kernel_size"]
+    n_conv = sum(1 for c in conv if c != "M")
+    ks = list(ks) if isinstance(ks, list) else [ks] * n_conv
+    if len(ks) != n_conv:
+        raise ValueError(f"kernel_size has {len(ks)} entries for {n_conv} convolutions")
+    params: dict[str, Any] = {}
+    i = b = 0
+    while i < len(conv):
+        widths = conv[i:i + cpb]
+        if len(widths) < cpb or "M" in widths or len(set(widths)) != 1:
+            raise ValueError(f"conv {conv}: block {b} is not {cpb} convolution(s) of one width then 2x pools")
+        kernels = ks[b * cpb:(b + 1) * cpb]
+        if len(set(kernels)) != 1:
+            raise ValueError(f"kernel_size {ks}: block {b} mixes kernel sizes {kernels}")
+        i += cpb
+        pools = 0
+        while i < len(conv) and conv[i] == "M":
+            pools, i = pools + 1, i + 1
+        params[f"width{b}"] = pick("width", widths[0], space["widths"])
+        params[f"kernel{b}"] = pick("kernel size", kernels[0], space["kernel_sizes"])
+        pool_choices = space.get("pools_per_block", [1])
+        pick("pools per block", pools, pool_choices)
+        if len(pool_choices) > 1:
+            params[f"pools{b}"] = pools
+        b += 1
+    params["blocks"] = pick("blocks", b, space["blocks"])
+    split_choices = space.get("input_split", [False])
+    split = pick("input_split", bool(model.get("input_split", False)), split_choices)
+    if len(split_choices) > 1:
+        params["input_split"] = split
+    hidden = list(model.get("hidden", []))
+    if len(hidden) > 1:
+        raise ValueError(f"hidden {hidden}: the search space has at most one dense layer")
+    params["hidden"] = pick("hidden", hidden[0] if hidden else 0, space["hidden"])
+    n_layers = b * cpb + len(hidden) + 1
+    pol = model.get("polarity", space["polarity"][0])
+    pol = [pol] * n_layers if isinstance(pol, str) else list(pol)
+    if len(pol) != n_layers:
+        raise ValueError(f"polarity: {len(pol)} modes for {n_layers} weight layers")
+    if len(space["polarity"]) > 1:
+        params.update({f"polarity{j}": pick("polarity", m, space["polarity"]) for j, m in enumerate(pol)})
+    else:
+        for m in pol:
+            pick("polarity", m, space["polarity"])
+    return params
+
+
 def hardware_of(model_cfg: dict, in_shape: list[int], num_classes: int, bits: int, quant_cfg: dict, map_cfg: dict,
                 cost_cfg: dict, calib_x=None) -> dict[str, float]:
     """Devices, tiles and area of an architecture mapped as unipolar at ``bits`` (weights do not matter)."""
@@ -337,6 +394,9 @@ def search_worker(*, data_npz, nas_dir, out_json, dataset: str, bits: int, worke
     TS = optuna.trial.TrialState
     finished = (TS.COMPLETE, TS.PRUNED)
     total = int(cfg["trials"])
+    with _locked(nas_dir / "ask.lock"):  # known architectures first, once per study (workers race)
+        for model in cfg["space"][dataset].get("enqueue", []):
+            study.enqueue_trial(enqueue_params(model, cfg["space"][dataset]), skip_if_exists=True)
     mine = run_trials(study, objective, total, worker, nas_dir / "ask.lock")
     doc = {"study": name, "worker": worker, "trials_run": mine, "wall_time_s": round(time.time() - t0, 2),
            "study_finished_trials": len(study.get_trials(states=finished))}
@@ -463,9 +523,10 @@ def _study_of(workers: list) -> str:
 
 def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str, bits: int, rank: int, rep: int,
                    cfg: dict, model_base: dict, train_cfg: dict, quant_cfg: dict, map_cfg: dict, noise_cfg: dict,
-                   seed: int, experiment: str | None = None, threads: int = 1, accelerator: str = "auto") -> dict:
+                   seed: int, experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
+                   teacher: str | Path | None = None) -> dict:
     """Rule nas_unipolar_finalist: retrain the ``rank``-th best COMPLETE trial of the study with the full recipe
-    (train.train, seed :func:`finalist_seed`) and score it as the search scores trials (mapped crossbar,
+    (train.train, seed :func:`finalist_seed`, distilled from ``teacher`` as the train rule does) and score it as the search scores trials (mapped crossbar,
     ``score.prog_sigma``, ``score.chips`` chips, validation split). Writes ``out_json``; the model and its
     metrics go to the folder of the same name. A slot with no candidate writes ``trial: null``."""
     import optuna
@@ -502,7 +563,7 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
                     out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
                     model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
                     threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
-                    run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}")
+                    run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}", teacher=teacher)
     net, mdoc = load_model(folder / "model.pt")
     score = cfg["score"]
     if float(score["prog_sigma"]) > 0:

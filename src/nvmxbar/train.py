@@ -95,9 +95,16 @@ def augment(x: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- module
 class Classifier(L.LightningModule):
-    def __init__(self, net: models.Net, lr: float, weight_decay: float, label_smoothing: float = 0.0):
+    """Cross-entropy, plus (``teacher``) knowledge distillation: loss = (1 - alpha) CE + alpha T^2 KL(teacher_T ||
+    student_T), T = ``distill["temperature"]`` (Hinton et al. 2015). The teacher is frozen, in eval mode, and
+    kept out of the module's parameters and checkpoints."""
+
+    def __init__(self, net: models.Net, lr: float, weight_decay: float, label_smoothing: float = 0.0,
+                 teacher: models.Net | None = None, distill: dict | None = None):
         super().__init__()
         self.net, self.lr, self.weight_decay, self.label_smoothing = net, lr, weight_decay, label_smoothing
+        self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None else []  # a list: not a submodule
+        self.distill = distill or {}
 
     def forward(self, x):
         return self.net(x)
@@ -106,6 +113,13 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self.net(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
+        if stage == "train" and self._teacher:
+            t, alpha = float(self.distill["temperature"]), float(self.distill["alpha"])
+            with torch.no_grad():
+                soft = F.softmax(self._teacher[0].to(x.device)(x) / t, dim=1)
+            kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean") * t * t
+            self.log("train_kd", kd, on_step=False, on_epoch=True)
+            loss = (1.0 - alpha) * loss + alpha * kd
         acc = (logits.argmax(1) == y).float().mean()
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
         self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
@@ -200,9 +214,10 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
           dataset: str, variant: str, bits: int | None, seed: int, model_cfg: dict, train_cfg: dict,
           quant_cfg: dict, experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
           rule: str = "train", arch_json: str | Path | None = None, extra_tags: dict | None = None,
-          run_name: str | None = None) -> dict[str, Any]:
+          run_name: str | None = None, teacher: str | Path | None = None) -> dict[str, Any]:
     """Train one network and write model.pt and metrics.json. Returns the metrics. ``extra_tags`` join the
-    MLflow run's tags (``mlflow.parentRunId`` nests it), ``run_name`` replaces its name.
+    MLflow run's tags (``mlflow.parentRunId`` nests it), ``run_name`` replaces its name. A quantized variant
+    with ``train_cfg["distill"]["alpha"] > 0`` learns from ``teacher`` (the float baseline's model.pt) too.
 
     A rerun after a killed job resumes from <out dir>/checkpoints/last.ckpt when the config is unchanged,
     and continues the same MLflow run."""
@@ -220,8 +235,21 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
     if select not in ("last", "best_val"):
         raise ValueError(f"train select must be 'last' or 'best_val', got {select!r}")
     q = quant_settings(variant, bits, quant_cfg)
+    distill = train_cfg.get("distill") if variant != "baseline" else None  # the baseline is the teacher
+    train_cfg = {k: v for k, v in train_cfg.items() if k != "distill"}  # only when on: models keep their hash
     params = {"dataset": dataset, "variant": variant, "bits": bits, "seed": seed, "model": model_cfg,
               "train": train_cfg, "quant": q, "data_sha256": prov["source"]["sha256"]}
+    teacher_net = None
+    if distill and float(distill.get("alpha", 0)) > 0:
+        if teacher is None:
+            raise ValueError("distill.alpha > 0 needs a teacher model (the float baseline's model.pt)")
+        if not 0 < float(distill["alpha"]) <= 1 or float(distill["temperature"]) <= 0:
+            raise ValueError(f"distill: alpha must be in (0, 1] and temperature > 0, got {distill}")
+        teacher_net, tdoc = load_model(teacher)
+        if tdoc["dataset"] != dataset or tdoc["class_names"] != prov.get("class_names", tdoc["class_names"]):
+            raise ValueError(f"teacher {teacher} was trained on {tdoc['dataset']!r}, not {dataset!r}")
+        params["distill"] = {"alpha": float(distill["alpha"]), "temperature": float(distill["temperature"]),
+                             "teacher_config_hash": tdoc["config_hash"]}
     chash = config_hash(params)
 
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
@@ -255,7 +283,8 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed)
         arch = models.make_arch(dm.in_shape, len(dm.class_names), model_cfg)
         net = models.build(arch, q)
-        module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0))
+        module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0),
+                            teacher=teacher_net, distill=params.get("distill"))
         best = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max",
                                                    enable_version_counter=False)
         # Its own callback: Lightning's save_last rewrites last.ckpt only in epochs that also improved the best,
@@ -293,6 +322,7 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
                                                      "act_fullscale": net.quant.act_fullscale.item(),
                                                      "adc_fullscale": net.quant.adc_fullscale.item()},
             "config_hash": chash, "mlflow_run_id": run_id, "data_sha256": prov["source"]["sha256"],
+            "distill": params.get("distill"),
         }
         model_doc = {"format": MODEL_FORMAT, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                      "arch": arch, "quant": q, "dataset": dataset, "variant": variant, "bits": bits,

@@ -50,6 +50,23 @@ def parse_model(model):
     return variant, int(bits)
 
 
+def distills(dataset):
+    """Quantized trainings of this dataset learn from its float baseline (train.<dataset>.distill.alpha > 0)."""
+    return float(CFG["train"][dataset]["distill"]["alpha"]) > 0
+
+
+def teacher(wc):
+    """Input of a quantized training that distills: the dataset's float baseline."""
+    return [f"{RESULTS}/{wc.dataset}/baseline/model.pt"] if distills(wc.dataset) else []
+
+
+def train_recipe(dataset, variant):
+    """train.<dataset> as a training of this variant sees it: the baseline never distills, so a change of
+    distill must not rerun it."""
+    cfg = CFG["train"][dataset]
+    return {k: v for k, v in cfg.items() if k != "distill"} if variant == "baseline" or not distills(dataset) else cfg
+
+
 def model_dir(wc):
     """Folder of the trained model a mapping uses: the float baseline serves every device resolution."""
     return "baseline" if wc.variant == "baseline" else f"{wc.variant}/b{wc.bits}"

@@ -27,7 +27,8 @@ rule nas_unipolar_search:
     params:
         cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k != "epochs"},  # trials use nas epochs
+        # trials use nas epochs and do not distill
+        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k not in ("epochs", "distill")},
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
@@ -54,12 +55,13 @@ rule nas_unipolar_finalist:
         workers=nas_workers,
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
+        teacher=teacher,
     output:
         json=f"{NAS}/finalists/rank{{rank}}_rep{{rep}}.json",
     params:
         cfg={"score": CFG["nas_unipolar"]["score"]},  # not finalists.count: more slots must not redo the others
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: CFG["train"][wc.dataset],
+        train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar"),
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},

@@ -4,6 +4,7 @@ rule train:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
         arch=lambda wc: [f"{RESULTS}/{wc.dataset}/{wc.model}/nas/arch.json"] if wc.model.startswith("unipolar/") else [],
+        teacher=lambda wc: teacher(wc) if wc.model != "baseline" else [],
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",
@@ -12,7 +13,7 @@ rule train:
         bits=lambda wc: parse_model(wc.model)[1],
         seed=CFG["seed"],
         model_cfg=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: CFG["train"][wc.dataset],
+        train_cfg=lambda wc: train_recipe(wc.dataset, parse_model(wc.model)[0]),
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], *parse_model(wc.model)) if wc.model != "baseline" else {},
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],

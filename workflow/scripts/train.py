@@ -8,4 +8,5 @@ with log_to(sm.log[0]):
           dataset=sm.wildcards.dataset, variant=sm.params.variant, bits=sm.params.bits, seed=sm.params.seed,
           model_cfg=sm.params.model_cfg, train_cfg=sm.params.train_cfg, quant_cfg=sm.params.quant_cfg,
           experiment=sm.params.experiment, threads=sm.params.num_threads or sm.threads,
-          accelerator=sm.params.accelerator, rule=sm.rule, arch_json=sm.input.arch[0] if sm.input.arch else None)
+          accelerator=sm.params.accelerator, rule=sm.rule, arch_json=sm.input.arch[0] if sm.input.arch else None,
+          teacher=sm.input.teacher[0] if sm.input.teacher else None)
