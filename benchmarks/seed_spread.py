@@ -12,6 +12,8 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
      [--arch FILE|JSON] unipolar: another architecture, an arch.json file or model keys merged over the
                        results' nas/arch.json, e.g. --arch '{"conv": [32, "M", 64, "M", "M"]}'
 e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
+     .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --set train.har.distill.alpha=0.5
+     (distillation: the teacher is results/<dataset>/baseline/model.pt)
 """
 import argparse
 import json
