@@ -16,7 +16,8 @@ CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
 
 
 def _row(trial, acc, area, state="COMPLETE"):
-    return {"trial": trial, "state": state, "val_accuracy": acc, "area_um2": area, "devices": int(area), "model": "{}"}
+    return {"trial": trial, "state": state, "val_accuracy": acc, "area_um2": area, "devices": int(area),
+            "model": json.dumps({"conv": [trial, "M"]})}
 
 
 def test_pareto_front_and_selection_rule():
@@ -38,6 +39,9 @@ def test_finalists_are_the_best_complete_trials_and_the_choice_is_on_their_mean_
     fin = nas.finalist_rows(rows, 3)
     assert [r["trial"] for r in fin] == [6, 1, 2]  # by search score; the tie (0.93) by area; pruned never
     assert len(nas.finalist_rows(rows, 99)) == 6 and nas.finalist_rows(rows, 0) == []
+    # one finalist per network: trial 7 samples trial 1's network again and scores better; trial 1 drops out
+    again = {**_row(7, 0.935, 80.0), "model": json.dumps({"conv": [1, "M"]}, indent=1)}
+    assert [r["trial"] for r in nas.finalist_rows(rows + [again], 3)] == [7, 6, 2]
     assert {nas.finalist_seed(0, i) for i in range(3)} == {1, 2, 3}  # never the workflow seed itself
     # full-recipe scores turn the order round: trial 2 (the smallest) is best, trial 6 lost 5 points
     docs = [{"trial": 6, "rank": 0, "val_acc_noisy": 0.88}, {"trial": 6, "rank": 0, "val_acc_noisy": 0.90},

@@ -482,9 +482,17 @@ def choose(rows: list[dict], margin: float, objective: str = "area_um2") -> tupl
 
 def finalist_rows(rows: list[dict], count: int) -> list[dict]:
     """The finalists: the ``count`` COMPLETE trials with the best search score (ties: smaller area, then the
-    earlier trial). Index = the finalist's rank, as rule nas_unipolar_finalist names it."""
-    done = [r for r in rows if r["state"] == "COMPLETE"]
-    return sorted(done, key=lambda r: (-r["val_accuracy"], r["area_um2"], r["trial"]))[:count]
+    earlier trial), one per architecture: a trial that repeats a better-ranked one's network (TPE samples a
+    small categorical space again; an enqueued network is sampled anew) would retrain the same network on
+    the same seeds. Index = the finalist's rank, as rule nas_unipolar_finalist names it."""
+    done = sorted((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: (-r["val_accuracy"], r["area_um2"], r["trial"]))
+    out, seen = [], set()
+    for r in done:
+        arch = json.dumps(json.loads(r["model"]), sort_keys=True)
+        if arch not in seen and len(out) < count:
+            seen.add(arch)
+            out.append(r)
+    return out
 
 
 def finalist_seed(seed: int, rep: int) -> int:
