@@ -144,6 +144,36 @@ def har_tiny(tmp_path_factory, data_dir):
 ENQUEUED = {"conv": [8, "M"], "kernel_size": 5, "polarity": ["row_groups", "positive"]}
 
 
+def test_subject_folds_validate_on_other_people_and_lose_no_window(har_tiny, tmp_path):
+    import numpy as np
+
+    d = dict(np.load(har_tiny / "har.npz"))
+    prepared = sorted(np.unique(d["subject_val"]).tolist())
+    assert data.subject_fold(har_tiny / "har.npz", tmp_path / "f0.npz", 0, seed=0) == prepared
+    assert not (tmp_path / "f0.npz").exists()  # fold 0 is the prepared split itself
+    seen = [set(prepared)]
+    for k in (1, 2, 3):
+        chosen = data.subject_fold(har_tiny / "har.npz", tmp_path / f"f{k}.npz", k, seed=0)
+        f = dict(np.load(tmp_path / f"f{k}.npz"))
+        assert len(chosen) == len(prepared) and all(not (set(chosen) & s) for s in seen)  # disjoint groups
+        seen.append(set(chosen))
+        assert sorted(np.unique(f["subject_val"]).tolist()) == chosen
+        assert not set(chosen) & set(np.unique(f["subject_train"]).tolist())
+        assert set(prepared) <= set(np.unique(f["subject_train"]).tolist())  # the prepared ones train now
+        assert len(f["y_train"]) + len(f["y_val"]) == len(d["y_train"]) + len(d["y_val"])
+        assert np.array_equal(f["x_test"], d["x_test"]) and np.array_equal(f["norm_mean"], d["norm_mean"])
+        # rows stay whole: each window keeps its label and subject
+        both_x = np.concatenate([d["x_train"], d["x_val"]])
+        both_s = np.concatenate([d["subject_train"], d["subject_val"]])
+        i = int(np.flatnonzero(np.isin(both_s, chosen))[0])
+        assert np.array_equal(f["x_val"][0], both_x[i])
+    assert data.subject_fold(har_tiny / "har.npz", tmp_path / "g.npz", 1, seed=1) != sorted(seen[1])  # seeded
+    no_subjects = {k: v for k, v in d.items() if not k.startswith("subject")}
+    np.savez(tmp_path / "c.npz", **no_subjects)
+    assert data.subject_fold(tmp_path / "c.npz", tmp_path / "c1.npz", 1, seed=0) is None
+    assert not (tmp_path / "c1.npz").exists()
+
+
 def _worker(har_tiny, nas_dir, w, uri):
     import os
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -218,6 +248,21 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
             cfg=fin_cfg, model_base=CFG["model"]["har"], train_cfg=train_cfg, quant_cfg=CFG["quant"],
             map_cfg=CFG["map_crossbar"], noise_cfg=CFG["evaluate_noise"], seed=0, experiment="nvmxbar-har",
             accelerator="cpu"))
+    # a second seed with val_folds validates on another group of subjects; the fold file does not stay behind
+    fold_doc = nas.finalist_stage(
+        workers=sorted(nas_dir.glob("worker*.json")), out_json=nas_dir / "folds" / "rank0_rep1.json",
+        data_npz=har_tiny / "har.npz", data_json=har_tiny / "har.json", dataset="har", bits=2, rank=0, rep=1,
+        cfg={**fin_cfg, "finalists": {**fin_cfg["finalists"], "val_folds": True}}, model_base=CFG["model"]["har"],
+        train_cfg=train_cfg, quant_cfg=CFG["quant"], map_cfg=CFG["map_crossbar"], noise_cfg=CFG["evaluate_noise"],
+        seed=0, accelerator="cpu")
+    assert fold_doc["val_subjects"] == data.subject_fold(har_tiny / "har.npz", tmp_path / "x.npz", 1, seed=0)
+    assert not set(fold_doc["val_subjects"]) & set(fdocs[0]["val_subjects"]) and fdocs[0]["trial"] == fold_doc["trial"]
+    fm = json.loads((nas_dir / "folds" / "rank0_rep1" / "metrics.json").read_text())
+    import numpy as np
+    with np.load(har_tiny / "har.npz") as d:
+        people = np.concatenate([d["subject_train"], d["subject_val"]])
+    assert fm["n_val"] == int(np.isin(people, fold_doc["val_subjects"]).sum())  # it validated on that group
+    assert not (nas_dir / "folds" / "rank0_rep1" / "fold.npz").exists()
     ranked = nas.finalist_rows(nas.trial_rows(study), 2)
     assert [d["trial"] for d in fdocs] == [r["trial"] for r in ranked][:2] + [None]
     for d in fdocs[:2]:

@@ -876,6 +876,33 @@ def _split_har(raw: dict, val_subjects: int, rng: np.random.Generator) -> tuple[
     return arrays, {"val_subjects": [int(s) for s in chosen]}
 
 
+def subject_fold(npz: str | Path, out: str | Path, fold: int, seed: int) -> list[int] | None:
+    """Write a copy of a prepared npz whose validation split is another group of whole subjects, as many as the
+    prepared one holds; the prepared validation subjects join training. Fold 0 is the prepared split itself;
+    fold k >= 1 takes the k-th group of a seeded shuffle of the training subjects (disjoint groups while
+    they last, then around again). Returns the fold's validation subjects, or None (nothing written) for
+    data without subject ids (CIFAR-10): its validation split is a random sample, not a few people."""
+    with np.load(npz, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    if "subject_val" not in arrays:
+        return None
+    held = np.unique(arrays["subject_val"])
+    if fold == 0:
+        return [int(s) for s in held]
+    pool = np.random.default_rng(seed).permutation(np.unique(arrays["subject_train"]))
+    groups = len(pool) // len(held)
+    if groups < 1:
+        raise DataError(f"{npz}: {len(pool)} training subjects cannot make a validation group of {len(held)}")
+    chosen = np.sort(pool[((fold - 1) % groups) * len(held):((fold - 1) % groups + 1) * len(held)])
+    for name in ("x", "y", "subject"):
+        both = np.concatenate([arrays[f"{name}_train"], arrays[f"{name}_val"]])
+        is_val = np.isin(np.concatenate([arrays["subject_train"], arrays["subject_val"]]), chosen)
+        arrays[f"{name}_train"], arrays[f"{name}_val"] = both[~is_val], both[is_val]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return [int(s) for s in chosen]
+
+
 def _split_cifar(raw: dict, val_fraction: float, rng: np.random.Generator) -> tuple[dict, dict]:
     y = raw["y_train"]
     n_val = int(round(len(y) * val_fraction))

@@ -539,6 +539,7 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
     metrics go to the folder of the same name. A slot with no candidate writes ``trial: null``."""
     import optuna
 
+    from .data import subject_fold
     from .train import load_model, train
 
     t0 = time.time()
@@ -567,6 +568,12 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
     tags = {"optuna.study": name, "optuna.trial": str(row["trial"]), "finalist_rank": str(rank)}
     if parent:
         tags["mlflow.parentRunId"] = parent
+    # rep k validates on its own group of subjects (finalists.val_folds): the mean over reps then rests on
+    # seeds x val_subjects people instead of the same few (HAR: 4) for every rep
+    fold, fold_npz = rep if cfg.get("finalists", {}).get("val_folds") else 0, folder / "fold.npz"
+    val_subjects = subject_fold(data_npz, fold_npz, fold, seed)  # the workflow seed: every finalist, same folds
+    if fold > 0 and val_subjects is not None:
+        data_npz = fold_npz
     metrics = train(data_npz=data_npz, data_json=data_json, out_model=folder / "model.pt",
                     out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
                     model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
@@ -579,11 +586,13 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
                                 score, fseed)
     else:
         scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
+    fold_npz.unlink(missing_ok=True)
     doc.update(trial=int(row["trial"]), model=json.loads(row["model"]), area_um2=row["area_um2"],
                devices=row["devices"], search_val_accuracy=row["val_accuracy"], epochs=int(train_cfg["epochs"]),
                val_acc_trained=metrics["val_accuracy"], **scores, test_accuracy=metrics["test_accuracy"],
                score={k: score[k] for k in ("prog_sigma", "chips", "samples") if k in score},
-               mlflow_run_id=metrics["mlflow_run_id"], wall_time_s=round(time.time() - t0, 2))
+               mlflow_run_id=metrics["mlflow_run_id"], wall_time_s=round(time.time() - t0, 2),
+               val_subjects=val_subjects)
     if metrics["mlflow_run_id"]:
         import mlflow
 

@@ -59,7 +59,8 @@ rule nas_unipolar_finalist:
     output:
         json=f"{NAS}/finalists/rank{{rank}}_rep{{rep}}.json",
     params:
-        cfg={"score": CFG["nas_unipolar"]["score"]},  # not finalists.count: more slots must not redo the others
+        # not finalists.count: more slots must not redo the others
+        cfg={"score": CFG["nas_unipolar"]["score"], "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]}},
         model_base=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar"),
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
