@@ -534,8 +534,9 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
                    seed: int, experiment: str | None = None, threads: int = 1, accelerator: str = "auto",
                    teacher: str | Path | None = None) -> dict:
     """Rule nas_unipolar_finalist: retrain the ``rank``-th best COMPLETE trial of the study with the full recipe
-    (train.train, seed :func:`finalist_seed`, distilled from ``teacher`` as the train rule does) and score it as the search scores trials (mapped crossbar,
-    ``score.prog_sigma``, ``score.chips`` chips, validation split). Writes ``out_json``; the model and its
+    (train.train, seed :func:`finalist_seed`, distilled from ``teacher`` as the train rule does) and score it as
+    the search scores trials (mapped crossbar, ``score.prog_sigma``, ``score.chips`` chips, validation split:
+    with ``finalists.val_folds`` rep k's own group of subjects, :func:`data.subject_fold`). Writes ``out_json``; the model and its
     metrics go to the folder of the same name. A slot with no candidate writes ``trial: null``."""
     import optuna
 
@@ -574,19 +575,21 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
     val_subjects = subject_fold(data_npz, fold_npz, fold, seed)  # the workflow seed: every finalist, same folds
     if fold > 0 and val_subjects is not None:
         data_npz = fold_npz
-    metrics = train(data_npz=data_npz, data_json=data_json, out_model=folder / "model.pt",
-                    out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
-                    model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
-                    threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
-                    run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}", teacher=teacher)
-    net, mdoc = load_model(folder / "model.pt")
     score = cfg["score"]
-    if float(score["prog_sigma"]) > 0:
-        scores = crossbar_score(net, mdoc["arch"], mdoc["quant"], data_npz, dataset, bits, map_cfg, quant_cfg, noise_cfg,
-                                score, fseed)
-    else:
-        scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
-    fold_npz.unlink(missing_ok=True)
+    try:  # the fold copy goes whether the training finishes or not
+        metrics = train(data_npz=data_npz, data_json=data_json, out_model=folder / "model.pt",
+                        out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
+                        model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
+                        threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
+                        run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}", teacher=teacher)
+        net, mdoc = load_model(folder / "model.pt")
+        if float(score["prog_sigma"]) > 0:
+            scores = crossbar_score(net, mdoc["arch"], mdoc["quant"], data_npz, dataset, bits, map_cfg, quant_cfg,
+                                    noise_cfg, score, fseed)
+        else:
+            scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
+    finally:
+        fold_npz.unlink(missing_ok=True)
     doc.update(trial=int(row["trial"]), model=json.loads(row["model"]), area_um2=row["area_um2"],
                devices=row["devices"], search_val_accuracy=row["val_accuracy"], epochs=int(train_cfg["epochs"]),
                val_acc_trained=metrics["val_accuracy"], **scores, test_accuracy=metrics["test_accuracy"],

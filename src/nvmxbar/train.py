@@ -246,7 +246,7 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         if not 0 < float(distill["alpha"]) <= 1 or float(distill["temperature"]) <= 0:
             raise ValueError(f"distill: alpha must be in (0, 1] and temperature > 0, got {distill}")
         teacher_net, tdoc = load_model(teacher)
-        if tdoc["dataset"] != dataset or tdoc["class_names"] != prov.get("class_names", tdoc["class_names"]):
+        if tdoc["dataset"] != dataset:
             raise ValueError(f"teacher {teacher} was trained on {tdoc['dataset']!r}, not {dataset!r}")
         params["distill"] = {"alpha": float(distill["alpha"]), "temperature": float(distill["temperature"]),
                              "teacher_config_hash": tdoc["config_hash"]}
