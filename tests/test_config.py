@@ -58,6 +58,8 @@ def test_every_schema_property_has_a_description():
     ({"model": {"har": {"conv": [], "hidden": [16], "colour": 1}}}, "model.har.colour"),
     ({"quant": {"train_noise": {"4bit": 0.02}}}, "quant.train_noise"),
     ({"quant": {"train_noise": {"unipolar/b4": 1.5}}}, "quant.train_noise"),
+    ({"train": {"har": {"fit_on": "val"}}}, "train.har.fit_on"),
+    ({"train": {"cifar10": {"fit_on": "train+val", "select": "best_val"}}}, "train.cifar10.fit_on"),
 ])
 def test_malformed_config_is_rejected_with_the_key_named(override, key):
     with pytest.raises(config.ConfigError) as err:

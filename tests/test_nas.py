@@ -253,8 +253,9 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
         workers=sorted(nas_dir.glob("worker*.json")), out_json=nas_dir / "folds" / "rank0_rep1.json",
         data_npz=har_tiny / "har.npz", data_json=har_tiny / "har.json", dataset="har", bits=2, rank=0, rep=1,
         cfg={**fin_cfg, "finalists": {**fin_cfg["finalists"], "val_folds": True}}, model_base=CFG["model"]["har"],
-        train_cfg=train_cfg, quant_cfg=CFG["quant"], map_cfg=CFG["map_crossbar"], noise_cfg=CFG["evaluate_noise"],
-        seed=0, accelerator="cpu")
+        # fit_on train+val is for deployments: a finalist is scored on held-out people, so it never fits on them
+        train_cfg={**train_cfg, "fit_on": "train+val"}, quant_cfg=CFG["quant"], map_cfg=CFG["map_crossbar"],
+        noise_cfg=CFG["evaluate_noise"], seed=0, accelerator="cpu")
     assert fold_doc["val_subjects"] == data.subject_fold(har_tiny / "har.npz", tmp_path / "x.npz", 1, seed=0)
     assert not set(fold_doc["val_subjects"]) & set(fdocs[0]["val_subjects"]) and fdocs[0]["trial"] == fold_doc["trial"]
     fm = json.loads((nas_dir / "folds" / "rank0_rep1" / "metrics.json").read_text())
@@ -262,6 +263,7 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     with np.load(har_tiny / "har.npz") as d:
         people = np.concatenate([d["subject_train"], d["subject_val"]])
     assert fm["n_val"] == int(np.isin(people, fold_doc["val_subjects"]).sum())  # it validated on that group
+    assert fm["fit_on"] == "train" and fm["n_fit"] + fm["n_val"] == len(people)
     assert not (nas_dir / "folds" / "rank0_rep1" / "fold.npz").exists()
     ranked = nas.finalist_rows(nas.trial_rows(study), 2)
     assert [d["trial"] for d in fdocs] == [r["trial"] for r in ranked][:2] + [None]

@@ -144,6 +144,33 @@ def test_unknown_select_is_refused(har_small, tmp_path):
         run(har_small, tmp_path, recipe={"epochs": 1, "select": "best"})
 
 
+def test_fit_on_train_val_trains_on_every_validation_window_too(har_small, tmp_path):
+    import numpy as np
+
+    from nvmxbar.train import NpzDataModule
+
+    d = np.load(har_small / "har.npz")
+    seen = {}
+    for fit_on in ("train", "train+val"):
+        batches = list(NpzDataModule(har_small / "har.npz", 64, fit_on=fit_on).train_dataloader())
+        seen[fit_on] = torch.cat([x for x, _ in batches]).flatten(1)
+    assert len(seen["train"]) == len(d["y_train"]) == 600
+    assert len(seen["train+val"]) == len(d["y_train"]) + len(d["y_val"]) == 800
+    key = lambda rows: {r.numpy().tobytes() for r in rows}  # noqa: E731
+    assert key(torch.from_numpy(d["x_val"]).flatten(1)) <= key(seen["train+val"])
+    assert not key(torch.from_numpy(d["x_val"]).flatten(1)) & key(seen["train"])
+    both = run(har_small, tmp_path / "both", recipe={"epochs": 1, "fit_on": "train+val"})
+    plain = run(har_small, tmp_path / "plain", recipe={"epochs": 1, "fit_on": "train"})
+    keyless = run(har_small, tmp_path / "keyless", recipe={"epochs": 1})
+    assert (both["fit_on"], both["n_fit"]) == ("train+val", 800) and (plain["fit_on"], plain["n_fit"]) == ("train", 600)
+    # the default leaves a model's hash as it was before the key existed; train+val is another model
+    assert plain["config_hash"] == keyless["config_hash"] != both["config_hash"]
+    with pytest.raises(ValueError, match="best_val"):
+        run(har_small, tmp_path / "x", recipe={"epochs": 1, "fit_on": "train+val", "select": "best_val"})
+    with pytest.raises(ValueError, match="fit_on"):
+        run(har_small, tmp_path / "y", recipe={"epochs": 1, "fit_on": "val"})
+
+
 def test_changed_config_does_not_resume(har_small, tmp_path):
     out = tmp_path / "c"
     (out / "checkpoints").mkdir(parents=True)

@@ -9,6 +9,7 @@ import mlflow
 import pytest
 
 from conftest import REPO
+from nvmxbar import config
 
 SMK = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
 
@@ -200,6 +201,14 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     counts = job_counts(out)
     assert counts.get("train") == 4 and counts.get("nas_unipolar_finalist") == 2 * 2, counts
     assert "nas_unipolar_search" not in counts and "prepare_data" not in counts
+    # what the deployed models fit on: all five HAR trainings rerun; the finalists, which score on held-out
+    # subjects and so never fit on them, and the search stay
+    other = {"train": "train+val", "train+val": "train"}[config.load(REPO / "config.yaml")["train"]["har"]["fit_on"]]
+    r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
+                  f"train={{har: {{fit_on: {other}}}}}")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("train") == 5 and counts.get("map_crossbar") == 6, counts
+    assert not {"nas_unipolar_finalist", "nas_unipolar_search", "nas_unipolar", "prepare_data"} & set(counts)
     # train_noise for one model: that model (both datasets) retrains and nothing else does
     r = snakemake(work, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}",
                   "quant={train_noise: {uniform/b2: 0.01}}")

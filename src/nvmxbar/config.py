@@ -125,6 +125,10 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(f"config key 'model.{ds}.kernel_size': {len(ks)} entries for {n_conv} convolutions")
         if m["conv"] and m["conv"][0] == "M":
             raise ConfigError(f"config key 'model.{ds}.conv': must start with a convolution, not 'M'")
+        t = cfg["train"][ds]
+        if t.get("fit_on") == "train+val" and t.get("select") == "best_val":
+            raise ConfigError(f"config key 'train.{ds}.fit_on': train+val trains on the validation split, so "
+                              f"select: best_val cannot choose an epoch by it; use select: last or fit_on: train")
         if ds == "har" and m["conv"] and cfg["prepare_data"]["har"]["input_form"] == "engineered":
             raise ConfigError("config key 'model.har.conv': the engineered (561-feature) input has no channels; "
                               "use conv: [] (an MLP) or input_form: inertial")

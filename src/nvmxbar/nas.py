@@ -579,8 +579,9 @@ def finalist_stage(*, workers: list, out_json, data_npz, data_json, dataset: str
     try:  # the fold copy goes whether the training finishes or not
         metrics = train(data_npz=data_npz, data_json=data_json, out_model=folder / "model.pt",
                         out_metrics=folder / "metrics.json", dataset=dataset, variant="unipolar", bits=bits, seed=fseed,
-                        model_cfg=model_cfg, train_cfg=train_cfg, quant_cfg=quant_cfg, experiment=experiment,
-                        threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
+                        # scored on validation data, so never fitted on it (train.<dataset>.fit_on is for deployments)
+                        model_cfg=model_cfg, train_cfg={**train_cfg, "fit_on": "train"}, quant_cfg=quant_cfg,
+                        experiment=experiment, threads=threads, accelerator=accelerator, rule="nas_unipolar_finalist", extra_tags=tags,
                         run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}", teacher=teacher)
         net, mdoc = load_model(folder / "model.pt")
         if float(score["prog_sigma"]) > 0:

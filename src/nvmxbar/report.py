@@ -147,7 +147,10 @@ def collect(results_dir: str | Path, datasets: Iterable[str], variants: Iterable
                     q = met.get("quant") or {}
                     training.append({"dataset": ds, "model": mdir, "variant": v, "bits": None if v == "baseline" else b,
                                      "test_accuracy": float(met["test_accuracy"]),
-                                     "val_accuracy": float(met.get("val_accuracy", math.nan)),
+                                     # fit_on train+val: the validation windows trained it, so no held-out figure
+                                     "val_accuracy": math.nan if met.get("fit_on") == "train+val"
+                                     else float(met.get("val_accuracy", math.nan)),
+                                     "fit_on": met.get("fit_on", "train"),
                                      "epochs": int(met["epochs"]), "best_epoch": met.get("best_epoch"),
                                      "selected_epoch": met.get("selected_epoch", met.get("best_epoch")),
                                      "n_test": met.get("n_test"), "wall_time_s": met.get("wall_time_s"),

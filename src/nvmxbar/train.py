@@ -26,6 +26,7 @@ from . import models, tracking
 from .config import config_hash, train_noise_for
 
 MODEL_FORMAT = "nvmxbar.model/1"
+FIT_ON = ("train", "train+val")  # train.<dataset>.fit_on: what the optimiser sees
 
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners and tips in job logs
 warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers|exists and is not empty).*")
@@ -36,9 +37,12 @@ class NpzDataModule(L.LightningDataModule):
     """Batches from a prepared results/data/<dataset>.npz. uint8 images are scaled and normalised per
     channel (train statistics stored in the npz) after the batch reaches the device."""
 
-    def __init__(self, path: str | Path, batch_size: int, augment: bool = False, seed: int = 0):
+    def __init__(self, path: str | Path, batch_size: int, augment: bool = False, seed: int = 0, fit_on: str = "train"):
         super().__init__()
         self.path, self.batch_size, self.augment, self.seed = Path(path), batch_size, augment, seed
+        if fit_on not in FIT_ON:
+            raise ValueError(f"fit_on must be one of {FIT_ON}, got {fit_on!r}")
+        self.fit_on = fit_on
         with np.load(self.path, allow_pickle=False) as d:
             self.arrays = {k: d[k] for k in d.files}
         self.class_names = [str(c) for c in self.arrays["class_names"]]
@@ -56,7 +60,10 @@ class NpzDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._ds("train"), batch_size=self.batch_size, shuffle=True, generator=g, drop_last=False)
+        ds = self._ds("train")
+        if self.fit_on == "train+val":  # the validation windows train too (they are then not held out)
+            ds = torch.utils.data.ConcatDataset([ds, self._ds("val")])
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=False)
 
     def val_dataloader(self):
         return DataLoader(self._ds("val"), batch_size=max(self.batch_size, 512))
@@ -231,12 +238,18 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         model_cfg = {**model_cfg, **json.loads(Path(arch_json).read_text())["model"]}
     if variant == "unipolar" and model_cfg.get("polarity") is None:
         raise ValueError("variant 'unipolar' needs a polarity in the model (from nas_unipolar's arch.json)")
-    select = train_cfg.get("select", "last")
+    select, fit_on = train_cfg.get("select", "last"), train_cfg.get("fit_on", "train")
     if select not in ("last", "best_val"):
         raise ValueError(f"train select must be 'last' or 'best_val', got {select!r}")
+    if fit_on not in FIT_ON:
+        raise ValueError(f"train fit_on must be one of {FIT_ON}, got {fit_on!r}")
+    if fit_on == "train+val" and select == "best_val":
+        raise ValueError("train fit_on 'train+val' trains on the validation split, so select 'best_val' cannot use it "
+                         "to choose an epoch: use select 'last'")
     q = quant_settings(variant, bits, quant_cfg)
     distill = train_cfg.get("distill") if variant != "baseline" else None  # the baseline is the teacher
-    train_cfg = {k: v for k, v in train_cfg.items() if k != "distill"}  # only when on: models keep their hash
+    # only when on: models trained without them keep their hash
+    train_cfg = {k: v for k, v in train_cfg.items() if k != "distill" and not (k == "fit_on" and v == "train")}
     params = {"dataset": dataset, "variant": variant, "bits": bits, "seed": seed, "model": model_cfg,
               "train": train_cfg, "quant": q, "data_sha256": prov["source"]["sha256"]}
     teacher_net = None
@@ -280,7 +293,7 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
 
     try:
         L.seed_everything(seed, workers=True, verbose=False)
-        dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed)
+        dm = NpzDataModule(data_npz, train_cfg["batch_size"], train_cfg.get("augment", False), seed, fit_on)
         arch = models.make_arch(dm.in_shape, len(dm.class_names), model_cfg)
         net = models.build(arch, q)
         module = Classifier(net, train_cfg["lr"], train_cfg["weight_decay"], train_cfg.get("label_smoothing", 0.0),
@@ -309,6 +322,8 @@ def train(*, data_npz: str | Path, data_json: str | Path, out_model: str | Path,
         metrics = {
             "dataset": dataset, "variant": variant, "bits": bits, "seed": seed,
             "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
+            "fit_on": fit_on,  # train+val: val_accuracy is measured on windows it trained on
+            "n_fit": int(len(dm.arrays["y_train"]) + (len(dm.arrays["y_val"]) if fit_on == "train+val" else 0)),
             "per_class_accuracy": test["per_class"], "val_per_class_accuracy": val["per_class"],
             "confusion_test": test["confusion"], "n_test": test["n"], "n_val": val["n"],
             "epochs": int(train_cfg["epochs"]), "best_epoch": best_epoch + 1, "select": select,

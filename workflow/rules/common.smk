@@ -60,11 +60,15 @@ def teacher(wc):
     return [f"{RESULTS}/{wc.dataset}/baseline/model.pt"] if distills(wc.dataset) else []
 
 
-def train_recipe(dataset, variant):
+def train_recipe(dataset, variant, held_out=False):
     """train.<dataset> as a training of this variant sees it: the baseline never distills, so a change of
-    distill must not rerun it."""
+    distill must not rerun it. held_out (the NAS finalists): they score on validation data, so they never fit
+    on it, whatever fit_on says; fit_on: train is left out (it is the default) so that adding the key reran nothing."""
     cfg = CFG["train"][dataset]
-    return {k: v for k, v in cfg.items() if k != "distill"} if variant == "baseline" or not distills(dataset) else cfg
+    drop = set() if variant != "baseline" and distills(dataset) else {"distill"}
+    if held_out or cfg.get("fit_on", "train") == "train":
+        drop.add("fit_on")
+    return {k: v for k, v in cfg.items() if k not in drop}
 
 
 def model_dir(wc):

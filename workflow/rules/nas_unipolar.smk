@@ -27,8 +27,8 @@ rule nas_unipolar_search:
     params:
         cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
-        # trials use nas epochs and do not distill
-        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k not in ("epochs", "distill")},
+        # trials use nas epochs, do not distill and fit on the training split alone
+        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k not in ("epochs", "distill", "fit_on")},
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
@@ -62,7 +62,7 @@ rule nas_unipolar_finalist:
         # not finalists.count: more slots must not redo the others
         cfg={"score": CFG["nas_unipolar"]["score"], "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]}},
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar"),
+        train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar", held_out=True),
         quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
