@@ -40,9 +40,7 @@ class NpzDataModule(L.LightningDataModule):
     def __init__(self, path: str | Path, batch_size: int, augment: bool = False, seed: int = 0, fit_on: str = "train"):
         super().__init__()
         self.path, self.batch_size, self.augment, self.seed = Path(path), batch_size, augment, seed
-        if fit_on not in FIT_ON:
-            raise ValueError(f"fit_on must be one of {FIT_ON}, got {fit_on!r}")
-        self.fit_on = fit_on
+        self.fit_on = fit_on  # "train" or "train+val" (checked by train() before any work starts)
         with np.load(self.path, allow_pickle=False) as d:
             self.arrays = {k: d[k] for k in d.files}
         self.class_names = [str(c) for c in self.arrays["class_names"]]
