@@ -4,8 +4,11 @@ CORES  ?= 8
 ARGS   ?=
 PORT   ?= 5055
 PY     := $(VENV)/bin/python
+# The real datasets for the integration and workflow tiers (a folder with uci_har/ and cifar10/).
+export NVMXBAR_DATA_DIR ?= $(abspath data)
+export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: setup run test ui report clean-results
+.PHONY: setup run test test-unit test-integration test-workflow lint ui report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,17 +18,35 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-## make run ARGS='--config profile=smoke data_dir=../shared/data' : the workflow (snakemake --cores $(CORES))
+## make run ARGS='--config profile=smoke data_dir=/path/to/data' : the workflow (snakemake --cores $(CORES))
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) $(ARGS)
 
-## make test : the test suite (real data from $$NVMXBAR_DATA_DIR, default ../shared/data)
+## make test : all three tiers (unit, integration, workflow); real data from $$NVMXBAR_DATA_DIR (default ./data)
 test: setup
 	$(PY) -m pytest $(ARGS)
 
+## make test-unit : the unit tier alone (seconds per test, no real data)
+test-unit: setup
+	$(PY) -m pytest tests/unit $(ARGS)
+
+test-integration: setup
+	$(PY) -m pytest tests/integration $(ARGS)
+
+test-workflow: setup
+	$(PY) -m pytest tests/workflow $(ARGS)
+
+## make lint : ruff (rules and format), snakefmt, snakemake --lint, the import contract
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakemake --lint --config data_dir=/nonexistent download=false
+	$(VENV)/bin/lint-imports
+
 ## make ui : the MLflow UI on http://127.0.0.1:$(PORT) over results/mlflow.db
 ui: setup
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow server \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
 	  --backend-store-uri sqlite:///$(abspath results/mlflow.db) \
 	  --default-artifact-root $(abspath results/mlartifacts) --host 127.0.0.1 --port $(PORT) --workers 1
 

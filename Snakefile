@@ -1,5 +1,5 @@
 # nvmxbar: train small DNNs for analog NVM crossbars, map them, measure accuracy, area and energy.
-# Run: snakemake --cores 8 [--config profile=smoke data_dir=../shared/data]. See README.md.
+# Run: snakemake --cores 8 [--config profile=smoke data_dir=/path/to/data]. See README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -6,6 +6,7 @@ Prints, for every results/<dataset>/<variant>/b<bits>/ with a crossbar.npz:
     and the cost per chip-window, extrapolated to the configured sweep (settings x chips x windows).
 Not a test. Run: .venv/bin/python benchmarks/noise_sweep.py [results_dir] [dataset]
 """
+
 import json
 import math
 import sys
@@ -17,18 +18,28 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from nvmxbar import config, noise  # noqa: E402
-from nvmxbar.crossbar import Simulator, network_inputs  # noqa: E402
+from nvmxbar import config  # noqa: E402
+from nvmxbar.core import noise  # noqa: E402
+from nvmxbar.core.simulator import Simulator  # noqa: E402
+from nvmxbar.data.arrays import network_inputs  # noqa: E402
+from nvmxbar.settings import MonteCarlo, NoiseModel  # noqa: E402
 
 results = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
 dataset = sys.argv[2] if len(sys.argv) > 2 else "har"
 torch.set_num_threads(2)
-cfg = config.validate(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text()))["evaluate_noise"]
-n_settings = len(noise.settings_grid(cfg["sweep"]))
+cfg = config.validate(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text()))[
+    "evaluate_noise"
+]
+mc = MonteCarlo.from_config(cfg)
+n_settings = len(mc.models)
 data = results / "data" / f"{dataset}.npz"
 x, y = network_inputs(data, "test", None)
-print(f"{dataset}: {len(x)} test windows; full-profile sweep = {n_settings} settings x {cfg['instances']} chips; 2 threads")
-print(f"{'model':<14}{'tiles':>6}{'devices':>10}{'recorded sweep':>16}{'1 setting, 5 chips, 512':>26}{'us/chip-window':>16}{'sweep (extrap.)':>17}")
+print(
+    f"{dataset}: {len(x)} test windows; full-profile sweep = {n_settings} settings x {cfg['instances']} chips; 2 threads"
+)
+print(
+    f"{'model':<14}{'tiles':>6}{'devices':>10}{'recorded sweep':>16}{'1 setting, 5 chips, 512':>26}{'us/chip-window':>16}{'sweep (extrap.)':>17}"
+)
 total_rec = total_ext = 0.0
 for npz in sorted(results.glob(f"{dataset}/*/b*/crossbar.npz")):
     d = npz.parent
@@ -37,17 +48,19 @@ for npz in sorted(results.glob(f"{dataset}/*/b*/crossbar.npz")):
         sim = Simulator({k: z[k] for k in z.files}, mapping)
     summ = d / "noise_summary.json"
     rec = json.loads(summ.read_text())["wall_time_s"] if summ.exists() else float("nan")
-    setting = {**{k: 0.0 for k in noise.SETTING_KEYS}, "on_off_ratio": None, "prog_sigma": 0.02}
-    pert = noise.Perturbation(setting, 5, sim, torch.Generator().manual_seed(0), cfg["drift"])
+    model = NoiseModel.programming(0.02, mc.models[0].drift)
+    pert = noise.Perturbation(model, 5, sim, torch.Generator().manual_seed(0))
     t = time.perf_counter()
     for a in range(0, 512, cfg["batch_size"]):
-        sim.forward(x[a:a + cfg["batch_size"]], perturb=pert)
+        sim.forward(x[a : a + cfg["batch_size"]], perturb=pert)
     dt = time.perf_counter() - t
     per = dt / (5 * 512)
-    noisy = sum(1 for s in noise.settings_grid(cfg["sweep"]) if any(s.get(k) for k in noise.SETTING_KEYS))
+    noisy = sum(1 for m in mc.models if not m.ideal)
     ext = per * noisy * cfg["instances"] * len(x)
     total_rec += 0 if math.isnan(rec) else rec
     total_ext += ext
     name = f"{d.parent.name}/{d.name}"
-    print(f"{name:<14}{mapping['total']['tiles']:>6}{mapping['total']['devices']:>10}{rec:>15.0f}s{dt:>25.2f}s{per * 1e6:>16.0f}{ext:>16.0f}s")
+    print(
+        f"{name:<14}{mapping['total']['tiles']:>6}{mapping['total']['devices']:>10}{rec:>15.0f}s{dt:>25.2f}s{per * 1e6:>16.0f}{ext:>16.0f}s"
+    )
 print(f"{'all':<14}{'':>6}{'':>10}{total_rec:>15.0f}s{'':>26}{'':>16}{total_ext:>16.0f}s")

@@ -15,6 +15,7 @@ e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0
      .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --set train.har.distill.alpha=0.5
      (distillation: the teacher is results/<dataset>/baseline/model.pt)
 """
+
 import argparse
 import json
 import statistics
@@ -29,11 +30,16 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def one(seed: int, a: argparse.Namespace) -> dict:
     import torch
-
-    from nvmxbar import config, crossbar, noise
-    from nvmxbar.train import load_model, train
-
     import yaml
+
+    from nvmxbar import config
+    from nvmxbar.core import noise
+    from nvmxbar.core.schemes import map_network
+    from nvmxbar.core.simulator import Simulator
+    from nvmxbar.data.arrays import network_inputs
+    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, QuantSettings, Recipe, quant_for
+    from nvmxbar.stages import train
+    from nvmxbar.training.model_io import load_model
 
     over: dict = {}
     for item in a.set:
@@ -43,32 +49,53 @@ def one(seed: int, a: argparse.Namespace) -> dict:
         for k in parents:
             node = node.setdefault(k, {})
         node[leaf] = yaml.safe_load(value)
-    cfg = config.select_profile(config.load(ROOT / "config.yaml", over), a.profile)
+    cfg = config.load(ROOT / "config.yaml", {**over, "profile": a.profile})
     res, ds = Path(a.results), a.dataset
     bits = None if a.variant == "baseline" else a.bits
     arch = res / ds / a.variant / f"b{bits}" / "nas" / "arch.json" if a.variant == "unipolar" else None
     out = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
     if arch is not None and a.arch:
         arch = Path(a.arch) if Path(a.arch).is_file() else _merged_arch(arch, a.arch, out / "arch.json")
-    m = train(data_npz=res / "data" / f"{ds}.npz", data_json=res / "data" / f"{ds}.json", out_model=out / "model.pt",
-              out_metrics=out / "metrics.json", dataset=ds, variant=a.variant, bits=bits, seed=seed,
-              model_cfg=cfg["model"][ds], train_cfg=cfg["train"][ds], quant_cfg=cfg["quant"], threads=a.threads,
-              accelerator="cpu", arch_json=arch,
-              teacher=res / ds / "baseline" / "model.pt" if cfg["train"][ds].get("distill", {}).get("alpha") else None)
+    quant = QuantSettings.from_config(a.variant, bits, quant_for(cfg["quant"], a.variant, bits), cfg["map_crossbar"])
+    m = train.run(
+        data_npz=res / "data" / f"{ds}.npz",
+        data_json=res / "data" / f"{ds}.json",
+        out_model=out / "model.pt",
+        out_metrics=out / "metrics.json",
+        dataset=ds,
+        variant=a.variant,
+        bits=bits,
+        seed=seed,
+        model_cfg=cfg["model"][ds],
+        recipe=Recipe.from_config(cfg["train"][ds]),
+        quant=quant,
+        threads=a.threads,
+        accelerator="cpu",
+        arch_json=arch,
+        teacher=res / ds / "baseline" / "model.pt" if cfg["train"][ds]["distill"]["alpha"] else None,
+    )
     row = {"seed": seed, "val": m["val_accuracy"], "test": m["test_accuracy"], "xbar": float("nan")}
     if bits is not None:
         torch.set_num_threads(a.threads)
-        net, doc = load_model(out / "model.pt")
-        x, _ = crossbar.network_inputs(res / "data" / f"{ds}.npz", "train", int(cfg["map_crossbar"]["calibration_samples"]))
-        arrays, mapping = crossbar.map_network(net, doc, cfg["map_crossbar"], cfg["quant"], calib_x=x, device_bits=bits)
-        xt, yt = crossbar.network_inputs(res / "data" / f"{ds}.npz", "test")
-        sim = crossbar.Simulator(arrays, mapping)
+        net, _ = load_model(out / "model.pt")
+        ms = MapSettings.from_config(cfg["map_crossbar"], cfg["quant"])
+        x, _ = network_inputs(res / "data" / f"{ds}.npz", "train", ms.calibration_samples)
+        arrays, mapping = map_network(net, bits, ms, calib_x=x)
+        xt, yt = network_inputs(res / "data" / f"{ds}.npz", "test")
+        sim = Simulator(arrays, mapping)
         row["xbar"] = noise.ideal_accuracy(sim, xt, yt)
         if a.no_adc:
             row["no_adc"] = noise.ideal_accuracy(sim, xt, yt, adc=False)
         if a.noise:
-            ncfg = {**cfg["evaluate_noise"], "instances": a.chips, "sweep": {"prog_sigma": [a.noise]}}
-            row["noisy"] = noise.evaluate(sim, xt, yt, ncfg, seed=seed, progress=False)[0]["accuracy_mean"]
+            full = MonteCarlo.from_config(cfg["evaluate_noise"])
+            mc = MonteCarlo(
+                a.chips,
+                None,
+                full.batch_size,
+                full.instance_chunk,
+                (NoiseModel.programming(a.noise, full.models[0].drift),),
+            )
+            row["noisy"] = noise.evaluate(sim, xt, yt, mc, seed=seed, progress=False)[0]["accuracy_mean"]
     return row
 
 
@@ -87,19 +114,27 @@ def main() -> None:
     p.add_argument("--profile", default="full")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. quant.adc_tile_rows=128")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. quant.adc_tile_rows=128"
+    )
     p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
-    p.add_argument("--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma")
+    p.add_argument(
+        "--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma"
+    )
     p.add_argument("--chips", type=int, default=10, help="chips per seed for --noise")
-    p.add_argument("--arch", default="", help="unipolar: an arch.json file, or JSON model keys merged over nas/arch.json")
+    p.add_argument(
+        "--arch", default="", help="unipolar: an arch.json file, or JSON model keys merged over nas/arch.json"
+    )
     a = p.parse_args()
     if a.arch and a.variant != "unipolar":
         p.error(f"--arch replaces a unipolar arch.json; for {a.variant} use --set model.{a.dataset}.<key>=<value>")
     with ProcessPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
-    print(f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}"
-          f"{', arch ' + a.arch if a.arch else ''}: "
-          f"accuracy per seed (test split)")
+    print(
+        f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}"
+        f"{', arch ' + a.arch if a.arch else ''}: "
+        f"accuracy per seed (test split)"
+    )
     cols = [("test", "trained"), ("xbar", "ideal xbar")]
     cols += [("no_adc", "xbar no ADC")] if a.no_adc else []
     cols += [("noisy", f"sigma {a.noise:g}")] if a.noise else []
@@ -109,7 +144,9 @@ def main() -> None:
     for k, name in cols:
         v = [r.get(k, float("nan")) for r in rows]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        print(f"{name:>11}: mean {statistics.mean(v):.4f}  std {sd:.4f}  min {min(v):.4f}  max {max(v):.4f}  (n={len(v)})")
+        print(
+            f"{name:>11}: mean {statistics.mean(v):.4f}  std {sd:.4f}  min {min(v):.4f}  max {max(v):.4f}  (n={len(v)})"
+        )
     print(json.dumps(rows))
 
 

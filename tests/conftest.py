@@ -1,3 +1,11 @@
+"""Shared fixtures of the three test tiers.
+
+tests/unit: seconds each, no real data (synthetic fixtures); tests/integration: the real data copies, Lightning
+training, an MLflow server; tests/workflow: real Snakemake runs. Each test gets its tier's marker from its folder
+(`pytest -m unit`, or `make test-unit`). A test that needs the real data fails, naming what to set, when the data
+is absent: it never skips silently.
+"""
+
 import os
 import sys
 from pathlib import Path
@@ -5,23 +13,36 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO / "src"))  # the package under test, even without `pip install -e .`
+TIERS = ("unit", "integration", "workflow")
 
 
-def shared_data_dir() -> Path | None:
-    """The real dataset copies: $NVMXBAR_DATA_DIR, else ../shared/data beside the repository."""
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(TESTS)
+        tier = rel.parts[0] if len(rel.parts) > 1 else None
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{rel}: every test lives in one tier folder: tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def real_data_dir() -> Path | None:
+    """The real dataset copies: $NVMXBAR_DATA_DIR (a folder with uci_har/ and cifar10/)."""
     env = os.environ.get("NVMXBAR_DATA_DIR")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", Path("/work/shared/data")]:
-        if cand.is_dir():
-            return cand.resolve()
-    return None
+    return Path(env).resolve() if env and Path(env).is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = shared_data_dir()
+    """The real data. Fails (not skips) when it is absent: integration and workflow tests need it."""
+    d = real_data_dir()
     if d is None:
-        pytest.skip("real data not found: set NVMXBAR_DATA_DIR to a folder with uci_har/ and cifar10/")
+        pytest.fail(
+            "real data not found: set NVMXBAR_DATA_DIR to a folder with uci_har/ and cifar10/ "
+            f"(got {os.environ.get('NVMXBAR_DATA_DIR')!r}); `make test` and .ci/run set it for you",
+            pytrace=False,
+        )
     return d
 
 
@@ -36,7 +57,7 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
     full-scales calibrated by one training-mode forward. Returns (net in eval mode, inputs)."""
     import torch
 
-    from nvmxbar.models import build
+    from nvmxbar.core.networks import build
 
     torch.manual_seed(seed)
     net = build(arch, quant).double()
@@ -45,3 +66,56 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
         net.train()
         net(x)  # calibrate the shared full-scales
     return net.eval(), x
+
+
+def map_settings(**over):
+    """MapSettings of the schema's map_crossbar defaults (dac/adc bits 4/6), with ``over`` replacing keys."""
+    from nvmxbar import config
+    from nvmxbar.settings import MapSettings
+
+    cfg = config.validate(
+        {
+            "model": {"har": {"conv": [], "hidden": []}, "cifar10": {"conv": [], "hidden": []}},
+            "train": {"har": {}, "cifar10": {}},
+            "map_crossbar": over,
+        }
+    )
+    return MapSettings.from_config(cfg["map_crossbar"], cfg["quant"])
+
+
+def make_synthetic_npz(
+    path: Path,
+    n_train: int = 96,
+    n_val: int = 48,
+    n_test: int = 48,
+    channels: int = 9,
+    length: int = 32,
+    classes: int = 3,
+    seed: int = 0,
+) -> Path:
+    """A prepared-npz lookalike (float windows, normalised) of a learnable toy task: the class is the sign
+    pattern of a channel's mean. With its .json provenance beside it."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        y = rng.integers(0, classes, n)
+        x = rng.normal(0, 1, (n, channels, length)).astype(np.float32)
+        x[np.arange(n), y % channels, :] += 2.0
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y.astype(np.int64)
+    arrays["class_names"] = np.array([f"c{i}" for i in range(classes)])
+    arrays["norm_mean"] = np.zeros(channels, np.float32)
+    arrays["norm_std"] = np.ones(channels, np.float32)
+    np.savez(path, **arrays)
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "source": {"sha256": "synthetic"},
+                "counts": {s: int(len(arrays[f"y_{s}"])) for s in ("train", "val", "test")},
+            }
+        )
+    )
+    return path

@@ -2,23 +2,28 @@
 config hash that identifies a stage's inputs.
 
 A value written as ``{full: X, smoke: Y}`` is replaced by the entry ``profile`` selects. The resolved
-config is then validated against workflow/schemas/config.schema.yaml; every error names the key.
+config is then validated against the packaged schema nvmxbar/resources/config.schema.yaml, which holds every
+key's description and default (the only place defaults live); every error names the key.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import logging
 import re
-import warnings
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+log = logging.getLogger(__name__)
+
 PROFILES = ("full", "smoke")
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = resources.files("nvmxbar.resources") / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -51,13 +56,16 @@ def select_profile(cfg: Any, profile: str, path: tuple = ()) -> Any:
         keys = set(cfg)
         if keys and keys & set(PROFILES) and not keys - set(PROFILES):
             if profile not in cfg:
-                raise ConfigError(f"config key '{_key(path)}': no value for profile '{profile}' "
-                                  f"(it gives {sorted(keys)})")
+                raise ConfigError(
+                    f"config key '{_key(path)}': no value for profile '{profile}' (it gives {sorted(keys)})"
+                )
             return select_profile(cfg[profile], profile, path)
         if keys & set(PROFILES) and len(keys - set(PROFILES)) and all(isinstance(k, str) for k in keys):
             odd = sorted(keys - set(PROFILES))
-            raise ConfigError(f"config key '{_key(path)}': per-profile value with unknown profile(s) {odd}; "
-                              f"profiles are {list(PROFILES)}")
+            raise ConfigError(
+                f"config key '{_key(path)}': per-profile value with unknown profile(s) {odd}; "
+                f"profiles are {list(PROFILES)}"
+            )
         return {k: select_profile(v, profile, path + (k,)) for k, v in cfg.items()}
     if isinstance(cfg, list):
         return [select_profile(v, profile, path + (i,)) for i, v in enumerate(cfg)]
@@ -112,51 +120,34 @@ def validate(cfg: dict) -> dict:
 
 
 def _check_semantics(cfg: dict) -> None:
-    tr, rows = cfg["quant"].get("adc_tile_rows", 0), cfg["map_crossbar"]["rows"]
-    if tr and tr != rows:  # legitimate as an ablation (models trained for one tile size, mapped onto another)
-        warnings.warn(f"config: quant.adc_tile_rows ({tr}) differs from map_crossbar.rows ({rows}): the networks are "
-                      f"trained for other row tiles than they are mapped onto, so the ideal crossbar will not equal "
-                      f"the trained network", stacklevel=2)
+    tr, rows = cfg["quant"]["adc_tile_rows"], cfg["map_crossbar"]["rows"]
+    if tr is not None and tr != rows:  # on purpose: models trained for one tile size, mapped onto another
+        log.warning(
+            "config: quant.adc_tile_rows (%s) differs from map_crossbar.rows (%s): the networks are trained "
+            "for other row tiles than they are mapped onto, so the ideal crossbar will not equal the trained "
+            "network",
+            tr,
+            rows,
+        )
     for ds in cfg["datasets"]:
         m = cfg["model"][ds]
         n_conv = sum(1 for c in m["conv"] if c != "M")
-        ks = m.get("kernel_size", 3)
+        ks = m["kernel_size"]
         if isinstance(ks, list) and len(ks) != n_conv:
             raise ConfigError(f"config key 'model.{ds}.kernel_size': {len(ks)} entries for {n_conv} convolutions")
         if m["conv"] and m["conv"][0] == "M":
             raise ConfigError(f"config key 'model.{ds}.conv': must start with a convolution, not 'M'")
         t = cfg["train"][ds]
-        if t.get("fit_on") == "train+val" and t.get("select") == "best_val":
-            raise ConfigError(f"config key 'train.{ds}.fit_on': train+val trains on the validation split, so "
-                              f"select: best_val cannot choose an epoch by it; use select: last or fit_on: train")
+        if t["fit_on"] == "train+val" and t["select"] == "best_val":
+            raise ConfigError(
+                f"config key 'train.{ds}.fit_on': train+val trains on the validation split, so "
+                f"select: best_val cannot choose an epoch by it; use select: last or fit_on: train"
+            )
         if ds == "har" and m["conv"] and cfg["prepare_data"]["har"]["input_form"] == "engineered":
-            raise ConfigError("config key 'model.har.conv': the engineered (561-feature) input has no channels; "
-                              "use conv: [] (an MLP) or input_form: inertial")
-    from .nas import enqueue_params  # nas imports this module
-
-    for ds, space in cfg["nas_unipolar"]["space"].items():
-        for i, model in enumerate(space.get("enqueue", [])):
-            try:
-                enqueue_params(model, space)
-            except ValueError as e:
-                raise ConfigError(f"config key 'nas_unipolar.space.{ds}.enqueue[{i}]': {e}") from None
-
-
-def train_noise_for(value: Any, variant: str, bits: int | None) -> float:
-    """``quant.train_noise`` of one quantized model: one number for every model, or a mapping keyed by
-    ``b<bits>`` (every variant at those bits) and ``<variant>/b<bits>`` (that model; it wins); a model the
-    mapping does not name trains without noise."""
-    if variant == "baseline":  # the float baseline is not quantized: nothing to add noise to
-        return 0.0
-    if isinstance(value, dict):
-        return float(value.get(f"{variant}/b{bits}", value.get(f"b{bits}", 0.0)))
-    return float(value or 0.0)
-
-
-def quant_for(quant_cfg: dict, variant: str, bits: int | None) -> dict:
-    """The ``quant`` section as one model sees it (``train_noise`` resolved to its number), so that a rule's
-    params change only when that model's settings do."""
-    return {**quant_cfg, "train_noise": train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)}
+            raise ConfigError(
+                "config key 'model.har.conv': the engineered (561-feature) input has no channels; "
+                "use conv: [] (an MLP) or input_form: inertial"
+            )
 
 
 def load(path: str | Path, overrides: dict | None = None) -> dict:

@@ -1,76 +1,77 @@
-"""MLflow tracking and provenance: where runs go, the tags every stage sets, atomic file writes.
+"""MLflow, and only here: where runs go, the experiments, and one context manager for a stage's run.
 
-Default store: a sqlite database results/mlflow.db (no server needed), artifacts under
-results/mlartifacts. A team points MLFLOW_TRACKING_URI (or config mlflow.tracking_uri) at a tracking
-server and nothing else changes. One experiment per dataset: "<prefix>-<dataset>".
+Default store: a sqlite database <results>/mlflow.db (no server needed), artifacts under <results>/mlartifacts.
+A team points MLFLOW_TRACKING_URI (or config ``mlflow.tracking_uri``) at a tracking server and nothing else
+changes. One experiment per dataset, ``<prefix>-<dataset>``, tagged as a model-training experiment so that the
+MLflow 3 UI opens on its runs table.
+
+Every stage logs through :func:`stage_run`: it creates (or resumes) the run with its params and tags, nests it
+under a parent run, yields a :class:`Run`, and ends it FINISHED, or FAILED when the block raises. With tracking
+off (``experiment`` None) the same code runs against a :class:`Run` that records nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import subprocess
-import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+import mlflow
+from mlflow.entities import Metric
+
+from .config import config_hash
+from .files import git_commit
+
+#: The MLflow 3 experiment tag that makes the UI open an experiment on its runs table (not the GenAI pages).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def default_uri(results_dir: str | Path) -> str:
     return f"sqlite:///{Path(results_dir).resolve() / 'mlflow.db'}"
 
 
-def resolve_uri(cfg: dict, results_dir: str | Path) -> str:
+def resolve_uri(tracking_uri: str | None, results_dir: str | Path) -> str:
     """config mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else the sqlite store under results/."""
-    return cfg.get("mlflow", {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
 
 
-def configure(cfg: dict, results_dir: str | Path) -> str:
+def configure(tracking_uri: str | None, results_dir: str | Path) -> str:
     """Export the tracking URI (jobs inherit it) and quiet MLflow's telemetry. Returns the URI."""
-    uri = resolve_uri(cfg, results_dir)
+    uri = resolve_uri(tracking_uri, results_dir)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ARTIFACT_ROOT", (Path(results_dir).resolve() / "mlartifacts").as_uri())
     return uri
 
 
-def experiment_name(cfg: dict, dataset: str) -> str:
-    return f"{cfg.get('mlflow', {}).get('experiment_prefix', 'nvmxbar')}-{dataset}"
+def experiment_name(prefix: str, dataset: str) -> str:
+    return f"{prefix}-{dataset}"
 
 
-def ensure_experiments(cfg: dict, results_dir: str | Path, datasets: list[str]) -> dict[str, str]:
-    """Create the store (schema migrations) and one experiment per dataset before jobs run in parallel."""
-    import mlflow
-
-    configure(cfg, results_dir)
+def ensure_experiments(names: dict[str, str], results_dir: str | Path) -> dict[str, str]:
+    """Create the store (schema migrations) and the experiments ``{dataset: name}`` before jobs run in
+    parallel; tag each as a model-training experiment. Returns ``{dataset: experiment id}``."""
     client = mlflow.MlflowClient()
     ids = {}
-    for ds in datasets:
-        name = experiment_name(cfg, ds)
+    for ds, name in names.items():
         exp = client.get_experiment_by_name(name)
         if exp is None:
             art = (Path(results_dir).resolve() / "mlartifacts" / name).as_uri()
             try:
-                ids[ds] = client.create_experiment(name, artifact_location=art, tags={"dataset": ds, "project": "nvmxbar"})
+                ids[ds] = client.create_experiment(
+                    name, artifact_location=art, tags={"dataset": ds, "project": "nvmxbar", **EXPERIMENT_KIND}
+                )
             except mlflow.exceptions.MlflowException:  # created by a concurrent process
                 ids[ds] = client.get_experiment_by_name(name).experiment_id
         else:
             ids[ds] = exp.experiment_id
+        for k, v in EXPERIMENT_KIND.items():
+            client.set_experiment_tag(ids[ds], k, v)
     return ids
-
-
-def git_commit() -> str:
-    """HEAD of the repository that holds this package ('-dirty' if it has uncommitted changes), or 'unknown'."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -85,114 +86,177 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed.
-    A killed or failed job therefore never leaves a half-written file that looks finished."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def standard_tags(*, dataset: str, variant: str, bits: int | None, seed: int, rule: str,
-                  config_hash: str, data_sha256: str, **extra: Any) -> dict[str, str]:
-    tags = {"dataset": dataset, "variant": variant, "bits": "float" if bits is None else str(bits),
-            "seed": str(seed), "rule": rule, "git_commit": git_commit(), "config_hash": config_hash,
-            "data_sha256": data_sha256}
+def standard_tags(
+    *,
+    dataset: str,
+    variant: str,
+    bits: int | None,
+    seed: int,
+    rule: str,
+    config_hash: str,
+    data_sha256: str,
+    **extra: Any,
+) -> dict[str, str]:
+    """The tags every run of a trained model or a stage on it carries (provenance and grouping)."""
+    tags = {
+        "dataset": dataset,
+        "variant": variant,
+        "bits": "float" if bits is None else str(bits),
+        "seed": str(seed),
+        "rule": rule,
+        "git_commit": git_commit(),
+        "config_hash": config_hash,
+        "data_sha256": data_sha256,
+    }
     tags.update({k: str(v) for k, v in extra.items()})
     return tags
 
 
-class _Tee:
-    def __init__(self, *streams):
-        self.streams = streams
+class Run:
+    """One MLflow run, or (``id`` None) a run that records nothing: stages log without asking whether
+    tracking is on."""
 
-    def write(self, s):
-        for st in self.streams:
-            st.write(s)
-            st.flush()
-        return len(s)
+    def __init__(self, run_id: str | None):
+        self.id = run_id
+        self._client = mlflow.MlflowClient() if run_id else None
 
-    def flush(self):
-        for st in self.streams:
-            st.flush()
+    def __bool__(self) -> bool:
+        return self.id is not None
 
-    def isatty(self):
-        return False
+    def log_params(self, params: dict) -> None:
+        if self._client:
+            for k, v in flatten(params).items():
+                self._client.log_param(self.id, k, v)
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        if self._client:
+            self._client.log_metric(self.id, key, float(value), step=step)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self._client and metrics:
+            ts = int(time.time() * 1000)
+            self._client.log_batch(self.id, metrics=[Metric(k, float(v), ts, step or 0) for k, v in metrics.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self._client:
+            self._client.log_artifact(self.id, str(path), artifact_path=artifact_path)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        if self._client:
+            self._client.set_tag(self.id, key, str(value))
+
+    def end(self, status: str) -> None:
+        if self._client:
+            self._client.set_terminated(self.id, status)
+
+
+def _experiment_id(client: mlflow.MlflowClient, experiment: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(experiment, tags=dict(EXPERIMENT_KIND))
+    except mlflow.exceptions.MlflowException:  # created by a concurrent process
+        return client.get_experiment_by_name(experiment).experiment_id
+
+
+def open_run(
+    experiment: str | None,
+    *,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    params: dict | None = None,
+    parent: str | None = None,
+    resume: str | None = None,
+) -> Run:
+    """Create a run (or mark run ``resume`` RUNNING again) without ending it: for runs that outlive one
+    block, such as a search's parent run. Prefer :func:`stage_run`."""
+    if not experiment:
+        return Run(None)
+    client = mlflow.MlflowClient()
+    if resume:
+        client.update_run(resume, status="RUNNING")
+        client.set_tag(resume, "resumed", "true")
+        return Run(resume)
+    tags = dict(tags or {})
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = Run(client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id)
+    run.log_params(params or {})
+    return run
 
 
 @contextlib.contextmanager
-def log_to(path: str | Path) -> Iterator[None]:
-    """Copy stdout and stderr of a job into its Snakemake log file while still showing them on the console."""
-    import sys
+def stage_run(
+    experiment: str | None,
+    *,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+    params: dict | None = None,
+    parent: str | None = None,
+    resume: str | None = None,
+) -> Iterator[Run]:
+    """A stage's run: created with ``params`` and ``tags`` (nested under run ``parent``), or run ``resume``
+    continued; FINISHED when the block ends, FAILED when it raises (KILLED on Ctrl-C)."""
+    run = open_run(experiment, run_name=run_name, tags=tags, params=params, parent=parent, resume=resume)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except BaseException:
+        run.end("FAILED")
+        raise
+    run.end("FINISHED")
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        old = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(old[0], f), _Tee(old[1], f)
-        try:
-            yield
-        except BaseException:
-            import traceback
 
-            traceback.print_exc(file=f)
-            raise
-        finally:
-            sys.stdout, sys.stderr = old
+@contextlib.contextmanager
+def model_stage_run(
+    experiment: str | None,
+    *,
+    model_metrics: str | Path,
+    rule: str,
+    params: dict,
+    dataset: str,
+    variant: str,
+    bits: int,
+    seed: int,
+) -> Iterator[Run]:
+    """:func:`stage_run` of a stage on a trained model (map_crossbar, evaluate_noise, estimate_cost): named
+    ``<rule> <dataset>/<variant>/b<bits>``, nested under the training's run recorded in ``model_metrics``, and
+    tagged like it (its data digest, the hash of ``params``)."""
+    parent, data_sha = parent_of(model_metrics)
+    tags = standard_tags(
+        dataset=dataset,
+        variant=variant,
+        bits=bits,
+        seed=seed,
+        rule=rule,
+        config_hash=config_hash(params),
+        data_sha256=data_sha,
+    )
+    name = f"{rule} {dataset}/{variant}/b{bits}"
+    with stage_run(experiment, run_name=name, tags=tags, params=params, parent=parent) as run:
+        yield run
 
 
-def start_child_run(experiment: str | None, parent_metrics: str | Path, *, run_name: str, rule: str,
-                    params: dict, dataset: str, variant: str, bits: int | None, seed: int):
-    """An MLflow run of a downstream stage, nested under the training run recorded in metrics.json.
-    Returns (client, run_id), or (None, None) when tracking is off."""
-    if not experiment:
-        return None, None
-    import mlflow
+def parent_of(metrics_json: str | Path) -> tuple[str | None, str]:
+    """(MLflow run id, data sha256) recorded in a training's metrics.json: the run a downstream stage nests under."""
+    doc = json.loads(Path(metrics_json).read_text())
+    return doc.get("mlflow_run_id"), doc.get("data_sha256", "")
 
-    from .config import config_hash
 
-    parent = json.loads(Path(parent_metrics).read_text())
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    tags = standard_tags(dataset=dataset, variant=variant, bits=bits, seed=seed, rule=rule,
-                         config_hash=config_hash(params), data_sha256=parent.get("data_sha256", ""))
-    if parent.get("mlflow_run_id"):
-        tags["mlflow.parentRunId"] = parent["mlflow_run_id"]
-    run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
-    for k, v in flatten(params).items():
-        client.log_param(run_id, k, v)
-    return client, run_id
+def run_of(run_id: str) -> dict[str, Any]:
+    """A run's status, params, metrics and tags (for tests and tools)."""
+    r = mlflow.MlflowClient().get_run(run_id)
+    return {"status": r.info.status, "params": r.data.params, "metrics": r.data.metrics, "tags": r.data.tags}
+
+
+def lightning_logger(run: Run, experiment: str | None):
+    """Lightning's own MLFlowLogger, writing into ``run`` (resumed by id): per-epoch metrics of a training.
+    None when tracking is off."""
+    if not run or not experiment:
+        return None
+    from lightning.pytorch.loggers import MLFlowLogger  # Lightning only where a training logs
+
+    return MLFlowLogger(experiment_name=experiment, run_id=run.id, tracking_uri=mlflow.get_tracking_uri())

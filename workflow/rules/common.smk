@@ -1,19 +1,29 @@
 # Shared set-up: the validated config (CFG), MLflow, and the list of targets.
+import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the package works without `pip install -e .` too
+sys.path.insert(
+    0, str(Path(workflow.basedir) / "src")
+)  # the package works without `pip install -e .` too
 
 from snakemake.exceptions import WorkflowError
-from nvmxbar import config as nvconfig, tracking
+from nvmxbar import settings, tracking
+from nvmxbar.core.cost_units import DEFAULT_CONSTANTS as COST_CONSTANTS
+from nvmxbar.data import DataError, find_source
+from nvmxbar.workflow import ConfigError, load_config
 
 try:
-    CFG = nvconfig.validate(config)  # profile selected, defaults filled; an error names the key
-except nvconfig.ConfigError as err:
+    CFG = load_config(
+        config
+    )  # profile selected, defaults filled; an error names the key
+except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 RESULTS = "results"
-MLFLOW_URI = tracking.configure(CFG, RESULTS)  # exported: every job logs to the same store
+MLFLOW_URI = tracking.configure(
+    CFG["mlflow"]["tracking_uri"], RESULTS
+)  # exported: every job logs to the same store
 
 
 wildcard_constraints:
@@ -27,8 +37,28 @@ wildcard_constraints:
 
 
 onstart:
-    tracking.ensure_experiments(CFG, RESULTS, CFG["datasets"])
-    print(f"nvmxbar: profile={CFG['profile']}  MLflow store: {MLFLOW_URI}", file=sys.stderr)
+    tracking.ensure_experiments(
+        {ds: experiment(ds) for ds in CFG["datasets"]}, RESULTS
+    )
+    print(
+        f"nvmxbar: profile={CFG['profile']}  MLflow store: {MLFLOW_URI}",
+        file=sys.stderr,
+    )
+
+
+def experiment(dataset):
+    """The MLflow experiment of a dataset: <mlflow.experiment_prefix>-<dataset>."""
+    return tracking.experiment_name(CFG["mlflow"]["experiment_prefix"], dataset)
+
+
+def quant_cfg(variant, bits):
+    """The quant section as one model sees it: its train_noise resolved to a number, the ADC tile rows resolved
+    to map_crossbar.rows unless set on purpose (params change only when that model's settings do).
+    """
+    return {
+        **settings.quant_for(CFG["quant"], variant, bits),
+        "adc_tile_rows": settings.adc_tile_rows(CFG["quant"], CFG["map_crossbar"]),
+    }
 
 
 def model_tags(dataset=None):
@@ -46,7 +76,7 @@ def parse_model(model):
     """'baseline' -> ('baseline', None); 'uniform/b4' -> ('uniform', 4)."""
     if model == "baseline":
         return "baseline", None
-    variant, bits = model.split("/b")
+    variant, bits = re.fullmatch(r"(\w+)/b(\d+)", model).groups()
     return variant, int(bits)
 
 
@@ -63,7 +93,8 @@ def teacher(wc):
 def train_recipe(dataset, variant, held_out=False):
     """train.<dataset> as a training of this variant sees it: the baseline never distills, so a change of
     distill must not rerun it. held_out (the NAS finalists): they score on validation data, so they never fit
-    on it, whatever fit_on says; fit_on: train is left out (it is the default) so that adding the key reran nothing."""
+    on it, whatever fit_on says; fit_on: train is left out (it is the default) so that adding the key reran nothing.
+    """
     cfg = CFG["train"][dataset]
     drop = set() if variant != "baseline" and distills(dataset) else {"distill"}
     if held_out or cfg.get("fit_on", "train") == "train":
@@ -86,6 +117,87 @@ def all_outputs():
     for ds in CFG["datasets"]:
         out.append(f"{RESULTS}/data/{ds}.json")
         out += [f"{RESULTS}/{ds}/{m}/metrics.json" for m in model_tags(ds)]
-        out += [f"{RESULTS}/{ds}/{m}/{f}" for m in mapped(ds) for f in ("noise.csv", "cost.json")]
+        out += [
+            f"{RESULTS}/{ds}/{m}/{f}"
+            for m in mapped(ds)
+            for f in ("noise.csv", "cost.json")
+        ]
     out.append(f"{RESULTS}/report/REPORT.md")
     return out
+
+
+# ------------------------------------------------------------------ inputs of rule prepare_data
+def source_path(dataset):
+    """The source file/folder the job will read, so that replacing it reruns the job ([] before download)."""
+    try:
+        return str(find_source(dataset, CFG["data_dir"], download=False).path)
+    except DataError:
+        return []
+
+
+# ------------------------------------------------------------------ inputs of the nas_unipolar rules
+NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
+# what the search itself depends on: choosing among its trials (finalists, margin) must not rerun it
+SEARCH_KEYS = [
+    k for k in CFG["nas_unipolar"] if k not in ("finalists", "selection_margin")
+]
+
+
+def nas_workers(wc):
+    return (
+        [
+            f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/worker{w}.json"
+            for w in range(CFG["nas_unipolar"]["workers"])
+        ]
+        if CFG["nas_unipolar"]["search"]
+        else []
+    )
+
+
+def nas_finalists(wc):
+    if not CFG["nas_unipolar"]["search"]:
+        return []
+    fin = CFG["nas_unipolar"]["finalists"]
+    return [
+        f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/finalists/rank{r}_rep{i}.json"
+        for r in range(fin["count"])
+        for i in range(fin["seeds"])
+    ]
+
+
+# ------------------------------------------------------------------ inputs and outputs of rule report
+# The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
+REPORT_NAS = "unipolar" in CFG["variants"]
+REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"] + (
+    ["nas_pareto"] if REPORT_NAS else []
+)
+
+
+def report_inputs(name):
+    """<name> of every deployment (metrics.json: of every trained model; the float baseline serves all bits)."""
+    if name == "metrics.json":
+        return [
+            f"{RESULTS}/{ds}/{m}/metrics.json"
+            for ds in CFG["datasets"]
+            for m in model_tags(ds)
+        ]
+    return [f"{RESULTS}/{ds}/{m}/{name}" for ds in CFG["datasets"] for m in mapped(ds)]
+
+
+def nas_inputs(name):
+    """<name> (trials.csv, pareto.csv, arch.json) of the unipolar search of every deployed unipolar model;
+    empty when the unipolar variant is not configured."""
+    if not REPORT_NAS:
+        return []
+    return [
+        f"{RESULTS}/{ds}/{m}/nas/{name}"
+        for ds in CFG["datasets"]
+        for m in mapped(ds)
+        if m.startswith("unipolar/")
+    ]
+
+
+def report_figures(kind, ext="png"):
+    return expand(
+        f"{RESULTS}/figures/{kind}_{{dataset}}.{ext}", dataset=CFG["datasets"]
+    )

@@ -8,14 +8,16 @@ rule evaluate_noise:
     output:
         csv=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise.csv",
         summary=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise_summary.json",
-    params:
-        cfg=CFG["evaluate_noise"],
-        seed=CFG["seed"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
     log:
         f"{RESULTS}/logs/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
     threads: 2
     resources:
         mem_mb=6000,
+    params:
+        cfg=CFG["evaluate_noise"],
+        seed=CFG["seed"],
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/evaluate_noise.py"

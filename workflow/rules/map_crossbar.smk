@@ -1,6 +1,7 @@
 rule map_crossbar:
     """Trained model -> device levels and conductances on tiles (crossbar.npz) + component counts (mapping.json).
-    The float baseline is mapped at every device resolution (per-layer scales, bit slicing)."""
+    The float baseline is mapped at every device resolution (per-layer scales, bit slicing).
+    """
     input:
         model=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/model.pt",
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
@@ -8,15 +9,17 @@ rule map_crossbar:
     output:
         npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/crossbar.npz",
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
-    params:
-        cfg=CFG["map_crossbar"],
-        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], wc.variant, int(wc.bits)),
-        seed=CFG["seed"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
     log:
         f"{RESULTS}/logs/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        cfg=CFG["map_crossbar"],
+        quant_cfg=lambda wc: quant_cfg(wc.variant, int(wc.bits)),
+        seed=CFG["seed"],
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/map_crossbar.py"

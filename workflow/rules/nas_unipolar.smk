@@ -1,21 +1,3 @@
-NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
-# what the search itself depends on: choosing among its trials (finalists, margin) must not rerun it
-SEARCH_KEYS = [k for k in CFG["nas_unipolar"] if k not in ("finalists", "selection_margin")]
-
-
-def nas_workers(wc):
-    return [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/worker{w}.json"
-            for w in range(CFG["nas_unipolar"]["workers"])] if CFG["nas_unipolar"]["search"] else []
-
-
-def nas_finalists(wc):
-    if not CFG["nas_unipolar"]["search"]:
-        return []
-    fin = CFG["nas_unipolar"]["finalists"]
-    return [f"{RESULTS}/{wc.dataset}/unipolar/b{wc.bits}/nas/finalists/rank{r}_rep{i}.json"
-            for r in range(fin["count"]) for i in range(fin["seeds"])]
-
-
 rule nas_unipolar_search:
     """One Optuna search worker: sign-constrained, quantized trials on a study shared (journal file) by all
     workers, until it holds nas_unipolar.trials finished trials. Each trial is an MLflow run nested under the
@@ -24,12 +6,23 @@ rule nas_unipolar_search:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
     output:
         json=f"{NAS}/worker{{worker}}.json",
+    log:
+        f"{RESULTS}/logs/nas_unipolar_search/{{dataset}}/b{{bits}}/worker{{worker}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: CFG["nas_unipolar"]["threads_per_worker"]
+    resources:
+        mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
     params:
         cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
         # trials use nas epochs, do not distill and fit on the training split alone
-        train_cfg=lambda wc: {k: v for k, v in CFG["train"][wc.dataset].items() if k not in ("epochs", "distill", "fit_on")},
-        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
+        train_cfg=lambda wc: {
+            k: v
+            for k, v in CFG["train"][wc.dataset].items()
+            if k not in ("epochs", "distill", "fit_on")
+        },
+        quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
         # the device model the noisy score needs, not evaluate_noise's sweep or chip count: an evaluate_noise
@@ -37,12 +30,7 @@ rule nas_unipolar_search:
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
-    log:
-        f"{RESULTS}/logs/nas_unipolar_search/{{dataset}}/b{{bits}}/worker{{worker}}.log",
-    threads: CFG["nas_unipolar"]["threads_per_worker"]
-    resources:
-        mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/nas_unipolar_search.py"
 
@@ -58,22 +46,27 @@ rule nas_unipolar_finalist:
         teacher=teacher,
     output:
         json=f"{NAS}/finalists/rank{{rank}}_rep{{rep}}.json",
+    log:
+        f"{RESULTS}/logs/nas_unipolar_finalist/{{dataset}}/b{{bits}}/rank{{rank}}_rep{{rep}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: CFG["nas_unipolar"]["threads_per_worker"]
+    resources:
+        mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
     params:
         # not finalists.count: more slots must not redo the others
-        cfg={"score": CFG["nas_unipolar"]["score"], "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]}},
+        cfg={
+            "score": CFG["nas_unipolar"]["score"],
+            "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]},
+        },
         model_base=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar", held_out=True),
-        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], "unipolar", int(wc.bits)),
+        quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
-    log:
-        f"{RESULTS}/logs/nas_unipolar_finalist/{{dataset}}/b{{bits}}/rank{{rank}}_rep{{rep}}.log",
-    threads: CFG["nas_unipolar"]["threads_per_worker"]
-    resources:
-        mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/nas_unipolar_finalist.py"
 
@@ -89,13 +82,15 @@ rule nas_unipolar:
         trials=f"{NAS}/trials.csv",
         pareto=f"{NAS}/pareto.csv",
         arch=f"{NAS}/arch.json",
+    log:
+        f"{RESULTS}/logs/nas_unipolar/{{dataset}}/b{{bits}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
     params:
         cfg=CFG["nas_unipolar"],
         model_base=lambda wc: CFG["model"][wc.dataset],
         seed=CFG["seed"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
-    log:
-        f"{RESULTS}/logs/nas_unipolar/{{dataset}}/b{{bits}}.log",
-    threads: 1
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/nas_unipolar.py"

@@ -1,30 +1,3 @@
-# Rule report: the paper's tables and figures and REPORT.md (src/nvmxbar/report.py, workflow/scripts/report.py).
-# Captions for `snakemake --report` are in workflow/report/.
-
-# The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
-REPORT_NAS = "unipolar" in CFG["variants"]
-REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"] + (["nas_pareto"] if REPORT_NAS else [])
-
-
-def report_inputs(name):
-    """<name> of every deployment (metrics.json: of every trained model; the float baseline serves all bits)."""
-    if name == "metrics.json":
-        return [f"{RESULTS}/{ds}/{m}/metrics.json" for ds in CFG["datasets"] for m in model_tags(ds)]
-    return [f"{RESULTS}/{ds}/{m}/{name}" for ds in CFG["datasets"] for m in mapped(ds)]
-
-
-def nas_inputs(name):
-    """<name> (trials.csv, pareto.csv, arch.json) of the unipolar search of every deployed unipolar model;
-    empty when the unipolar variant is not configured."""
-    if not REPORT_NAS:
-        return []
-    return [f"{RESULTS}/{ds}/{m}/nas/{name}" for ds in CFG["datasets"] for m in mapped(ds) if m.startswith("unipolar/")]
-
-
-def report_figures(kind, ext="png"):
-    return expand(f"{RESULTS}/figures/{kind}_{{dataset}}.{ext}", dataset=CFG["datasets"])
-
-
 rule report:
     """Tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and REPORT.md comparing every deployment with the paper."""
     input:
@@ -38,39 +11,83 @@ rule report:
         nas_pareto=nas_inputs("pareto.csv"),
         nas_arch=nas_inputs("arch.json"),
     output:
-        accuracy=report(f"{RESULTS}/tables/accuracy.csv", caption="../report/accuracy_table.rst",
-                        category="Tables", labels={"table": "accuracy"}),
+        accuracy=report(
+            f"{RESULTS}/tables/accuracy.csv",
+            caption="../report/accuracy_table.rst",
+            category="Tables",
+            labels={"table": "accuracy"},
+        ),
         accuracy_formatted=multiext(f"{RESULTS}/tables/accuracy", ".md", ".tex"),
-        cost=report(f"{RESULTS}/tables/cost.csv", caption="../report/cost_table.rst",
-                    category="Tables", labels={"table": "area and energy"}),
+        cost=report(
+            f"{RESULTS}/tables/cost.csv",
+            caption="../report/cost_table.rst",
+            category="Tables",
+            labels={"table": "area and energy"},
+        ),
         cost_formatted=multiext(f"{RESULTS}/tables/cost", ".md", ".tex"),
-        fig_noise=report(report_figures("accuracy_vs_prog_noise"), caption="../report/accuracy_vs_prog_noise.rst",
-                         category="Figures", subcategory="Accuracy vs programming noise"),
-        fig_cost=report(report_figures("cost_breakdown"), caption="../report/cost_breakdown.rst",
-                        category="Figures", subcategory="Area and energy by component"),
-        fig_weights=report(report_figures("weights"), caption="../report/weights.rst",
-                           category="Figures", subcategory="Weight codes and conductances"),
-        nas=report(f"{RESULTS}/tables/nas.csv", caption="../report/nas_table.rst",
-                   category="Tables", labels={"table": "unipolar architecture search"}) if REPORT_NAS else [],
-        nas_formatted=multiext(f"{RESULTS}/tables/nas", ".md", ".tex") if REPORT_NAS else [],
-        fig_nas=report(report_figures("nas_pareto"), caption="../report/nas_pareto.rst",
-                       category="Figures", subcategory="Unipolar architecture search") if REPORT_NAS else [],
+        fig_noise=report(
+            report_figures("accuracy_vs_prog_noise"),
+            caption="../report/accuracy_vs_prog_noise.rst",
+            category="Figures",
+            subcategory="Accuracy vs programming noise",
+        ),
+        fig_cost=report(
+            report_figures("cost_breakdown"),
+            caption="../report/cost_breakdown.rst",
+            category="Figures",
+            subcategory="Area and energy by component",
+        ),
+        fig_weights=report(
+            report_figures("weights"),
+            caption="../report/weights.rst",
+            category="Figures",
+            subcategory="Weight codes and conductances",
+        ),
+        nas=(
+            report(
+                f"{RESULTS}/tables/nas.csv",
+                caption="../report/nas_table.rst",
+                category="Tables",
+                labels={"table": "unipolar architecture search"},
+            )
+            if REPORT_NAS
+            else []
+        ),
+        nas_formatted=(
+            multiext(f"{RESULTS}/tables/nas", ".md", ".tex") if REPORT_NAS else []
+        ),
+        fig_nas=(
+            report(
+                report_figures("nas_pareto"),
+                caption="../report/nas_pareto.rst",
+                category="Figures",
+                subcategory="Unipolar architecture search",
+            )
+            if REPORT_NAS
+            else []
+        ),
         pdf=[f for kind in REPORT_FIGURES for f in report_figures(kind, "pdf")],
-        report=report(f"{RESULTS}/report/REPORT.md", caption="../report/report_md.rst", category="Summary"),
+        report=report(
+            f"{RESULTS}/report/REPORT.md",
+            caption="../report/report_md.rst",
+            category="Summary",
+        ),
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
     params:
-        results_dir=RESULTS,
+        results_dir=lambda wc, output: str(Path(output.report).parents[1]),
         datasets=CFG["datasets"],
         variants=CFG["variants"],
         bits=CFG["device_bits"],
         cfg=CFG["report"],
         profile=CFG["profile"],
-        tables_dir=f"{RESULTS}/tables",
-        figures_dir=f"{RESULTS}/figures",
-        experiments={ds: tracking.experiment_name(CFG, ds) for ds in CFG["datasets"]},
-    log:
-        f"{RESULTS}/logs/report.log",
-    threads: 1
-    resources:
-        mem_mb=3000,
+        tables_dir=lambda wc, output: str(Path(output.accuracy).parent),
+        figures_dir=lambda wc, output: str(Path(output.fig_noise[0]).parent),
+        experiments={ds: experiment(ds) for ds in CFG["datasets"]},
     script:
         "../scripts/report.py"

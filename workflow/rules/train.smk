@@ -3,25 +3,33 @@ rule train:
     input:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
-        arch=lambda wc: [f"{RESULTS}/{wc.dataset}/{wc.model}/nas/arch.json"] if wc.model.startswith("unipolar/") else [],
+        arch=lambda wc: (
+            [f"{RESULTS}/{wc.dataset}/{wc.model}/nas/arch.json"]
+            if wc.model.startswith("unipolar/")
+            else []
+        ),
         teacher=lambda wc: teacher(wc) if wc.model != "baseline" else [],
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
     params:
         variant=lambda wc: parse_model(wc.model)[0],
         bits=lambda wc: parse_model(wc.model)[1],
         seed=CFG["seed"],
         model_cfg=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: train_recipe(wc.dataset, parse_model(wc.model)[0]),
-        quant_cfg=lambda wc: nvconfig.quant_for(CFG["quant"], *parse_model(wc.model)) if wc.model != "baseline" else {},
+        quant_cfg=lambda wc: (
+            quant_cfg(*parse_model(wc.model)) if wc.model != "baseline" else {}
+        ),
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],
-        experiment=lambda wc: tracking.experiment_name(CFG, wc.dataset),
-    log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
-    threads: 2
-    resources:
-        mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
+        experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/train.py"

@@ -1,13 +1,13 @@
-"""Thin entry point of rule nas_unipolar_finalist: all logic is in nvmxbar.nas."""
-from nvmxbar.nas import finalist_stage
-from nvmxbar.tracking import log_to
+"""Rule nas_unipolar_finalist: nvmxbar.stages.nas_unipolar_finalist."""
+from nvmxbar.logs import job_log
+from nvmxbar.stages import nas_unipolar_finalist
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-with log_to(sm.log[0]):
-    finalist_stage(workers=list(sm.input.workers), out_json=sm.output.json, data_npz=sm.input.npz,
-                   data_json=sm.input.json, dataset=sm.wildcards.dataset, bits=int(sm.wildcards.bits),
-                   rank=int(sm.wildcards.rank), rep=int(sm.wildcards.rep), cfg=sm.params.cfg,
-                   model_base=sm.params.model_base, train_cfg=sm.params.train_cfg, quant_cfg=sm.params.quant_cfg,
-                   map_cfg=sm.params.map_cfg, noise_cfg=sm.params.noise_cfg, seed=sm.params.seed,
-                   experiment=sm.params.experiment, threads=sm.threads, accelerator=sm.params.accelerator,
-                   teacher=sm.input.teacher[0] if sm.input.teacher else None)
+with job_log(sm.log[0]):
+    nas_unipolar_finalist.run(
+        workers=list(sm.input.workers), out_json=sm.output.json, data_npz=sm.input.npz, data_json=sm.input.json,
+        dataset=sm.wildcards.dataset, bits=int(sm.wildcards.bits), rank=int(sm.wildcards.rank),
+        rep=int(sm.wildcards.rep), cfg=sm.params.cfg, model_base=sm.params.model_base, train_cfg=sm.params.train_cfg,
+        quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, noise_cfg=sm.params.noise_cfg, seed=sm.params.seed,
+        experiment=sm.params.experiment, threads=sm.threads, accelerator=sm.params.accelerator,
+        teacher=sm.input.teacher[0] if sm.input.teacher else None)

@@ -1,0 +1,273 @@
+"""Price the component and operation counts of mapping.json into area and energy.
+
+`map_crossbar` COUNTS (tiles, devices, ADCs, DACs, conversions, ...); this module PRICES them with the published
+constants of workflow/cost_constants.yaml (every value there carries its source; COSTMODEL.md gathers them).
+
+Area (um^2) of a layer::
+
+    cells        devices x cell_area_f2 x F^2                  (F = tech_nm)
+    adcs         adcs x A_ADC(adc_bits)
+    dacs         dacs x A_DAC(driver bits)                     (1-bit driver when bit-serial)
+    sample_hold  tiles x (C / pair) x A_S&H                    (one per sensed column signal)
+    shift_add    shift-and-add units x A_S&A                   (bit-serial: at least one per ADC)
+    subtractors  (subtractors + sign_flips) x A_sub            (8-bit adder)
+    rescale      rescale_units x A_mult                        (8- or 32-bit multiplier)
+    references   one block (= one ADC's area) per DISTINCT periphery design, split over its layers
+
+Energy (pJ) per inference of a layer, with `passes` = dac_bits (bit-serial) or 1 (multi-bit DAC)::
+
+    mvms x [ passes x ( dac_activations x E_DAC + cell_reads x E_cell
+                        + conversions x (E_ADC + E_S&H) + shift_adds x E_S&A + subtractions x E_sub )
+             + rescales x E_mult ]
+
+where every count is mapping.json's per-MVM (per pass) count, E_cell = V_read^2 G t_read and the rescale is
+done once per output per MVM (after all passes). Converters come from ONE family per run (``neurosim`` or
+``isaac``); improvement() refuses to compare two families.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cost_units import _family, cell_read_energy_pj, const, unit_costs
+
+AREA_KEYS = ("cells", "adcs", "dacs", "sample_hold", "shift_add", "subtractors", "rescale", "references")
+ENERGY_KEYS = ("dac", "cells", "adc", "sample_hold", "shift_add", "subtraction", "rescale")
+LAYER_KEYS = (
+    "name",
+    "rows",
+    "outputs",
+    "mvms",
+    "slices",
+    "pair",
+    "tiles",
+    "devices",
+    "adcs",
+    "adc_conversions_per_mvm",
+    "dacs",
+    "dac_activations_per_mvm",
+    "cell_reads_per_mvm",
+    "subtractors",
+    "subtractions_per_mvm",
+    "shift_adds_per_mvm",
+    "shift_add_units",
+    "rescale_units",
+    "rescales_per_mvm",
+)
+
+
+def _need(d: dict, key: str, where: str) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise ValueError(f"mapping.json: missing '{key}' in {where}")
+    return d[key]
+
+
+def _total(parts: dict) -> float:
+    return float(sum(parts.values()))
+
+
+def estimate(
+    mapping: dict,
+    constants: dict,
+    family: str = "neurosim",
+    tech_nm: float = 22,
+    cell: str = "1t1r",
+    adc_time_share: bool = False,
+    scale_digital: bool | None = None,
+    rescale_bits: int | None = None,
+) -> dict:
+    """Price a mapping.json document: the cost.json document (area in um^2, energy in pJ per inference).
+
+    ``scale_digital`` / ``rescale_bits``: None = the constants file's ``options``. ``adc_time_share`` applies
+    only with ONE periphery design (uniform scaling); the ``time_shared`` block is reported whenever it applies.
+    """
+    _family(constants, family)
+    if scale_digital is None:
+        scale_digital = bool(const(constants, "options.scale_digital_to_node"))
+    if rescale_bits is None:
+        rescale_bits = int(const(constants, "options.rescale_bits"))
+    conv = _need(mapping, "converters", "the document")
+    dac_bits, adc_bits = int(_need(conv, "dac_bits", "converters")), int(_need(conv, "adc_bits", "converters"))
+    mode = conv.get("input_mode", "bit_serial")
+    if mode not in ("bit_serial", "multibit"):
+        raise ValueError(f"mapping.json: unknown converters.input_mode '{mode}' (bit_serial or multibit)")
+    bit_serial = mode == "bit_serial"
+    passes = dac_bits if bit_serial else 1
+    driver_bits = 1 if bit_serial else dac_bits
+    cols = int(_need(_need(mapping, "tile", "the document"), "cols", "tile"))
+    layers = _need(mapping, "layers", "the document")
+    if not layers:
+        raise ValueError("mapping.json: no layers")
+    for i, layer in enumerate(layers):
+        for k in LAYER_KEYS:
+            _need(layer, k, f"layers[{i}]")
+
+    ua, ue, nodes = unit_costs(constants, family, adc_bits, driver_bits, tech_nm, cell, scale_digital, rescale_bits)
+    device = mapping.get("device", {})
+    designs: dict[str, int] = {}
+    for layer in layers:
+        d = layer.get("periphery_design", layer["name"])
+        designs[d] = designs.get(d, 0) + 1
+
+    # cell energy from the measured input activity (cost_stage adds read_g_us_per_mvm), else the upper bound
+    measured = all("read_g_us_per_mvm" in layer for layer in layers)
+    out_layers = []
+    for layer in layers:
+        e_cell = cell_read_energy_pj(constants, device, layer.get("mean_conductance_us"))
+        n_sh = layer["tiles"] * (cols // layer["pair"])  # one S&H per sensed (post-subtraction) column signal
+        sa_units = layer["shift_add_units"]
+        sa_ops = layer["shift_adds_per_mvm"]
+        if bit_serial and passes > 1:
+            # Bit-serial inputs: every ADC output stream is shifted by its input bit and accumulated, so each ADC
+            # needs a shift-and-add unit and each pass adds outputs x slices shift-adds on top of mapping.json's
+            # per-pass count (which only combines slices and row tiles).
+            sa_units = max(sa_units, layer["adcs"])
+            sa_ops += layer["outputs"] * layer["slices"]
+        flips = layer.get("sign_flips", 0)
+        flip_ops = layer.get("sign_flips_per_mvm", flips)  # provisional (unipolar): one 8-bit add per flip per pass
+        design = layer.get("periphery_design", layer["name"])
+        area = {
+            "cells": layer["devices"] * ua["cell"],
+            "adcs": layer["adcs"] * ua["adc"],
+            "dacs": layer["dacs"] * ua["dac"],
+            "sample_hold": n_sh * ua["sample_hold"],
+            "shift_add": sa_units * ua["shift_add"],
+            "subtractors": (layer["subtractors"] + flips) * ua["subtractor"],
+            "rescale": layer["rescale_units"] * ua["rescale"],
+            "references": ua["reference"] / designs[design],  # a shared block is split over its layers
+        }
+        per_mvm = {
+            "dac": passes * layer["dac_activations_per_mvm"] * ue["dac"],
+            "cells": (
+                cell_read_energy_pj(constants, mean_conductance_us=layer["read_g_us_per_mvm"][mode])
+                if measured
+                else passes * layer["cell_reads_per_mvm"] * e_cell
+            ),
+            "adc": passes * layer["adc_conversions_per_mvm"] * ue["adc"],
+            "sample_hold": passes * layer["adc_conversions_per_mvm"] * ue["sample_hold"],
+            "shift_add": passes * sa_ops * ue["shift_add"],
+            "subtraction": passes * (layer["subtractions_per_mvm"] + flip_ops) * ue["subtraction"],
+            "rescale": layer["rescales_per_mvm"] * ue["rescale"],  # once per output per MVM, after all passes
+        }
+        energy = {k: layer["mvms"] * v for k, v in per_mvm.items()}
+        upper = layer["mvms"] * passes * layer["cell_reads_per_mvm"] * e_cell
+        out_layers.append(
+            {
+                "name": layer["name"],
+                "periphery_design": design,
+                "adcs": layer["adcs"],
+                "area_um2": _total(area),
+                "energy_pj_per_inference": _total(energy),
+                "cell_energy_upper_bound_pj": upper,
+                "area_by_component": area,
+                "energy_by_component": energy,
+                "cell_read_energy_pj": e_cell,
+            }
+        )
+
+    area_total = {k: sum(l["area_by_component"][k] for l in out_layers) for k in AREA_KEYS}
+    energy_total = {k: sum(l["energy_by_component"][k] for l in out_layers) for k in ENERGY_KEYS}
+    adcs_sum = sum(l["adcs"] for l in out_layers)
+    adcs_max = max(l["adcs"] for l in out_layers)
+    shareable = len(designs) == 1
+    time_shared = None
+    if shareable:  # layers run in sequence and share one periphery design: the ADCs can serve every layer
+        ts_area = dict(area_total, adcs=adcs_max * ua["adc"])
+        time_shared = {"adcs": adcs_max, "area_um2": _total(ts_area), "area_by_component": ts_area}
+    applied = bool(adc_time_share and shareable)
+    total_area = time_shared["area_by_component"] if applied else area_total
+
+    notes = [
+        "energy is dynamic energy per inference; static power (references, leakage) is not included",
+        (
+            "cell energy measured: each row's input code as the inputs drive it (bit-serial: its 1-bits; multi-bit: "
+            "(code / full code)^2) times the programmed G of its used cells, averaged over "
+            f"{layers[0]['read_g_us_per_mvm'].get('samples', '?')} training inputs on the mapped crossbar"
+            if measured
+            else "cell energy counts every used cell of every driven row on every pass at the mean G "
+            "(all inputs active: an upper bound)"
+        ),
+        f"converters at the {family} family's node ({nodes['converters_nm']} nm), cells at tech_nm ({tech_nm} nm)",
+        (
+            "digital units (Horowitz 45 nm"
+            + (", ISAAC shift-add 32 nm" if family == "isaac" else "")
+            + f") scaled to {tech_nm} nm with Stillmaker & Baas 2017"
+            if scale_digital
+            else "digital units at their published nodes (not scaled)"
+        ),
+        "reference/gain block modelled as one ADC's area per distinct periphery design (no published value found)",
+        "pair subtraction and unipolar sign flips priced as 8-bit adders (Horowitz)",
+    ]
+    if bit_serial and passes > 1:
+        notes.append(
+            f"bit-serial: {passes} passes of 1-bit drivers; input-bit shift-adds (outputs x slices per pass) "
+            "added to mapping.json's counts, and one shift-and-add unit per ADC"
+        )
+    if adc_time_share and not shareable:
+        notes.append(f"adc_time_share requested but not applied: {len(designs)} periphery designs (per-layer tuning)")
+
+    return {
+        "dataset": mapping.get("dataset"),
+        "variant": mapping.get("variant"),
+        "bits": mapping.get("bits"),
+        "scheme": mapping.get("scheme"),
+        "family": family,
+        "assumptions": {
+            "family": family,
+            "tech_nm": tech_nm,
+            "cell": cell,
+            "input_mode": mode,
+            "passes_per_mvm": passes,
+            "driver_bits": driver_bits,
+            "dac_bits": dac_bits,
+            "adc_bits": adc_bits,
+            "rescale_bits": rescale_bits,
+            "scale_digital_to_node": scale_digital,
+            "nodes": nodes,
+            "cell_conductance": const(constants, "cell_read.conductance"),
+            "cell_activity": "measured" if measured else "upper_bound",
+            "adc_time_share": {"requested": bool(adc_time_share), "applicable": shareable, "applied": applied},
+            "unit_area_um2": ua,
+            "unit_energy_pj": dict(ue, cell=cell_read_energy_pj(constants, device)),
+            "notes": notes,
+        },
+        "total": {
+            "area_um2": _total(total_area),
+            "energy_pj_per_inference": _total(energy_total),
+            "area_by_component": total_area,
+            "energy_by_component": energy_total,
+            "adcs": adcs_max if applied else adcs_sum,
+            "adcs_dedicated": adcs_sum,
+            "periphery_designs": len(designs),
+            "reference_blocks": len(designs),
+            "cell_energy_upper_bound_pj": sum(l["cell_energy_upper_bound_pj"] for l in out_layers),
+        },
+        "layers": out_layers,
+        **({"time_shared": time_shared} if time_shared else {}),
+    }
+
+
+def _pct(variant: float, baseline: float) -> float | None:
+    return None if baseline == 0 else 100.0 * (1.0 - variant / baseline)
+
+
+def improvement(cost_variant: dict, cost_baseline: dict) -> dict:
+    """% improvement of a variant over the baseline (positive = smaller), overall and per component."""
+    fv, fb = cost_variant.get("family"), cost_baseline.get("family")
+    if fv != fb:
+        raise ValueError(f"cannot compare converter families '{fv}' and '{fb}': price both with one family")
+    tv, tb = cost_variant["total"], cost_baseline["total"]
+    out = {
+        "family": fv,
+        "variant": cost_variant.get("variant"),
+        "baseline": cost_baseline.get("variant"),
+        "area_pct": _pct(tv["area_um2"], tb["area_um2"]),
+        "energy_pct": _pct(tv["energy_pj_per_inference"], tb["energy_pj_per_inference"]),
+        "area_by_component": {k: _pct(tv["area_by_component"][k], tb["area_by_component"][k]) for k in AREA_KEYS},
+        "energy_by_component": {
+            k: _pct(tv["energy_by_component"][k], tb["energy_by_component"][k]) for k in ENERGY_KEYS
+        },
+    }
+    if "time_shared" in cost_variant:  # the variant with its ADCs time-shared, against the baseline as priced
+        out["area_pct_time_shared"] = _pct(cost_variant["time_shared"]["area_um2"], tb["area_um2"])
+    return out

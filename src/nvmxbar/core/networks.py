@@ -1,0 +1,271 @@
+"""Plain nn.Module networks: a small convolutional net (1-D for HAR windows, 2-D VGG-style for CIFAR-10)
+or an MLP (no convolutions), built from a JSON-able architecture dict, optionally quantized with
+:class:`nvmxbar.core.quant.UniformQuantizer`.
+
+Every weight layer is mappable onto a crossbar: a convolution unrolls to a (kernel x in-channels) by
+out-channels matrix, a linear layer is the matrix itself. Max-pooling and ReLU are digital and act on
+ADC codes. There is no batch-norm and no per-layer scale; under uniform scaling the ADC output (full-scale
+Y) is re-quantized by the next layer's DAC (full-scale A), one global ratio for every layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask, row_tiles
+
+
+def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The architecture dict stored in model.pt: everything needed to rebuild the network."""
+    arch = {"in_shape": [int(s) for s in in_shape], "num_classes": int(num_classes)}
+    arch.update({k: model_cfg[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")})
+    if model_cfg.get("input_split"):
+        arch["input_split"] = True
+    if model_cfg.get("polarity") is not None:
+        arch["polarity"] = expand_polarity(model_cfg["polarity"], n_weight_layers(model_cfg))
+    return arch
+
+
+def n_weight_layers(model_cfg: dict[str, Any]) -> int:
+    return sum(1 for c in model_cfg["conv"] if c != "M") + len(model_cfg.get("hidden", [])) + 1
+
+
+def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
+    """Per-layer polarity specs (see nvmxbar.core.quant.polarity_groups) from ``"positive"``, ``"negative"``,
+    one spec for every layer, or a list with one spec per weight layer."""
+    if polarity in ("positive", "negative"):
+        polarity = {"sign": 1 if polarity == "positive" else -1}
+    if isinstance(polarity, dict):
+        polarity = [polarity] * n_layers
+    if not isinstance(polarity, list) or len(polarity) != n_layers:
+        raise ValueError(
+            f"polarity: expected 'positive', 'negative', one spec or a list of {n_layers} specs "
+            f"(one per weight layer), got {polarity!r}"
+        )
+    out = []
+    for spec in polarity:
+        unknown = set(spec) - set(POLARITY_KEYS)
+        if unknown:
+            raise ValueError(f"polarity spec {spec}: unknown keys {sorted(unknown)} (known: {list(POLARITY_KEYS)})")
+        out.append(
+            {
+                "sign": int(spec.get("sign", 1)),
+                "row_groups": int(spec.get("row_groups", 1)),
+                "col_groups": int(spec.get("col_groups", 1)),
+            }
+        )
+    return out
+
+
+class Net(nn.Module):
+    """conv: list of out-channels or "M" (2x max-pool; "M", "M" = 4x); hidden: widths of the dense layers before
+    the classifier. input_split: the first layer sees [x, -x] (twice the input channels), so that a layer of
+    one-sign weights can still weigh an input either way (see :meth:`_forward`)."""
+
+    def __init__(
+        self,
+        in_shape: list[int],
+        num_classes: int,
+        conv: list,
+        kernel_size: int | list[int] = 3,
+        hidden: list[int] = (),
+        dropout: float = 0.0,
+        bias: bool = True,
+        quantizer: UniformQuantizer | None = None,
+        polarity: list[dict] | None = None,
+        input_split: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_shape, self.dims = list(in_shape), len(in_shape) - 1
+        if self.dims not in (0, 1, 2):
+            raise ValueError(f"in_shape {in_shape}: expected (features,), (channels, length) or (channels, H, W)")
+        if conv and self.dims == 0:
+            raise ValueError("a convolutional architecture needs an input with channels (conv: [] gives an MLP)")
+        n_conv = sum(1 for c in conv if c != "M")
+        ks = list(kernel_size) if isinstance(kernel_size, (list, tuple)) else [kernel_size] * n_conv
+        if len(ks) != n_conv:
+            raise ValueError(f"kernel_size has {len(ks)} entries for {n_conv} convolutions")
+        Conv = nn.Conv1d if self.dims == 1 else nn.Conv2d
+        self.layers = nn.ModuleList()
+        self.pool_after: list[int] = []  # number of 2x max-pools after each weight layer
+        self.input_split = bool(input_split)
+        ch, size, k_iter = in_shape[0] * (2 if self.input_split else 1), list(in_shape[1:]), iter(ks)
+        for c in conv:
+            if c == "M":
+                if not self.layers:
+                    raise ValueError("'M' (max-pool) must follow a convolution")
+                self.pool_after[-1] += 1
+                size = [s // 2 for s in size]
+                if min(size) < 1:
+                    raise ValueError(f"conv {conv}: too many 'M' (max-pools) for input {in_shape}")
+                continue
+            k = next(k_iter)
+            self.layers.append(Conv(ch, int(c), k, padding=k // 2, bias=bias))
+            self.pool_after.append(0)
+            ch = int(c)
+        self.n_conv = len(self.layers)
+        flat = ch * int(torch.tensor(size).prod().item()) if size else ch
+        for h in list(hidden) + [num_classes]:
+            self.layers.append(nn.Linear(flat, int(h), bias=bias))
+            self.pool_after.append(0)
+            flat = int(h)
+        for layer in self.layers:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        self.dropout = float(dropout)
+        self.quant = quantizer
+        # Unipolar: one +1/-1 mask per weight layer (fixed by the architecture, rebuilt from it, not saved).
+        self.polarity = expand_polarity(polarity, len(self.layers)) if polarity is not None else None
+        if self.polarity is not None and quantizer is None:
+            raise ValueError("a polarity constraint needs a quantizer (the unipolar variant is quantized)")
+        for i, layer in enumerate(self.layers):
+            mask = polarity_mask(layer.weight.shape, self.polarity[i]) if self.polarity else None
+            self.register_buffer(f"_pol{i}", mask, persistent=False)
+            if mask is None:
+                continue
+            with torch.no_grad():  # start inside the constraint; |w| keeps Kaiming's spread (see _sparse_init)
+                layer.weight.copy_(layer.weight.abs() * mask)
+        if quantizer is not None:
+            quantizer._n_weights = sum(layer.weight.numel() for layer in self.layers)
+            if bool(quantizer.calibrated):  # full-scales given: the weight grid is known now
+                self._sparse_init()
+
+    def _one_sign_on_relu(self, i: int) -> bool:
+        """Layer i has one sign throughout and non-negative (ReLU) inputs."""
+        mask = getattr(self, f"_pol{i}")
+        return i > 0 and mask is not None and bool((mask == mask.flatten()[0]).all())
+
+    @torch.no_grad()
+    def _sparse_init(self) -> None:
+        """Start every one-sign layer on ReLU inputs sparse, on the shared weight grid.
+
+        Such a layer's outputs all move with its inputs' common mode, scaled by the layer's weight sum. With
+        Kaiming's spread (or anything dense on a grid whose step the other layers set) that gain is ~fan_in x
+        step, and the next DAC saturates: the network does not train (measured: 0.18 on HAR). Here a fraction
+        p = 1 / (fan_in x step) of the weights starts at one step (the rest just below half a step, so that
+        they round to 0 yet move freely): a common-mode gain of 1."""
+        q = self.quant
+        step = float(q.weight_fullscale) / q.w_levels
+        for i, layer in enumerate(self.layers):
+            if not self._one_sign_on_relu(i):
+                continue
+            w, mask = layer.weight, getattr(self, f"_pol{i}")
+            p = min(1.0, 1.0 / (w[0].numel() * step))
+            on = (torch.rand(w.shape) < p).float()
+            w.copy_(step * (on + 0.4 * torch.rand(w.shape)) * mask)
+
+    @torch.no_grad()
+    def project_polarity(self) -> None:
+        """Unipolar: put every latent weight back on its group's side of zero (after each optimiser step), so
+        a weight that crossed zero sits at 0, where the quantizer's gradient reaches it again. The quantized
+        weights obey the sign constraint exactly at every step anyway (the quantizer clamps per group)."""
+        if self.polarity is None:
+            return
+        for i, layer in enumerate(self.layers):
+            mask = getattr(self, f"_pol{i}")
+            layer.weight.copy_(torch.where(layer.weight * mask < 0, torch.zeros_like(layer.weight), layer.weight))
+
+    def _tiled_mvm(
+        self, i: int, layer: nn.Module, xq: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Layer i's quantized outputs as the crossbar computes them: every row tile's partial sum through
+        the ADC, then added up digitally. Row tiles as schemes.map_network places rows (quant.row_tiles);
+        a bias row belongs to its tile (unipolar: the +A row carries a bias of the column's sign, the -A
+        row one of the other sign)."""
+        q, spec = self.quant, (self.polarity[i] if self.polarity else None)
+        per_ch = w[0, 0].numel()
+        n_bias = 0 if b is None else (2 if spec is not None else 1)
+        tiles = row_tiles(w.shape, spec, n_bias, q.adc_tile_rows)
+        K = w.shape[1] * per_ch
+        w_rows = torch.tensor(tiles[:K], device=w.device)
+        if b is not None:
+            if spec is None:
+                b_tile = torch.full_like(b, tiles[K], dtype=torch.long)
+            else:  # the column's sign: +A row (index K) when sign x b > 0, -A row (K + 1) otherwise
+                col = getattr(self, f"_pol{i}").reshape(w.shape[0], -1)[:, -1]
+                b_tile = torch.where(col * b > 0, tiles[K], tiles[K + 1]).long()
+        y = 0
+        for t in sorted(set(tiles)):
+            rows = (w_rows == t).nonzero().flatten()
+            bias_t = None if b is None else torch.where(b_tile == t, b, torch.zeros_like(b))
+            if len(rows) == 0:  # a tile of bias rows only (padding keeps a convolution's size)
+                part = bias_t.reshape(1, -1, *[1] * (xq.dim() - 2)).expand(xq.shape[0], -1, *xq.shape[2:])
+            else:
+                c0, c1 = int(rows[0]) // per_ch, int(rows[-1]) // per_ch + 1  # input channels the tile touches
+                m = (w_rows == t).to(w.dtype).reshape(w.shape[1], *w.shape[2:])[c0:c1][None]
+                wt, xt = w[:, c0:c1] * m, xq[:, c0:c1]
+                part = layer._conv_forward(xt, wt, bias_t) if i < self.n_conv else F.linear(xt, wt, bias_t)
+            y = y + q.adc(part)
+        return y
+
+    def weight_layers(self) -> list[nn.Module]:
+        return list(self.layers)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Set the quantizer's full-scales that are still 0 from one batch (called once, before training)."""
+        q = self.quant
+        if q is None or bool(q.calibrated):
+            return
+        q.calibrate([layer.weight for layer in self.layers], x)
+        self._sparse_init()
+        self._forward(x, observe=True)
+        q.calibrated.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quant is not None and not bool(self.quant.calibrated):
+            self.calibrate(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor, observe: bool = False) -> torch.Tensor:
+        q, last = self.quant, len(self.layers) - 1
+        if self.input_split:  # [x, -x]: one-sign weights on these rows realise any signed first-layer filter
+            x = torch.cat([x, -x], 1)
+        for i, layer in enumerate(self.layers):
+            if i == self.n_conv:
+                x = x.flatten(1)
+            if q is None:
+                y = layer(x)
+            else:
+                xq = q.dac(x, signed=(i == 0))
+                w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
+                if q.adc_tile_rows and not observe:
+                    y = self._tiled_mvm(i, layer, xq, w, b)
+                else:
+                    y = layer._conv_forward(xq, w, b) if i < self.n_conv else F.linear(xq, w, b)
+                    if observe:
+                        q.observe_output(y)
+                    y = q.adc(y)
+            if i == last:
+                break
+            x = pool(F.relu(y), self.pool_after[i], self.dims)
+            if self.dropout and i >= self.n_conv:
+                x = F.dropout(x, self.dropout, self.training)
+        return y
+
+
+def pool(x: torch.Tensor, times: int, dims: int) -> torch.Tensor:
+    """``times`` successive 2x max-pools (digital, on ADC codes)."""
+    for _ in range(times):
+        x = F.max_pool1d(x, 2) if dims == 1 else F.max_pool2d(x, 2)
+    return x
+
+
+def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:
+    """Network from an architecture dict and, for quantized variants, the quantizer settings
+    (``weight_bits``, ``dac_bits``, ``adc_bits``, optional full-scales and ``learn_scales``)."""
+    quantizer = UniformQuantizer(**quant) if quant else None
+    kw = {k: arch[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")}
+    return Net(
+        arch["in_shape"],
+        arch["num_classes"],
+        quantizer=quantizer,
+        polarity=arch.get("polarity"),
+        input_split=bool(arch.get("input_split", False)),
+        **kw,
+    )

@@ -1,0 +1,120 @@
+"""Monte Carlo accuracy of the mapped crossbars under device non-idealities.
+
+Each setting of the sweep (the Cartesian product of the lists in config ``evaluate_noise.sweep``) draws
+``instances`` chips at once (vectorised along a leading instance axis, no Python loop per instance):
+programming noise (Gaussian, sigma relative to the conductance range G_max - G_min), stuck-at-G_min and
+stuck-at-G_max devices, a finite ON/OFF ratio, optional drift G(t) = G(t0) (t/t0)^-nu with per-device nu;
+read noise is redrawn at every inference (exactly, as a Gaussian on each column current with variance
+sum_i V_i^2 (sigma_read G_i)^2). Every setting can be switched off (0; on_off_ratio null keeps the device's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..settings import MonteCarlo, NoiseModel
+from .simulator import Simulator
+
+log = logging.getLogger(__name__)
+
+
+class Perturbation:
+    """Draws ``instances`` perturbed copies of each layer's conductances once (cached: a chip keeps its
+    programming errors), and carries the read-noise sigma and generator for the simulator."""
+
+    def __init__(self, model: NoiseModel, instances: int, sim: Simulator, generator: torch.Generator) -> None:
+        self.m, self.n, self.sim, self.generator = model, instances, sim, generator
+        self.read_sigma = float(model.read_sigma or 0.0)
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __call__(self, i: int, g: torch.Tensor) -> torch.Tensor:
+        if i in self.cache:
+            return self.cache[i]
+        L, gen, m = self.sim.L, self.generator, self.m
+        g_off = self.sim.g_off
+        if m.on_off_ratio:
+            g_off = L / (float(m.on_off_ratio) - 1.0)  # G_min = G_max / ratio, in dG units
+        base = g - self.sim.g_off + g_off
+        out = base.expand(self.n, *g.shape).clone()
+        if m.prog_sigma:
+            out += torch.randn(out.shape, generator=gen) * float(m.prog_sigma) * L
+            out.clamp_(min=0.0)
+        if m.stuck_min or m.stuck_max:
+            r = torch.rand(out.shape, generator=gen)
+            p0, p1 = float(m.stuck_min or 0.0), float(m.stuck_max or 0.0)
+            out = torch.where(r < p0, torch.full_like(out, g_off), out)
+            out = torch.where((r >= p0) & (r < p0 + p1), torch.full_like(out, g_off + L), out)
+        if m.drift_t_s:
+            d = m.drift
+            t, t0 = float(m.drift_t_s), d.t0_s
+            nu = (d.nu + d.nu_std * torch.randn(out.shape, generator=gen)).clamp(min=0.0)
+            out = out * (max(t, t0) / t0) ** (-nu)
+            if d.compensation:
+                out = out * (max(t, t0) / t0) ** d.nu  # one global gain: the mean drift
+        self.cache[i] = out
+        return out
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for a in range(0, n, size):
+        yield slice(a, min(a + size, n))
+
+
+def evaluate(
+    sim: Simulator, x: torch.Tensor, y: torch.Tensor, mc: MonteCarlo, seed: int, progress: bool = True
+) -> list[dict]:
+    """One row per noise model of ``mc.models``: accuracy mean/std/percentiles over ``mc.instances`` chips
+    (the model's six non-idealities first). Setting k draws from generator seed ``seed * 1000 + k``."""
+    rows = []
+    grid = list(mc.models)
+    n_inst, chunk, bs = mc.instances, mc.instance_chunk, mc.batch_size
+    total = len(grid) * math.ceil(n_inst / chunk) * math.ceil(len(x) / bs)
+    bar = tqdm(total=total, desc="evaluate_noise", file=sys.stderr, disable=not progress, mininterval=5)
+    for k, model in enumerate(grid):
+        gen = torch.Generator().manual_seed(seed * 1000 + k)
+        correct = []
+        setting = model.setting()
+        if model.ideal:  # nothing perturbed: every chip is the ideal one
+            hits = sum(int((sim.forward(x[sl])[0].argmax(-1) == y[sl]).sum()) for sl in _batches(len(x), bs))
+            correct.append(torch.full((n_inst,), hits / len(x), dtype=torch.float64))
+            bar.update(math.ceil(n_inst / chunk) * math.ceil(len(x) / bs))
+        for a in range(0, n_inst if not correct else 0, chunk):
+            m = min(chunk, n_inst - a)
+            pert = Perturbation(model, m, sim, gen)
+            hits = torch.zeros(m)
+            for sl in _batches(len(x), bs):
+                logits = sim.forward(x[sl], perturb=pert)
+                hits += (logits.argmax(-1) == y[sl]).sum(-1).double()
+                bar.update(1)
+            correct.append(hits / len(x))
+        acc = torch.cat(correct).numpy()
+        std = float(acc.std(ddof=1)) if len(acc) > 1 and np.ptp(acc) > 0 else 0.0
+        rows.append(
+            {
+                **setting,
+                "accuracy_mean": float(acc.mean()),
+                "accuracy_std": std,
+                "accuracy_p5": float(np.percentile(acc, 5)),
+                "accuracy_p50": float(np.percentile(acc, 50)),
+                "accuracy_p95": float(np.percentile(acc, 95)),
+                "instances": int(len(acc)),
+            }
+        )
+        log.info("%s: accuracy %.4f +- %.4f", setting, acc.mean(), rows[-1]["accuracy_std"])
+    bar.close()
+    return rows
+
+
+@torch.no_grad()
+def ideal_accuracy(sim: Simulator, x: torch.Tensor, y: torch.Tensor, adc: bool = True, bs: int = 512) -> float:
+    hits = 0
+    for sl in _batches(len(x), bs):
+        hits += int((sim.forward(x[sl], adc=adc)[0].argmax(-1) == y[sl]).sum())
+    return hits / len(x)

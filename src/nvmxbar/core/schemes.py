@@ -1,0 +1,241 @@
+"""The mapping schemes: a trained network -> device levels and conductances on tiles (crossbar.npz arrays)
+and the mapping document (mapping.json), with one function per scheme:
+
+* :func:`differential_codes` (uniform scaling): weight codes already on the device grid (-(2^b-1)..2^b-1),
+  one slice on a differential pair, one global weight, DAC and ADC full-scale, no per-layer rescale;
+* :func:`unipolar_codes` (one device per weight): the same global grid, each sign group of a layer on its own
+  tiles (the sign is applied digitally per column group), a signed bias as a +A and a -A row;
+* :func:`bitsliced_codes` (the baseline): float weights quantized after training with a per-layer scale to
+  ``baseline_weight_bits`` (signed), magnitudes bit-sliced into S = ceil(bits / b) b-bit digits
+  (shift-and-add) on differential pairs, per-layer DAC and ADC ranges calibrated on training data, and a
+  per-layer digital rescale of every output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..settings import MapSettings
+from .layout import (
+    README,
+    _group_rows,
+    _negative_groups,
+    _slices,
+    _tiles,
+    _unipolar_tiles,
+    count,
+    layer_specs,
+    weight_matrix,
+)
+from .networks import Net, pool
+from .quant import UniformQuantizer, polarity_groups, to_int, weight_bounds
+from .simulator import Simulator
+
+
+@torch.no_grad()
+def _float_layer_inputs(net: Net, x: torch.Tensor) -> list[torch.Tensor]:
+    """Inputs of every weight layer of the float network (baseline calibration)."""
+    inputs = []
+    if net.input_split:
+        x = torch.cat([x, -x], 1)
+    for i, layer in enumerate(net.layers):
+        if i == net.n_conv:
+            x = x.flatten(1)
+        inputs.append(x)
+        x = layer(x)
+        if i < len(net.layers) - 1:
+            x = pool(F.relu(x), net.pool_after[i], net.dims)
+    return inputs
+
+
+@dataclass
+class LayerCodes:
+    """One layer's signed integer weights on its crossbar matrix (rows = weight rows then bias rows, columns =
+    outputs) and the scales that turn them back into weights."""
+
+    codes: torch.Tensor
+    weight_fullscale: float
+    weight_levels: int
+    weight_step: float
+    dac_fullscale: float
+
+
+def bitsliced_codes(
+    layer: torch.nn.Module, bias: torch.Tensor | None, weight_bits: int, layer_input: torch.Tensor
+) -> LayerCodes:
+    """Baseline: the float weights quantized with the layer's own scale to ``weight_bits`` (signed), the layer's
+    own DAC range (99.9th percentile of its calibration inputs); a bias row is driven at that range."""
+    w = weight_matrix(layer).double()
+    wmax = float(w.abs().max())
+    levels_w = 2 ** (weight_bits - 1) - 1
+    a_l = float(torch.quantile(layer_input.abs().flatten()[:500_000].float(), 0.999)) or 1.0  # per-layer DAC
+    codes = to_int(w, wmax, levels_w, -levels_w, levels_w)
+    if bias is not None:
+        codes = torch.cat([codes, to_int(bias / a_l, wmax, levels_w, -levels_w, levels_w)[None]], 0)
+    return LayerCodes(codes, wmax, levels_w, wmax / levels_w, a_l)
+
+
+def differential_codes(layer: torch.nn.Module, q: UniformQuantizer, bias: torch.Tensor | None, bits: int) -> LayerCodes:
+    """Uniform scaling on differential pairs: the training grid of the shared weight full-scale W, one bias row
+    driven at the shared DAC full-scale A."""
+    W, A, L = q.weight_fullscale.item(), q.act_fullscale.item(), 2**bits - 1
+    lo, hi = weight_bounds(bits, None, layer.weight.shape)
+    codes = to_int(layer.weight.detach().double(), W, L, lo, hi).reshape(layer.weight.shape[0], -1).t()
+    if bias is not None:
+        codes = torch.cat([codes, to_int(bias / A, W, L, -L, L)[None]], 0)
+    return LayerCodes(codes, W, L, W / L, A)
+
+
+def unipolar_codes(
+    layer: torch.nn.Module, q: UniformQuantizer, bias: torch.Tensor | None, bits: int, mask: torch.Tensor, spec: dict
+) -> LayerCodes:
+    """One device per weight: the training grid with each sign group's bounds; a signed bias in a one-sign
+    column is two rows, driven at +A and -A, each holding the part of the column's sign."""
+    W, A, L = q.weight_fullscale.item(), q.act_fullscale.item(), 2**bits - 1
+    lo, hi = weight_bounds(bits, mask, layer.weight.shape)  # the training grid, sign groups included
+    codes = to_int(layer.weight.detach().double(), W, L, lo, hi).reshape(layer.weight.shape[0], -1).t()
+    if bias is not None:
+        bcodes = to_int(bias / A, W, L, -L, L)
+        _, cb, signs = polarity_groups(layer.weight.shape, spec)
+        col_sign = torch.tensor(
+            [signs[-1][j] for j in range(len(cb) - 1) for _ in range(cb[j], cb[j + 1])], dtype=bcodes.dtype
+        )
+        lev_p, lev_m = (col_sign * bcodes).clamp(min=0), (-col_sign * bcodes).clamp(min=0)
+        codes = torch.cat([codes, (col_sign * lev_p)[None], (col_sign * lev_m)[None]], 0)
+    return LayerCodes(codes, W, L, W / L, A)
+
+
+def _pair_tiles(
+    codes: np.ndarray, bits: int, slices: int, R: int, C: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Differential pairs (and bit slices): levels, used, row_index (physical row -> matrix row or -1), signs."""
+    lev_t, used_t = _tiles(_slices(codes, bits, slices), R, C)
+    row_index = np.full(lev_t.shape[0] * R, -1, dtype=np.int32)
+    row_index[: codes.shape[0]] = np.arange(codes.shape[0])
+    return lev_t, used_t, row_index, np.ones((lev_t.shape[0], lev_t.shape[1], C), dtype=np.int8)
+
+
+def scheme_of(net: Net) -> str:
+    """baseline (a float network: per-layer scales, bit slices), uniform (differential pairs) or unipolar."""
+    if net.quant is None:
+        return "baseline"
+    return "unipolar" if net.polarity is not None else "uniform"
+
+
+def map_network(
+    net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Map a trained network onto ``bits``-bit devices. Returns (arrays for crossbar.npz, mapping.json document).
+    ``calib_x``: training inputs that set the baseline's per-layer DAC and ADC ranges."""
+    R, C = settings.tile.rows, settings.tile.cols
+    b = int(bits)
+    L = 2**b - 1
+    g_max, g_min = settings.device.g_max_us, settings.device.g_min_us
+    bias_row = settings.bias == "row"
+    scheme = scheme_of(net)
+    specs = layer_specs(net, net.in_shape)
+    if scheme == "baseline":
+        S = math.ceil(settings.baseline_weight_bits / b)
+        dac_bits, adc_bits = settings.baseline_dac_bits, settings.baseline_adc_bits
+        if calib_x is None:
+            raise ValueError("the baseline mapping needs calibration inputs (per-layer DAC ranges)")
+        inputs = _float_layer_inputs(net, calib_x)
+    else:
+        q = net.quant
+        S, dac_bits, adc_bits = 1, q.dac_bits, q.adc_bits
+        if q.weight_bits != b:
+            raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
+    P = 1 if scheme == "unipolar" else 2
+    arrays = {"README": np.array(README)}
+    layers = []
+    for i, (layer, spec) in enumerate(zip(net.layers, specs, strict=True)):
+        bias = layer.bias.detach().double() if layer.bias is not None else None
+        row_bias = bias if bias_row else None
+        if scheme == "baseline":
+            lc = bitsliced_codes(layer, row_bias, settings.baseline_weight_bits, inputs[i])
+        elif scheme == "uniform":
+            lc = differential_codes(layer, q, row_bias, b)
+        else:
+            lc = unipolar_codes(layer, q, row_bias, b, getattr(net, f"_pol{i}"), net.polarity[i])
+        codes_np = lc.codes.numpy().astype(np.int64)
+        if P == 1:
+            lev_t, used_t, row_index, sign_t = _unipolar_tiles(codes_np, layer.weight.shape, net.polarity[i], R, C)
+        else:
+            lev_t, used_t, row_index, sign_t = _pair_tiles(codes_np, b, S, R, C)
+        arrays[f"L{i}.levels"] = lev_t
+        arrays[f"L{i}.used"] = used_t
+        arrays[f"L{i}.row_index"] = row_index
+        arrays[f"L{i}.sign"] = sign_t
+        arrays[f"L{i}.G_us"] = (g_min + lev_t.astype(np.float64) * (g_max - g_min) / L).astype(np.float32)
+        arrays[f"L{i}.codes"] = codes_np.astype(np.int32)  # signed integer weights (rows, outputs), before slicing
+        if bias is not None and not bias_row:
+            arrays[f"L{i}.bias"] = bias.numpy().astype(np.float64)
+        rows = codes_np.shape[0]
+        bias_mode = ("row" if bias_row else "digital") if bias is not None else "none"
+        layers.append(
+            {
+                **spec,
+                "rows": rows,
+                "bias_mode": bias_mode,
+                "bias_rows": (2 if P == 1 else 1) if bias_mode == "row" else 0,
+                "polarity": net.polarity[i] if P == 1 else None,
+                "row_groups": _group_rows(layer.weight.shape, net.polarity[i], rows) if P == 1 else [rows],
+                "negative_groups": _negative_groups(sign_t, used_t) if P == 1 else 0,
+                "negative_conversions_per_mvm": int(((sign_t < 0) & used_t.any(axis=2)).sum()),
+                "weight_fullscale": lc.weight_fullscale,
+                "weight_levels": lc.weight_levels,
+                "weight_step": lc.weight_step,
+                "dac_fullscale": lc.dac_fullscale,
+                "slices": S,
+                "pair": P,
+                "row_tiles": lev_t.shape[0],
+                "col_tiles": lev_t.shape[1],
+            }
+        )
+    mapping = {
+        "bits": b,
+        "scheme": scheme,
+        "tile": {"rows": R, "cols": C},
+        "device": {
+            "bits": b,
+            "levels": L + 1,
+            "g_min_us": g_min,
+            "g_max_us": g_max,
+            "on_off_ratio": settings.device.on_off_ratio,
+        },
+        "converters": {
+            "dac_bits": dac_bits,
+            "adc_bits": adc_bits,
+            "adc_mux": settings.adc_mux,
+            "input_mode": settings.input_mode,
+        },
+        "pair": P,
+        "slices": S,
+        "layers": layers,
+    }
+    if P == 1:
+        mapping["offset_correction"] = (
+            "G_min offset removed digitally: G_min/dG x (sum of the tile's input codes) "
+            "subtracted from every conversion (ISAAC-style), one subtractor per ADC"
+        )
+    if scheme != "baseline":
+        mapping["adc_fullscale"] = q.adc_fullscale.item()
+    else:
+        _calibrate_baseline_adc(net, arrays, mapping, calib_x)
+    count(mapping)
+    return arrays, mapping
+
+
+def _calibrate_baseline_adc(net: Net, arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor) -> None:
+    """Per-layer ADC range of the baseline: 99.9th percentile of |partial sums| (per tile, per slice)
+    on the calibration inputs, through the ideal crossbar."""
+    sim = Simulator(arrays, mapping)
+    sim.forward(calib_x, adc=False, record=True)
+    for spec, p in zip(mapping["layers"], sim.recorded):
+        spec["adc_fullscale"] = float(p) if p > 0 else 1.0

@@ -1,0 +1,90 @@
+"""The paper's tables and figures, and REPORT.md, from everything the earlier rules wrote (rule ``report``).
+
+Plain functions over pandas DataFrames, no MLflow (stage :mod:`nvmxbar.stages.report` logs the outcome):
+
+* :mod:`.paper`: the paper's reference and published figures, the only numbers in the outputs not read from
+  results/;
+* :mod:`.collect`: :func:`~.collect.collect` and :func:`~.collect.collect_nas` read every input into tidy
+  DataFrames (a missing or unreadable file stops with an error naming it and the rule that writes it);
+* :mod:`.tables`: the accuracy, cost and architecture-search tables, written as CSV, Markdown and LaTeX;
+* :mod:`.figures` and :mod:`.figures_nas`: the figures, written as PNG and PDF;
+* :mod:`.render`: REPORT.md with one verdict per claim of the paper;
+* :func:`build`: all of it, every file written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from ..files import write_text
+from .collect import NAS_VARIANT, collect, collect_nas
+from .figures import plot_accuracy_vs_noise, plot_cost_breakdown, plot_weights, save_figure
+from .figures_nas import plot_nas_pareto
+from .render import render_report
+from .tables import accuracy_table, cost_table, nas_table, write_table
+
+log = logging.getLogger(__name__)
+
+
+def build(
+    results_dir: str | Path,
+    datasets: Iterable[str],
+    variants: Iterable[str],
+    bits: Iterable[int],
+    cfg: dict,
+    *,
+    tables_dir: str | Path,
+    figures_dir: str | Path,
+    report_md: str | Path,
+    profile: str | None,
+) -> tuple[dict[str, list[Path]], pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Collect the inputs under ``results_dir``; write the tables (CSV/MD/TeX) to ``tables_dir``, the figures
+    (PNG/PDF) to ``figures_dir`` and ``report_md``. ``cfg``: the validated ``report`` section of the config
+    (every key present). The architecture search is reported only when the unipolar variant is among
+    ``variants``. Returns (the written paths by kind: tables, figures, report; the accuracy table; the cost table;
+    the search table or None)."""
+    t0 = time.time()
+    results_dir, tables_dir, figures_dir, report_md = map(Path, (results_dir, tables_dir, figures_dir, report_md))
+    datasets, variants = list(datasets), list(variants)
+    data = collect(results_dir, datasets, variants, bits)
+    with_nas = NAS_VARIANT in variants
+    if with_nas:
+        data.update(collect_nas(results_dir, datasets, bits))
+    sigma = float(cfg["reference_prog_sigma"])
+    acc = accuracy_table(data, sigma)
+    cost = cost_table(data)
+    written: dict[str, list[Path]] = {"tables": [], "figures": [], "report": []}
+    written["tables"] += write_table(acc, "accuracy", tables_dir)
+    written["tables"] += write_table(cost, "cost", tables_dir)
+    nas = nas_table(data) if with_nas else None
+    if nas is not None:
+        written["tables"] += write_table(nas, "nas", tables_dir)
+    kinds = [
+        ("accuracy_vs_prog_noise", lambda d, s: plot_accuracy_vs_noise(d, s, sigma)),
+        ("cost_breakdown", plot_cost_breakdown),
+        ("weights", plot_weights),
+    ]
+    if with_nas:
+        kinds.append(("nas_pareto", plot_nas_pareto))
+    figures: dict[str, Path] = {}
+    for ds in datasets:
+        for kind, fn in kinds:
+            name = f"{kind}_{ds}"
+            paths = save_figure(fn(data, ds), name, figures_dir, int(cfg["dpi"]))
+            figures[name] = paths[0]
+            written["figures"] += paths
+    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir))
+    written["report"].append(report_md)
+    log.info(
+        "%d table files, %d figure files and %s in %.1f s",
+        len(written["tables"]),
+        len(written["figures"]),
+        report_md,
+        time.time() - t0,
+    )
+    return written, acc, cost, nas

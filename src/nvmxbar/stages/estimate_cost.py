@@ -1,0 +1,106 @@
+"""Rule ``estimate_cost``: price mapping.json's component and operation counts into area and energy per
+component, per layer and per inference (cost.json), and an MLflow run nested under the training's run. With
+``cell_activity: measured`` the cell read energy follows what training inputs actually read on the crossbar."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .. import files, tracking
+from ..core.cost import estimate
+from ..core.cost_units import const, load_constants
+from ..data.arrays import network_inputs
+from ..settings import CostSettings
+from .evaluate_noise import load_crossbar
+
+log = logging.getLogger(__name__)
+
+
+def estimate_file(
+    mapping_path: str | Path,
+    out_path: str | Path,
+    constants_path: str | Path | None = None,
+    activity: list[dict] | None = None,
+    **kwargs: Any,
+) -> dict:
+    """mapping.json -> cost.json (atomic). kwargs go to :func:`nvmxbar.core.cost.estimate`; adc_time_share
+    defaults to the constants file's options.adc_time_share. ``activity``: per layer, the measured read
+    conductance per MVM (:meth:`nvmxbar.core.simulator.Simulator.read_activity`); None = the upper bound."""
+    mapping = files.read_json(mapping_path)
+    for layer, act in zip(mapping["layers"], activity or [], strict=False):
+        layer["read_g_us_per_mvm"] = act
+    constants = load_constants(constants_path)
+    kwargs.setdefault("adc_time_share", bool(const(constants, "options.adc_time_share")))
+    doc = estimate(mapping, constants, **kwargs)
+    with files.atomic_path(out_path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+    return doc
+
+
+def measured_activity(
+    mapping_json: str | Path, crossbar_npz: str | Path, data_npz: str | Path, samples: int
+) -> list[dict]:
+    """Per layer, what ``samples`` training inputs read on the mapped crossbar (Simulator.read_activity)."""
+    x, _ = network_inputs(data_npz, "train", samples)
+    return load_crossbar(crossbar_npz, mapping_json).read_activity(x)
+
+
+def run(
+    *,
+    mapping_json: str | Path,
+    model_metrics: str | Path,
+    out_json: str | Path,
+    dataset: str,
+    variant: str,
+    bits: int,
+    cfg: dict,
+    seed: int,
+    experiment: str | None = None,
+    rule: str = "estimate_cost",
+    crossbar_npz: str | Path | None = None,
+    data_npz: str | Path | None = None,
+) -> dict:
+    """``cfg``: the validated ``estimate_cost`` section."""
+    cs = CostSettings.from_config(cfg)
+    activity = None
+    if cs.cell_activity == "measured":
+        if crossbar_npz is None or data_npz is None:
+            raise ValueError("estimate_cost.cell_activity 'measured' needs the crossbar.npz and the prepared data")
+        activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples)
+    params = {"estimate_cost": cfg, "bits": bits}
+    with tracking.model_stage_run(
+        experiment,
+        model_metrics=model_metrics,
+        rule=rule,
+        params=params,
+        dataset=dataset,
+        variant=variant,
+        bits=bits,
+        seed=seed,
+    ) as run_:
+        doc = estimate_file(
+            mapping_json,
+            out_json,
+            cs.constants,
+            activity=activity,
+            family=cs.family,
+            tech_nm=cs.tech_nm,
+            cell=cs.cell,
+            adc_time_share=cs.adc_time_share,
+        )
+        t = doc["total"]
+        run_.log_metrics({k: t[k] for k in ("area_um2", "energy_pj_per_inference", "cell_energy_upper_bound_pj")})
+        run_.log_artifact(out_json)
+    log.info(
+        "%s/%s/b%d: %.4g um^2, %.4g pJ/inference (%s)",
+        dataset,
+        variant,
+        bits,
+        t["area_um2"],
+        t["energy_pj_per_inference"],
+        cs.family,
+    )
+    return doc

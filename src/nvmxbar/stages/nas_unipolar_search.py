@@ -1,0 +1,116 @@
+"""Rule ``nas_unipolar_search``: one search worker. Sign-constrained, quantized trials on the study it shares
+(journal file) with the other workers, until the study holds ``nas_unipolar.trials`` finished trials."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+from .. import files, tracking
+from ..data.datamodule import NpzDataModule
+from ..search import storage
+from ..search.objective import make_objective
+from ..search.space import enqueue_params
+from ..settings import CostSettings, MapSettings, QuantSettings, Recipe, Score
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    *,
+    data_npz: str | Path,
+    nas_dir: str | Path,
+    out_json: str | Path,
+    dataset: str,
+    bits: int,
+    worker: int,
+    cfg: dict,
+    model_base: dict,
+    train_cfg: dict,
+    quant_cfg: dict,
+    map_cfg: dict,
+    cost_cfg: dict,
+    seed: int,
+    experiment: str | None = None,
+    threads: int = 1,
+    accelerator: str = "auto",
+    noise_cfg: dict,
+) -> dict:
+    """``cfg``: the ``nas_unipolar`` section without its selection keys; ``train_cfg`` the trials' recipe
+    (``train.<dataset>`` without epochs, distill and fit_on); ``quant_cfg`` the unipolar model's ``quant``;
+    ``noise_cfg`` evaluate_noise's ``drift`` (the score's device model)."""
+    t0 = time.time()
+    torch.set_num_threads(max(1, threads))
+    nas_dir = Path(nas_dir)
+    name = storage.study_name(dataset, bits, cfg, model_base, seed, train_cfg, quant_cfg)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage.storage(nas_dir),
+        load_if_exists=True,
+        directions=["maximize", "minimize"],
+        sampler=optuna.samplers.TPESampler(seed=seed * 100 + worker, n_startup_trials=int(cfg["startup_trials"])),
+    )
+    prov = Path(data_npz).with_suffix(".json")
+    sha = files.read_json(prov)["source"]["sha256"] if prov.exists() else ""
+    parent = storage.search_run(
+        nas_dir,
+        experiment,
+        name,
+        {"nas_unipolar": cfg, "bits": bits},
+        tracking.standard_tags(
+            dataset=dataset,
+            variant="unipolar",
+            bits=bits,
+            seed=seed,
+            rule="nas_unipolar",
+            config_hash=name.rsplit("-", 1)[-1],
+            data_sha256=sha,
+        ),
+    )
+    recipe = Recipe.from_config({**train_cfg, "epochs": cfg["epochs"]})
+    dm = NpzDataModule(data_npz, recipe.batch_size, recipe.augment, seed)
+    objective = make_objective(
+        dm=dm,
+        dataset=dataset,
+        bits=bits,
+        cfg=cfg,
+        model_base=model_base,
+        recipe=recipe,
+        quant=QuantSettings.from_config("unipolar", bits, quant_cfg, map_cfg),
+        ms=MapSettings.from_config(map_cfg, quant_cfg),
+        cs=CostSettings.from_config(cost_cfg),
+        score=Score.from_config(cfg["score"], noise_cfg["drift"]),
+        seed=seed,
+        parent_run=parent,
+        experiment=experiment,
+        accelerator=accelerator,
+        data_sha256=sha,
+    )
+    TS = optuna.trial.TrialState
+    total = int(cfg["trials"])
+    with storage.locked(nas_dir / "ask.lock"):  # known architectures first, once per study (workers race)
+        for model in cfg["space"][dataset].get("enqueue", []):
+            study.enqueue_trial(enqueue_params(model, cfg["space"][dataset]), skip_if_exists=True)
+    mine = storage.run_trials(study, objective, total, worker, nas_dir / "ask.lock")
+    doc = {
+        "study": name,
+        "worker": worker,
+        "trials_run": mine,
+        "wall_time_s": round(time.time() - t0, 2),
+        "study_finished_trials": len(study.get_trials(states=(TS.COMPLETE, TS.PRUNED))),
+    }
+    files.write_json(out_json, doc)
+    log.info(
+        "worker %d: %d trials in %.0f s; study %s has %d/%d finished",
+        worker,
+        len(mine),
+        doc["wall_time_s"],
+        name,
+        doc["study_finished_trials"],
+        total,
+    )
+    return doc

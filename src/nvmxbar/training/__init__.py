@@ -1,0 +1,1 @@
+"""Training on top of the core: the LightningModule, one fit with a recipe, and model files."""

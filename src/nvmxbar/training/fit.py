@@ -1,0 +1,71 @@
+"""One Lightning fit with the recipe of ``train.<dataset>``: checkpoints every epoch (a killed job resumes),
+then the selected epoch (the last one, or the best-validation one) loaded back."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..core.networks import Net
+from ..data.datamodule import NpzDataModule
+from ..settings import Recipe
+from .module import Classifier, EpochLog
+
+
+@dataclass
+class Fitted:
+    net: Net  # the selected epoch's network, on the CPU
+    best_epoch: int  # 1-based epoch of the best validation accuracy
+    selected_epoch: int  # 1-based epoch exported
+    fit_s: float
+
+
+def fit(
+    net: Net,
+    dm: NpzDataModule,
+    recipe: Recipe,
+    *,
+    ckpt_dir: str | Path,
+    resume: str | Path | None = None,
+    accelerator: str = "auto",
+    logger=None,
+    teacher: Net | None = None,
+    callbacks: list | None = None,
+    log_prefix: str = "",
+) -> Fitted:
+    """Train ``net`` on ``dm`` for ``recipe.epochs`` epochs (one-cycle AdamW), checkpointing into ``ckpt_dir``
+    (``resume``: a last.ckpt to continue from). ``logger``: a Lightning logger (MLflow) or None."""
+    module = Classifier(net, recipe, teacher=teacher)
+    best = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", enable_version_counter=False
+    )
+    # Its own callback: Lightning's save_last rewrites last.ckpt only in epochs that also improved the best,
+    # so a killed run would resume from the best epoch, not from the last one.
+    last = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
+    cbs = [best, last, EpochLog(recipe.epochs, log_prefix), *(callbacks or [])]
+    if logger is not None:
+        cbs.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
+    trainer = L.Trainer(
+        max_epochs=recipe.epochs,
+        accelerator=accelerator,
+        devices=1,
+        deterministic=True,
+        logger=logger if logger is not None else False,
+        callbacks=cbs,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    t0 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    fit_s = time.time() - t0
+    path = best.best_model_path if recipe.select == "best_val" else last.best_model_path
+    ck = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint
+    module.load_state_dict(ck["state_dict"])
+    best_epoch = int(torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"])
+    return Fitted(net=module.net.cpu(), best_epoch=best_epoch + 1, selected_epoch=int(ck["epoch"]) + 1, fit_s=fit_s)

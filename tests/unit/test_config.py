@@ -1,0 +1,162 @@
+"""The workflow configuration: profiles, schema defaults, validation errors naming the key, typed settings."""
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO
+
+from nvmxbar import config, settings
+from nvmxbar.settings import QuantSettings
+
+
+def load(**over):
+    return config.load(REPO / "config.yaml", over)
+
+
+def test_default_config_is_valid_and_profile_selects_values():
+    full, smoke = load(), load(profile="smoke")
+    assert full["train"]["har"]["epochs"] > smoke["train"]["har"]["epochs"] >= 1
+    assert full["prepare_data"]["har"]["limit"]["train"] is None
+    assert smoke["prepare_data"]["har"]["limit"]["train"] > 0
+    assert full["device_bits"] == [2, 4] and set(full["variants"]) == {"baseline", "uniform", "unipolar"}
+    assert full["nas_unipolar"]["trials"] > smoke["nas_unipolar"]["trials"] >= 1
+    assert full["data_dir"] == "data"
+
+
+def test_defaults_are_filled_from_the_schema():
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    del raw["quant"], raw["seed"], raw["prepare_data"]
+    cfg = config.validate(raw)
+    assert cfg["quant"]["dac_bits"] == 4 and cfg["quant"]["learn_scales"] is True
+    assert cfg["seed"] == 0 and cfg["prepare_data"]["har"]["val_subjects"] == 4
+
+
+def test_every_schema_property_has_a_description():
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub or "$ref" in sub, f"{path}{name} has no description"
+            walk(sub, f"{path}{name}.")
+
+    walk(schema, "")
+    for name, sub in schema["$defs"].items():
+        walk(sub, f"$defs.{name}.")
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"epochz": 3}, "'epochz'"),
+        ({"train": {"har": {"epochs": 0}}}, "train.har.epochs"),
+        ({"train": {"har": {"lr": "fast"}}}, "train.har.lr"),
+        ({"quant": {"adc_bits": 1}}, "quant.adc_bits"),
+        ({"device_bits": [2, 99]}, "device_bits.1"),
+        ({"datasets": ["mnist"]}, "datasets.0"),
+        ({"variants": ["baseline", "ternary"]}, "variants.1"),
+        ({"prepare_data": {"cifar10": {"val_fraction": 1.5}}}, "prepare_data.cifar10.val_fraction"),
+        ({"model": {"har": {"conv": [32], "hidden": [16], "kernel_size": [3, 5]}}}, "model.har.kernel_size"),
+        ({"train": {"har": {"epochs": {"full": 3, "smok": 1}}}}, "train.har.epochs"),
+        ({"profile": "huge"}, "profile"),
+        ({"model": {"har": {"conv": [], "hidden": [16], "colour": 1}}}, "model.har.colour"),
+        ({"quant": {"train_noise": {"4bit": 0.02}}}, "quant.train_noise"),
+        ({"quant": {"train_noise": {"unipolar/b4": 1.5}}}, "quant.train_noise"),
+        ({"train": {"har": {"fit_on": "val"}}}, "train.har.fit_on"),
+        ({"train": {"cifar10": {"fit_on": "train+val", "select": "best_val"}}}, "train.cifar10.fit_on"),
+    ],
+)
+def test_malformed_config_is_rejected_with_the_key_named(override, key):
+    with pytest.raises(config.ConfigError) as err:
+        load(**override)
+    assert key in str(err.value)
+
+
+def test_engineered_input_needs_an_mlp():
+    with pytest.raises(config.ConfigError, match="model.har.conv"):
+        load(prepare_data={"har": {"input_form": "engineered"}})
+    cfg = load(prepare_data={"har": {"input_form": "engineered"}}, model={"har": {"conv": [], "hidden": [64]}})
+    assert cfg["model"]["har"]["conv"] == []
+
+
+def test_adc_tile_rows_other_than_the_crossbar_tiles_warns(caplog):
+    def warned(**over):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nvmxbar.config"):
+            cfg = load(**over)
+        return cfg, any(
+            r.levelno == logging.WARNING and "quant.adc_tile_rows" in r.getMessage() for r in caplog.records
+        )
+
+    assert warned(quant={"adc_tile_rows": 64})[1]
+    cfg, warns = warned(quant={"adc_tile_rows": 64}, map_crossbar={"rows": 64})
+    assert cfg["quant"]["adc_tile_rows"] == 64 and not warns
+    cfg, warns = warned()
+    # the default (null) trains as mapped: the ADC row tile is map_crossbar.rows
+    assert cfg["quant"]["adc_tile_rows"] is None and not warns
+    assert settings.adc_tile_rows(cfg["quant"], cfg["map_crossbar"]) == cfg["map_crossbar"]["rows"] == 128
+    assert QuantSettings.from_config("uniform", 2, cfg["quant"], cfg["map_crossbar"]).adc_tile_rows == 128
+    with pytest.raises(ValueError, match="map_crossbar"):
+        settings.adc_tile_rows(cfg["quant"], None)
+
+
+def test_config_hash_is_stable_and_sensitive():
+    a = {"x": 1, "y": [1, 2]}
+    assert config.config_hash(a) == config.config_hash({"y": [1, 2], "x": 1})
+    assert config.config_hash(a) != config.config_hash({"x": 2, "y": [1, 2]})
+
+
+def test_snakemake_stops_before_any_job_and_names_the_key(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "-n",
+            "--cores",
+            "1",
+            "--config",
+            "train={har: {epochs: -5}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0
+    assert "train.har.epochs" in r.stdout + r.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_command_line_strings_are_read_as_yaml_scalars():
+    cfg = load(
+        download="false",
+        seed="7",
+        train={"har": {"epochs": "3", "lr": "1e-3"}},
+        prepare_data={"har": {"limit": {"train": "null"}}},
+    )
+    assert cfg["download"] is False and cfg["seed"] == 7
+    assert cfg["train"]["har"]["epochs"] == 3 and cfg["train"]["har"]["lr"] == 0.001
+    assert cfg["prepare_data"]["har"]["limit"]["train"] is None
+
+
+def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
+    cfg = load(quant={"train_noise": {"b4": 0.01, "unipolar/b4": 0.02}})
+    q, m = cfg["quant"], cfg["map_crossbar"]
+    assert settings.train_noise_for(q["train_noise"], "unipolar", 4) == 0.02  # the model's own key wins
+    assert settings.train_noise_for(q["train_noise"], "uniform", 4) == 0.01  # b<bits>: every variant
+    assert settings.train_noise_for(q["train_noise"], "unipolar", 2) == 0.0  # not named: off
+    assert settings.train_noise_for(0.03, "uniform", 2) == 0.03  # one number: every quantized model
+    assert settings.train_noise_for(0.03, "baseline", None) == 0.0  # the float net has no devices
+    assert QuantSettings.from_config("unipolar", 4, q, m).quantizer_kwargs()["train_noise"] == 0.02
+    # off: the model hash is unchanged
+    assert "train_noise" not in QuantSettings.from_config("unipolar", 2, q, m).quantizer_kwargs()
+    assert settings.quant_for(q, "uniform", 4)["train_noise"] == 0.01

@@ -1,0 +1,366 @@
+"""Crossbar mapping (nvmxbar.core.schemes, .layout) and the tile simulator (nvmxbar.core.simulator): exact
+invariants, counts, and the Monte Carlo (nvmxbar.core.noise)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import map_settings, small_net
+
+from nvmxbar.core import noise
+from nvmxbar.core.layout import unfold
+from nvmxbar.core.networks import build, make_arch
+from nvmxbar.core.schemes import map_network
+from nvmxbar.core.simulator import Simulator
+from nvmxbar.data.arrays import network_inputs
+from nvmxbar.settings import Drift, MonteCarlo, NoiseModel, noise_grid
+
+ARCH = {
+    "in_shape": [9, 32],
+    "num_classes": 6,
+    "conv": [8, "M", 12, "M"],
+    "kernel_size": 5,
+    "hidden": [20],
+    "dropout": 0.0,
+    "bias": True,
+}
+QUANT = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6}
+XCFG = {
+    "rows": 128,
+    "cols": 128,
+    "g_max_us": 166.67,
+    "on_off_ratio": 150,
+    "bias": "row",
+    "baseline_weight_bits": 8,
+    "adc_mux": 8,
+    "calibration_samples": 64,
+}
+BITS = QUANT["weight_bits"]
+# one tile per layer (4096 x 4096: the simulator computes every cell of it, tens of seconds), several tiles
+TILES = [pytest.param(4096, 4096, marks=pytest.mark.slow), (16, 8), (45, 6)]
+
+
+def xcfg(**over):
+    """MapSettings of XCFG (the rest: the schema's defaults), with ``over`` replacing keys."""
+    return map_settings(**{**XCFG, **over})
+
+
+def make_net(quant=QUANT, seed=0):
+    net, x = small_net(ARCH, quant, seed)
+    return net.eval(), x
+
+
+def monte_carlo(instances, batch_size, sweep, drift, instance_chunk=10):
+    """evaluate_noise's MonteCarlo: the sweep's lists (the others off) in NOISE_KEYS order."""
+    full = {
+        "prog_sigma": [0.0],
+        "read_sigma": [0.0],
+        "stuck_min": [0.0],
+        "stuck_max": [0.0],
+        "on_off_ratio": [None],
+        "drift_t_s": [0.0],
+        **sweep,
+    }
+    return MonteCarlo(instances, None, batch_size, instance_chunk, tuple(noise_grid(full, drift)))
+
+
+def no_adc(net):
+    net.quant.adc = lambda y: y  # an ideal (infinite-resolution, unclipped) ADC
+    return net
+
+
+@pytest.mark.parametrize("rows, cols", TILES)
+def test_ideal_crossbar_equals_the_quantized_digital_model_exactly(rows, cols):
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=rows, cols=cols))
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        xbar = sim.forward(x, adc=False)[0]
+        digital = no_adc(net)(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+    assert torch.equal(xbar.argmax(1), digital.argmax(1))
+    # perturbation object with every non-ideality off gives the same numbers
+    off = NoiseModel(
+        prog_sigma=0.0,
+        read_sigma=0.0,
+        stuck_min=0.0,
+        stuck_max=0.0,
+        on_off_ratio=None,
+        drift_t_s=0,
+        drift=Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation=True),
+    )
+    assert off.ideal
+    pert = noise.Perturbation(off, 3, sim, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        noisy = sim.forward(x, perturb=pert, adc=False)
+    assert noisy.shape[0] == 3 and all(torch.allclose(noisy[k], xbar, rtol=0, atol=1e-9) for k in range(3))
+
+
+def test_with_one_row_tile_the_adc_matches_the_trained_network():
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=4096, cols=4096))
+    with torch.no_grad():
+        assert torch.equal(Simulator(arrays, mapping).forward(x)[0].argmax(1), net(x).argmax(1))
+
+
+def _codes_from_levels(arrays, mapping, i):
+    spec, b = mapping["layers"][i], mapping["bits"]
+    rt, ct, R, C = arrays[f"L{i}.levels"].shape
+    full = arrays[f"L{i}.levels"].transpose(0, 2, 1, 3).reshape(rt * R, ct * C)
+    full = full[: spec["rows"], : spec["outputs"] * spec["slices"] * 2]
+    full = full.reshape(spec["rows"], spec["outputs"], spec["slices"], 2).astype(np.int64)
+    digits = full[..., 0] - full[..., 1]
+    return (digits * (2 ** (b * np.arange(spec["slices"])))).sum(-1), full
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_uniform_levels_conductances_and_counts(bits):
+    quant = {**QUANT, "weight_bits": bits}
+    net, _ = make_net(quant)
+    arrays, mapping = map_network(net, bits, xcfg(rows=32, cols=16))
+    L = 2**bits - 1
+    assert mapping["slices"] == 1 and mapping["total"]["periphery_designs"] == 1
+    assert mapping["total"]["rescale_units"] == 0
+    for i, spec in enumerate(mapping["layers"]):
+        codes, full = _codes_from_levels(arrays, mapping, i)
+        assert np.array_equal(codes, arrays[f"L{i}.codes"])
+        assert not ((full[..., 0] > 0) & (full[..., 1] > 0)).any()  # one device of a pair is at G_min
+        lev = arrays[f"L{i}.levels"]
+        assert lev.min() >= 0 and lev.max() <= L
+        G = arrays[f"L{i}.G_us"]
+        g_min = 166.67 / 150
+        assert np.allclose(G, g_min + lev * (166.67 - g_min) / L, rtol=1e-6)
+        K, N = spec["rows"], spec["outputs"]
+        assert K == spec["weight_rows"] + 1  # bias row
+        assert spec["tiles"] == math.ceil(K / 32) * math.ceil(2 * N / 16)
+        assert spec["used_cells"] == K * 2 * N and spec["devices"] == spec["tiles"] * 32 * 16
+        assert spec["adcs"] == spec["tiles"] * math.ceil((16 // 2) / 8)
+        assert spec["adc_conversions_per_mvm"] == N * math.ceil(K / 32)
+    t = mapping["total"]
+    assert t["devices"] == sum(s["devices"] for s in mapping["layers"])
+    assert t["adcs"] == sum(s["adcs"] for s in mapping["layers"]) and t["dacs"] > 0
+
+
+@pytest.mark.parametrize("bits, slices", [(2, 4), (4, 2), (3, 3)])
+def test_baseline_is_bit_sliced_with_per_layer_scales(bits, slices):
+    net, x = make_net(quant=None)
+    arrays, mapping = map_network(net, bits, xcfg(baseline_dac_bits=4, baseline_adc_bits=6), calib_x=x[:64])
+    assert mapping["slices"] == slices and mapping["scheme"] == "baseline"
+    assert mapping["total"]["periphery_designs"] == len(mapping["layers"])
+    assert mapping["total"]["rescale_units"] == sum(s["outputs"] for s in mapping["layers"])
+    for i in range(len(mapping["layers"])):
+        codes, _ = _codes_from_levels(arrays, mapping, i)
+        assert np.array_equal(codes, arrays[f"L{i}.codes"]) and np.abs(codes).max() == 127
+    steps = [s["weight_step"] for s in mapping["layers"]]
+    assert len(set(steps)) == len(steps)  # a scale per layer
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        ideal = sim.forward(x, adc=False)[0]
+        fl = net(x)
+    assert (ideal.argmax(1) == fl.argmax(1)).float().mean() > 0.9  # 8-bit weights, 4-bit inputs: close to float
+
+
+def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16))
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        y = sim.forward(x)[0].argmax(1)  # labels = the ideal crossbar's own predictions: ideal accuracy 1.0
+    mc = monte_carlo(
+        6,
+        100,
+        {"prog_sigma": [0.0, 0.1], "stuck_max": [0.0, 0.05]},
+        Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation=True),
+        instance_chunk=3,
+    )
+    rows = noise.evaluate(sim, x, y, mc, seed=3, progress=False)
+    assert len(rows) == 4 and all(r["instances"] == 6 for r in rows)
+    clean = rows[0]
+    assert clean["prog_sigma"] == 0 and clean["stuck_max"] == 0
+    assert clean["accuracy_mean"] == 1.0 and clean["accuracy_std"] == 0.0
+    for r in rows[1:]:
+        assert r["accuracy_mean"] < 1.0 and r["accuracy_std"] > 0
+        assert r["accuracy_p5"] <= r["accuracy_p50"] <= r["accuracy_p95"]
+    again = noise.evaluate(sim, x, y, mc, seed=3, progress=False)
+    assert [r["accuracy_mean"] for r in again] == [r["accuracy_mean"] for r in rows]
+
+
+def test_read_noise_and_drift_switch_on_and_off():
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16))
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        y = sim.forward(x)[0].argmax(1)
+    drift = Drift(t0_s=1, nu=0.05, nu_std=0.02, compensation=True)
+    mc = monte_carlo(4, 256, {"read_sigma": [0.0, 0.2], "drift_t_s": [0, 1e6]}, drift)
+    acc = {
+        (r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, mc, 0, progress=False)
+    }
+    assert acc[(0.0, 0)] == 1.0 and acc[(0.2, 0)] < 1.0 and acc[(0.0, 1e6)] < 1.0
+
+
+# ------------------------------------------------------------------------------------------- unipolar
+POLARITIES = {
+    "positive": "positive",
+    "mixed": [
+        {"sign": 1},
+        {"sign": 1, "row_groups": 2},
+        {"sign": 1, "col_groups": 2},
+        {"sign": -1, "row_groups": 2, "col_groups": 3},
+    ],
+    "positive_split": "positive",  # with [x, -x] into the first layer and a 4x pool (see EXTRA)
+}
+EXTRA = {"positive_split": {"input_split": True, "conv": [8, "M", "M", 12, "M"]}}
+
+
+def make_unipolar(polarity, seed=0, **extra):
+    arch = make_arch(ARCH["in_shape"], ARCH["num_classes"], {**ARCH, **extra, "polarity": polarity})
+    net, x = small_net(arch, QUANT, seed)
+    return net.eval(), x
+
+
+@pytest.mark.parametrize("polarity", list(POLARITIES))
+@pytest.mark.parametrize("rows, cols", TILES)
+def test_unipolar_ideal_crossbar_equals_the_quantized_model_exactly(polarity, rows, cols):
+    net, x = make_unipolar(POLARITIES[polarity], **EXTRA.get(polarity, {}))
+    arrays, mapping = map_network(net, BITS, xcfg(rows=rows, cols=cols))
+    assert mapping["pair"] == 1 and all(lay["pair"] == 1 for lay in mapping["layers"])
+    for i in range(len(mapping["layers"])):
+        lev = arrays[f"L{i}.levels"]
+        assert lev.min() >= 0 and lev.max() <= 3  # one device per weight: levels 0..2^b-1
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        xbar = sim.forward(x, adc=False)[0]
+        digital = no_adc(net)(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+
+
+def test_unipolar_halves_the_devices_and_counts_one_flip_per_negative_group():
+    netu, x = make_net()
+    _, mu = map_network(netu, BITS, xcfg())
+    netp, _ = make_unipolar("positive")
+    _, mp = map_network(netp, BITS, xcfg())
+    # same architecture, one device per weight instead of a pair (+1 bias row per layer)
+    for lu, lp in zip(mu["layers"], mp["layers"], strict=True):
+        assert lp["used_cells"] == (lu["rows"] + 1) * lu["outputs"]
+        assert lu["used_cells"] == 2 * lu["rows"] * lu["outputs"]
+    assert mp["total"]["used_cells"] < 0.6 * mu["total"]["used_cells"]
+    assert mp["total"]["sign_flips"] == 0
+    netm, _ = make_unipolar(POLARITIES["mixed"])
+    arrays, mm = map_network(netm, BITS, xcfg())
+    layers = mm["layers"]
+    # layer 1: two row groups of 4 channels x 5 taps (+ 2 bias rows in the last) -> two row tiles of 128
+    assert layers[1]["row_groups"] == [20, 22] and layers[1]["row_tiles"] == 2 and layers[1]["sign_flips"] == 1
+    # layer 2: one row group, two column groups (+, -): one flip group in the one tile
+    assert layers[2]["sign_flips"] == 1 and layers[2]["sign_flips_per_mvm"] == 10
+    # layer 3: sign -1, 2 x 3 groups -> per row tile the column signs alternate -,+,- / +,-,+
+    assert layers[3]["sign_flips"] == 2 + 1
+    signs = arrays["L3.sign"][:, 0, :6]
+    assert signs.tolist() == [[-1, -1, 1, 1, -1, -1], [1, 1, -1, -1, 1, 1]]
+    assert mm["total"]["sign_flips"] == sum(lay["sign_flips"] for lay in layers)
+
+
+def test_unipolar_weights_keep_their_sign_through_training():
+    torch.manual_seed(0)
+    arch = make_arch([9, 32], 6, {**ARCH, "polarity": POLARITIES["mixed"]})
+    net = build(arch, QUANT)
+    x, y = torch.randn(128, 9, 32), torch.randint(0, 6, (128,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net.train()
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        net.project_polarity()
+        for i, layer in enumerate(net.layers):
+            mask = getattr(net, f"_pol{i}")
+            assert (layer.weight * mask >= 0).all()  # latent weights projected
+            assert (net.quant.weight(layer.weight, mask) * mask >= 0).all()  # quantized weights exact
+
+
+def test_input_split_doubles_the_first_layers_rows_and_weighs_an_input_either_way():
+    net, x = make_unipolar("positive", input_split=True)
+    _, mapping = map_network(net, BITS, xcfg())
+    assert net.layers[0].in_channels == 18 and mapping["layers"][0]["weight_rows"] == 18 * 5
+    w = net.quant.weight(net.layers[0].weight, net._pol0)
+    eff = w[:, :9] - w[:, 9:]  # the signed filter the one-sign weights realise on x
+    assert (w >= 0).all() and (eff < 0).any() and (eff > 0).any()
+
+
+def test_one_sign_layers_on_relu_inputs_start_sparse_with_a_common_mode_gain_of_one():
+    net, _ = make_unipolar("positive")
+    step = net.quant.weight_fullscale.item() / net.quant.w_levels
+    for i, layer in enumerate(net.layers):
+        codes = net.quant.weight(layer.weight, getattr(net, f"_pol{i}")).detach() / step
+        assert torch.allclose(codes, codes.round()) and codes.min() >= 0
+        if i == 0:  # signed network input: Kaiming spread, dense
+            assert (codes > 0).float().mean() > 0.5
+            continue
+        gain = codes.flatten(1).sum(1) * step  # per output: the sum of its weights, the common-mode gain
+        assert set(codes.unique().tolist()) <= {0.0, 1.0}
+        assert 0.6 < gain.mean().item() < 1.5, (i, gain)
+    # +/- row groups keep Kaiming's dense start
+    netm, _ = make_unipolar(POLARITIES["mixed"])
+    assert (netm.quant.weight(netm.layers[1].weight, netm._pol1) != 0).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("polarity", [None, "positive", "mixed", "positive_split"])
+@pytest.mark.parametrize("rows", [16, 30, 45])
+def test_training_with_the_per_tile_adc_matches_the_crossbar(polarity, rows):
+    """quant.adc_tile_rows = the tile rows: the network converts each row tile's partial sum as the crossbar does,
+    so the ideal crossbar WITH its ADC equals the network (several row tiles per layer)."""
+    quant = {**QUANT, "adc_tile_rows": rows}
+    if polarity is None:
+        net, x = make_net(quant)
+    else:
+        net, x = make_unipolar(POLARITIES[polarity], **EXTRA.get(polarity, {}))
+        net.quant.adc_tile_rows = rows
+    arrays, mapping = map_network(net, BITS, xcfg(rows=rows, cols=8))
+    assert max(lay["row_tiles"] for lay in mapping["layers"]) > 1
+    with torch.no_grad():
+        xbar = Simulator(arrays, mapping).forward(x)[0]
+        digital = net(x)
+    assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
+    if rows == 16:  # and it differs from one conversion of the whole sum
+        net.quant.adc_tile_rows = 0
+        with torch.no_grad():
+            assert not torch.allclose(xbar, net(x), rtol=0, atol=1e-6)
+
+
+def test_read_activity_counts_each_rows_input_bits_times_its_programmed_conductance():
+    """Cell read energy follows the inputs: the first layer's activity recomputed from the DAC codes and the
+    stored G_us, and every layer's activity at most the all-bits-on bound."""
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16), calib_x=x)
+    act = Simulator(arrays, mapping).read_activity(x, bs=7)
+    spec = mapping["layers"][0]
+    La = 2 ** QUANT["dac_bits"] - 1
+    u = torch.clamp(torch.round(x.double() / (spec["dac_fullscale"] / La)), -La, La)
+    rows = unfold(u, spec)  # (MVMs, matrix rows)
+    rows = torch.cat([rows, torch.full((rows.shape[0], 1), float(La), dtype=rows.dtype)], 1)  # the bias row
+    g = arrays["L0.G_us"] * arrays["L0.used"]
+    row_g = torch.from_numpy(g.sum(axis=(1, 3)).reshape(-1).astype(np.float64))  # per physical row
+    idx = torch.from_numpy(arrays["L0.row_index"].astype(np.int64))
+    code = rows[:, idx.clamp(min=0)].abs().long() * (idx >= 0)
+    ones = sum((code >> k) & 1 for k in range(QUANT["dac_bits"]))
+    assert act[0]["mvms_measured"] == rows.shape[0] and act[0]["samples"] == len(x)
+    assert act[0]["bit_serial"] == pytest.approx(float((ones * row_g).sum() / rows.shape[0]), rel=1e-5)
+    assert act[0]["multibit"] == pytest.approx(float(((code / La) ** 2 * row_g).sum() / rows.shape[0]), rel=1e-5)
+    for i, a in enumerate(act):
+        g_used = float((arrays[f"L{i}.G_us"] * arrays[f"L{i}.used"]).sum())
+        assert 0 < a["multibit"] <= a["bit_serial"] <= QUANT["dac_bits"] * g_used * (1 + 1e-6)
+
+
+def test_network_inputs_subsets_span_the_classes_of_a_class_ordered_split(tmp_path):
+    # prepared CIFAR-10 splits are ordered by class: a subset (smoke noise samples, calibration, activity,
+    # search score) must not be the first n, which would all be one class
+    y = np.repeat(np.arange(10), 50)
+    x = np.arange(500, dtype=np.float32)[:, None].repeat(3, 1)
+    np.savez(tmp_path / "d.npz", x_test=x, y_test=y)
+    xs, ys = network_inputs(tmp_path / "d.npz", "test", 100)
+    assert len(ys) == 100 and len(set(ys.tolist())) == 10 and ys.bincount().max() <= 20
+    assert torch.equal(xs[:, 0].long(), torch.sort(xs[:, 0].long()).values)  # split order kept
+    assert torch.equal(network_inputs(tmp_path / "d.npz", "test", 100)[0], xs)  # deterministic
+    assert len(network_inputs(tmp_path / "d.npz", "test", None)[1]) == 500
+    assert len(network_inputs(tmp_path / "d.npz", "test", 900)[1]) == 500

@@ -1,0 +1,177 @@
+"""Typed settings (nvmxbar.settings): noise models and their grid, the quantizer's keyword arguments (the model
+hash sees them: they must equal what the code before the settings built), the ADC row tile, the recipe's params."""
+
+import json
+
+import pytest
+
+from nvmxbar import config
+from nvmxbar.settings import (
+    NOISE_KEYS,
+    Drift,
+    MonteCarlo,
+    NoiseModel,
+    QuantSettings,
+    Recipe,
+    adc_tile_rows,
+    noise_grid,
+    quant_for,
+    train_noise_for,
+)
+
+DRIFT = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation=True)
+OFF = {
+    "prog_sigma": [0.0],
+    "read_sigma": [0.0],
+    "stuck_min": [0.0],
+    "stuck_max": [0.0],
+    "on_off_ratio": [None],
+    "drift_t_s": [0],
+}
+
+
+def validated(**sections) -> dict:
+    """A validated config (every default filled in) with ``sections`` given."""
+    base = {
+        "model": {"har": {"conv": [], "hidden": []}, "cifar10": {"conv": [], "hidden": []}},
+        "train": {"har": {}, "cifar10": {}},
+    }
+    return config.validate({**base, **sections})
+
+
+def old_quantizer_kwargs(variant: str, bits: int | None, quant_cfg: dict) -> dict | None:
+    """What train.quant_settings built before the typed settings (its quant_cfg with adc_tile_rows resolved)."""
+    if variant == "baseline":
+        return None
+    q = {
+        "weight_bits": int(bits),
+        "dac_bits": quant_cfg["dac_bits"],
+        "adc_bits": quant_cfg["adc_bits"],
+        "weight_fullscale": quant_cfg["weight_fullscale"],
+        "act_fullscale": quant_cfg["act_fullscale"],
+        "adc_fullscale": quant_cfg["adc_fullscale"],
+        "learn_scales": quant_cfg["learn_scales"],
+    }
+    if quant_cfg.get("adc_tile_rows"):
+        q["adc_tile_rows"] = quant_cfg["adc_tile_rows"]
+    noise = train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)
+    if noise:
+        q["train_noise"] = noise
+    return q
+
+
+# ------------------------------------------------------------------------------------------- noise models
+def test_noise_model_ideal_and_setting():
+    off = NoiseModel(0.0, 0.0, 0.0, 0.0, None, 0, DRIFT)
+    assert off.ideal
+    assert list(off.setting()) == list(NOISE_KEYS)
+    assert off.setting() == {
+        "prog_sigma": 0.0,
+        "read_sigma": 0.0,
+        "stuck_min": 0.0,
+        "stuck_max": 0.0,
+        "on_off_ratio": None,
+        "drift_t_s": 0,
+    }
+    for key, value in (
+        ("prog_sigma", 0.1),
+        ("read_sigma", 0.05),
+        ("stuck_min", 0.01),
+        ("stuck_max", 0.01),
+        ("on_off_ratio", 10.0),
+        ("drift_t_s", 3600.0),
+    ):
+        model = NoiseModel(**{**off.setting(), key: value}, drift=DRIFT)
+        assert not model.ideal, key
+        assert model.setting()[key] == value
+    assert NoiseModel.programming(0.0, DRIFT).ideal
+    prog = NoiseModel.programming(0.05, DRIFT)
+    assert not prog.ideal and prog.setting() == {**off.setting(), "prog_sigma": 0.05, "drift_t_s": 0.0}
+
+
+def test_noise_grid_is_the_product_in_noise_keys_order():
+    sweep = {**OFF, "prog_sigma": [0.0, 0.1], "stuck_max": [0.0, 0.05], "drift_t_s": [0, 1e6]}
+    grid = noise_grid(sweep, DRIFT)
+    assert [(m.prog_sigma, m.stuck_max, m.drift_t_s) for m in grid] == [
+        (0.0, 0.0, 0),
+        (0.0, 0.0, 1e6),
+        (0.0, 0.05, 0),
+        (0.0, 0.05, 1e6),
+        (0.1, 0.0, 0),
+        (0.1, 0.0, 1e6),
+        (0.1, 0.05, 0),
+        (0.1, 0.05, 1e6),
+    ]  # the last key varies fastest
+    assert all(m.drift == DRIFT and m.read_sigma == 0.0 and m.on_off_ratio is None for m in grid)
+    assert grid[0].ideal and not any(m.ideal for m in grid[1:])
+
+
+def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
+    cfg = validated(
+        evaluate_noise={"instances": 6, "sweep": {"read_sigma": [0.0, 0.2]}, "drift": {"t0_s": 2.0, "nu": 0.1}}
+    )["evaluate_noise"]
+    mc = MonteCarlo.from_config(cfg)
+    assert mc.instances == 6 and len(mc.models) == 2
+    assert [m.setting() for m in mc.models] == [
+        {**{k: v[0] for k, v in OFF.items()}, "read_sigma": s} for s in (0.0, 0.2)
+    ]
+    assert mc.models[0].drift.t0_s == 2.0 and mc.models[0].drift.nu == 0.1
+
+
+# ------------------------------------------------------------------------------------------- quantizer
+def test_adc_tile_rows_null_is_the_map_rows():
+    cfg = validated(map_crossbar={"rows": 64})
+    assert cfg["quant"]["adc_tile_rows"] is None
+    assert adc_tile_rows(cfg["quant"], cfg["map_crossbar"]) == 64
+    assert adc_tile_rows({**cfg["quant"], "adc_tile_rows": 0}, cfg["map_crossbar"]) == 0  # on purpose: wins
+    assert adc_tile_rows({**cfg["quant"], "adc_tile_rows": 32}, None) == 32
+    with pytest.raises(ValueError, match="map_crossbar"):
+        adc_tile_rows(cfg["quant"], None)
+
+
+@pytest.mark.parametrize("variant", ["uniform", "unipolar"])
+@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize(
+    "quant",
+    [
+        {},  # adc_tile_rows null = map_crossbar.rows
+        {"adc_tile_rows": 0},
+        {"adc_tile_rows": 32, "train_noise": 0.05},
+        {"train_noise": {"b2": 0.03, "unipolar/b2": 0.05}, "learn_scales": False},
+        {"weight_fullscale": 0.5, "act_fullscale": 2.0, "adc_fullscale": 3.0, "dac_bits": 3, "adc_bits": 8},
+    ],
+)
+def test_quantizer_kwargs_equal_what_the_old_code_built(variant, bits, quant):
+    cfg = validated(quant=quant, map_crossbar={"rows": 128})
+    qs = QuantSettings.from_config(variant, bits, cfg["quant"], cfg["map_crossbar"])
+    resolved = {**cfg["quant"], "adc_tile_rows": adc_tile_rows(cfg["quant"], cfg["map_crossbar"])}
+    old = old_quantizer_kwargs(variant, bits, resolved)
+    assert qs.quantizer_kwargs() == old
+    assert json.dumps(qs.quantizer_kwargs(), sort_keys=True) == json.dumps(old, sort_keys=True)  # the same hash
+    assert QuantSettings.from_config("baseline", None, cfg["quant"], cfg["map_crossbar"]) is None
+
+
+def test_train_noise_resolution():
+    value = {"b2": 0.03, "unipolar/b2": 0.05}
+    assert train_noise_for(value, "uniform", 2) == 0.03
+    assert train_noise_for(value, "unipolar", 2) == 0.05  # the model's own key wins
+    assert train_noise_for(value, "unipolar", 4) == 0.0  # not named: no noise
+    assert train_noise_for(0.02, "uniform", 4) == 0.02 and train_noise_for(0.02, "baseline", None) == 0.0
+    assert quant_for({"dac_bits": 4, "train_noise": value}, "unipolar", 2) == {"dac_bits": 4, "train_noise": 0.05}
+    with pytest.raises(ValueError, match="variant"):
+        QuantSettings.from_config("ternary", 2, validated()["quant"], validated()["map_crossbar"])
+
+
+# ------------------------------------------------------------------------------------------- recipe
+@pytest.mark.parametrize("fit_on", ["train", "train+val"])
+def test_recipe_params_drop_fit_on_when_it_is_train(fit_on):
+    cfg = validated(train={"har": {"fit_on": fit_on, "epochs": 3}, "cifar10": {}})["train"]["har"]
+    r = Recipe.from_config(cfg)
+    p = r.params()
+    assert ("fit_on" in p) == (fit_on != "train")
+    assert p.get("fit_on", "train") == fit_on
+    expected = {
+        k: cfg[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "select", "augment")
+    }
+    assert {k: v for k, v in p.items() if k != "fit_on"} == expected
+    assert r.distill is None  # alpha 0 by default: off
