@@ -4,6 +4,7 @@
 Compared, for every file present in either folder:
   */metrics.json, */noise_summary.json, */cost.json, */nas/arch.json, */nas/finalists/*.json: every number and string
   */mapping.json: every number (the totals and each layer's counts and scales)
+  data/*.json: the provenance of the prepared splits
   */noise.csv, */nas/trials.csv, */nas/pareto.csv, tables/*.csv: every cell
 Ignored: what differs from run to run by nature: wall and fit times, MLflow run ids, the file paths a run records
 (VOLATILE below). Exit status 0 when everything compared is identical, 1 otherwise.
@@ -31,6 +32,8 @@ JSON_GLOBS = (
     "data/*.json",
 )
 CSV_GLOBS = ("*/**/noise.csv", "*/**/nas/trials.csv", "*/**/nas/pareto.csv", "tables/*.csv")
+#: Folders that hold copies (MLflow's artifact store) or no numbers (job logs, Snakemake's own state).
+SKIP = ("mlartifacts", "logs", ".snakemake")
 VOLATILE = re.compile(
     r"(wall_time|fit_time|_time_s$|time_s$|mlflow_run_id|^storage$|source_model|^path$|"
     r"checksum_time|created|timestamp)"
@@ -106,7 +109,15 @@ def main(argv=None) -> int:
             ap.error(f"{d}: not a results folder")
     total = differing = 0
     for globs, fn in ((JSON_GLOBS, compare_json), (CSV_GLOBS, compare_csv)):
-        rel = sorted({p.relative_to(d) for d in (args.before, args.after) for g in globs for p in d.glob(g)})
+        rel = sorted(
+            {
+                p.relative_to(d)
+                for d in (args.before, args.after)
+                for g in globs
+                for p in d.glob(g)
+                if p.relative_to(d).parts[0] not in SKIP
+            }
+        )
         for r in rel:
             a, b = args.before / r, args.after / r
             total += 1
@@ -123,7 +134,7 @@ def main(argv=None) -> int:
     by = {}
     for g in JSON_GLOBS + CSV_GLOBS:
         name = g.split("/")[-1]
-        by[name] = len({p.relative_to(args.before) for p in args.before.glob(g)})
+        by[name] = len({p for p in args.before.glob(g) if p.relative_to(args.before).parts[0] not in SKIP})
     print("files compared: " + ", ".join(f"{n} {k}" for k, n in by.items() if n))
     print(f"{total} files, {total - differing} identical, {differing} differ (relative tolerance {args.tol})")
     return 1 if differing else 0

@@ -311,7 +311,7 @@ class CostSettings:
 
     constants: str | None  # None = the packaged constants
     family: str
-    tech_nm: float
+    tech_nm: int | float  # as configured (cost.json's notes print it)
     cell: str
     cell_activity: str  # measured | upper_bound
     activity_samples: int
@@ -322,7 +322,7 @@ class CostSettings:
         return cls(
             cost_cfg["constants"] or None,
             cost_cfg["family"],
-            float(cost_cfg["tech_nm"]),
+            cost_cfg["tech_nm"],
             cost_cfg["cell"],
             cost_cfg["cell_activity"],
             int(cost_cfg["activity_samples"]),
