@@ -160,3 +160,31 @@ def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
     # off: the model hash is unchanged
     assert "train_noise" not in QuantSettings.from_config("unipolar", 2, q, m).quantizer_kwargs()
     assert settings.quant_for(q, "uniform", 4)["train_noise"] == 0.01
+
+
+def test_every_schema_key_has_a_description_and_no_yaml_slip():
+    """The schema is where users read what a key does and its default: every property has a description, and
+    no flow mapping was cut at an unquoted comma (which YAML turns into a stray key with a null value)."""
+    import yaml
+
+    from nvmxbar.config import SCHEMA
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    missing, slips = [], []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if v is None and " " in str(k):
+                    slips.append(f"{path}/{k}")
+                if k == "properties":
+                    missing.extend(
+                        f"{path}/{name}" for name, sub in v.items() if not {"description", "$ref"} & set(sub)
+                    )
+                walk(v, f"{path}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    walk(schema, "")
+    assert not slips and not missing, (slips, missing)
