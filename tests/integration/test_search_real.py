@@ -75,6 +75,8 @@ def _worker(har_tiny, nas_dir, w, uri):
                 "kernel_sizes": [3, 5],
                 "hidden": [0],
                 "polarity": ["positive", "row_groups"],
+                "pools_per_block": [1],
+                "input_split": [False],
                 "enqueue": [ENQUEUED],
             }
         },

@@ -40,11 +40,11 @@ def sample_model(trial, space: dict, base: dict) -> dict[str, Any]:
     for i in range(blocks):
         w = trial.suggest_categorical(f"width{i}", space["widths"])
         k = trial.suggest_categorical(f"kernel{i}", space["kernel_sizes"])
-        pools = space.get("pools_per_block", [1])
+        pools = space["pools_per_block"]
         p = trial.suggest_categorical(f"pools{i}", pools) if len(pools) > 1 else pools[0]
         conv += [w] * space["convs_per_block"] + ["M"] * p
         kernels += [k] * space["convs_per_block"]
-    splits = space.get("input_split", [False])
+    splits = space["input_split"]
     split = trial.suggest_categorical("input_split", splits) if len(splits) > 1 else splits[0]
     hidden = trial.suggest_categorical("hidden", space["hidden"])
     modes = space["polarity"]
@@ -95,13 +95,13 @@ def enqueue_params(model: dict, space: dict) -> dict[str, Any]:
             pools, i = pools + 1, i + 1
         params[f"width{b}"] = pick("width", widths[0], space["widths"])
         params[f"kernel{b}"] = pick("kernel size", kernels[0], space["kernel_sizes"])
-        pool_choices = space.get("pools_per_block", [1])
+        pool_choices = space["pools_per_block"]
         pick("pools per block", pools, pool_choices)
         if len(pool_choices) > 1:
             params[f"pools{b}"] = pools
         b += 1
     params["blocks"] = pick("blocks", b, space["blocks"])
-    split_choices = space.get("input_split", [False])
+    split_choices = space["input_split"]
     split = pick("input_split", bool(model.get("input_split", False)), split_choices)
     if len(split_choices) > 1:
         params["input_split"] = split
@@ -125,7 +125,7 @@ def enqueue_params(model: dict, space: dict) -> dict[str, Any]:
 def check_enqueue(cfg: dict) -> None:
     """Every ``nas_unipolar.space.<dataset>.enqueue`` entry lies in its space (ConfigError naming it otherwise)."""
     for ds, space in cfg["nas_unipolar"]["space"].items():
-        for i, model in enumerate(space.get("enqueue", [])):
+        for i, model in enumerate(space["enqueue"]):
             try:
                 enqueue_params(model, space)
             except ValueError as e:

@@ -93,7 +93,7 @@ def run(
     TS = optuna.trial.TrialState
     total = int(cfg["trials"])
     with storage.locked(nas_dir / "ask.lock"):  # known architectures first, once per study (workers race)
-        for model in cfg["space"][dataset].get("enqueue", []):
+        for model in cfg["space"][dataset]["enqueue"]:
             study.enqueue_trial(enqueue_params(model, cfg["space"][dataset]), skip_if_exists=True)
     mine = storage.run_trials(study, objective, total, worker, nas_dir / "ask.lock")
     doc = {
