@@ -154,8 +154,13 @@ def _experiment_id(client: mlflow.MlflowClient, experiment: str) -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
         return exp.experiment_id
+    root = os.environ.get("MLFLOW_ARTIFACT_ROOT")  # set by configure(): artifacts beside the store, not in cwd
     try:
-        return client.create_experiment(experiment, tags=dict(EXPERIMENT_KIND))
+        return client.create_experiment(
+            experiment,
+            artifact_location=f"{root.rstrip('/')}/{experiment}" if root else None,
+            tags=dict(EXPERIMENT_KIND),
+        )
     except mlflow.exceptions.MlflowException:  # created by a concurrent process
         return client.get_experiment_by_name(experiment).experiment_id
 

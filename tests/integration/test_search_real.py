@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from integration._helpers import CFG
-from nvmxbar import data
+from nvmxbar import data, tracking
 from nvmxbar.core import networks
 from nvmxbar.search import storage
 from nvmxbar.search.selection import finalist_rows, trial_rows
@@ -105,6 +105,7 @@ def _worker(har_tiny, nas_dir, w, uri):
 def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # this process only (no global set_tracking_uri)
+    tracking.ensure_experiments({"har": "nvmxbar-har"}, tmp_path)  # artifacts under tmp_path, as onstart does
     nas_dir = tmp_path / "nas"
     ctx = mp.get_context("spawn")
     with ctx.Pool(2) as pool:
