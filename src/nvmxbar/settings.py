@@ -102,10 +102,14 @@ class NoiseModel:
     stuck_max: float
     on_off_ratio: float | None
     drift_t_s: float
-    drift: Drift
+    drift: Drift | None  # the drift model; None where nothing drifts (drift_t_s must then be 0)
+
+    def __post_init__(self) -> None:
+        if self.drift_t_s and self.drift is None:
+            raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift model")
 
     @classmethod
-    def programming(cls, sigma: float, drift: Drift) -> NoiseModel:
+    def programming(cls, sigma: float, drift: Drift | None = None) -> NoiseModel:
         """Programming noise alone (the search's score, hardware-aware training)."""
         return cls(float(sigma), 0.0, 0.0, 0.0, None, 0.0, drift)
 
@@ -209,7 +213,7 @@ class QuantSettings:
 
     @classmethod
     def from_config(
-        cls, variant: str, bits: int | None, quant_cfg: dict, map_cfg: dict | None = None, drift_cfg: dict | None = None
+        cls, variant: str, bits: int | None, quant_cfg: dict, map_cfg: dict | None = None
     ) -> QuantSettings | None:
         """None for the float baseline. ``quant_cfg`` is the validated ``quant`` section (its train_noise a
         number or a per-model mapping; its adc_tile_rows resolved, or null with ``map_cfg``, the
@@ -219,7 +223,6 @@ class QuantSettings:
         if variant not in ("uniform", "unipolar"):
             raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
         sigma = train_noise_for(quant_cfg["train_noise"], variant, bits)
-        drift = Drift.from_config(drift_cfg) if drift_cfg else Drift(1.0, 0.0, 0.0, False)
         return cls(
             int(bits),
             int(quant_cfg["dac_bits"]),
@@ -229,7 +232,7 @@ class QuantSettings:
             float(quant_cfg["adc_fullscale"]),
             bool(quant_cfg["learn_scales"]),
             adc_tile_rows(quant_cfg, map_cfg),
-            NoiseModel.programming(sigma, drift) if sigma else None,
+            NoiseModel.programming(sigma) if sigma else None,
         )
 
     def quantizer_kwargs(self) -> dict[str, Any]:
