@@ -12,12 +12,15 @@ rule estimate_cost:
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/cost.json",
     log:
         f"{RESULTS}/logs/estimate_cost/{{dataset}}/{{variant}}/b{{bits}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/estimate_cost/{{dataset}}/{{variant}}/b{{bits}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1
     params:
         cfg=CFG["estimate_cost"],
         seed=CFG["seed"],
+        device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/estimate_cost.py"

@@ -10,6 +10,8 @@ rule evaluate_noise:
         summary=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise_summary.json",
     log:
         f"{RESULTS}/logs/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 2
@@ -18,6 +20,7 @@ rule evaluate_noise:
     params:
         cfg=CFG["evaluate_noise"],
         seed=CFG["seed"],
+        device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/evaluate_noise.py"

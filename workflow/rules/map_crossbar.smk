@@ -11,6 +11,8 @@ rule map_crossbar:
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
     log:
         f"{RESULTS}/logs/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1
@@ -20,6 +22,7 @@ rule map_crossbar:
         cfg=CFG["map_crossbar"],
         quant_cfg=lambda wc: quant_cfg(wc.variant, int(wc.bits)),
         seed=CFG["seed"],
+        device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/map_crossbar.py"

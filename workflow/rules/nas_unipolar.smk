@@ -8,6 +8,8 @@ rule nas_unipolar_search:
         json=f"{NAS}/worker{{worker}}.json",
     log:
         f"{RESULTS}/logs/nas_unipolar_search/{{dataset}}/b{{bits}}/worker{{worker}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nas_unipolar_search/{{dataset}}/b{{bits}}/worker{{worker}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: CFG["nas_unipolar"]["threads_per_worker"]
@@ -30,6 +32,7 @@ rule nas_unipolar_search:
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
+        device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/nas_unipolar_search.py"
@@ -48,6 +51,8 @@ rule nas_unipolar_finalist:
         json=f"{NAS}/finalists/rank{{rank}}_rep{{rep}}.json",
     log:
         f"{RESULTS}/logs/nas_unipolar_finalist/{{dataset}}/b{{bits}}/rank{{rank}}_rep{{rep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nas_unipolar_finalist/{{dataset}}/b{{bits}}/rank{{rank}}_rep{{rep}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: CFG["nas_unipolar"]["threads_per_worker"]
@@ -66,6 +71,7 @@ rule nas_unipolar_finalist:
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
+        device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
         "../scripts/nas_unipolar_finalist.py"
@@ -84,6 +90,8 @@ rule nas_unipolar:
         arch=f"{NAS}/arch.json",
     log:
         f"{RESULTS}/logs/nas_unipolar/{{dataset}}/b{{bits}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nas_unipolar/{{dataset}}/b{{bits}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1

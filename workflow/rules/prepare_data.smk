@@ -8,6 +8,8 @@ rule prepare_data:
         json=f"{RESULTS}/data/{{dataset}}.json",
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1

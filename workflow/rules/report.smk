@@ -74,6 +74,8 @@ rule report:
         ),
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1

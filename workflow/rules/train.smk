@@ -14,6 +14,8 @@ rule train:
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",
     log:
         f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 2

@@ -7,4 +7,4 @@ with job_log(sm.log[0]):
     estimate_cost.run(mapping_json=sm.input.json, model_metrics=sm.input.metrics, out_json=sm.output.json,
                       dataset=sm.wildcards.dataset, variant=sm.wildcards.variant, bits=int(sm.wildcards.bits),
                       cfg=sm.params.cfg, seed=sm.params.seed, experiment=sm.params.experiment, rule=sm.rule,
-                      crossbar_npz=sm.input.npz, data_npz=sm.input.data)
+                      crossbar_npz=sm.input.npz, data_npz=sm.input.data, device=sm.params.device)

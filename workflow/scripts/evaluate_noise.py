@@ -7,4 +7,5 @@ with job_log(sm.log[0]):
     evaluate_noise.run(crossbar_npz=sm.input.npz, mapping_json=sm.input.json, data_npz=sm.input.data,
                        model_metrics=sm.input.metrics, out_csv=sm.output.csv, dataset=sm.wildcards.dataset,
                        variant=sm.wildcards.variant, bits=int(sm.wildcards.bits), cfg=sm.params.cfg,
-                       seed=sm.params.seed, experiment=sm.params.experiment, threads=sm.threads, rule=sm.rule)
+                       seed=sm.params.seed, experiment=sm.params.experiment, threads=sm.threads, rule=sm.rule,
+                       device=sm.params.device)

@@ -7,4 +7,5 @@ with job_log(sm.log[0]):
     map_crossbar.run(model_path=sm.input.model, model_metrics=sm.input.metrics, data_npz=sm.input.npz,
                      out_npz=sm.output.npz, out_json=sm.output.json, dataset=sm.wildcards.dataset,
                      variant=sm.wildcards.variant, bits=int(sm.wildcards.bits), cfg=sm.params.cfg,
-                     quant_cfg=sm.params.quant_cfg, seed=sm.params.seed, experiment=sm.params.experiment, rule=sm.rule)
+                     quant_cfg=sm.params.quant_cfg, seed=sm.params.seed, experiment=sm.params.experiment, rule=sm.rule,
+                     device=sm.params.device)

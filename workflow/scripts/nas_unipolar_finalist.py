@@ -10,4 +10,4 @@ with job_log(sm.log[0]):
         rep=int(sm.wildcards.rep), cfg=sm.params.cfg, model_base=sm.params.model_base, train_cfg=sm.params.train_cfg,
         quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, noise_cfg=sm.params.noise_cfg, seed=sm.params.seed,
         experiment=sm.params.experiment, threads=sm.threads, accelerator=sm.params.accelerator,
-        teacher=sm.input.teacher[0] if sm.input.teacher else None)
+        teacher=sm.input.teacher[0] if sm.input.teacher else None, device=sm.params.device)

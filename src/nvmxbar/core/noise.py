@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 class Perturbation:
     """Draws ``instances`` perturbed copies of each layer's conductances once (cached: a chip keeps its
-    programming errors), and carries the read-noise sigma and generator for the simulator."""
+    programming errors), and carries the read-noise sigma and generator for the simulator. It sees only
+    conductances (the used cells of a layer, in dG units) and the device's G range: no layout, no network."""
 
     def __init__(self, model: NoiseModel, instances: int, sim: Simulator, generator: torch.Generator) -> None:
         self.m, self.n, self.sim, self.generator = model, instances, sim, generator
@@ -62,6 +63,13 @@ class Perturbation:
         return out
 
 
+def batch_for(mapping: dict, chips: int, budget: int = 16_000_000) -> int:
+    """A batch size whose largest unfolded layer input (batch x MVMs x rows, for ``chips`` chips) stays within
+    ``budget`` values: 1 to 1024."""
+    per_sample = max(int(s["mvms"]) * int(s["rows"]) for s in mapping["layers"]) * max(1, chips)
+    return int(min(1024, max(1, budget // per_sample)))
+
+
 def _batches(n: int, size: int) -> Iterator[slice]:
     for a in range(0, n, size):
         yield slice(a, min(a + size, n))
@@ -87,11 +95,11 @@ def evaluate(
             bar.update(math.ceil(n_inst / chunk) * math.ceil(len(x) / bs))
         for a in range(0, n_inst if not correct else 0, chunk):
             m = min(chunk, n_inst - a)
-            pert = Perturbation(model, m, sim, gen)
-            hits = torch.zeros(m)
+            chips = sim.chips(Perturbation(model, m, sim, gen))  # drawn once, reused for every batch
+            hits = torch.zeros(m, dtype=torch.float64)
             for sl in _batches(len(x), bs):
-                logits = sim.forward(x[sl], perturb=pert)
-                hits += (logits.argmax(-1) == y[sl]).sum(-1).double()
+                logits = sim.forward(x[sl], perturb=chips)
+                hits += (logits.argmax(-1) == y[sl]).sum(-1).double().cpu()
                 bar.update(1)
             correct.append(hits / len(x))
         acc = torch.cat(correct).numpy()

@@ -129,10 +129,10 @@ def scheme_of(net: Net) -> str:
 
 
 def map_network(
-    net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor | None = None
+    net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor | None = None, device: str = "cpu"
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Map a trained network onto ``bits``-bit devices. Returns (arrays for crossbar.npz, mapping.json document).
-    ``calib_x``: training inputs that set the baseline's per-layer DAC and ADC ranges."""
+    ``calib_x``: training inputs that set the baseline's per-layer DAC and ADC ranges (simulated on ``device``)."""
     R, C = settings.tile.rows, settings.tile.cols
     b = int(bits)
     L = 2**b - 1
@@ -227,15 +227,15 @@ def map_network(
     if scheme != "baseline":
         mapping["adc_fullscale"] = q.adc_fullscale.item()
     else:
-        _calibrate_baseline_adc(net, arrays, mapping, calib_x)
+        _calibrate_baseline_adc(arrays, mapping, calib_x, device)
     count(mapping)
     return arrays, mapping
 
 
-def _calibrate_baseline_adc(net: Net, arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor) -> None:
+def _calibrate_baseline_adc(arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor, device: str) -> None:
     """Per-layer ADC range of the baseline: 99.9th percentile of |partial sums| (per tile, per slice)
     on the calibration inputs, through the ideal crossbar."""
-    sim = Simulator(arrays, mapping)
+    sim = Simulator(arrays, mapping, device=device)
     sim.forward(calib_x, adc=False, record=True)
     for spec, p in zip(mapping["layers"], sim.recorded):
         spec["adc_fullscale"] = float(p) if p > 0 else 1.0

@@ -1,19 +1,61 @@
 """The crossbar simulator: inference on mapped tiles, exact on ideal devices, with a hook for perturbed
-conductances (:mod:`nvmxbar.core.noise`) and read noise."""
+conductances (:mod:`nvmxbar.core.noise`) and read noise.
+
+Arithmetic is done where the crossbar does it and nowhere else. Each layer's used cells are held as one
+(matrix rows K) x (physical columns N*S*P) matrix; a row tile is a contiguous range of its matrix rows (the
+mapping places them so), and the padding rows and columns of the tiles are never multiplied. A differential
+pair is subtracted before the multiply (G+ - G-: one matrix of N*S columns, the analog subtraction is linear),
+a unipolar column's sign and G_min offset likewise, so one chip costs one matmul of the layer's own shape per
+row tile, plus one more when read noise is on. Perturbed matrices are built once per chip population
+(:class:`Chips`) and reused for every batch.
+
+A convolution's row tile is a convolution over the input channels its rows touch (the rows of other tiles
+masked out), so inputs are never unfolded; a population of chips is one grouped convolution (one GEMM for a
+dense layer), the network input shared by all of them. The column sums are float32 when they stay exact
+(integers below 2^24), float64 otherwise; the digital side (rescaling, bias, the next layer's DAC) works in
+the input's dtype, as the network it was trained as does (float32; a float64 network checks exactness).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .layout import fold, unfold
 from .networks import pool
 
-#: A chip population's conductances: (layer index, nominal G in dG units) -> perturbed G with a leading instance
-#: axis; it may carry ``read_sigma`` and ``generator`` (see nvmxbar.core.noise.Perturbation).
+#: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
+#: cells) -> perturbed G with a leading chip axis; it may carry ``read_sigma`` and ``generator``
+#: (see nvmxbar.core.noise.Perturbation).
 Perturb = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Chips:
+    """Per layer, the effective matrices of a population of chips: ``w[i]`` (I, K, N*S) = what a column (pair)
+    sums per unit input (G+ - G-, or sign x (G - G_min nominal)), ``var[i]`` (I, K, N*S) = sigma_read^2 x the
+    sum of G^2 over the column's (pair's) cells, or None without read noise."""
+
+    w: list[torch.Tensor]
+    var: list[torch.Tensor | None]
+    read_sigma: float = 0.0
+    generator: torch.Generator | None = None
+    #: per layer, per row tile: what the tile computes (see Simulator._tile_ops)
+    tiles: list[list[tuple]] | None = None
+
+    @property
+    def n(self) -> int:
+        return self.w[0].shape[0]
+
+
+def auto_device(device: str = "auto") -> torch.device:
+    """``auto``: cuda when present, cpu otherwise; anything else as torch names it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 class Simulator:
@@ -21,24 +63,133 @@ class Simulator:
     programmed cell is ``g_off + level`` with ``g_off = G_min / dG``; non-idealities perturb that. With no
     perturbation the column currents are exact integers and the result equals the integer digital model."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], mapping: dict) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], mapping: dict, device: str | torch.device = "cpu") -> None:
         self.mapping, self.layers = mapping, mapping["layers"]
+        self.device = auto_device(device) if isinstance(device, str) else device
         dev = mapping["device"]
         self.L = dev["levels"] - 1
         self.g_off = dev["g_min_us"] / ((dev["g_max_us"] - dev["g_min_us"]) / self.L)
         self.R, self.C = mapping["tile"]["rows"], mapping["tile"]["cols"]
-        self.levels = [torch.from_numpy(arrays[f"L{i}.levels"].astype(np.float32)) for i in range(len(self.layers))]
-        self.used = [torch.from_numpy(arrays[f"L{i}.used"]) for i in range(len(self.layers))]
-        self.bias = [
-            torch.from_numpy(arrays[f"L{i}.bias"]) if f"L{i}.bias" in arrays else None for i in range(len(self.layers))
-        ]
-        self.row_index = [torch.from_numpy(arrays[f"L{i}.row_index"].astype(np.int64)) for i in range(len(self.layers))]
-        self.sign = [torch.from_numpy(arrays[f"L{i}.sign"].astype(np.float32)) for i in range(len(self.layers))]
         conv = mapping["converters"]
         self.dac_levels = 2 ** conv["dac_bits"] - 1
         self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
+        # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24
+        exact32 = self.dac_levels * self.L * self.R * 2 < 2**24
+        self.dtype = torch.float32 if exact32 else torch.float64
+        self.levels: list[torch.Tensor] = []  # (K, N*S*P) levels of the used cells, matrix-row order
+        self.tiles: list[list[tuple[int, int]]] = []  # per row tile: its matrix rows [a, b)
+        self.row_sign: list[torch.Tensor] = []  # (K, N*S*P) the digital sign of the column each cell sums into
+        self.bias: list[torch.Tensor | None] = []
+        for i, spec in enumerate(self.layers):
+            lev, rows, sign = self._matrix(arrays, i, spec)
+            self.levels.append(lev.to(self.device))
+            self.tiles.append(rows)
+            self.row_sign.append(sign.to(self.device))
+            b = arrays.get(f"L{i}.bias")
+            self.bias.append(None if b is None else torch.from_numpy(b).to(self.device, torch.float64))
+        self.geometry = [self._tile_geometry(i, spec) for i, spec in enumerate(self.layers)]
+        self.nominal = self.chips(None)
         self.recorded: list[float] = []
         self.activity: list[list[float]] | None = None  # read_activity's accumulators, one per layer
+
+    def _matrix(
+        self, arrays: dict[str, np.ndarray], i: int, spec: dict
+    ) -> tuple[torch.Tensor, list[tuple[int, int]], torch.Tensor]:
+        """The used cells of layer i from its tiles: levels and column signs (K, N*S*P), and each row tile's
+        matrix rows."""
+        lev_t = arrays[f"L{i}.levels"]  # (rt, ct, R, C)
+        rt, ct, R, C = lev_t.shape
+        row_index = arrays[f"L{i}.row_index"].astype(np.int64)
+        K, ncol = int(spec["rows"]), spec["outputs"] * spec["slices"] * spec["pair"]
+        phys = lev_t.transpose(0, 2, 1, 3).reshape(rt * R, ct * C)[:, :ncol]
+        sign = np.repeat(arrays[f"L{i}.sign"].reshape(rt, ct * C)[:, :ncol], R, axis=0)
+        driven = np.flatnonzero(row_index >= 0)
+        order = row_index[driven]
+        lev = np.zeros((K, ncol), dtype=np.float32)
+        sgn = np.ones((K, ncol), dtype=np.float32)
+        lev[order], sgn[order] = phys[driven], sign[driven]
+        tiles = []
+        for t in range(rt):
+            m = row_index[t * R : (t + 1) * R]
+            m = m[m >= 0]
+            if len(m) == 0:
+                continue
+            if not np.array_equal(m, np.arange(m[0], m[0] + len(m))):
+                raise ValueError(f"layer {i}: row tile {t} does not hold a contiguous range of matrix rows")
+            tiles.append((int(m[0]), int(m[-1]) + 1))
+        return torch.from_numpy(lev), tiles, torch.from_numpy(sgn)
+
+    def _tile_geometry(self, i: int, spec: dict) -> list[tuple]:
+        """Per row tile: the weight rows it reads as [c0, c1) (a dense layer: matrix rows; a convolution: input
+        channels, with the mask of the tile's rows among those channels' kernel rows), and its bias rows with their
+        drive (+ or - the DAC full-scale)."""
+        Kw = int(spec["weight_rows"])
+        per_ch = 1 if spec["kind"] == "linear" else int(np.prod(spec["kernel"]))
+        drive = [float(self.dac_levels), -float(self.dac_levels)]
+        out = []
+        for a, e in self.tiles[i]:
+            c0, c1 = min(a, Kw) // per_ch, -(-min(e, Kw) // per_ch)
+            mask = None
+            if per_ch > 1:
+                r = torch.arange(c0 * per_ch, c1 * per_ch)
+                mask = ((r >= a) & (r < e)).to(self.dtype).to(self.device)
+            out.append((c0, c1, mask, [(k, drive[k - Kw]) for k in range(max(a, Kw), e)]))
+        return out
+
+    def _tile_ops(self, i: int, w: torch.Tensor, var: torch.Tensor | None) -> list[tuple]:
+        """Layer i's row tiles for a chip population's matrices ``w`` (I, K, N*S): per tile (its weight rows: a
+        matrix (I, rows, N*S), or a convolution kernel (I*N*S, channels, *k); the same of the read-noise variances or
+        None; the sum its driven bias rows add (I, N*S); that sum's variance or None)."""
+        spec, I, NS = self.layers[i], w.shape[0], w.shape[2]
+        k = spec["kernel"]
+        per_ch = 1 if spec["kind"] == "linear" else int(np.prod(k))
+
+        def rows(m: torch.Tensor, c0: int, c1: int, mask: torch.Tensor | None) -> torch.Tensor | None:
+            if c1 <= c0:
+                return None
+            blk = m[:, c0 * per_ch : c1 * per_ch]
+            if mask is None:
+                return blk
+            blk = blk * mask[None, :, None]
+            return blk.permute(0, 2, 1).reshape(I * NS, c1 - c0, *k).contiguous()
+
+        ops = []
+        for c0, c1, mask, bias in self.geometry[i]:
+            const = sum((d * w[:, r] for r, d in bias), torch.zeros(I, NS, dtype=w.dtype, device=w.device))
+            cvar = None if var is None else sum((d * d * var[:, r] for r, d in bias), torch.zeros_like(const))
+            vk = None if var is None else rows(var, c0, c1, mask)
+            ops.append((rows(w, c0, c1, mask), vk, const, cvar))
+        return ops
+
+    def _effective(self, i: int, g: torch.Tensor) -> torch.Tensor:
+        """(I, K, N*S*P) conductances (dG units) -> (I, K, N*S): what each output's column (pair) sums per input."""
+        spec = self.layers[i]
+        if spec["pair"] == 2:
+            g = g.reshape(*g.shape[:-1], -1, 2)
+            return g[..., 0] - g[..., 1]  # G_min (perturbed or not) sits on both sides: the subtraction is analog
+        return (g - self.g_off) * self.row_sign[i]  # the nominal G_min offset is removed digitally
+
+    def chips(self, perturb: Perturb | None) -> Chips:
+        """The effective matrices of ideal devices (``perturb`` None: one chip, exact integers) or of the chips
+        ``perturb`` draws (once: they are reused for every batch)."""
+        w, var = [], []
+        read_sigma = float(getattr(perturb, "read_sigma", 0.0) or 0.0)
+        for i, lev in enumerate(self.levels):
+            if perturb is None:
+                w.append(self._effective(i, (lev + self.g_off)[None]).round().to(self.dtype))
+                var.append(None)
+                continue
+            g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P)
+            w.append(self._effective(i, g).to(self.dtype))
+            if read_sigma:
+                g2 = g**2
+                if self.layers[i]["pair"] == 2:
+                    g2 = g2.reshape(*g2.shape[:-1], -1, 2).sum(-1)
+                var.append((g2 * read_sigma**2).to(self.dtype))
+            else:
+                var.append(None)
+        ops = [self._tile_ops(i, wi, vi) for i, (wi, vi) in enumerate(zip(w, var))]
+        return Chips(w, var, read_sigma, getattr(perturb, "generator", None), ops)
 
     def _adc_step(self, spec: dict) -> float:
         """ADC step in units of (weight step x DAC step): uniform = global Y/La; baseline = per-layer."""
@@ -50,53 +201,132 @@ class Simulator:
 
     @torch.no_grad()
     def forward(
-        self, x: torch.Tensor, perturb: Perturb | None = None, adc: bool = True, record: bool = False
+        self,
+        x: torch.Tensor,
+        perturb: Perturb | Chips | None = None,
+        adc: bool = True,
+        record: bool = False,
     ) -> torch.Tensor:
-        """x: normalised network input (B, ...). perturb(i, g) -> g with a leading instance axis (I, ...),
-        applied to the conductances of layer i; None = ideal devices (I = 1). Returns logits (I, B, classes)."""
+        """x: normalised network input (B, ...). ``perturb``: the chips to run on (:meth:`chips`, or a Perturb that
+        draws them); None = ideal devices (one chip). Returns logits (I, B, classes) on x's device."""
+        chips = perturb if isinstance(perturb, Chips) else self.nominal if perturb is None else self.chips(perturb)
         self.recorded = []
         B = x.shape[0]
-        h = x.double()[None]  # (I, B, ...)
+        vd = x.dtype if x.is_floating_point() else torch.float32  # the digital side's dtype: the network's
+        h = x.to(self.device, vd)[None]  # (1, B, ...): the chips share the network input
         if self.layers[0].get("input_split"):  # the first layer's rows see [x, -x]
             h = torch.cat([h, -h], 2)
         for i, spec in enumerate(self.layers):
-            I = h.shape[0]
             if spec["kind"] == "linear":
                 h = h.flatten(2)
-            spatial = list(h.shape[3:])
-            first = i == 0
-            # DAC: integer input codes
             a_step = spec["dac_fullscale"] / self.dac_levels
-            lo = -self.dac_levels if first else 0
-            u = torch.clamp(torch.round(h / a_step), lo, self.dac_levels)
-            rows = torch.stack([unfold(u[k], spec) for k in range(I)])  # (I, Bm, weight_rows)
-            if spec["bias_mode"] == "row":  # driven at +full-scale (and -full-scale: the unipolar bias pair)
-                drive = torch.tensor([float(self.dac_levels), -float(self.dac_levels)][: spec.get("bias_rows", 1)])
-                rows = torch.cat([rows, drive.expand(*rows.shape[:-1], -1).to(rows.dtype)], -1)
-            y = self._mvm(i, rows, spec, perturb, adc, record)  # (I', Bm, N) in weight-step x DAC-step units
-            unit = spec["weight_step"] * a_step
-            y = y * unit
+            lo = -self.dac_levels if i == 0 else 0
+            u = (h / a_step).round_().clamp_(lo, self.dac_levels).to(self.dtype)  # DAC: integer input codes
+            if self.activity is not None:
+                self._read_activity(i, u[0], spec)
+            y = self._mvm(i, u, spec, chips, adc, record, vd)  # (I, B, N, *spatial), weight-step x DAC-step units
+            y = y * (spec["weight_step"] * a_step)
             if self.bias[i] is not None:
-                y = y + self.bias[i]
-            h = torch.stack([fold(y[k], spec, B, spatial) for k in range(y.shape[0])])
+                y = y + self.bias[i].to(vd).reshape(-1, *[1] * (y.dim() - 3))
+            h = y
             if i < len(self.layers) - 1:
                 h = torch.relu(h)
                 if spec["pool"]:
                     flat = pool(h.flatten(0, 1), int(spec["pool"]), 1 if spec["kind"] == "conv1d" else 2)
                     h = flat.reshape(h.shape[0], B, *flat.shape[1:])
-        return h
+        return h.to(x.device)
+
+    def _tile_sum(self, spec: dict, u: torch.Tensor, c0: int, c1: int, m: torch.Tensor | None, I: int) -> torch.Tensor:
+        """One row tile's column (pair) sums, before its bias rows: (I, B, N*S, *spatial). ``u``: the layer's input
+        codes (1 or I, B, features) or (1 or I, B, channels, *spatial); ``m``: the tile's matrix or kernel."""
+        if spec["kind"] == "linear":
+            return _matmul(u[..., c0:c1], m)
+        conv = F.conv1d if spec["kind"] == "conv1d" else F.conv2d
+        pad = spec["padding"][0] if spec["kind"] == "conv1d" else tuple(spec["padding"])
+        x = u[:, :, c0:c1]
+        B, sp = x.shape[1], x.shape[3:]
+        if x.shape[0] == 1:  # one input (the network's, or one chip's) for every chip: one convolution
+            out = conv(x[0], m, padding=pad)
+        else:  # a chip per group
+            out = conv(x.transpose(0, 1).reshape(B, -1, *sp), m, padding=pad, groups=I)
+        return out.reshape(B, I, -1, *out.shape[2:]).transpose(0, 1)
+
+    def _mvm(
+        self, i: int, u: torch.Tensor, spec: dict, chips: Chips, adc: bool, record: bool, vd: torch.dtype
+    ) -> torch.Tensor:
+        """Per row tile: the column (pair) sums of every chip, read noise, the ADC; then the digital shift-and-add
+        over slices and the sum over row tiles: (I, B, N, *spatial) in dtype ``vd``. The ADC codes and their
+        shift-and-add are small integers, exact in the sums' dtype."""
+        I = max(u.shape[0], chips.w[i].shape[0])
+        N, S = spec["outputs"], spec["slices"]
+        b = self.mapping["bits"]
+        step = self._adc_step(spec) if adc else 1.0
+        y, diffs = None, []
+        for (c0, c1, _, bias), (m, vm, const, cvar) in zip(self.geometry[i], chips.tiles[i], strict=True):
+            extra = u.dim() - 3  # spatial dims of a convolution's output
+            if m is None:  # a tile of bias rows only
+                cur = const.reshape(I, 1, -1, *[1] * extra).expand(I, u.shape[1], -1, *u.shape[3:]).clone()
+            else:
+                cur = self._tile_sum(spec, u, c0, c1, m, I)
+                if bias:
+                    cur += const.reshape(I, 1, -1, *[1] * extra)
+            if vm is not None or cvar is not None:
+                var = self._tile_sum(spec, u * u, c0, c1, vm, I) if vm is not None else torch.zeros_like(cur)
+                if bias:
+                    var += cvar.reshape(I, 1, -1, *[1] * extra)
+                noise = torch.randn(cur.shape, generator=chips.generator, dtype=cur.dtype).to(cur.device)
+                cur += noise.mul_(var.clamp_(min=0).sqrt_())
+            cur = cur.reshape(I, cur.shape[1], N, S, *cur.shape[3:])
+            if record:  # as the ADC sees them: (chips, MVMs (batch, positions), outputs, slices)
+                diffs.append(cur.movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S).clone())
+            if adc:  # codes: round(partial sum / step), clipped
+                cur = cur.div_(step).round_().clamp_(-self.adc_levels, self.adc_levels)
+            part = cur[:, :, :, 0] if S == 1 else torch.einsum("ibns...,s->ibn...", cur, self._shifts(S, b))
+            y = part.to(vd) if y is None else y.add_(part)
+        if record:  # the layer's partial sums (chips, MVMs, tiles, outputs, slices), as the ADC sees them
+            d = torch.stack(diffs, 2).abs().flatten()[:1_000_000].float()
+            self.recorded.append(float(torch.quantile(d, 0.999)))
+        return y * step if adc else y
+
+    def _shifts(self, S: int, b: int) -> torch.Tensor:
+        return torch.tensor([float(2 ** (b * s)) for s in range(S)], dtype=self.dtype, device=self.device)
+
+    def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
+        """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
+        driven row, a_r x the row's conductance (a convolution's MVMs are its output positions: a convolution of
+        a_r with the rows' conductances, so inputs are never unfolded)."""
+        code = u.abs().round().long()
+        ones = torch.tensor([bin(c).count("1") for c in range(self.dac_levels + 1)], dtype=torch.float64)
+        ones = ones.to(code.device)[code]  # 1-bits of each code: the bit-serial passes that drive the row
+        sq = (code.double() / self.dac_levels) ** 2
+        g, Kw = self._row_g[i], int(spec["weight_rows"])
+        acc = self.activity[i]
+        if spec["kind"] == "linear":
+            mvms = u.shape[0]
+            acc[0] += float((ones @ g[:Kw]).sum())
+            acc[1] += float((sq @ g[:Kw]).sum())
+        else:
+            conv = F.conv1d if spec["kind"] == "conv1d" else F.conv2d
+            pad = spec["padding"][0] if spec["kind"] == "conv1d" else tuple(spec["padding"])
+            kern = g[:Kw].reshape(1, u.shape[1], *spec["kernel"])
+            out = conv(ones, kern, padding=pad)
+            mvms = out[:, 0].numel()
+            acc[0] += float(out.sum())
+            acc[1] += float(conv(sq, kern, padding=pad).sum())
+        bias = g[Kw:]  # driven at full scale: every bit on, (code / full code)^2 = 1
+        acc[0] += mvms * bin(self.dac_levels).count("1") * float(bias.sum())
+        acc[1] += mvms * float(bias.sum())
+        acc[2] += mvms
 
     @torch.no_grad()
-    def read_activity(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
+    def read_activity(self, x: torch.Tensor, bs: int = 64) -> list[dict[str, float]]:
         """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
         a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
         number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
         ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
         dev = self.mapping["device"]
         dg = (dev["g_max_us"] - dev["g_min_us"]) / self.L
-        self._row_g = [
-            ((lev * dg + dev["g_min_us"]) * used).sum(dim=(1, 3)) for lev, used in zip(self.levels, self.used)
-        ]
+        self._row_g = [(lev.double() * dg + dev["g_min_us"]).sum(1) for lev in self.levels]  # (K,) per matrix row
         self.activity = [[0.0, 0.0, 0] for _ in self.layers]
         try:
             for a in range(0, len(x), bs):
@@ -108,46 +338,11 @@ class Simulator:
         finally:
             self.activity = None
 
-    def _mvm(
-        self, i: int, rows: torch.Tensor, spec: dict, perturb: Perturb | None, adc: bool, record: bool
-    ) -> torch.Tensor:
-        R, C, S, P = self.R, self.C, spec["slices"], spec["pair"]
-        lev = self.levels[i]  # (rt, ct, R, C) float32: integer sums stay exact below 2^24
-        rt, ct = lev.shape[:2]
-        I, Bm, K = rows.shape
-        ext = torch.cat([rows.float(), torch.zeros(I, Bm, 1)], -1)  # index -1 (unused physical row) reads the 0
-        xin = ext[..., self.row_index[i]].reshape(I, Bm, rt, R)
-        if self.activity is not None:
-            code = xin[0].abs().round().long()  # (Bm, rt, R)
-            ones = sum((code >> k) & 1 for k in range(max(1, self.dac_levels.bit_length())))
-            acc = self.activity[i]
-            acc[0] += float((ones.double() * self._row_g[i]).sum())
-            acc[1] += float(((code.double() / self.dac_levels) ** 2 * self._row_g[i]).sum())
-            acc[2] += Bm
-        if perturb is None:
-            # ideal devices: exact integer currents (levels and inputs are integers; G_min cancels in the pair)
-            cur = torch.einsum("ibrk,rckn->ibrcn", xin, lev)
-        else:
-            g = perturb(i, lev + self.g_off)  # (I, rt, ct, R, C) perturbed conductances, dG units
-            if I == 1 and g.shape[0] > 1:
-                xin = xin.expand(g.shape[0], -1, -1, -1)
-            # one einsum over the perturbed array; the nominal G_min offset cancels in the pair (or against
-            # the reference column), its perturbation does not
-            cur = torch.einsum("ibrk,irckn->ibrcn", xin, g - self.g_off)
-            if getattr(perturb, "read_sigma", 0.0):
-                var = torch.einsum("ibrk,irckn->ibrcn", xin**2, (g * perturb.read_sigma) ** 2)
-                cur = cur + torch.randn(cur.shape, generator=perturb.generator, dtype=cur.dtype) * var.sqrt()
-        # (I, Bm, rt, ct, C) -> per-column sign (unipolar groups) -> pairs -> analog subtraction
-        if P == 1:
-            cur = cur * self.sign[i].to(cur.dtype)  # (rt, ct, C); symmetric rounding: flip before or after the ADC
-        cur = cur.reshape(*cur.shape[:3], ct * C)[..., : spec["outputs"] * S * P]
-        cur = cur.reshape(*cur.shape[:3], spec["outputs"], S, P)
-        diff = (cur[..., 0] - cur[..., 1] if P == 2 else cur[..., 0]).double()  # (I, Bm, rt, N, S)
-        if record:
-            self.recorded.append(float(torch.quantile(diff.abs().flatten()[:1_000_000].float(), 0.999)))
-        if adc:
-            step = self._adc_step(spec)
-            diff = torch.clamp(torch.round(diff / step), -self.adc_levels, self.adc_levels) * step
-        b = self.mapping["bits"]
-        shifts = torch.tensor([float(2 ** (b * s)) for s in range(S)], dtype=diff.dtype)
-        return (diff * shifts).sum(dim=(2, 4))  # digital shift-and-add over slices, sum over row tiles
+
+def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(1 or I, Bm, k) @ (1 or I, k, n) -> (I, Bm, n). A shared input (the network input, or one chip) meets every
+    chip's matrix in one GEMM."""
+    if x.shape[0] == 1 and w.shape[0] > 1:
+        I, k, n = w.shape
+        return (x[0] @ w.permute(1, 0, 2).reshape(k, I * n)).reshape(-1, I, n).permute(1, 0, 2)
+    return torch.bmm(x, w) if x.shape[0] == w.shape[0] else torch.matmul(x, w)

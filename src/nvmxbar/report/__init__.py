@@ -9,6 +9,8 @@ Plain functions over pandas DataFrames, no MLflow (stage :mod:`nvmxbar.stages.re
 * :mod:`.tables`: the accuracy, cost and architecture-search tables, written as CSV, Markdown and LaTeX;
 * :mod:`.figures` and :mod:`.figures_nas`: the figures, written as PNG and PDF;
 * :mod:`.render`: REPORT.md with one verdict per claim of the paper;
+* :mod:`.times`: where the workflow's time went, from the jobs' benchmark files (tables/workflow_times.csv and a
+  section of REPORT.md, when benchmark files exist);
 * :func:`build`: all of it, every file written atomically.
 """
 
@@ -27,6 +29,8 @@ from .figures import plot_accuracy_vs_noise, plot_cost_breakdown, plot_weights, 
 from .figures_nas import plot_nas_pareto
 from .render import render_report
 from .tables import accuracy_table, cost_table, nas_table, write_table
+from .times import load as load_times
+from .times import rule_table
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,11 @@ def build(
             paths = save_figure(fn(data, ds), name, figures_dir, int(cfg["dpi"]))
             figures[name] = paths[0]
             written["figures"] += paths
-    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir))
+    wt = load_times(results_dir)  # the jobs finished so far; None without benchmark files
+    if wt is not None:
+        write_text(tables_dir / "workflow_times.csv", rule_table(wt).to_csv(index=False, float_format="%.6g"))
+        written["tables"].append(tables_dir / "workflow_times.csv")
+    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir, wt))
     written["report"].append(report_md)
     log.info(
         "%d table files, %d figure files and %s in %.1f s",

@@ -14,6 +14,7 @@ import pandas as pd
 from .collect import NAS_VARIANT
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .tables import display_accuracy, display_cost, display_nas, fmt_duration, fmt_energy, markdown, nas_table
+from .times import WorkflowTimes, critical_path, path_kind, path_table, rule_table
 
 
 def verdict(ours: float | None, paper: float, tol: float, overshoot_ok: bool = True) -> str:
@@ -49,9 +50,11 @@ def render_report(
     figures: dict[str, Path],
     report_path: Path,
     tables_dir: Path,
+    times: WorkflowTimes | None = None,
 ) -> str:
     """The text of REPORT.md. ``cfg``: the validated ``report`` section (every key present); ``figures``: name ->
-    PNG path, linked relative to ``report_path``'s folder, like the tables under ``tables_dir``."""
+    PNG path, linked relative to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the
+    workflow's job times (:func:`.times.load`), None: no "Where the time went" section."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
     tr, summ = data["training"], data["noise_summary"]
@@ -189,6 +192,8 @@ def render_report(
     L += ["## The paper's claims", ""]
     L += _claims(data, acc, cost, cfg, profile)
     L.append("")
+    if times is not None:
+        L += _times_section(times, tables_dir, rel)
     # ---- figures
     L += ["## Figures", ""]
     for name, path in figures.items():
@@ -304,6 +309,41 @@ def _nas_section(
         if name.startswith("nas_pareto_"):
             L += [f"![{name}]({rel(path)})", ""]
     return L
+
+
+def _times_section(wt: WorkflowTimes, tables_dir: Path, rel: Callable[[Any], str]) -> list[str]:
+    """REPORT.md: wall time per rule from the jobs' benchmark files, the total and the critical path."""
+    t = rule_table(wt)
+    dur = lambda v: "" if pd.isna(v) else f"{v:.1f} s" if v < 10 else fmt_duration(v)  # noqa: E731
+    heads = ["rule", "jobs", "wall time", "mean", "max", "CPU time", "max RSS (MB)"]
+    rows = [
+        [r.rule, str(r.jobs), dur(r.wall_s_total), dur(r.wall_s_mean), dur(r.wall_s_max), dur(r.cpu_s_total)]
+        + ["" if pd.isna(r.max_rss_mb_max) else f"{r.max_rss_mb_max:,.0f}"]
+        for r in t.itertuples()
+    ]
+    p = path_table(wt, critical_path(wt))
+    chain = " → ".join(f"`{r.rule}{' ' + r.job if r.job else ''}` ({dur(r.wall_s)})" for r in p.itertuples())
+    how = (
+        "the chain of dependent jobs with the longest summed wall time, ending at the last job"
+        if wt.edges_known
+        else "some jobs have no Snakemake metadata, so their dependencies are unknown: from the last job to end, "
+        "again and again the job that ended last before the current one started"
+    )
+    return [
+        "## Where the time went",
+        "",
+        f"From the {len(wt.jobs)} jobs' Snakemake benchmark files (`{rel(wt.results_dir / 'benchmarks')}`) as they "
+        "stood when this report was built (the report job's own, if any, is from an earlier run; a job not rerun "
+        f"keeps its earlier times): total wall time {dur(wt.total_wall_s)} from the first job's start to the last "
+        f"one's end, the jobs' wall times add up to {dur(wt.job_wall_sum_s)}.",
+        "",
+        markdown(heads, rows),
+        f"{path_kind(wt).capitalize()} ({how}), {dur(p.wall_s.sum())}: {chain}.",
+        "",
+        f"Table: `{rel(tables_dir / 'workflow_times.csv')}`; the jobs of the path with their times: "
+        "`python benchmarks/workflow_times.py <results folder>`.",
+        "",
+    ]
 
 
 def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profile: str | None) -> list[str]:

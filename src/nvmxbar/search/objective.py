@@ -49,22 +49,23 @@ def _median_pruner(study, trial_number: int, curve: list[float], pruning: dict) 
 
 
 def crossbar_score(
-    net: networks.Net, data_npz, bits: int, ms: MapSettings, score: Score, seed: int
+    net: networks.Net, data_npz, bits: int, ms: MapSettings, score: Score, seed: int, device: str = "auto"
 ) -> dict[str, float]:
     """Validation accuracy of a trained trial on the ideal crossbar, and the mean over ``score.chips`` chips under
-    ``score.noise`` (map_crossbar's mapping, evaluate_noise's device model)."""
+    ``score.noise`` (map_crossbar's mapping, evaluate_noise's device model), simulated on ``device``."""
     calib, _ = network_inputs(data_npz, "train", ms.calibration_samples)
-    arrays, mapping = map_network(net.eval().cpu(), bits, ms, calib_x=calib)
-    sim = Simulator(arrays, mapping)
+    arrays, mapping = map_network(net.eval().cpu(), bits, ms, calib_x=calib, device=device)
+    sim = Simulator(arrays, mapping, device=device)
     xv, yv = network_inputs(data_npz, "val", score.samples)
-    # small batches: the crossbar simulation of a CNN holds batch x chips x positions x tiles partial sums, and
+    # every chip at once, in batches whose unfolded layer inputs stay near 16 M values (64 MB) per chip population:
     # several search workers share one machine
+    bs = noise.batch_for(mapping, score.chips)
     mc = MonteCarlo(
-        instances=score.chips, samples=score.samples, batch_size=16, instance_chunk=1, models=(score.noise,)
+        instances=score.chips, samples=score.samples, batch_size=bs, instance_chunk=score.chips, models=(score.noise,)
     )
     row = noise.evaluate(sim, xv, yv, mc, seed=seed, progress=False)[0]
     return {
-        "val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv, bs=16),
+        "val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv, bs=bs),
         "val_acc_noisy": row["accuracy_mean"],
         "val_acc_noisy_std": row["accuracy_std"],
     }
@@ -87,6 +88,7 @@ def make_objective(
     experiment: str | None,
     accelerator: str,
     data_sha256: str = "",
+    device: str = "auto",
 ):
     """The Optuna objective of a study: (score, area or device count). ``cfg`` is the ``nas_unipolar`` section
     (space, epochs, pruning, objective); trials train with ``recipe`` for ``cfg['epochs']`` epochs."""
@@ -171,7 +173,7 @@ def make_objective(
             # epochs would favour lucky trials
             value = curve[-1]
             if score.noisy:
-                scores = crossbar_score(net, dm.path, bits, ms, score, seed + trial.number)
+                scores = crossbar_score(net, dm.path, bits, ms, score, seed + trial.number, device)
                 for k, v in scores.items():
                     trial.set_user_attr(k, v)
                 value = scores["val_acc_noisy"]

@@ -41,11 +41,11 @@ def estimate_file(
 
 
 def measured_activity(
-    mapping_json: str | Path, crossbar_npz: str | Path, data_npz: str | Path, samples: int
+    mapping_json: str | Path, crossbar_npz: str | Path, data_npz: str | Path, samples: int, device: str = "auto"
 ) -> list[dict]:
     """Per layer, what ``samples`` training inputs read on the mapped crossbar (Simulator.read_activity)."""
     x, _ = network_inputs(data_npz, "train", samples)
-    return load_crossbar(crossbar_npz, mapping_json).read_activity(x)
+    return load_crossbar(crossbar_npz, mapping_json, device).read_activity(x)
 
 
 def run(
@@ -62,14 +62,15 @@ def run(
     rule: str = "estimate_cost",
     crossbar_npz: str | Path | None = None,
     data_npz: str | Path | None = None,
+    device: str = "auto",
 ) -> dict:
-    """``cfg``: the validated ``estimate_cost`` section."""
+    """``cfg``: the validated ``estimate_cost`` section; ``device``: where the activity is simulated."""
     cs = CostSettings.from_config(cfg)
     activity = None
     if cs.cell_activity == "measured":
         if crossbar_npz is None or data_npz is None:
             raise ValueError("estimate_cost.cell_activity 'measured' needs the crossbar.npz and the prepared data")
-        activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples)
+        activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples, device)
     params = {"estimate_cost": cfg, "bits": bits}
     with tracking.model_stage_run(
         experiment,

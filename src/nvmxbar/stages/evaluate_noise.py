@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 COLUMNS = [*NOISE_KEYS, "accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50", "accuracy_p95", "instances"]
 
 
-def load_crossbar(crossbar_npz: str | Path, mapping_json: str | Path) -> Simulator:
-    """The simulator of a mapped network (crossbar.npz + mapping.json)."""
+def load_crossbar(crossbar_npz: str | Path, mapping_json: str | Path, device: str = "auto") -> Simulator:
+    """The simulator of a mapped network (crossbar.npz + mapping.json) on ``device`` (auto: cuda when present)."""
     with np.load(crossbar_npz, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    return Simulator(arrays, files.read_json(mapping_json))
+    return Simulator(arrays, files.read_json(mapping_json), device=device)
 
 
 def run(
@@ -43,14 +43,15 @@ def run(
     experiment: str | None = None,
     threads: int = 1,
     rule: str = "evaluate_noise",
+    device: str = "auto",
 ) -> list[dict]:
     """Ideal and noisy crossbar accuracy on the test split. ``cfg``: the validated ``evaluate_noise`` section."""
     t0 = time.time()
     torch.set_num_threads(max(1, threads))
     mc = MonteCarlo.from_config(cfg)
-    sim = load_crossbar(crossbar_npz, mapping_json)
+    sim = load_crossbar(crossbar_npz, mapping_json, device)
     x, y = network_inputs(data_npz, "test", mc.samples)
-    params = {"evaluate_noise": cfg, "bits": bits}
+    params = {"evaluate_noise": cfg, "bits": bits, "device": str(sim.device)}
     with tracking.model_stage_run(
         experiment,
         model_metrics=model_metrics,

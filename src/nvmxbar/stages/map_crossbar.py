@@ -33,6 +33,7 @@ def run(
     seed: int,
     experiment: str | None = None,
     rule: str = "map_crossbar",
+    device: str = "auto",
 ) -> dict:
     """Load model.pt, map it onto ``bits``-bit devices, write crossbar.npz + mapping.json atomically.
     ``cfg``: the validated ``map_crossbar`` section; ``quant_cfg`` the model's ``quant`` section (the
@@ -41,7 +42,7 @@ def run(
     settings = MapSettings.from_config(cfg, quant_cfg)
     net, _ = load_model(model_path)
     x, _ = network_inputs(data_npz, "train", settings.calibration_samples)
-    arrays, mapping = map_network(net, bits, settings, calib_x=x)
+    arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
     mapping = {"dataset": dataset, "variant": variant, **mapping, "source_model": str(model_path)}
     params = {"map_crossbar": cfg, "bits": bits}
     with tracking.model_stage_run(

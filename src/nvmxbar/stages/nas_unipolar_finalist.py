@@ -48,6 +48,7 @@ def run(
     threads: int = 1,
     accelerator: str = "auto",
     teacher: str | Path | None = None,
+    device: str = "auto",
 ) -> dict:
     """``cfg``: ``{"score": nas_unipolar.score, "finalists": {"val_folds": ...}}``; ``train_cfg`` the unipolar
     model's ``train.<dataset>`` recipe; ``noise_cfg`` evaluate_noise's ``drift``."""
@@ -115,7 +116,9 @@ def run(
         )
         if score.noisy:
             net, _ = load_model(folder / "model.pt")
-            scores = crossbar_score(net, data_npz, bits, MapSettings.from_config(map_cfg, quant_cfg), score, fseed)
+            scores = crossbar_score(
+                net, data_npz, bits, MapSettings.from_config(map_cfg, quant_cfg), score, fseed, device
+            )
         else:
             scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
     finally:

@@ -39,6 +39,7 @@ def run(
     threads: int = 1,
     accelerator: str = "auto",
     noise_cfg: dict,
+    device: str = "auto",
 ) -> dict:
     """``cfg``: the ``nas_unipolar`` section without its selection keys; ``train_cfg`` the trials' recipe
     (``train.<dataset>`` without epochs, distill and fit_on); ``quant_cfg`` the unipolar model's ``quant``;
@@ -88,6 +89,7 @@ def run(
         parent_run=parent,
         experiment=experiment,
         accelerator=accelerator,
+        device=device,
         data_sha256=sha,
     )
     TS = optuna.trial.TrialState
