@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 # The real datasets for the integration and workflow tiers (a folder with uci_har/ and cifar10/).
 export NVMXBAR_DATA_DIR ?= $(abspath data)
 export MLFLOW_DISABLE_TELEMETRY = true
+# Idle OpenMP threads sleep: jobs sharing the cores do not starve each other (docs/FINDINGS.md, Run time).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test test-unit test-integration test-workflow lint ui report
 

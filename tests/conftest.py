@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# before torch loads OpenMP: idle threads sleep, so a test's pool does not starve a Snakemake job it started
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "src"))  # the package under test, even without `pip install -e .`

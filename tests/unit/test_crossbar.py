@@ -364,3 +364,105 @@ def test_network_inputs_subsets_span_the_classes_of_a_class_ordered_split(tmp_pa
     assert torch.equal(network_inputs(tmp_path / "d.npz", "test", 100)[0], xs)  # deterministic
     assert len(network_inputs(tmp_path / "d.npz", "test", None)[1]) == 500
     assert len(network_inputs(tmp_path / "d.npz", "test", 900)[1]) == 500
+
+
+# ------------------------------------------------------------------------- 2-D convolutions and chip batching
+ARCH2D = {
+    "in_shape": [3, 8, 8],
+    "num_classes": 5,
+    "conv": [4, "M", 6],
+    "kernel_size": 3,
+    "hidden": [7],
+    "dropout": 0.0,
+    "bias": True,
+}
+
+
+def make_2d(polarity=None, adc_tile_rows=0, seed=0):
+    """A small 2-D CNN in float64 (3 x 8 x 8 inputs), calibrated like small_net."""
+    torch.manual_seed(seed)
+    arch = make_arch(ARCH2D["in_shape"], ARCH2D["num_classes"], {**ARCH2D, "polarity": polarity})
+    net = build(arch, {**QUANT, "adc_tile_rows": adc_tile_rows}).double()
+    x = torch.randn(64, 3, 8, 8, dtype=torch.float64)
+    net.train()
+    net(x)
+    return net.eval(), x
+
+
+@pytest.mark.parametrize("polarity", [None, "positive", [{"sign": 1, "row_groups": 2}, {"sign": -1}, {}, {}]])
+@pytest.mark.parametrize("rows", [16, 20])
+def test_conv2d_row_tiles_split_kernels_and_stay_exact(polarity, rows):
+    """Tiles of 16 or 20 rows cut a 3 x 3 kernel's 9 rows of a channel in two: each tile convolves the channels
+    it touches with the other tiles' rows masked out. The ideal crossbar equals the digital model without the
+    ADC, and with the per-tile ADC equals the network trained with adc_tile_rows = the tile rows."""
+    net, x = make_2d(polarity, adc_tile_rows=rows)
+    arrays, mapping = map_network(net, BITS, xcfg(rows=rows, cols=8))
+    assert mapping["layers"][1]["row_tiles"] > 1
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        assert torch.allclose(sim.forward(x)[0], net(x), rtol=0, atol=1e-9)
+        net.quant.adc_tile_rows = 0
+        assert torch.allclose(sim.forward(x, adc=False)[0], no_adc(net)(x), rtol=0, atol=1e-9)
+
+
+class _OneChip:
+    """Chip k of a drawn population, as a Perturb of one chip."""
+
+    def __init__(self, pert, k):
+        self.pert, self.k, self.read_sigma = pert, k, 0.0
+
+    def __call__(self, i, g):
+        return self.pert(i, g)[self.k : self.k + 1]
+
+
+@pytest.mark.parametrize("make", ["1d", "2d"])
+def test_chips_simulated_at_once_equal_each_chip_alone(make):
+    """A population of chips is a leading axis (one GEMM or one grouped convolution): each chip's logits equal
+    that chip simulated alone; drawing them again from the same seed gives the same chips."""
+    net, x = make_net() if make == "1d" else make_2d()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=16, cols=8))
+    sim = Simulator(arrays, mapping)
+    model = NoiseModel(0.05, 0.0, 0.01, 0.01, None, 0, None)
+    pert = noise.Perturbation(model, 4, sim, torch.Generator().manual_seed(1))
+    together = sim.forward(x, perturb=sim.chips(pert))
+    assert together.shape[:2] == (4, len(x))
+    for k in range(4):
+        alone = sim.forward(x, perturb=sim.chips(_OneChip(pert, k)))[0]
+        assert torch.allclose(together[k], alone, rtol=0, atol=1e-6)
+    assert not torch.allclose(together[0], together[1])  # chips differ
+    again = noise.Perturbation(model, 4, sim, torch.Generator().manual_seed(1))
+    assert torch.equal(sim.forward(x, perturb=sim.chips(again)), together)
+
+
+def test_read_noise_is_a_gaussian_on_each_partial_sum_with_the_cells_variance():
+    """One dense layer, one tile, the ADC off: the column sums' spread over reads is sqrt(sum_r x_r^2 (sigma G_r)^2)
+    summed over both devices of the pair."""
+    arch = {"in_shape": [20], "num_classes": 3, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0}
+    torch.manual_seed(0)
+    net = build({**arch, "bias": False}, QUANT).double()
+    x = torch.randn(1, 20, dtype=torch.float64).repeat(4000, 1)
+    net.train()
+    net(x)
+    net.eval()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=64, cols=64))
+    sim = Simulator(arrays, mapping)
+    model = NoiseModel(0.0, 0.05, 0.0, 0.0, None, 0, None)
+    chips = sim.chips(noise.Perturbation(model, 1, sim, torch.Generator().manual_seed(0)))
+    out = sim.forward(x, perturb=chips, adc=False)[0]  # 4000 reads of the same input
+    spec = mapping["layers"][0]
+    La = 2 ** QUANT["dac_bits"] - 1
+    a_step = spec["dac_fullscale"] / La
+    u = torch.clamp(torch.round(x[0] / a_step), -La, La)
+    g = sim.levels[0].double() + sim.g_off  # (K, N*2) nominal conductances, dG units
+    sd = ((u[:, None] ** 2) * (0.05 * g) ** 2).sum(0).reshape(-1, 2).sum(1).sqrt()  # per output, both devices
+    expected = sd * spec["weight_step"] * a_step
+    assert torch.allclose(out.std(0), expected, rtol=0.06)
+    assert torch.allclose(out.mean(0), sim.forward(x[:1], adc=False)[0, 0], atol=4 * float(expected.max()) / 60)
+
+
+def test_batch_for_keeps_the_unfolded_inputs_within_the_budget():
+    mapping = {"layers": [{"mvms": 1024, "rows": 289}, {"mvms": 1, "rows": 4097}]}
+    bs = noise.batch_for(mapping, chips=5, budget=16_000_000)
+    assert bs * 1024 * 289 * 5 <= 16_000_000 < (bs + 1) * 1024 * 289 * 5
+    assert noise.batch_for({"layers": [{"mvms": 1, "rows": 10}]}, 1) == 1024
+    assert noise.batch_for({"layers": [{"mvms": 10**6, "rows": 10**3}]}, 25) == 1

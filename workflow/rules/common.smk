@@ -1,7 +1,12 @@
 # Shared set-up: the validated config (CFG), MLflow, and the list of targets.
+import os
 import re
 import sys
 from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning: jobs share the cores, and a spinning pool of one job starves the
+# others (measured: a 2-thread noisy forward 100x slower next to another job; benchmarks/noisy_forward.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(
     0, str(Path(workflow.basedir) / "src")

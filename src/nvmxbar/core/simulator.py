@@ -248,8 +248,8 @@ class Simulator:
         if x.shape[0] == 1:  # one input (the network's, or one chip's) for every chip: one convolution
             out = conv(x[0], m, padding=pad)
         else:  # a chip per group
-            out = conv(x.transpose(0, 1).reshape(B, -1, *sp), m, padding=pad, groups=I)
-        return out.reshape(B, I, -1, *out.shape[2:]).transpose(0, 1)
+            out = conv(x.transpose(0, 1).reshape(B, I * x.shape[2], *sp), m, padding=pad, groups=I)
+        return out.reshape(B, I, out.shape[1] // I, *out.shape[2:]).transpose(0, 1)
 
     def _mvm(
         self, i: int, u: torch.Tensor, spec: dict, chips: Chips, adc: bool, record: bool, vd: torch.dtype
@@ -281,15 +281,13 @@ class Simulator:
                 diffs.append(cur.movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S).clone())
             if adc:  # codes: round(partial sum / step), clipped
                 cur = cur.div_(step).round_().clamp_(-self.adc_levels, self.adc_levels)
-            part = cur[:, :, :, 0] if S == 1 else torch.einsum("ibns...,s->ibn...", cur, self._shifts(S, b))
-            y = part.to(vd) if y is None else y.add_(part)
+            for k in range(S):  # digital shift-and-add of the slices: weight = sum_s level_s 2^(b s)
+                part = cur[:, :, :, k] if k == 0 else cur[:, :, :, k] * float(2 ** (b * k))
+                y = part.to(vd) if y is None else y.add_(part)
         if record:  # the layer's partial sums (chips, MVMs, tiles, outputs, slices), as the ADC sees them
             d = torch.stack(diffs, 2).abs().flatten()[:1_000_000].float()
             self.recorded.append(float(torch.quantile(d, 0.999)))
         return y * step if adc else y
-
-    def _shifts(self, S: int, b: int) -> torch.Tensor:
-        return torch.tensor([float(2 ** (b * s)) for s in range(S)], dtype=self.dtype, device=self.device)
 
     def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
         """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
