@@ -210,6 +210,12 @@ class Simulator:
         """x: normalised network input (B, ...). ``perturb``: the chips to run on (:meth:`chips`, or a Perturb that
         draws them); None = ideal devices (one chip). Returns logits (I, B, classes) on x's device."""
         chips = perturb if isinstance(perturb, Chips) else self.nominal if perturb is None else self.chips(perturb)
+        if self.device.type == "cuda":  # full float32 products (no TF32) and deterministic cuDNN algorithms
+            with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
+                return self._forward(x, chips, adc, record)
+        return self._forward(x, chips, adc, record)
+
+    def _forward(self, x: torch.Tensor, chips: Chips, adc: bool, record: bool) -> torch.Tensor:
         self.recorded = []
         B = x.shape[0]
         vd = x.dtype if x.is_floating_point() else torch.float32  # the digital side's dtype: the network's
