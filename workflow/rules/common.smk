@@ -51,6 +51,12 @@ onstart:
     )
 
 
+def job_threads(n):
+    """Threads of a compute job: n, but 1 in the smoke profile, whose jobs are mostly single-threaded imports
+    (two such jobs on two cores finish sooner than one job holding both)."""
+    return 1 if CFG["profile"] == "smoke" else n
+
+
 def experiment(dataset):
     """The MLflow experiment of a dataset: <mlflow.experiment_prefix>-<dataset>."""
     return tracking.experiment_name(CFG["mlflow"]["experiment_prefix"], dataset)

@@ -14,7 +14,7 @@ rule evaluate_noise:
         f"{RESULTS}/benchmarks/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=6000,
     params:

@@ -18,7 +18,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
     params:
