@@ -855,3 +855,47 @@ def test_prepare_write_failure_leaves_no_outputs(tmp_path, har_dir_source, monke
     with pytest.raises(OSError, match="disk full"):
         prepare("har", har_dir_source, out / "d.npz", out / "d.json", seed=0)
     assert list(out.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# The DataModule's in-memory batches
+# --------------------------------------------------------------------------------------------
+
+
+def test_datamodule_batches_are_those_of_the_dataloader_it_replaced(tmp_path):
+    import torch
+    from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+    from nvmxbar.data.datamodule import NpzDataModule
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        f"{k}_{split}": v
+        for split, n in (("train", 300), ("val", 70), ("test", 50))
+        for k, v in (("x", rng.integers(0, 256, (n, 3, 4, 4), dtype=np.uint8)), ("y", rng.integers(0, 10, n)))
+    }
+    norm = {"norm_mean": np.full(3, 0.5), "norm_std": np.full(3, 0.25)}
+    np.savez(tmp_path / "d.npz", class_names=np.array(CIFAR_CLASSES), **norm, **arrays)
+    ds = {
+        s: TensorDataset(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
+        for s in ("train", "val", "test")
+    }
+    for fit_on, train_ds in (("train", ds["train"]), ("train+val", ConcatDataset([ds["train"], ds["val"]]))):
+        dm = NpzDataModule(tmp_path / "d.npz", 64, seed=3, fit_on=fit_on)
+        new = dm.train_dataloader()
+        old = DataLoader(train_ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(3))
+        assert len(new) == len(old) == -(-len(train_ds) // 64)
+        for _ in range(3):  # epochs: a new permutation each, the same as the DataLoader's
+            got, want = list(new), list(old)
+            assert len(got) == len(want) and len(got[-1][0]) == len(train_ds) % 64  # drop_last False
+            for (x, y), (xo, yo) in zip(got, want):
+                assert x.dtype == torch.uint8 and y.dtype == torch.long  # images stay uint8 to the device
+                assert torch.equal(x, xo) and torch.equal(y, yo.long())
+    for split, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+        batches = list(loader)
+        assert len(loader) == len(batches) == 1  # batch max(batch_size, 512), in order
+        assert torch.equal(batches[0][0], ds[split].tensors[0])
+    x, _ = next(iter(dm.batches("test", 16)))
+    assert x.shape == (16, 3, 4, 4) and torch.equal(x, ds["test"].tensors[0][:16])
+    norm = dm.normalise(x)
+    assert norm.dtype == torch.float32 and torch.allclose(norm, (x.float() / 255 - 0.5) / 0.25)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from nvmxbar.core.networks import build
-from nvmxbar.core.quant import UniformQuantizer, fake_quant, to_int
+from nvmxbar.core.quant import UniformQuantizer, fake_quant, polarity_mask, ste_round, tile_adc, to_int, weight_bounds
 
 HAR_ARCH = {
     "in_shape": [9, 128],
@@ -56,6 +56,62 @@ def test_gradients_pass_straight_through_and_reach_the_scale():
     fake_quant(x, s, 3, -3, 3).sum().backward()
     assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]  # identity inside the range, zero where clipped
     assert s.grad is not None and s.grad.item() != 0.0
+
+
+def autograd_fake_quant(x, full_scale, levels, lo, hi):
+    """The composite the fused fake_quant replaces, differentiated by autograd."""
+    step = full_scale / levels
+    return ste_round(torch.clamp(x / step, lo, hi)) * step
+
+
+def _values_and_grads(fn, x, s, g, *args):
+    x, s = x.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    y = fn(x, s, *args)
+    (y * g).sum().backward()
+    return y.detach(), x.grad, s.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bounds", ["symmetric", "unsigned", "polarity"])
+def test_fused_fake_quant_has_the_values_and_gradients_of_autograd(dtype, bounds):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 5, generator=gen, dtype=dtype) * 1.5  # a good share beyond the full-scale: clipped
+    x[0, 0, :4] = torch.tensor([1.2, -1.2, 0.6, 0.0])  # exactly on the bounds and a half step (0.6 / 0.4 = 1.5)
+    s, levels = torch.tensor(1.2, dtype=dtype), 3
+    lo, hi = {
+        "symmetric": (-levels, levels),
+        "unsigned": (0, levels),
+        "polarity": weight_bounds(2, polarity_mask(x.shape, {"sign": 1, "row_groups": 2}).to(dtype), x.shape),
+    }[bounds]
+    g = torch.randn(x.shape, generator=gen, dtype=dtype)
+    y, gx, gs = _values_and_grads(fake_quant, x, s, g, levels, lo, hi)
+    y_ref, gx_ref, gs_ref = _values_and_grads(autograd_fake_quant, x, s, g, levels, lo, hi)
+    assert torch.equal(y, y_ref)
+    assert (gx_ref == 0).any() and (gx_ref != 0).any()  # some values clipped, some inside
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(gx, gx_ref, rtol=tol, atol=tol)  # 1 inside (bounds included), 0 where clipped
+    assert torch.allclose(gs, gs_ref, rtol=10 * tol, atol=tol)  # the LSQ step-size gradient
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tile_adc_is_the_sum_of_each_tiles_fake_quant(dtype):
+    gen = torch.Generator().manual_seed(1)
+    parts = torch.randn(5, 7, 6, 4, 4, generator=gen, dtype=dtype) * 2.0  # (tiles, batch, outputs, H, W)
+    s, levels = torch.tensor(2.5, dtype=dtype), 7
+    g = torch.randn(parts.shape[1:], generator=gen, dtype=dtype)
+
+    def looped(p, s, levels):
+        return sum(autograd_fake_quant(p[t], s, levels, -levels, levels) for t in range(p.shape[0]))
+
+    y, gp, gs = _values_and_grads(tile_adc, parts, s, g, levels)
+    y_ref, gp_ref, gs_ref = _values_and_grads(looped, parts, s, g, levels)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(y, y_ref, rtol=tol, atol=tol)
+    assert torch.allclose(y / (s / levels), (y / (s / levels)).round(), atol=tol)  # on the ADC grid
+    assert torch.allclose(gp, gp_ref, rtol=tol, atol=tol)
+    assert torch.allclose(gs, gs_ref, rtol=10 * tol, atol=tol)
+    with torch.no_grad():  # evaluation: the same values
+        assert torch.equal(tile_adc(parts, s, levels), y)
 
 
 def test_same_grid_in_every_layer_and_no_per_layer_scale():

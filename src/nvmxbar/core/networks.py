@@ -10,6 +10,7 @@ Y) is re-quantized by the next layer's DAC (full-scale A), one global ratio for 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -17,6 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask, row_tiles
+
+#: 2-D convolutions on the CPU in NHWC memory (channels_last): oneDNN's convolutions, forward and backward, run
+#: faster on it (benchmarks/train_throughput.py --no-channels-last measures the other); the values are the same up
+#: to the order of float sums.
+CPU_CHANNELS_LAST = True
 
 
 def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +125,7 @@ class Net(nn.Module):
                 nn.init.zeros_(layer.bias)
         self.dropout = float(dropout)
         self.quant = quantizer
+        self._plans: dict[tuple, dict[str, Any]] = {}  # row tiles of each layer as index tensors (_tile_plan)
         # Unipolar: one +1/-1 mask per weight layer (fixed by the architecture, rebuilt from it, not saved).
         self.polarity = expand_polarity(polarity, len(self.layers)) if polarity is not None else None
         if self.polarity is not None and quantizer is None:
@@ -170,37 +177,88 @@ class Net(nn.Module):
             mask = getattr(self, f"_pol{i}")
             layer.weight.copy_(torch.where(layer.weight * mask < 0, torch.zeros_like(layer.weight), layer.weight))
 
+    def _tile_plan(self, i: int, w: torch.Tensor, spec: dict | None, n_bias: int) -> dict[str, Any]:
+        """How layer i's crossbar rows fall into row tiles (quant.row_tiles), for :meth:`_tiled_mvm` (cached per
+        tile size, device and dtype). The first ``Tw`` of the ``T`` tiles hold weight rows (the others, bias rows
+        only): ``ranges`` (first slot, first channel, count) the block of input channels each of them touches,
+        placed at slots ``t * c_max`` (:func:`gather_channels`); ``mask`` (Tw, 1, c_max, kernel...) which of those
+        channels' kernel taps are the tile's rows; ``bias_tiles`` the tile of each bias row."""
+        key = (i, self.quant.adc_tile_rows, n_bias, w.device, w.dtype)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        C, kernel = w.shape[1], tuple(w.shape[2:])
+        per_ch = math.prod(kernel)
+        tiles = row_tiles(w.shape, spec, n_bias, self.quant.adc_tile_rows)
+        K, T, Tw = C * per_ch, max(tiles) + 1, tiles[C * per_ch - 1] + 1
+        if set(tiles[:K]) != set(range(Tw)):
+            raise AssertionError(f"layer {i}: tiles without weight rows before the last weight row: {tiles}")
+        w_rows = torch.tensor(tiles[:K]).reshape(C, per_ch)
+        chans = [(w_rows == t).any(1).nonzero().flatten() for t in range(Tw)]  # contiguous blocks
+        c_max = max(len(c) for c in chans)
+        mask = torch.zeros(Tw, c_max, per_ch)
+        for t, c in enumerate(chans):
+            mask[t, : len(c)] = (w_rows[c] == t).float()
+        plan = {
+            "T": T,
+            "Tw": Tw,
+            "c_max": c_max,
+            "ranges": tuple((t * c_max, int(c[0]), len(c)) for t, c in enumerate(chans)),
+            "mask": mask.reshape(Tw, 1, c_max, *kernel).to(device=w.device, dtype=w.dtype),
+            "bias_tiles": tiles[K:],
+            "tile_ids": torch.arange(T, device=w.device)[:, None],
+        }
+        self._plans[key] = plan
+        return plan
+
     def _tiled_mvm(
         self, i: int, layer: nn.Module, xq: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
     ) -> torch.Tensor:
         """Layer i's quantized outputs as the crossbar computes them: every row tile's partial sum through
         the ADC, then added up digitally. Row tiles as schemes.map_network places rows (quant.row_tiles);
         a bias row belongs to its tile (unipolar: the +A row carries a bias of the column's sign, the -A
-        row one of the other sign)."""
+        row one of the other sign).
+
+        The tiles with weight rows in one operation: the input channels each of them touches are gathered side by
+        side once, a tile's weight is the layer's weight on its channels masked to its rows, one grouped
+        convolution (groups = tiles; a batched matmul for a dense layer) gives every tile's partial sums, one ADC
+        call converts them all and adds them up (in tile order: the floats of a loop over the tiles). A tile of
+        bias rows alone adds the ADC of its bias, a constant per output."""
         q, spec = self.quant, (self.polarity[i] if self.polarity else None)
-        per_ch = w[0, 0].numel()
         n_bias = 0 if b is None else (2 if spec is not None else 1)
-        tiles = row_tiles(w.shape, spec, n_bias, q.adc_tile_rows)
-        K = w.shape[1] * per_ch
-        w_rows = torch.tensor(tiles[:K], device=w.device)
+        plan = self._tile_plan(i, w, spec, n_bias)
+        T, Tw, c_max, conv = plan["T"], plan["Tw"], plan["c_max"], i < self.n_conv
+        if T == 1:  # the layer fits one tile: one conversion of the whole sum
+            return q.adc(layer._conv_forward(xq, w, b) if conv else F.linear(xq, w, b))
+        O = w.shape[0]
+        bt = None
         if b is not None:
             if spec is None:
-                b_tile = torch.full_like(b, tiles[K], dtype=torch.long)
+                b_tile = torch.full_like(b, plan["bias_tiles"][0], dtype=torch.long)
             else:  # the column's sign: +A row (index K) when sign x b > 0, -A row (K + 1) otherwise
-                col = getattr(self, f"_pol{i}").reshape(w.shape[0], -1)[:, -1]
-                b_tile = torch.where(col * b > 0, tiles[K], tiles[K + 1]).long()
-        y = 0
-        for t in sorted(set(tiles)):
-            rows = (w_rows == t).nonzero().flatten()
-            bias_t = None if b is None else torch.where(b_tile == t, b, torch.zeros_like(b))
-            if len(rows) == 0:  # a tile of bias rows only (padding keeps a convolution's size)
-                part = bias_t.reshape(1, -1, *[1] * (xq.dim() - 2)).expand(xq.shape[0], -1, *xq.shape[2:])
-            else:
-                c0, c1 = int(rows[0]) // per_ch, int(rows[-1]) // per_ch + 1  # input channels the tile touches
-                m = (w_rows == t).to(w.dtype).reshape(w.shape[1], *w.shape[2:])[c0:c1][None]
-                wt, xt = w[:, c0:c1] * m, xq[:, c0:c1]
-                part = layer._conv_forward(xt, wt, bias_t) if i < self.n_conv else F.linear(xt, wt, bias_t)
-            y = y + q.adc(part)
+                col = getattr(self, f"_pol{i}").reshape(O, -1)[:, -1]
+                b_tile = torch.where(col * b > 0, plan["bias_tiles"][0], plan["bias_tiles"][1])
+            bt = torch.where(plan["tile_ids"] == b_tile, b, torch.zeros_like(b))  # (T, O): each tile's share
+        bw = None if bt is None else bt[:Tw]
+        if Tw == 1:  # all weight rows in the first tile, the bias rows (some) in the next
+            xg, wg = xq, w
+        else:
+            xg = gather_channels(xq, plan["ranges"], Tw * c_max)  # (B, Tw * c_max, ...)
+            wg = gather_channels(w, plan["ranges"], Tw * c_max).unflatten(1, (Tw, c_max)).transpose(0, 1)
+            wg = wg * plan["mask"]  # (Tw, O, c_max, kernel...): each tile's rows
+        if conv:
+            wg = wg.reshape(Tw * O, -1, *w.shape[2:])
+            parts = layer_conv(layer, xg, wg, None if bw is None else bw.reshape(-1), Tw)  # (B, Tw * O, ...)
+            parts = parts.unflatten(1, (Tw, O)).movedim(1, 0)  # (Tw, B, O, ...), a view
+        else:
+            xg = xg.unflatten(1, (Tw, -1)).transpose(0, 1)  # (Tw, B, c_max)
+            wt = wg.reshape(Tw, O, -1).transpose(1, 2)  # (Tw, c_max, O)
+            parts = torch.bmm(xg, wt) if bw is None else torch.baddbmm(bw[:, None], xg, wt)  # (Tw, B, O)
+        y = q.adc_tiles(parts)
+        if Tw < T:  # tiles of bias rows alone: each the ADC of a constant per output, then added
+            n, shape = parts[0][0].numel(), (1, 1, O) + (1,) * (parts.dim() - 3)
+            for t in range(Tw, T):
+                y = y + q.adc_tiles(bt[t].reshape(shape), n)[0]
         return y
 
     def weight_layers(self) -> list[nn.Module]:
@@ -226,6 +284,8 @@ class Net(nn.Module):
         q, last = self.quant, len(self.layers) - 1
         if self.input_split:  # [x, -x]: one-sign weights on these rows realise any signed first-layer filter
             x = torch.cat([x, -x], 1)
+        if CPU_CHANNELS_LAST and self.n_conv and self.dims == 2 and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         for i, layer in enumerate(self.layers):
             if i == self.n_conv:
                 x = x.flatten(1)
@@ -254,6 +314,53 @@ def pool(x: torch.Tensor, times: int, dims: int) -> torch.Tensor:
     for _ in range(times):
         x = F.max_pool1d(x, 2) if dims == 1 else F.max_pool2d(x, 2)
     return x
+
+
+class _GatherChannels(torch.autograd.Function):
+    """The row tiles' input channels (or weight columns) side by side (dim 1): slots ``[dst, dst + n)`` hold channels
+    ``[src, src + n)`` for every ``(dst, src, n)`` of ``ranges``, the other slots of the ``width`` are zero.
+    Contiguous block copies (fast in both memory formats), and a backward that adds the gradient back block by
+    block: deterministic, unlike index_select's backward (index_add) on a GPU, and faster than its channel by
+    channel loop on the CPU."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, ranges: tuple, width: int) -> torch.Tensor:
+        ctx.ranges, ctx.shape = ranges, x.shape
+        ctx.fmt = (
+            torch.channels_last
+            if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
+        out = torch.empty((x.shape[0], width, *x.shape[2:]), dtype=x.dtype, device=x.device, memory_format=ctx.fmt)
+        end = 0
+        for dst, src, n in ranges:
+            if dst > end:
+                out[:, end:dst].zero_()
+            out[:, dst : dst + n].copy_(x[:, src : src + n])
+            end = dst + n
+        if width > end:
+            out[:, end:].zero_()
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple:
+        gx = torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=ctx.fmt).zero_()
+        for dst, src, n in ctx.ranges:
+            gx[:, src : src + n] += g[:, dst : dst + n]
+        return gx, None, None
+
+
+def gather_channels(x: torch.Tensor, ranges: tuple, width: int) -> torch.Tensor:
+    """Blocks of channels of ``x`` side by side, zero elsewhere, see :class:`_GatherChannels`."""
+    return _GatherChannels.apply(x, ranges, width)
+
+
+def layer_conv(
+    layer: nn.Module, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, groups: int = 1
+) -> torch.Tensor:
+    """``layer``'s convolution (its stride, padding, dilation) with the weight ``w``, bias ``b`` and ``groups``."""
+    conv = F.conv1d if isinstance(layer, nn.Conv1d) else F.conv2d
+    return conv(x, w, b, layer.stride, layer.padding, layer.dilation, groups)
 
 
 def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:

@@ -1,4 +1,7 @@
-"""The Lightning DataModule over a prepared results/data/<dataset>.npz, and batch augmentation."""
+"""The Lightning DataModule over a prepared results/data/<dataset>.npz, and batch augmentation.
+
+A split lives in memory as two tensors (uint8 images stay uint8 until a batch reaches its device); a batch is
+one index into them (:class:`TensorBatches`), with no per-sample work, no collate and no worker processes."""
 
 from __future__ import annotations
 
@@ -8,9 +11,47 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 FIT_ON = ("train", "train+val")  # train.<dataset>.fit_on: what the optimiser sees
+
+
+class TensorBatches:
+    """Batches of in-memory tensors (same first dimension), for Lightning's loops or a plain ``for``.
+
+    ``shuffle``: every pass (epoch) a new permutation drawn from ``generator``, the last batch may be short
+    (drop_last False). The draws are those of ``DataLoader(TensorDataset(*tensors), batch_size, shuffle=True,
+    generator=generator)``, so the batches come in the same order as they did through a DataLoader."""
+
+    def __init__(
+        self,
+        tensors: tuple[torch.Tensor, ...],
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError(f"tensors of different lengths: {[len(t) for t in tensors]}")
+        if shuffle and generator is None:
+            raise ValueError("shuffled batches need a seeded torch.Generator")
+        self.tensors, self.batch_size, self.shuffle, self.generator = tensors, int(batch_size), shuffle, generator
+        self.n = len(tensors[0])
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            # the generator's draws of the DataLoader this replaces (so the batches come in its order): the
+            # iterator's base seed, the sampler's permutation, and at its end a second, unused, permutation
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+            order = torch.randperm(self.n, generator=self.generator)
+            for i in range(0, self.n, self.batch_size):
+                idx = order[i : i + self.batch_size]
+                yield tuple(t[idx] for t in self.tensors)
+            torch.randperm(self.n, generator=self.generator)
+        else:
+            for i in range(0, self.n, self.batch_size):
+                yield tuple(t[i : i + self.batch_size] for t in self.tensors)
 
 
 class NpzDataModule(L.LightningDataModule):
@@ -21,6 +62,7 @@ class NpzDataModule(L.LightningDataModule):
         super().__init__()
         self.path, self.batch_size, self.augment, self.seed = Path(path), batch_size, augment, seed
         self.fit_on = fit_on  # "train" or "train+val" (checked by train() before any work starts)
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         with np.load(self.path, allow_pickle=False) as d:
             self.arrays = {k: d[k] for k in d.files}
         self.class_names = [str(c) for c in self.arrays["class_names"]]
@@ -43,23 +85,33 @@ class NpzDataModule(L.LightningDataModule):
     def in_shape(self) -> list[int]:
         return list(self.arrays["x_train"].shape[1:])
 
-    def _ds(self, split: str) -> TensorDataset:
-        return TensorDataset(
-            torch.from_numpy(self.arrays[f"x_{split}"]), torch.from_numpy(self.arrays[f"y_{split}"]).long()
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of ``split`` ("train", "val", "test" or "train+val") as tensors sharing the npz's
+        memory (train+val: concatenated once)."""
+        if split not in self._tensors:
+            if split == "train+val":
+                tr, va = self.tensors("train"), self.tensors("val")
+                self._tensors[split] = (torch.cat([tr[0], va[0]]), torch.cat([tr[1], va[1]]))
+            else:
+                x = torch.from_numpy(self.arrays[f"x_{split}"])
+                self._tensors[split] = (x, torch.from_numpy(self.arrays[f"y_{split}"]).long())
+        return self._tensors[split]
+
+    def batches(self, split: str, batch_size: int) -> TensorBatches:
+        """``split`` in order, ``batch_size`` at a time (evaluation)."""
+        return TensorBatches(self.tensors(split), batch_size)
+
+    def train_dataloader(self) -> TensorBatches:
+        # fit_on train+val: the validation windows train too (they are then not held out)
+        return TensorBatches(
+            self.tensors(self.fit_on), self.batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
         )
 
-    def train_dataloader(self):
-        g = torch.Generator().manual_seed(self.seed)
-        ds = self._ds("train")
-        if self.fit_on == "train+val":  # the validation windows train too (they are then not held out)
-            ds = torch.utils.data.ConcatDataset([ds, self._ds("val")])
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=False)
+    def val_dataloader(self) -> TensorBatches:
+        return self.batches("val", max(self.batch_size, 512))
 
-    def val_dataloader(self):
-        return DataLoader(self._ds("val"), batch_size=max(self.batch_size, 512))
-
-    def test_dataloader(self):
-        return DataLoader(self._ds("test"), batch_size=max(self.batch_size, 512))
+    def test_dataloader(self) -> TensorBatches:
+        return self.batches("test", max(self.batch_size, 512))
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_image:

@@ -11,7 +11,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from ..core.networks import Net
 from ..data.datamodule import NpzDataModule
@@ -117,7 +116,7 @@ class EpochLog(L.Callback):
 def evaluate(net: Net, dm: NpzDataModule, split: str) -> dict[str, Any]:
     net.eval()
     preds, ys = [], []
-    for x, y in DataLoader(dm._ds(split), batch_size=1024):
+    for x, y in dm.batches(split, 1024):
         preds.append(net(dm.normalise(x)).argmax(1))
         ys.append(y)
     p, y = torch.cat(preds).numpy(), torch.cat(ys).numpy()
