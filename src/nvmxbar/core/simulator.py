@@ -35,20 +35,14 @@ Perturb = Callable[[int, torch.Tensor], torch.Tensor]
 
 @dataclass
 class Chips:
-    """Per layer, the effective matrices of a population of chips: ``w[i]`` (I, K, N*S) = what a column (pair)
-    sums per unit input (G+ - G-, or sign x (G - G_min nominal)), ``var[i]`` (I, K, N*S) = sigma_read^2 x the
-    sum of G^2 over the column's (pair's) cells, or None without read noise."""
+    """A population of ``n`` chips, ready to run: per layer and row tile, what the tile computes (its weight rows
+    as a matrix or convolution kernel of effective conductances, G+ - G- or sign x (G - G_min nominal); the same
+    of sigma_read^2 x the sum of G^2 over a column's cells, or None without read noise; its bias rows' sums),
+    see Simulator._tile_ops. Built once by Simulator.chips and reused for every batch."""
 
-    w: list[torch.Tensor]
-    var: list[torch.Tensor | None]
-    read_sigma: float = 0.0
+    n: int
+    tiles: list[list[tuple]]
     generator: torch.Generator | None = None
-    #: per layer, per row tile: what the tile computes (see Simulator._tile_ops)
-    tiles: list[list[tuple]] | None = None
-
-    @property
-    def n(self) -> int:
-        return self.w[0].shape[0]
 
 
 def auto_device(device: str = "auto") -> torch.device:
@@ -189,7 +183,7 @@ class Simulator:
             else:
                 var.append(None)
         ops = [self._tile_ops(i, wi, vi) for i, (wi, vi) in enumerate(zip(w, var))]
-        return Chips(w, var, read_sigma, getattr(perturb, "generator", None), ops)
+        return Chips(w[0].shape[0], ops, getattr(perturb, "generator", None))
 
     def _adc_step(self, spec: dict) -> float:
         """ADC step in units of (weight step x DAC step): uniform = global Y/La; baseline = per-layer."""
@@ -247,14 +241,13 @@ class Simulator:
         codes (1 or I, B, features) or (1 or I, B, channels, *spatial); ``m``: the tile's matrix or kernel."""
         if spec["kind"] == "linear":
             return _matmul(u[..., c0:c1], m)
-        conv = F.conv1d if spec["kind"] == "conv1d" else F.conv2d
-        pad = spec["padding"][0] if spec["kind"] == "conv1d" else tuple(spec["padding"])
+        conv = _conv(spec)
         x = u[:, :, c0:c1]
         B, sp = x.shape[1], x.shape[3:]
         if x.shape[0] == 1:  # one input (the network's, or one chip's) for every chip: one convolution
-            out = conv(x[0], m, padding=pad)
+            out = conv(x[0], m)
         else:  # a chip per group
-            out = conv(x.transpose(0, 1).reshape(B, I * x.shape[2], *sp), m, padding=pad, groups=I)
+            out = conv(x.transpose(0, 1).reshape(B, I * x.shape[2], *sp), m, groups=I)
         return out.reshape(B, I, out.shape[1] // I, *out.shape[2:]).transpose(0, 1)
 
     def _mvm(
@@ -263,7 +256,7 @@ class Simulator:
         """Per row tile: the column (pair) sums of every chip, read noise, the ADC; then the digital shift-and-add
         over slices and the sum over row tiles: (I, B, N, *spatial) in dtype ``vd``. The ADC codes and their
         shift-and-add are small integers, exact in the sums' dtype."""
-        I = max(u.shape[0], chips.w[i].shape[0])
+        I = max(u.shape[0], chips.n)
         N, S = spec["outputs"], spec["slices"]
         b = self.mapping["bits"]
         step = self._adc_step(spec) if adc else 1.0
@@ -310,13 +303,12 @@ class Simulator:
             acc[0] += float((ones @ g[:Kw]).sum())
             acc[1] += float((sq @ g[:Kw]).sum())
         else:
-            conv = F.conv1d if spec["kind"] == "conv1d" else F.conv2d
-            pad = spec["padding"][0] if spec["kind"] == "conv1d" else tuple(spec["padding"])
+            conv = _conv(spec)
             kern = g[:Kw].reshape(1, u.shape[1], *spec["kernel"])
-            out = conv(ones, kern, padding=pad)
+            out = conv(ones, kern)
             mvms = out[:, 0].numel()
             acc[0] += float(out.sum())
-            acc[1] += float(conv(sq, kern, padding=pad).sum())
+            acc[1] += float(conv(sq, kern).sum())
         bias = g[Kw:]  # driven at full scale: every bit on, (code / full code)^2 = 1
         acc[0] += mvms * bin(self.dac_levels).count("1") * float(bias.sum())
         acc[1] += mvms * float(bias.sum())
@@ -341,6 +333,15 @@ class Simulator:
             ]
         finally:
             self.activity = None
+
+
+def _conv(spec: dict) -> Callable[..., torch.Tensor]:
+    """The layer's convolution with its padding (stride 1): conv(x, weight, groups=1)."""
+    if spec["kind"] == "conv1d":
+        pad1 = spec["padding"][0]
+        return lambda x, w, groups=1: F.conv1d(x, w, padding=pad1, groups=groups)
+    pad2 = tuple(spec["padding"])
+    return lambda x, w, groups=1: F.conv2d(x, w, padding=pad2, groups=groups)
 
 
 def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
