@@ -44,7 +44,7 @@ net(x)
 net.eval()
 arrays, mapping = map_network(net, 2, MAP)
 sim = Simulator(arrays, mapping, device=device)
-drift = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation=True)
+drift = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation="global")
 MODELS = {
     "programming noise": NoiseModel(0.02, 0.0, 0.0, 0.0, None, 0, drift),
     "all six non-idealities, read noise on": NoiseModel(0.02, 0.01, 0.001, 0.001, None, 1e4, drift),

@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from .settings import STUCK_TOLERANCE
+
 log = logging.getLogger(__name__)
 
 PROFILES = ("full", "smoke")
@@ -120,6 +122,22 @@ def validate(cfg: dict) -> dict:
 
 
 def _check_semantics(cfg: dict) -> None:
+    """Checks across keys that JSON schema cannot express; raises ConfigError naming the key and values."""
+    sweep = cfg["evaluate_noise"]["sweep"]
+    bad = [(a, b) for a in sweep["stuck_min"] for b in sweep["stuck_max"] if a + b > 1 + STUCK_TOLERANCE]
+    if bad:
+        pairs = ", ".join(f"stuck_min {a} with stuck_max {b} (sum {a + b:g})" for a, b in bad)
+        raise ConfigError(
+            "config key 'evaluate_noise.sweep': stuck_min + stuck_max must be at most 1 in every setting (both are "
+            f"fractions of the same devices), but the Cartesian product combines {pairs}"
+        )
+    t0 = cfg["evaluate_noise"]["drift"]["t0_s"]
+    early = [t for t in sweep["drift_t_s"] if 0 < t < t0]
+    if early:
+        raise ConfigError(
+            f"config key 'evaluate_noise.sweep.drift_t_s': {early} before evaluate_noise.drift.t0_s ({t0}); the drift "
+            "model G(t) = G(t0) (t/t0)^-nu starts at t0 (0 = no drift)"
+        )
     tr, rows = cfg["quant"]["adc_tile_rows"], cfg["map_crossbar"]["rows"]
     if tr is not None and tr != rows:  # on purpose: models trained for one tile size, mapped onto another
         log.warning(

@@ -14,11 +14,15 @@ score (``nas_unipolar.score``) and hardware-aware training (``quant.train_noise`
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 #: The non-idealities of a chip, in the order of noise.csv's columns.
 NOISE_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
+#: How far stuck_min + stuck_max may exceed 1 by float rounding (0.7 + 0.3 and the like).
+STUCK_TOLERANCE = 1e-9
+#: ``evaluate_noise.drift.compensation``: how a chip undoes drift (:class:`Drift`).
+DRIFT_COMPENSATIONS = ("none", "global", "column", "oracle")
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,72 @@ class Device:
         return self.g_max_us / self.on_off_ratio
 
 
+INPUT_MODES = ("multibit", "bit_serial")
+SUBTRACTIONS = ("analog", "digital")
+ADC_RATIOS = ("pow2", "free")
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """The circuit around the arrays, ONE description read by training's fake quantization
+    (:class:`nvmxbar.core.quant.UniformQuantizer`), the simulator and the cost model (both through mapping.json's
+    ``converters``, :meth:`converters`), so that the circuit whose accuracy is simulated is the circuit priced.
+
+    * ``input_mode``: ``multibit`` = one pass of a ``dac_bits``-bit DAC per row and one ADC conversion per row
+      tile's partial sum; ``bit_serial`` = ``dac_bits`` passes of 1-bit drivers, bit j of every input code in pass
+      j, each pass's partial sums converted, then shift-added (x 2^j).
+    * ``subtraction``: ``analog`` = a pair's G+ - G- (a one-device column's G_min offset: a reference column of
+      G_min cells) subtracted before the ADC; ``digital`` = after it (twice the conversions for a pair; a
+      one-device column converted with its offset).
+    * ``adc_ratio`` (uniform scaling): ``pow2`` = ADC step / next DAC step a power of two (a shift between
+      layers); ``free`` = an independent ADC full-scale (a multiply per output, priced).
+    """
+
+    input_mode: str
+    dac_bits: int
+    adc_bits: int
+    adc_mux: int
+    subtraction: str
+    adc_ratio: str
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("input_mode", self.input_mode, INPUT_MODES),
+            ("subtraction", self.subtraction, SUBTRACTIONS),
+            ("adc_ratio", self.adc_ratio, ADC_RATIOS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"circuit {name} '{value}': expected one of {list(allowed)}")
+
+    @property
+    def passes(self) -> int:
+        """Array reads (and conversions of every partial sum) per MVM: dac_bits bit-serial, 1 multi-bit."""
+        return self.dac_bits if self.input_mode == "bit_serial" else 1
+
+    @property
+    def driver_bits(self) -> int:
+        return 1 if self.input_mode == "bit_serial" else self.dac_bits
+
+    def converters(self) -> dict[str, Any]:
+        """mapping.json's ``converters`` block: what the simulator simulates and the cost model prices."""
+        return {
+            "dac_bits": self.dac_bits,
+            "adc_bits": self.adc_bits,
+            "adc_mux": self.adc_mux,
+            "input_mode": self.input_mode,
+            "subtraction": self.subtraction,
+            "adc_ratio_mode": self.adc_ratio,
+        }
+
+
 @dataclass(frozen=True)
 class MapSettings:
-    """``map_crossbar``: tiles, device, bias placement, converters and the baseline's bit slicing."""
+    """``map_crossbar``: tiles, device, bias placement, the circuit and the baseline's bit slicing."""
 
     tile: Tile
     device: Device
     bias: str  # row (a driven crossbar row) | digital (added after the ADC)
-    adc_mux: int
-    input_mode: str  # bit_serial | multibit (the cost model's input drive)
+    circuit: Circuit  # the uniform-scale variants' circuit (converters of quant)
     baseline_weight_bits: int
     baseline_dac_bits: int  # resolved: map_crossbar.baseline_dac_bits, else quant.dac_bits
     baseline_adc_bits: int
@@ -61,24 +122,64 @@ class MapSettings:
             tile=Tile(int(map_cfg["rows"]), int(map_cfg["cols"])),
             device=Device(float(map_cfg["g_max_us"]), float(map_cfg["on_off_ratio"])),
             bias=map_cfg["bias"],
-            adc_mux=int(map_cfg["adc_mux"]),
-            input_mode=map_cfg["input_mode"],
+            circuit=circuit_for(quant_cfg, map_cfg),
             baseline_weight_bits=int(map_cfg["baseline_weight_bits"]),
             baseline_dac_bits=int(map_cfg["baseline_dac_bits"] or quant_cfg["dac_bits"]),
             baseline_adc_bits=int(map_cfg["baseline_adc_bits"] or quant_cfg["adc_bits"]),
             calibration_samples=int(map_cfg["calibration_samples"]),
         )
 
+    @property
+    def adc_mux(self) -> int:
+        return self.circuit.adc_mux
+
+    @property
+    def input_mode(self) -> str:
+        return self.circuit.input_mode
+
+    def baseline_circuit(self) -> Circuit:
+        """The baseline's circuit: the same drive, subtraction and ADC sharing, its own converter bits (its
+        ADC-to-DAC ratio is a per-layer rescale, whatever adc_ratio says)."""
+        return replace(self.circuit, dac_bits=self.baseline_dac_bits, adc_bits=self.baseline_adc_bits, adc_ratio="free")
+
+
+def circuit_for(quant_cfg: dict, map_cfg: dict | None) -> Circuit:
+    """The circuit from the validated ``quant`` section (converter bits, adc_ratio) and ``map_crossbar`` (input
+    mode, subtraction, ADC sharing). A rule that hands training only the model's ``quant`` section puts
+    ``input_mode`` and ``subtraction`` into it (workflow/rules/common.smk quant_cfg); then ``map_cfg`` may be None
+    (the ADC sharing does not change what training computes)."""
+    src = map_cfg if map_cfg is not None else quant_cfg
+    for key in ("input_mode", "subtraction"):
+        if key not in src:
+            raise ValueError(f"circuit: '{key}' missing: pass the map_crossbar section")
+    return Circuit(
+        input_mode=src["input_mode"],
+        dac_bits=int(quant_cfg["dac_bits"]),
+        adc_bits=int(quant_cfg["adc_bits"]),
+        adc_mux=int(map_cfg["adc_mux"]) if map_cfg is not None else 1,
+        subtraction=src["subtraction"],
+        adc_ratio=quant_cfg.get("adc_ratio", "pow2"),
+    )
+
 
 @dataclass(frozen=True)
 class Drift:
-    """Conductance drift G(t) = G(t0) (t/t0)^-nu, nu ~ N(nu, nu_std) per device; ``compensation`` undoes the
-    mean drift with one global gain."""
+    """Conductance drift G(t) = G(t0) (t/t0)^-nu, nu ~ N(nu, nu_std) per device. ``compensation`` (one of
+    DRIFT_COMPENSATIONS): ``global`` / ``column`` rescale by what an all-ones reference read gives at t0 and at t
+    (one gain per chip and layer / per physical column, estimated on the chip's own devices), ``oracle`` by the
+    exact mean drift (t/t0)^nu, ``none`` not at all (nvmxbar.core.noise.Perturbation)."""
 
     t0_s: float
     nu: float
     nu_std: float
-    compensation: bool
+    compensation: str
+
+    def __post_init__(self) -> None:
+        if self.compensation not in DRIFT_COMPENSATIONS:  # the old booleans too (true: oracle, false: none)
+            raise ValueError(
+                f"drift compensation {self.compensation!r}: one of {', '.join(DRIFT_COMPENSATIONS)} "
+                f"(the old true was the oracle mean gain; global is the chip's own reference read)"
+            )
 
     @classmethod
     def from_config(cls, drift_cfg: dict) -> Drift:
@@ -86,7 +187,7 @@ class Drift:
             float(drift_cfg["t0_s"]),
             float(drift_cfg["nu"]),
             float(drift_cfg["nu_std"]),
-            bool(drift_cfg["compensation"]),
+            drift_cfg["compensation"],
         )
 
 
@@ -107,6 +208,17 @@ class NoiseModel:
     def __post_init__(self) -> None:
         if self.drift_t_s and self.drift is None:
             raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift model")
+        if self.drift_t_s and self.drift_t_s < self.drift.t0_s:
+            raise ValueError(
+                f"drift_t_s {self.drift_t_s} is before the drift model's t0_s {self.drift.t0_s}: G(t) = G(t0) "
+                f"(t/t0)^-nu starts at t0 (0 = no drift)"
+            )
+        stuck = (self.stuck_min or 0.0) + (self.stuck_max or 0.0)
+        if stuck > 1.0 + STUCK_TOLERANCE:
+            raise ValueError(
+                f"stuck_min {self.stuck_min} + stuck_max {self.stuck_max} = {stuck:g} > 1: both are fractions of "
+                f"the same devices"
+            )
 
     @classmethod
     def programming(cls, sigma: float, drift: Drift | None = None) -> NoiseModel:
@@ -210,6 +322,8 @@ class QuantSettings:
     learn_scales: bool
     adc_tile_rows: int
     train_noise: NoiseModel | None  # hardware-aware training: programming noise on the weights
+    input_mode: str = "multibit"  # the circuit's (Circuit.input_mode): bit_serial trains the passes
+    adc_ratio: str = "free"  # the circuit's (Circuit.adc_ratio): pow2 ties the ADC full-scale to the DAC's
 
     @classmethod
     def from_config(
@@ -223,6 +337,7 @@ class QuantSettings:
         if variant not in ("uniform", "unipolar"):
             raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
         sigma = train_noise_for(quant_cfg["train_noise"], variant, bits)
+        circuit = circuit_for(quant_cfg, map_cfg)
         return cls(
             int(bits),
             int(quant_cfg["dac_bits"]),
@@ -233,6 +348,8 @@ class QuantSettings:
             bool(quant_cfg["learn_scales"]),
             adc_tile_rows(quant_cfg, map_cfg),
             NoiseModel.programming(sigma) if sigma else None,
+            circuit.input_mode,
+            circuit.adc_ratio,
         )
 
     def quantizer_kwargs(self) -> dict[str, Any]:
@@ -251,6 +368,10 @@ class QuantSettings:
             q["adc_tile_rows"] = self.adc_tile_rows
         if self.train_noise is not None:
             q["train_noise"] = self.train_noise.prog_sigma
+        if self.input_mode != "multibit":
+            q["input_mode"] = self.input_mode
+        if self.adc_ratio != "free":
+            q["adc_ratio"] = self.adc_ratio
         return q
 
 

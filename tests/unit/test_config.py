@@ -67,12 +67,39 @@ def test_every_schema_property_has_a_description():
         ({"quant": {"train_noise": {"unipolar/b4": 1.5}}}, "quant.train_noise"),
         ({"train": {"har": {"fit_on": "val"}}}, "train.har.fit_on"),
         ({"train": {"cifar10": {"fit_on": "train+val", "select": "best_val"}}}, "train.cifar10.fit_on"),
+        ({"evaluate_noise": {"drift": {"compensation": True}}}, "evaluate_noise.drift.compensation"),
+        ({"evaluate_noise": {"drift": {"compensation": "mean"}}}, "evaluate_noise.drift.compensation"),
+        ({"estimate_cost": {"tech_nm": 5}}, "estimate_cost.tech_nm"),
+        ({"estimate_cost": {"cell": "crossbar"}}, "estimate_cost.cell"),
+        ({"evaluate_noise": {"sweep": {"drift_t_s": [0, 0.5, 10]}}}, "evaluate_noise.sweep.drift_t_s"),
     ],
 )
 def test_malformed_config_is_rejected_with_the_key_named(override, key):
     with pytest.raises(config.ConfigError) as err:
         load(**override)
     assert key in str(err.value)
+
+
+def test_stuck_fractions_over_one_in_any_sweep_setting_are_rejected_naming_them():
+    """stuck_min and stuck_max are fractions of the same devices: a setting of the Cartesian product whose sum
+    exceeds 1 stops validation (before any job), naming the values; a sum of exactly 1 is allowed."""
+    with pytest.raises(config.ConfigError, match="evaluate_noise.sweep") as err:
+        load(evaluate_noise={"sweep": {"stuck_min": [0.0, 0.6], "stuck_max": [0.3, 0.5]}})
+    msg = str(err.value)
+    assert "stuck_min 0.6 with stuck_max 0.5 (sum 1.1)" in msg
+    assert "stuck_max 0.3" not in msg and "stuck_min 0.0" not in msg  # only the offending combination
+    cfg = load(evaluate_noise={"sweep": {"stuck_min": [0.0, 0.7], "stuck_max": [0.0, 0.3]}})
+    assert cfg["evaluate_noise"]["sweep"]["stuck_min"] == [0.0, 0.7]
+
+
+def test_drift_compensation_is_named_and_defaults_to_the_chips_own_reference_read():
+    assert load()["evaluate_noise"]["drift"]["compensation"] == "global"
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    del raw["evaluate_noise"]["drift"]["compensation"]
+    assert config.validate(raw)["evaluate_noise"]["drift"]["compensation"] == "global"
+    for mode in ("none", "global", "column", "oracle"):
+        cfg = load(evaluate_noise={"drift": {"compensation": mode}})
+        assert settings.MonteCarlo.from_config(cfg["evaluate_noise"]).models[0].drift.compensation == mode
 
 
 def test_engineered_input_needs_an_mlp():

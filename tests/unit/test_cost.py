@@ -11,7 +11,8 @@ import math
 import pytest
 import yaml
 
-from nvmxbar.core import cost, cost_units
+from nvmxbar.config import SCHEMA
+from nvmxbar.core import cost, cost_units, layout
 from nvmxbar.stages.estimate_cost import estimate_file
 
 Y = yaml.safe_load(cost_units.DEFAULT_CONSTANTS.read_text())
@@ -26,56 +27,68 @@ def v(*keys):
 
 
 def layer(name, K, N, S=1, P=2, M=1, R=128, C=128, mux=8, baseline=False, design=None):
-    """One mapping.json layer, counted by the COSTMODEL.md rules (as map_crossbar does)."""
-    phys = P * N * S
-    rt, ct = math.ceil(K / R), math.ceil(phys / C)
-    tiles = rt * ct
-    signals = C // P
-    sliced = S > 1 or rt > 1
-    return {
+    """One mapping.json layer: its geometry, and its counts by the COSTMODEL.md rules (nvmxbar.core.layout.count, as
+    map_crossbar counts them) for one multi-bit pass and analog subtraction; :func:`mapping` recounts them for its
+    own circuit."""
+    rt, ct = math.ceil(K / R), math.ceil(P * N * S / C)
+    spec = {
         "name": name,
         "kind": "linear",
         "rows": K,
+        "weight_rows": K,
         "outputs": N,
         "mvms": M,
         "slices": S,
         "pair": P,
-        "physical_cols": phys,
         "row_tiles": rt,
         "col_tiles": ct,
-        "tiles": tiles,
-        "devices": tiles * R * C,
-        "used_cells": K * phys,
-        "utilisation": K * phys / (tiles * R * C),
-        "adcs": tiles * math.ceil(signals / mux),
-        "adc_conversions_per_mvm": N * S * rt,
-        "dacs": tiles * R,
-        "dac_activations_per_mvm": K * ct,
-        "cell_reads_per_mvm": K * phys,
-        "subtractors": tiles * signals if P == 2 else 0,
-        "subtractions_per_mvm": N * S * rt if P == 2 else 0,
-        "shift_adds_per_mvm": N * S * rt if sliced else 0,
-        "shift_add_units": tiles * math.ceil(signals / mux) if sliced else 0,
-        "rescale_units": N if baseline else 0,
-        "rescales_per_mvm": N if baseline else 0,
-        "sign_flips": 0,
-        "periphery_design": design or (name if baseline else "global"),
     }
+    doc = mapping([spec], scheme="baseline" if baseline else "uniform", input_mode="multibit", mux=mux, R=R, C=C)
+    out = doc["layers"][0]
+    if design:
+        out["periphery_design"] = design
+    return out
 
 
-def mapping(layers, scheme="uniform", dac_bits=4, adc_bits=6, input_mode="bit_serial", bits=2):
-    return {
+def mapping(
+    layers,
+    scheme="uniform",
+    dac_bits=4,
+    adc_bits=6,
+    input_mode="bit_serial",
+    bits=2,
+    subtraction="analog",
+    mux=8,
+    R=128,
+    C=128,
+):
+    """A mapping.json document of these layers for a circuit (uniform scaling with a power-of-two ADC-to-DAC
+    ratio), counted by nvmxbar.core.layout.count."""
+    doc = {
         "dataset": "har",
         "variant": scheme,
         "bits": bits,
         "scheme": scheme,
-        "tile": {"rows": 128, "cols": 128},
+        "tile": {"rows": R, "cols": C},
         "device": {"bits": bits, "levels": 2**bits, "g_min_us": 1.11, "g_max_us": 166.7, "on_off_ratio": 150.0},
-        "converters": {"dac_bits": dac_bits, "adc_bits": adc_bits, "adc_mux": 8, "input_mode": input_mode},
+        "converters": {
+            "dac_bits": dac_bits,
+            "adc_bits": adc_bits,
+            "adc_mux": mux,
+            "input_mode": input_mode,
+            "subtraction": subtraction,
+            "adc_ratio_mode": "free" if scheme == "baseline" else "pow2",
+        },
         "pair": layers[0]["pair"],
         "slices": layers[0]["slices"],
-        "layers": layers,
+        "layers": [dict(lay) for lay in layers],
     }
+    designs = [lay.get("periphery_design") for lay in layers]
+    layout.count(doc)
+    for lay, d in zip(doc["layers"], designs, strict=True):
+        if d and d not in (lay["name"], "global"):
+            lay["periphery_design"] = d
+    return doc
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +172,7 @@ def test_uniform_dense_layer_by_hand(constants):
         "dacs": 128 * 0.166,
         "sample_hold": 0.0,
         "shift_add": 8 * add16_area,  # bit-serial: one shift-and-add per ADC
-        "subtractors": 64 * 36,
+        "subtractors": 0.0,  # analog subtraction of the pair: no digital subtractor
         "rescale": 0.0,
         "references": adc_area,
     }
@@ -172,7 +185,7 @@ def test_uniform_dense_layer_by_hand(constants):
         "adc": passes * 32 * e_adc,
         "sample_hold": 0.0,
         "shift_add": passes * 32 * (0.03 + 0.07 / 3),  # 32 outputs x 1 slice per pass
-        "subtraction": passes * 32 * 0.03,
+        "subtraction": 0.0,
         "rescale": 0.0,
     }
     tot = doc["total"]
@@ -190,14 +203,14 @@ def test_baseline_dense_layer_by_hand(constants):
     lay = layer("fc", K=64, N=32, S=4, M=3, baseline=True)
     assert (lay["tiles"], lay["adcs"], lay["adc_conversions_per_mvm"]) == (2, 16, 128)
     m = mapping([lay], scheme="baseline", input_mode="multibit")
-    doc = cost.estimate(m, constants, family="isaac", tech_nm=32, cell="crossbar", scale_digital=False)
+    doc = cost.estimate(m, constants, family="isaac", tech_nm=32, cell="crosspoint", scale_digital=False)
     area = {
         "cells": 32768 * 4 * 0.032**2,
         "adcs": 16 * 626.91,
         "dacs": 256 * 0.166015625 * 8,
         "sample_hold": 2 * 64 * 0.0390625,
         "shift_add": 16 * 60.0,
-        "subtractors": 128 * 36,
+        "subtractors": 0.0,
         "rescale": 32 * 282,
         "references": 626.91,
     }
@@ -208,7 +221,7 @@ def test_baseline_dense_layer_by_hand(constants):
         "adc": 128 * 1.20,
         "sample_hold": 128 * 0.0010417,
         "shift_add": 128 * 0.021,
-        "subtraction": 128 * 0.03,
+        "subtraction": 0.0,
         "rescale": 32 * 0.2,
     }
     tot = doc["total"]
@@ -265,6 +278,34 @@ def test_time_sharing_reduces_adc_area_only(constants):
     bd = cost.estimate(b, constants, adc_time_share=True)
     assert "time_shared" not in bd and bd["assumptions"]["adc_time_share"]["applied"] is False
     assert bd["total"]["area_um2"] == pytest.approx(cost.estimate(b, constants)["total"]["area_um2"])
+
+
+# ------------------------------------------------------------------------------------------ schema vs constants
+ESTIMATE_COST = yaml.safe_load(SCHEMA.read_text())["properties"]["estimate_cost"]["properties"]
+
+
+@pytest.mark.parametrize("family", ESTIMATE_COST["family"]["enum"])
+@pytest.mark.parametrize("cell", ESTIMATE_COST["cell"]["enum"])
+def test_every_cell_and_family_the_schema_allows_is_priced(constants, family, cell):
+    """estimate_cost.cell / family as the packaged config schema enumerates them: the packaged constants price
+    each (a name the schema accepts and the constants spell otherwise fails here, not in the workflow)."""
+    lay = layer("fc", 64, 32)
+    doc = cost.estimate(mapping([lay]), constants, family=family, tech_nm=22, cell=cell, scale_digital=False)
+    f2 = v("cells", cell, "area_f2")
+    assert doc["total"]["area_by_component"]["cells"] == pytest.approx(lay["devices"] * f2 * 0.022**2)
+
+
+@pytest.mark.parametrize("bound", ["minimum", "maximum"])
+def test_the_schema_tech_nm_range_is_priced_with_digital_scaling(constants, bound):
+    """estimate_cost.tech_nm at either end of the schema's range scales the digital units (the packaged option)
+    within the node_scaling table, and the range is the table's."""
+    nm = ESTIMATE_COST["tech_nm"][bound]
+    nodes = v("node_scaling", "nodes_nm")
+    assert nm == (min(nodes) if bound == "minimum" else max(nodes))
+    doc = cost.estimate(mapping([layer("fc", 64, 32)]), constants, tech_nm=nm)
+    assert doc["total"]["area_um2"] > 0 and doc["assumptions"]["tech_nm"] == nm
+    with pytest.raises(ValueError, match="outside the scaling table"):
+        cost.estimate(mapping([layer("fc", 64, 32)]), constants, tech_nm=nm + (-1 if bound == "minimum" else 1))
 
 
 # ------------------------------------------------------------------------------------------ errors, contract

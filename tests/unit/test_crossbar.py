@@ -25,7 +25,7 @@ ARCH = {
     "dropout": 0.0,
     "bias": True,
 }
-QUANT = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6}
+QUANT = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_ratio": "pow2"}
 XCFG = {
     "rows": 128,
     "cols": 128,
@@ -88,7 +88,7 @@ def test_ideal_crossbar_equals_the_quantized_digital_model_exactly(rows, cols):
         stuck_max=0.0,
         on_off_ratio=None,
         drift_t_s=0,
-        drift=Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation=True),
+        drift=Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation="global"),
     )
     assert off.ideal
     pert = noise.Perturbation(off, 3, sim, torch.Generator().manual_seed(0))
@@ -171,7 +171,7 @@ def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
         6,
         100,
         {"prog_sigma": [0.0, 0.1], "stuck_max": [0.0, 0.05]},
-        Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation=True),
+        Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation="global"),
         instance_chunk=3,
     )
     rows = noise.evaluate(sim, x, y, mc, seed=3, progress=False)
@@ -192,12 +192,106 @@ def test_read_noise_and_drift_switch_on_and_off():
     sim = Simulator(arrays, mapping)
     with torch.no_grad():
         y = sim.forward(x)[0].argmax(1)
-    drift = Drift(t0_s=1, nu=0.05, nu_std=0.02, compensation=True)
+    drift = Drift(t0_s=1, nu=0.05, nu_std=0.02, compensation="global")
     mc = monte_carlo(4, 256, {"read_sigma": [0.0, 0.2], "drift_t_s": [0, 1e6]}, drift)
     acc = {
         (r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, mc, 0, progress=False)
     }
     assert acc[(0.0, 0)] == 1.0 and acc[(0.2, 0)] < 1.0 and acc[(0.0, 1e6)] < 1.0
+
+
+# ------------------------------------------------------------------------------------------- drift compensation
+DRIFT_T = 1e6  # (t/t0)^-0.05 about 0.5: half the conductance gone without compensation
+
+
+def drifted(sim, mode, nu_std=0.02, prog_sigma=0.0, read_sigma=0.0, t=DRIFT_T, chips=4, seed=5):
+    """Per layer: (nominal G (K, columns), the chips' G (chips, K, columns)) under drift compensation ``mode``."""
+    model = NoiseModel(prog_sigma, read_sigma, 0.0, 0.0, None, t, Drift(1.0, 0.05, nu_std, mode))
+    pert = noise.Perturbation(model, chips, sim, torch.Generator().manual_seed(seed))
+    return [(lev + sim.g_off, pert(i, lev + sim.g_off)) for i, lev in enumerate(sim.levels)]
+
+
+@pytest.fixture(scope="module")
+def tiled_sim():
+    net, _ = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=16, cols=8))  # several row and column tiles per layer
+    sim = Simulator(arrays, mapping)
+    assert any(len(t) > 1 for t in sim.tiles)
+    return sim
+
+
+def test_drift_none_leaves_the_drifted_conductances_and_oracle_is_the_exact_mean_gain(tiled_sim):
+    """none: G (t/t0)^-nu with each device's nu (drawn first from the generator); oracle: that times the exact
+    mean drift (t/t0)^nu, as before the named modes."""
+    ratio = DRIFT_T / 1.0
+    (g, none), (_, oracle) = drifted(tiled_sim, "none")[0], drifted(tiled_sim, "oracle")[0]
+    nu = (0.05 + 0.02 * torch.randn(none.shape, generator=torch.Generator().manual_seed(5))).clamp(min=0.0)
+    assert torch.allclose(none, g * ratio ** (-nu), rtol=1e-6, atol=0)
+    assert torch.allclose(oracle, none * ratio**0.05, rtol=1e-6, atol=0)
+    assert float(none.mean()) < 0.6 * float(g.mean())  # half the conductance drifted away
+
+
+@pytest.mark.parametrize("prog_sigma", [0.0, 0.05])
+def test_global_compensation_restores_each_chips_programmed_layer_mean(tiled_sim, prog_sigma):
+    """global: one gain per chip and layer from the all-ones reference read, so each chip's layer sum (mean) at t
+    equals its programmed one at t0 (after programming noise: the chip reads its own devices)."""
+    at_t0 = drifted(tiled_sim, "none", prog_sigma=prog_sigma, t=0)  # layer 0: the same programming draws, no drift
+    for i, ((g, comp), (_, prog), (_, none)) in enumerate(
+        zip(
+            drifted(tiled_sim, "global", prog_sigma=prog_sigma),
+            at_t0,
+            drifted(tiled_sim, "none", prog_sigma=prog_sigma),
+            strict=True,
+        )
+    ):
+        if i == 0:  # (the later layers' draws follow the drift draws of the earlier ones)
+            assert torch.allclose(comp.mean((1, 2)), prog.mean((1, 2)), rtol=1e-5, atol=0)
+        if prog_sigma:
+            assert not torch.allclose(prog.mean((1, 2)), g.mean().expand(4), rtol=1e-4)  # the chip's own mean
+        for c, n in zip(comp, none, strict=True):  # one number per chip (devices clipped at G = 0 say nothing)
+            gain = c[n > 0] / n[n > 0]
+            assert torch.allclose(gain, gain.median().expand_as(gain), rtol=1e-5)
+
+
+def test_column_compensation_restores_every_physical_columns_programmed_sum(tiled_sim):
+    """column: one gain per physical column (a row tile's column): every column of every row tile sums to its
+    programmed sum, so every matrix column does too; the cells of one physical column share a gain."""
+    for i, ((g, comp), (_, none)) in enumerate(zip(drifted(tiled_sim, "column"), drifted(tiled_sim, "none"))):
+        for a, e in tiled_sim.tiles[i]:
+            assert torch.allclose(comp[:, a:e].sum(1), g[a:e].sum(0).expand(4, -1), rtol=1e-5, atol=0)
+            gain = comp[:, a:e] / none[:, a:e]
+            assert torch.allclose(gain, gain[:, :1].expand_as(gain), rtol=1e-5)
+        assert torch.allclose(comp.sum(1), g.sum(0).expand(4, -1), rtol=1e-5, atol=0)
+
+
+def test_estimated_gains_differ_from_the_oracle_unless_every_device_drifts_alike(tiled_sim):
+    """The reference read estimates the gain from the chip's devices: with nu_std > 0 it differs from the oracle's
+    (t/t0)^nu and from chip to chip; with nu_std 0 every device drifts by (t/t0)^-nu and the two agree."""
+    oracle = DRIFT_T**0.05
+    for (_, comp), (_, none) in zip(drifted(tiled_sim, "global"), drifted(tiled_sim, "none")):
+        gain = (comp / none)[:, 0, 0]
+        assert (gain / oracle - 1).abs().min() > 1e-3 and (gain.max() - gain.min()) / oracle > 1e-4
+    for mode in ("global", "column"):
+        for (_, comp), (_, none) in zip(drifted(tiled_sim, mode, nu_std=0.0), drifted(tiled_sim, "none", nu_std=0.0)):
+            assert torch.allclose(comp / none, torch.full_like(comp, oracle), rtol=1e-5)
+
+
+def test_reference_reads_carry_read_noise(tiled_sim):
+    """With read noise on, each reference read draws it once: the column gains are close to, not exactly, the
+    noiseless ones (the first layer: its nu are drawn before any reference read, the same in both)."""
+    (_, quiet), (_, noisy) = drifted(tiled_sim, "column")[0], drifted(tiled_sim, "column", read_sigma=0.01)[0]
+    assert not torch.equal(quiet, noisy) and torch.allclose(quiet, noisy, rtol=0.05, atol=0)
+
+
+def test_drift_compensation_recovers_accuracy(tiled_sim):
+    x = make_net()[1]
+    with torch.no_grad():
+        y = tiled_sim.forward(x)[0].argmax(1)
+    acc = {}
+    for mode in ("none", "global", "column", "oracle"):
+        mc = monte_carlo(4, 256, {"drift_t_s": [DRIFT_T]}, Drift(1.0, 0.05, 0.02, mode))
+        acc[mode] = noise.evaluate(tiled_sim, x, y, mc, 0, progress=False)[0]["accuracy_mean"]
+    assert acc["none"] < min(acc["global"], acc["column"], acc["oracle"]), acc
 
 
 # ------------------------------------------------------------------------------------------- unipolar

@@ -57,7 +57,8 @@ XCFG = {
     "baseline_dac_bits": None,
     "baseline_adc_bits": None,
     "adc_mux": 8,
-    "input_mode": "bit_serial",
+    "input_mode": "multibit",
+    "subtraction": "analog",
     "calibration_samples": 64,
 }
 MAP = MapSettings.from_config(XCFG, {"dac_bits": 4, "adc_bits": 6})
@@ -68,6 +69,16 @@ REPORT_CFG = {
     "cost_tolerance_pct": 5.0,
     "dpi": 110,
     "unipolar_float_gap_pct": 1.5,
+}
+#: the validated config section ``estimate_cost`` (how the sensitivity table reprices the mappings)
+COST_CFG = {
+    "constants": None,
+    "family": "neurosim",
+    "tech_nm": 22,
+    "cell": "1t1r",
+    "cell_activity": "measured",
+    "activity_samples": 16,
+    "adc_time_share": False,
 }
 DATASETS, VARIANTS, BITS = ["har", "cifar10"], ["baseline", "uniform", "unipolar"], [2, 4]
 
@@ -308,6 +319,7 @@ def stage(tree):
     outputs = [str(out / "tables" / f"{t}.{e}") for t in table_names(VARIANTS) for e in ("csv", "md", "tex")] + [
         str(out / "figures" / f"{n}.{e}") for n in names for e in ("png", "pdf")
     ]
+    outputs += [str(out / "tables" / f) for f in ("sensitivity.csv", "sensitivity.md")]
     report_md = str(out / "report" / "REPORT.md")
 
     class Output(list):
@@ -322,6 +334,7 @@ def stage(tree):
             variants=VARIANTS,
             bits=BITS,
             cfg=REPORT_CFG,
+            cost_cfg=COST_CFG,
             profile="full",
             tables_dir=str(out / "tables"),
             figures_dir=str(out / "figures"),
@@ -479,7 +492,7 @@ def test_figures_are_valid_images(stage):
     from PIL import Image
 
     out, names = stage
-    assert len(names) == 4 * len(DATASETS)  # accuracy vs noise, cost breakdown, weights, NAS Pareto front
+    assert len(names) == 5 * len(DATASETS)  # accuracy vs noise, cost breakdown, weights, sensitivity, NAS Pareto
     assert {f"nas_pareto_{ds}" for ds in DATASETS} <= set(names)
     for n in names:
         png, pdf = out / "figures" / f"{n}.png", out / "figures" / f"{n}.pdf"
@@ -519,6 +532,9 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     assert "**reproduced**" in lines["Energy, both techniques combined: up to 45 %"]
     for n in names:
         assert f"](../figures/{n}.png)" in text
+    sens = text.split("## Sensitivity of the savings")[1].split("\n## ")[0]
+    assert sens.count("`unipolar`: at the run's point") == len(DATASETS) * len(BITS)
+    assert "](../figures/sensitivity_har.png)" in sens and "tables/sensitivity.csv" in sens
     assert "1.5 %" in text  # the swept sigma actually used is stated (the reference 2 % is not in the sweep)
 
 
@@ -619,7 +635,8 @@ def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
     assert run.data.metrics["nas.trials_pruned.b2"] == 2
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert arts == {
-        f"figures/{n}_har.png" for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "nas_pareto")
+        f"figures/{n}_har.png"
+        for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
     }
 
 

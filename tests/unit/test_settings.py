@@ -19,7 +19,7 @@ from nvmxbar.settings import (
     train_noise_for,
 )
 
-DRIFT = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation=True)
+DRIFT = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation="global")
 OFF = {
     "prog_sigma": [0.0],
     "read_sigma": [0.0],
@@ -57,6 +57,11 @@ def old_quantizer_kwargs(variant: str, bits: int | None, quant_cfg: dict) -> dic
     noise = train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)
     if noise:
         q["train_noise"] = noise
+    # the circuit (issue 17): a bit-serial drive and a power-of-two ADC-to-DAC ratio are part of the model
+    if quant_cfg.get("input_mode", "multibit") != "multibit":
+        q["input_mode"] = quant_cfg["input_mode"]
+    if quant_cfg.get("adc_ratio", "free") != "free":
+        q["adc_ratio"] = quant_cfg["adc_ratio"]
     return q
 
 
@@ -87,6 +92,26 @@ def test_noise_model_ideal_and_setting():
     assert NoiseModel.programming(0.0, DRIFT).ideal
     prog = NoiseModel.programming(0.05, DRIFT)
     assert not prog.ideal and prog.setting() == {**off.setting(), "prog_sigma": 0.05, "drift_t_s": 0.0}
+
+
+def test_stuck_fractions_over_one_are_refused_by_the_noise_model():
+    with pytest.raises(ValueError, match=r"stuck_min 0.6 \+ stuck_max 0.5 = 1.1 > 1"):
+        NoiseModel(0.0, 0.0, 0.6, 0.5, None, 0, DRIFT)
+    with pytest.raises(ValueError, match="stuck_min 0.6"):
+        noise_grid({**OFF, "stuck_min": [0.0, 0.6], "stuck_max": [0.0, 0.5]}, DRIFT)
+    assert NoiseModel(0.0, 0.0, 0.7, 0.3, None, 0, DRIFT).stuck_max == 0.3  # exactly 1 (up to rounding): allowed
+
+
+def test_a_drift_time_before_t0_is_refused():
+    with pytest.raises(ValueError, match="drift_t_s 0.5 is before the drift model's t0_s 1.0"):
+        NoiseModel(0.0, 0.0, 0.0, 0.0, None, 0.5, DRIFT)
+    assert not NoiseModel(0.0, 0.0, 0.0, 0.0, None, 1.0, DRIFT).ideal
+
+
+@pytest.mark.parametrize("compensation", [True, False, "mean", None])
+def test_drift_compensation_must_be_one_of_the_named_modes(compensation):
+    with pytest.raises(ValueError, match="none, global, column, oracle"):
+        Drift(1.0, 0.05, 0.01, compensation)
 
 
 def test_noise_grid_is_the_product_in_noise_keys_order():

@@ -149,8 +149,11 @@ def test_smoke_run_report(smoke):
     nas = pd.read_csv(res / "tables" / "nas.csv")
     assert len(nas) == 2 and (nas["trials_complete"] + nas["trials_pruned"] == 2).all()
     assert (res / "tables" / "cost.tex").read_text().count("\\") >= 8
+    sens = pd.read_csv(res / "tables" / "sensitivity.csv")
+    assert set(sens["variant"]) == {"uniform", "unipolar"}
+    assert sens.groupby(["dataset", "variant"]).configured.any().all()  # the run's own point is among the rows
     for ds in ("har", "cifar10"):
-        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "nas_pareto"):
+        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity", "nas_pareto"):
             assert (res / "figures" / f"{kind}_{ds}.png").stat().st_size > 20_000
             assert (res / "figures" / f"{kind}_{ds}.pdf").exists()
     text = (res / "report" / "REPORT.md").read_text()

@@ -64,11 +64,15 @@ def experiment(dataset):
 
 def quant_cfg(variant, bits):
     """The quant section as one model sees it: its train_noise resolved to a number, the ADC tile rows resolved
-    to map_crossbar.rows unless set on purpose (params change only when that model's settings do).
+    to map_crossbar.rows unless set on purpose, and the circuit's input mode and subtraction (params change only
+    when that model's settings do).
     """
     return {
         **settings.quant_for(CFG["quant"], variant, bits),
         "adc_tile_rows": settings.adc_tile_rows(CFG["quant"], CFG["map_crossbar"]),
+        # the circuit training simulates (settings.Circuit): the same drive and subtraction as the crossbar's
+        "input_mode": CFG["map_crossbar"]["input_mode"],
+        "subtraction": CFG["map_crossbar"]["subtraction"],
     }
 
 
@@ -111,6 +115,13 @@ def train_recipe(dataset, variant, held_out=False):
     if held_out or cfg.get("fit_on", "train") == "train":
         drop.add("fit_on")
     return {k: v for k, v in cfg.items() if k not in drop}
+
+
+def finalist_recipe(dataset):
+    """A NAS finalist's training: the unipolar recipe, held out, over nas_unipolar.finalists.epochs when set."""
+    cfg = train_recipe(dataset, "unipolar", held_out=True)
+    epochs = CFG["nas_unipolar"]["finalists"].get("epochs")
+    return cfg if epochs is None else {**cfg, "epochs": epochs}
 
 
 def model_dir(wc):
@@ -179,9 +190,12 @@ def nas_finalists(wc):
 # ------------------------------------------------------------------ inputs and outputs of rule report
 # The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
 REPORT_NAS = "unipolar" in CFG["variants"]
-REPORT_FIGURES = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"] + (
-    ["nas_pareto"] if REPORT_NAS else []
-)
+REPORT_FIGURES = [
+    "accuracy_vs_prog_noise",
+    "cost_breakdown",
+    "weights",
+    "sensitivity",
+] + (["nas_pareto"] if REPORT_NAS else [])
 
 
 def report_inputs(name):

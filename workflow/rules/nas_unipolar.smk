@@ -65,7 +65,7 @@ rule nas_unipolar_finalist:
             "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]},
         },
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: train_recipe(wc.dataset, "unipolar", held_out=True),
+        train_cfg=lambda wc: finalist_recipe(wc.dataset),
         quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},

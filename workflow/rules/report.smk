@@ -25,6 +25,13 @@ rule report:
             labels={"table": "area and energy"},
         ),
         cost_formatted=multiext(f"{RESULTS}/tables/cost", ".md", ".tex"),
+        sensitivity=report(
+            f"{RESULTS}/tables/sensitivity.csv",
+            caption="../report/sensitivity_table.rst",
+            category="Tables",
+            labels={"table": "sensitivity of the savings"},
+        ),
+        sensitivity_md=f"{RESULTS}/tables/sensitivity.md",
         fig_noise=report(
             report_figures("accuracy_vs_prog_noise"),
             caption="../report/accuracy_vs_prog_noise.rst",
@@ -42,6 +49,12 @@ rule report:
             caption="../report/weights.rst",
             category="Figures",
             subcategory="Weight codes and conductances",
+        ),
+        fig_sensitivity=report(
+            report_figures("sensitivity"),
+            caption="../report/sensitivity.rst",
+            category="Figures",
+            subcategory="Sensitivity of the savings",
         ),
         nas=(
             report(
@@ -87,6 +100,7 @@ rule report:
         variants=CFG["variants"],
         bits=CFG["device_bits"],
         cfg=CFG["report"],
+        cost_cfg=CFG["estimate_cost"],
         profile=CFG["profile"],
         tables_dir=lambda wc, output: str(Path(output.accuracy).parent),
         figures_dir=lambda wc, output: str(Path(output.fig_noise[0]).parent),

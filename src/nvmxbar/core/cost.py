@@ -1,28 +1,30 @@
-"""Price the component and operation counts of mapping.json into area and energy.
+"""Price the component and operation counts of a mapped circuit into area and energy.
 
-`map_crossbar` COUNTS (tiles, devices, ADCs, DACs, conversions, ...); this module PRICES them with the published
-constants of workflow/cost_constants.yaml (every value there carries its source; COSTMODEL.md gathers them).
+`map_crossbar` COUNTS the components (tiles, devices, ADCs, DACs, ...) of the circuit in mapping.json's
+``converters`` (nvmxbar.settings.Circuit, the circuit the simulator simulates); the OPERATIONS priced are the ones the
+simulator counts while it runs (Simulator.count_operations, added by `estimate_cost` to each layer as
+``operations``), or else mapping.json's analytic counts (nvmxbar.core.layout.count; the two agree, which a test
+checks). This module PRICES them with the published constants of cost_constants.yaml (every value there carries its
+source; docs/COSTMODEL.md gathers them).
 
 Area (um^2) of a layer::
 
-    cells        devices x cell_area_f2 x F^2                  (F = tech_nm)
+    cells        devices x cell_area_f2 x F^2                  (F = tech_nm; reference columns included)
     adcs         adcs x A_ADC(adc_bits)
     dacs         dacs x A_DAC(driver bits)                     (1-bit driver when bit-serial)
-    sample_hold  tiles x (C / pair) x A_S&H                    (one per sensed column signal)
-    shift_add    shift-and-add units x A_S&A                   (bit-serial: at least one per ADC)
-    subtractors  (subtractors + sign_flips) x A_sub            (8-bit adder)
+    sample_hold  one per converted signal of a tile x A_S&H    (C / pair; C with digital pair subtraction)
+    shift_add    shift-and-add units x A_S&A                   (one per ADC when an output sums several codes)
+    subtractors  (digital subtractors + sign_flips) x A_sub    (8-bit adder; analog subtraction needs none)
     rescale      rescale_units x A_mult                        (8- or 32-bit multiplier)
-    references   one block (= one ADC's area) per DISTINCT periphery design, split over its layers
+    references   one block (= one ADC's area) per ADC range of a DISTINCT periphery design, split over its layers
 
-Energy (pJ) per inference of a layer, with `passes` = dac_bits (bit-serial) or 1 (multi-bit DAC)::
+Energy (pJ) per inference of a layer, from its operations per inference (every bit-serial pass counted)::
 
-    mvms x [ passes x ( dac_activations x E_DAC + cell_reads x E_cell
-                        + conversions x (E_ADC + E_S&H) + shift_adds x E_S&A + subtractions x E_sub )
-             + rescales x E_mult ]
+    dac_activations x E_DAC + cell_reads x E_cell + conversions x (E_ADC + E_S&H) + shift_adds x E_S&A
+    + (subtractions + sign_flips) x E_sub + rescales x E_mult
 
-where every count is mapping.json's per-MVM (per pass) count, E_cell = V_read^2 G t_read and the rescale is
-done once per output per MVM (after all passes). Converters come from ONE family per run (``neurosim`` or
-``isaac``); improvement() refuses to compare two families.
+with E_cell = V_read^2 G t_read (or the measured activity: each driven row's input times its cells' G).
+Converters come from ONE family per run (``neurosim`` or ``isaac``); improvement() refuses to compare two families.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cost_units import _family, cell_read_energy_pj, const, unit_costs
+from .layout import OPERATION_KEYS
 
 AREA_KEYS = ("cells", "adcs", "dacs", "sample_hold", "shift_add", "subtractors", "rescale", "references")
 ENERGY_KEYS = ("dac", "cells", "adc", "sample_hold", "shift_add", "subtraction", "rescale")
@@ -88,7 +91,7 @@ def estimate(
         rescale_bits = int(const(constants, "options.rescale_bits"))
     conv = _need(mapping, "converters", "the document")
     dac_bits, adc_bits = int(_need(conv, "dac_bits", "converters")), int(_need(conv, "adc_bits", "converters"))
-    mode = conv.get("input_mode", "bit_serial")
+    mode = conv.get("input_mode", "multibit")
     if mode not in ("bit_serial", "multibit"):
         raise ValueError(f"mapping.json: unknown converters.input_mode '{mode}' (bit_serial or multibit)")
     bit_serial = mode == "bit_serial"
@@ -111,46 +114,42 @@ def estimate(
 
     # cell energy from the measured input activity (cost_stage adds read_g_us_per_mvm), else the upper bound
     measured = all("read_g_us_per_mvm" in layer for layer in layers)
+    counted = all("operations" in layer for layer in layers)  # the simulator's counts (estimate_cost adds them)
+    pc = 2 if conv.get("subtraction", "analog") == "digital" else 1
     out_layers = []
     for layer in layers:
         e_cell = cell_read_energy_pj(constants, device, layer.get("mean_conductance_us"))
-        n_sh = layer["tiles"] * (cols // layer["pair"])  # one S&H per sensed (post-subtraction) column signal
-        sa_units = layer["shift_add_units"]
-        sa_ops = layer["shift_adds_per_mvm"]
-        if bit_serial and passes > 1:
-            # Bit-serial inputs: every ADC output stream is shifted by its input bit and accumulated, so each ADC
-            # needs a shift-and-add unit and each pass adds outputs x slices shift-adds on top of mapping.json's
-            # per-pass count (which only combines slices and row tiles).
-            sa_units = max(sa_units, layer["adcs"])
-            sa_ops += layer["outputs"] * layer["slices"]
+        ops = layer["operations"] if counted else analytic_operations(layer)
         flips = layer.get("sign_flips", 0)
-        flip_ops = layer.get("sign_flips_per_mvm", flips)  # provisional (unipolar): one 8-bit add per flip per pass
         design = layer.get("periphery_design", layer["name"])
         area = {
             "cells": layer["devices"] * ua["cell"],
             "adcs": layer["adcs"] * ua["adc"],
             "dacs": layer["dacs"] * ua["dac"],
-            "sample_hold": n_sh * ua["sample_hold"],
-            "shift_add": sa_units * ua["shift_add"],
+            "sample_hold": layer["tiles"]
+            * (cols // layer["pair"])
+            * (pc if layer["pair"] == 2 else 1)
+            * ua["sample_hold"],  # one S&H per converted signal of a tile
+            "shift_add": layer["shift_add_units"] * ua["shift_add"],
             "subtractors": (layer["subtractors"] + flips) * ua["subtractor"],
             "rescale": layer["rescale_units"] * ua["rescale"],
-            "references": ua["reference"] / designs[design],  # a shared block is split over its layers
+            # one block per ADC range of a periphery design (baseline: per layer and slice), split over its layers
+            "references": layer.get("adc_ranges", 1) * ua["reference"] / designs[design],
         }
-        per_mvm = {
-            "dac": passes * layer["dac_activations_per_mvm"] * ue["dac"],
+        energy = {
+            "dac": ops["dac_activations"] * ue["dac"],
             "cells": (
-                cell_read_energy_pj(constants, mean_conductance_us=layer["read_g_us_per_mvm"][mode])
+                layer["mvms"] * cell_read_energy_pj(constants, mean_conductance_us=layer["read_g_us_per_mvm"][mode])
                 if measured
-                else passes * layer["cell_reads_per_mvm"] * e_cell
+                else ops["cell_reads"] * e_cell
             ),
-            "adc": passes * layer["adc_conversions_per_mvm"] * ue["adc"],
-            "sample_hold": passes * layer["adc_conversions_per_mvm"] * ue["sample_hold"],
-            "shift_add": passes * sa_ops * ue["shift_add"],
-            "subtraction": passes * (layer["subtractions_per_mvm"] + flip_ops) * ue["subtraction"],
-            "rescale": layer["rescales_per_mvm"] * ue["rescale"],  # once per output per MVM, after all passes
+            "adc": ops["adc_conversions"] * ue["adc"],
+            "sample_hold": ops["adc_conversions"] * ue["sample_hold"],
+            "shift_add": ops["shift_adds"] * ue["shift_add"],
+            "subtraction": (ops["subtractions"] + ops["sign_flips"]) * ue["subtraction"],
+            "rescale": ops["rescales"] * ue["rescale"],
         }
-        energy = {k: layer["mvms"] * v for k, v in per_mvm.items()}
-        upper = layer["mvms"] * passes * layer["cell_reads_per_mvm"] * e_cell
+        upper = ops["cell_reads"] * e_cell
         out_layers.append(
             {
                 "name": layer["name"],
@@ -162,6 +161,7 @@ def estimate(
                 "area_by_component": area,
                 "energy_by_component": energy,
                 "cell_read_energy_pj": e_cell,
+                "operations": dict(ops),
             }
         )
 
@@ -195,14 +195,20 @@ def estimate(
             if scale_digital
             else "digital units at their published nodes (not scaled)"
         ),
-        "reference/gain block modelled as one ADC's area per distinct periphery design (no published value found)",
-        "pair subtraction and unipolar sign flips priced as 8-bit adders (Horowitz)",
+        "reference/gain block modelled as one ADC's area per ADC range of each distinct periphery design (no "
+        "published value found)",
+        (
+            "pair and offset subtraction digital (after the ADC): one 8-bit adder (Horowitz) per ADC and one "
+            "subtraction per converted signal"
+            if pc == 2
+            else "pair and offset subtraction analog (before the ADC): no digital subtractor; the analog subtraction "
+            "and the one-device reference column's periphery are not priced beyond its cells"
+        ),
+        "unipolar sign flips priced as 8-bit adders (Horowitz)",
+        f"operations per inference {'counted by the simulator' if counted else 'from mapping.json (analytic)'}",
     ]
     if bit_serial and passes > 1:
-        notes.append(
-            f"bit-serial: {passes} passes of 1-bit drivers; input-bit shift-adds (outputs x slices per pass) "
-            "added to mapping.json's counts, and one shift-and-add unit per ADC"
-        )
+        notes.append(f"bit-serial: {passes} passes of 1-bit drivers, each converted and shift-added")
     if adc_time_share and not shareable:
         notes.append(f"adc_time_share requested but not applied: {len(designs)} periphery designs (per-layer tuning)")
 
@@ -217,6 +223,8 @@ def estimate(
             "tech_nm": tech_nm,
             "cell": cell,
             "input_mode": mode,
+            "subtraction": conv.get("subtraction", "analog"),
+            "adc_ratio": conv.get("adc_dac_ratio"),
             "passes_per_mvm": passes,
             "driver_bits": driver_bits,
             "dac_bits": dac_bits,
@@ -239,12 +247,24 @@ def estimate(
             "adcs": adcs_max if applied else adcs_sum,
             "adcs_dedicated": adcs_sum,
             "periphery_designs": len(designs),
-            "reference_blocks": len(designs),
+            "reference_blocks": sum(
+                next(x.get("adc_ranges", 1) for x in layers if x.get("periphery_design", x["name"]) == d)
+                for d in designs
+            ),
+            "operations": {k: sum(l["operations"][k] for l in out_layers) for k in OPERATION_KEYS},
+            "operations_source": "simulator" if counted else "mapping",
             "cell_energy_upper_bound_pj": sum(l["cell_energy_upper_bound_pj"] for l in out_layers),
         },
         "layers": out_layers,
         **({"time_shared": time_shared} if time_shared else {}),
     }
+
+
+def analytic_operations(layer: dict) -> dict[str, float]:
+    """One mapped layer's operations per inference from mapping.json's per-MVM counts (nvmxbar.core.layout.count)."""
+    out = {k: layer["mvms"] * layer.get(f"{k}_per_mvm", 0) for k in OPERATION_KEYS if k != "mvms"}
+    out["mvms"] = layer["mvms"]
+    return out
 
 
 def _pct(variant: float, baseline: float) -> float | None:

@@ -175,17 +175,52 @@ def _slices(codes: np.ndarray, bits: int, n_slices: int) -> np.ndarray:
     return out.reshape(codes.shape[0], -1)
 
 
+#: Operations per inference, counted by the simulator (Simulator.count_operations) and by :func:`count`, priced by
+#: nvmxbar.core.cost.
+OPERATION_KEYS = (
+    "adc_conversions",
+    "dac_activations",
+    "cell_reads",
+    "subtractions",
+    "sign_flips",
+    "shift_adds",
+    "rescales",
+    "mvms",
+)
+
+
 def count(mapping: dict) -> None:
-    """Fill per-layer and total component/operation counts (the counting rules of COSTMODEL.md)."""
+    """Fill per-layer and total component and operation counts (the counting rules of COSTMODEL.md) for the
+    circuit of ``mapping["converters"]`` (nvmxbar.settings.Circuit). Operation counts are per MVM (``*_per_mvm``,
+    every pass included) and per inference (``total["operations"]``); the simulator counts the same while it runs.
+
+    * Conversions: every converted signal of every row tile, in every pass: outputs x slices per row tile, twice
+      that for a pair subtracted digitally (its two columns converted).
+    * ADCs: one per ``adc_mux`` signals of a tile (a tile's C columns: C/2 pair signals with analog subtraction).
+    * Subtractions: digital only, one per converted signal (a pair's two codes, or a one-device column's offset);
+      one subtractor per ADC (time-shared like it). Analog subtraction needs none (the pair's currents, or the
+      reference column's, are subtracted on the column).
+    * Reference columns: a one-device tile with analog offset removal holds one column of G_min cells (its
+      devices and reads are counted).
+    * Shift-adds: every converted signal after the subtraction is accumulated into its output when an output has
+      more than one (slices, row tiles or bit-serial passes); one shift-and-add unit per ADC.
+    * Rescales: one multiply per output per MVM for the baseline (per-layer scale) and for uniform scaling whose
+      ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free).
+    * ADC ranges: the baseline calibrates one per layer and slice (adc_ranges), each a reference of its own."""
     R, C = mapping["tile"]["rows"], mapping["tile"]["cols"]
-    mux = mapping["converters"]["adc_mux"]
+    conv = mapping["converters"]
+    mux = conv["adc_mux"]
+    passes = conv["dac_bits"] if conv.get("input_mode", "multibit") == "bit_serial" else 1
+    digital = conv.get("subtraction", "analog") == "digital"
     baseline = mapping["scheme"] == "baseline"
+    rescale = baseline or conv.get("adc_ratio_mode", "free") != "pow2"
     tot: dict[str, Any] = {
         k: 0
         for k in (
             "devices",
             "tiles",
             "used_cells",
+            "reference_cells",
             "adcs",
             "dacs",
             "subtractors",
@@ -193,43 +228,61 @@ def count(mapping: dict) -> None:
             "rescale_units",
             "sign_flips",
             "weights",
+            "adc_ranges",
         )
     }
+    ops = dict.fromkeys(OPERATION_KEYS, 0)
     tot["pair"] = mapping.get("pair", 2)
     for spec in mapping["layers"]:
         K, N, S, P = spec["rows"], spec["outputs"], spec["slices"], spec["pair"]
         phys = N * S * P
         rt, ct = spec["row_tiles"], spec["col_tiles"]
         tiles = rt * ct
-        signals_per_tile = C // P  # analog subtraction: one ADC input per pair
+        pc = 2 if digital and P == 2 else 1  # conversions per signal
+        refs = ct if P == 1 and not digital else 0  # reference columns of the layer, each on every row tile
+        signals_per_tile = (C // P) * pc  # what a tile's ADCs convert
         adcs = tiles * math.ceil(signals_per_tile / mux)
-        # P = 2: one analog subtractor per pair. P = 1: no pair; the G_min offset is removed digitally, one
-        # subtractor per ADC (time-shared like it) and one subtraction per conversion.
-        subtractors = tiles * signals_per_tile if P == 2 else adcs
+        many = S > 1 or rt > 1 or passes > 1
         spec.update(
             physical_cols=phys,
             tiles=tiles,
-            devices=tiles * R * C,
+            devices=tiles * R * C + (rt * R * refs if refs else 0),
             used_cells=K * phys,
+            reference_cells=K * refs,
             utilisation=K * phys / (tiles * R * C),
             adcs=adcs,
-            adc_conversions_per_mvm=N * S * rt,
+            passes=passes,
+            adc_conversions_per_mvm=N * S * pc * rt * passes,
             dacs=tiles * R,
-            dac_activations_per_mvm=K * ct,
-            cell_reads_per_mvm=K * phys,
-            subtractors=subtractors,
-            subtractions_per_mvm=N * S * rt,
-            shift_adds_per_mvm=N * S * rt if (S > 1 or rt > 1) else 0,
-            shift_add_units=tiles * math.ceil(signals_per_tile / mux) if (S > 1 or rt > 1) else 0,
-            rescale_units=N if baseline else 0,
-            rescales_per_mvm=N if baseline else 0,
+            dac_activations_per_mvm=K * ct * passes,
+            cell_reads_per_mvm=K * (phys + refs) * passes,
+            subtractors=adcs if digital else 0,
+            subtractions_per_mvm=N * S * rt * passes if digital else 0,
+            shift_adds_per_mvm=N * S * rt * passes if many else 0,
+            shift_add_units=adcs if many else 0,
+            rescale_units=N if rescale else 0,
+            rescales_per_mvm=N if rescale else 0,
             sign_flips=spec.get("negative_groups", 0),
-            sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0),
+            sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0) * passes,
             periphery_design=spec["name"] if baseline else "global",
+            adc_ranges=int(spec.get("adc_ranges", 1)),
             weights=spec["weight_rows"] * N,
         )
         for k in tot:
-            tot[k] += spec[k]
+            if k != "pair":
+                tot[k] += spec[k]
+        for k, per in (
+            ("adc_conversions", "adc_conversions_per_mvm"),
+            ("dac_activations", "dac_activations_per_mvm"),
+            ("cell_reads", "cell_reads_per_mvm"),
+            ("subtractions", "subtractions_per_mvm"),
+            ("sign_flips", "sign_flips_per_mvm"),
+            ("shift_adds", "shift_adds_per_mvm"),
+            ("rescales", "rescales_per_mvm"),
+        ):
+            ops[k] += spec["mvms"] * spec[per]
+        ops["mvms"] += spec["mvms"]
     tot["utilisation"] = tot["used_cells"] / max(tot["devices"], 1)
     tot["periphery_designs"] = len({s["periphery_design"] for s in mapping["layers"]})
+    tot["operations"] = ops
     mapping["total"] = tot

@@ -274,6 +274,8 @@ class Net(nn.Module):
         self._sparse_init()
         self._forward(x, observe=True)
         q.calibrated.fill_(True)
+        if q.adc_ratio == "pow2":
+            q.tie_adc()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is not None and not bool(self.quant.calibrated):
@@ -294,6 +296,9 @@ class Net(nn.Module):
             else:
                 xq = q.dac(x, signed=(i == 0))
                 w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
+                serial = q.passes > 1 and not observe
+                if serial:  # bit-serial: the passes on the batch axis; a bias row sees every bit of the full code
+                    xq, b = q.bit_planes(xq), None if b is None else b / q.dac_levels
                 if q.adc_tile_rows and not observe:
                     y = self._tiled_mvm(i, layer, xq, w, b)
                 else:
@@ -301,6 +306,8 @@ class Net(nn.Module):
                     if observe:
                         q.observe_output(y)
                     y = q.adc(y)
+                if serial:
+                    y = q.shift_add(y)
             if i == last:
                 break
             x = pool(F.relu(y), self.pool_after[i], self.dims)

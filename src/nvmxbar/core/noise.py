@@ -6,6 +6,13 @@ programming noise (Gaussian, sigma relative to the conductance range G_max - G_m
 stuck-at-G_max devices, a finite ON/OFF ratio, optional drift G(t) = G(t0) (t/t0)^-nu with per-device nu;
 read noise is redrawn at every inference (exactly, as a Gaussian on each column current with variance
 sum_i V_i^2 (sigma_read G_i)^2). Every setting can be switched off (0; on_off_ratio null keeps the device's).
+
+Drift compensation (``evaluate_noise.drift.compensation``) is what a chip can measure, as aihwkit's
+GlobalDriftCompensation does: right after programming (t0) and again at read time t it applies an all-ones
+reference input and rescales by the ratio of the two readings. The readings see the chip's own devices
+(programming errors, stuck cells, per-device nu, one read-noise draw each), so the gain is an estimate:
+``global`` one gain per chip and layer (sum of all its column reads), ``column`` one per physical column
+(a row tile's column). ``oracle`` multiplies by the exact mean drift (t/t0)^nu; ``none`` leaves the drift.
 """
 
 from __future__ import annotations
@@ -54,13 +61,51 @@ class Perturbation:
             out = torch.where((r >= p0) & (r < p0 + p1), torch.full_like(out, g_off + L), out)
         if m.drift_t_s:
             d = m.drift
-            t, t0 = float(m.drift_t_s), d.t0_s
+            ratio = max(float(m.drift_t_s), d.t0_s) / d.t0_s
             nu = (d.nu + d.nu_std * torch.randn(out.shape, generator=gen)).clamp(min=0.0)
-            out = out * (max(t, t0) / t0) ** (-nu)
-            if d.compensation:
-                out = out * (max(t, t0) / t0) ** d.nu  # one global gain: the mean drift
+            drifted = out * ratio ** (-nu)
+            if d.compensation == "oracle":
+                drifted = drifted * ratio**d.nu  # the exact mean drift: no chip knows it
+            elif d.compensation in ("global", "column"):
+                drifted = drifted * self.drift_gain(i, out, drifted)
+            elif d.compensation != "none":
+                raise ValueError(f"unknown drift compensation '{d.compensation}' (none, global, column, oracle)")
+            out = drifted
         self.cache[i] = out
         return out
+
+    def reference_read(self, i: int, g: torch.Tensor) -> torch.Tensor:
+        """What each physical column of layer i reads for an all-ones input: (chips, row tiles, columns) sums of
+        ``g`` (chips, K, columns) over each row tile's rows (``sim.tiles``; all K rows where the simulator gives
+        none), with one draw of read noise (sigma_read x sqrt(sum G^2) per column) when it is on."""
+        group = self.row_tile(i, g.shape[-2]).to(g.device)
+        sums = g.new_zeros(g.shape[0], int(group.max()) + 1, g.shape[-1]).index_add_(1, group, g)
+        if self.read_sigma:
+            sq = g.new_zeros(sums.shape).index_add_(1, group, g * g)
+            sums = sums + torch.randn(sums.shape, generator=self.generator).to(g) * self.read_sigma * sq.sqrt()
+        return sums
+
+    def drift_gain(self, i: int, programmed: torch.Tensor, drifted: torch.Tensor) -> torch.Tensor:
+        """The compensation gain the chip estimates from its reference reads at t0 (``programmed``) and at t
+        (``drifted``), broadcastable to them: ``global`` (chips, 1, 1), ``column`` (chips, K, columns), each
+        physical column's gain on its cells. A reading of 0 at t keeps gain 1."""
+        r0, rt = self.reference_read(i, programmed), self.reference_read(i, drifted)
+        if self.m.drift.compensation == "global":
+            r0, rt = r0.sum((1, 2), keepdim=True), rt.sum((1, 2), keepdim=True)
+        gain = torch.where(rt > 0, r0 / rt.clamp(min=torch.finfo(rt.dtype).tiny), torch.ones_like(rt))
+        if self.m.drift.compensation == "global":
+            return gain
+        return gain[:, self.row_tile(i, programmed.shape[-2]).to(gain.device), :]
+
+    def row_tile(self, i: int, rows: int) -> torch.Tensor:
+        """(K,) the row tile each matrix row of layer i is driven in (``sim.tiles``); rows no tile names (all of
+        them where the simulator gives no tiles) form one more group."""
+        tiles = getattr(self.sim, "tiles", None)
+        group = torch.full((rows,), -1, dtype=torch.long)
+        for t, (a, e) in enumerate(tiles[i] if tiles else []):
+            group[a:e] = t
+        group[group < 0] = int(group.max()) + 1
+        return group
 
 
 def batch_for(mapping: dict, chips: int, budget: int = 16_000_000) -> int:
@@ -121,8 +166,22 @@ def evaluate(
 
 
 @torch.no_grad()
-def ideal_accuracy(sim: Simulator, x: torch.Tensor, y: torch.Tensor, adc: bool = True, bs: int = 512) -> float:
+def ideal_accuracy(
+    sim: Simulator, x: torch.Tensor, y: torch.Tensor, adc: bool = True, bs: int = 512, dac: bool = True
+) -> float:
     hits = 0
     for sl in _batches(len(x), bs):
-        hits += int((sim.forward(x[sl], adc=adc)[0].argmax(-1) == y[sl]).sum())
+        hits += int((sim.forward(x[sl], adc=adc, dac=dac)[0].argmax(-1) == y[sl]).sum())
     return hits / len(x)
+
+
+def loss_breakdown(sim: Simulator, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The ideal crossbar's accuracy as the circuit's quantizers are switched on one after the other: the mapped
+    weights alone (exact analog inputs and column sums), then the DAC, then the ADC (= the ideal crossbar). A
+    bit-serial circuit has no exact-input variant: its first step is then absent."""
+    out = {}
+    if sim.passes == 1:
+        out["weights"] = ideal_accuracy(sim, x, y, adc=False, dac=False)
+    out["dac"] = ideal_accuracy(sim, x, y, adc=False)
+    out["adc"] = ideal_accuracy(sim, x, y, adc=True)
+    return out

@@ -159,6 +159,13 @@ def tile_adc(parts: torch.Tensor, full_scale: torch.Tensor, levels: int) -> torc
     return _tile_adc_values(parts, step, levels)[0]
 
 
+def tile_adc_step(parts: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:
+    """:func:`tile_adc` with the ADC step given (``full_scale / levels``)."""
+    if torch.is_grad_enabled() and (parts.requires_grad or step.requires_grad):
+        return _TileADC.apply(parts, step, levels)
+    return _tile_adc_values(parts, step, levels)[0]
+
+
 def fake_quant(
     x: torch.Tensor, full_scale: torch.Tensor, levels: int, lo: float | torch.Tensor, hi: float | torch.Tensor
 ) -> torch.Tensor:
@@ -271,8 +278,15 @@ class UniformQuantizer(nn.Module):
         learn_scales: bool = True,
         train_noise: float = 0.0,
         adc_tile_rows: int = 0,
+        input_mode: str = "multibit",
+        adc_ratio: str = "free",
     ) -> None:
         super().__init__()
+        if input_mode not in ("multibit", "bit_serial"):
+            raise ValueError(f"input_mode must be multibit or bit_serial, got {input_mode!r}")
+        if adc_ratio not in ("pow2", "free"):
+            raise ValueError(f"adc_ratio must be pow2 or free, got {adc_ratio!r}")
+        self.input_mode, self.adc_ratio = input_mode, adc_ratio
         if int(adc_tile_rows) < 0:
             raise ValueError(
                 f"adc_tile_rows must be >= 0 (0 = one ADC conversion of the whole sum), got {adc_tile_rows}"
@@ -296,6 +310,10 @@ class UniformQuantizer(nn.Module):
         self.scales = nn.Parameter(init, requires_grad=learn_scales)
         self.register_buffer("calibrated", torch.tensor(bool((init > 0).all())))
         self._n_weights = 1  # for the LSQ gradient scale, set by the network
+        if adc_ratio == "pow2":  # log2(ADC step / DAC step), rounded in every forward (straight-through)
+            self.log2_ratio = nn.Parameter(torch.zeros(()), requires_grad=learn_scales)
+            if bool(self.calibrated):
+                self.tie_adc()
 
     # --- the three shared full-scales -------------------------------------------------------------------
     @property
@@ -308,7 +326,31 @@ class UniformQuantizer(nn.Module):
 
     @property
     def adc_fullscale(self) -> torch.Tensor:
+        """Y. With ``adc_ratio: pow2`` it is not a free value: ``Y / adc_levels = (A / dac_levels) 2^k``."""
+        if self.adc_ratio == "pow2":
+            return self.adc_step() * self.adc_levels
         return self.scales[2].abs() + 1e-8
+
+    def adc_step(self) -> torch.Tensor:
+        """The ADC step Y / adc_levels; pow2: exactly the DAC step A / dac_levels times 2^k (k = the rounded
+        log2_ratio), so that an ADC code times 2^k is the next layer's DAC code, with no rounding between."""
+        if self.adc_ratio == "pow2":
+            return (self.act_fullscale / self.dac_levels) * torch.exp2(ste_round(self.log2_ratio))
+        return self.adc_fullscale / self.adc_levels
+
+    @torch.no_grad()
+    def adc_dac_ratio(self) -> float:
+        """ADC step / DAC step (mapping.json converters.adc_dac_ratio): 2^k with pow2, any number with free."""
+        if self.adc_ratio == "pow2":
+            return float(2.0 ** round(float(self.log2_ratio)))
+        return float((self.adc_fullscale / self.adc_levels) / (self.act_fullscale / self.dac_levels))
+
+    @torch.no_grad()
+    def tie_adc(self) -> None:
+        """pow2: set k from the calibrated (or given) ADC full-scale Y: the power of two nearest to
+        (Y / adc_levels) / (A / dac_levels)."""
+        ratio = (self.scales[2].abs() / self.adc_levels) / (self.scales[1].abs() / self.dac_levels)
+        self.log2_ratio.fill_(float(torch.log2(ratio).round()))
 
     def _scaled(self, s: torch.Tensor, n: int, levels: int) -> torch.Tensor:
         return grad_scale(s, 1.0 / math.sqrt(max(n, 1) * levels)) if self.training else s
@@ -336,17 +378,49 @@ class UniformQuantizer(nn.Module):
         lo = -self.dac_levels if signed else 0
         return fake_quant(x, s, self.dac_levels, lo, self.dac_levels)
 
+    def _adc_step(self, n: int) -> torch.Tensor:
+        return self._scaled(self.adc_step(), n, self.adc_levels)
+
     def adc(self, y: torch.Tensor) -> torch.Tensor:
-        s = self._scaled(self.adc_fullscale, y[0].numel(), self.adc_levels)
-        return fake_quant(y, s, self.adc_levels, -self.adc_levels, self.adc_levels)
+        step = self._adc_step(y[0].numel())
+        return _FakeQuant.apply(y, step, -self.adc_levels, self.adc_levels)
 
     def adc_tiles(self, parts: torch.Tensor, n: int | None = None) -> torch.Tensor:
         """Row tiles' partial sums (leading axis: tile, then batch) each through the ADC, then added digitally:
         ``sum_t adc(parts[t])``, computed by :func:`tile_adc`. ``n``: the outputs per sample the LSQ gradient scale
         counts (default: those of ``parts[0][0]``; a broadcast constant gives its own)."""
         n = parts[0][0].numel() if n is None else n
-        s = self._scaled(self.adc_fullscale, n, self.adc_levels)
-        return tile_adc(parts, s, self.adc_levels)
+        return tile_adc_step(parts, self._adc_step(n), self.adc_levels)
+
+    @property
+    def passes(self) -> int:
+        """Array reads per MVM: dac_bits bit-serial (one per input bit), 1 multi-bit."""
+        return self.dac_bits if self.input_mode == "bit_serial" else 1
+
+    def bit_planes(self, xq: torch.Tensor) -> torch.Tensor:
+        """Bit-serial drive: the DAC outputs ``xq`` (codes x the DAC step) as ``dac_bits`` passes stacked on the
+        batch axis (pass j first-axis block j): each row driven at sign(code) x bit j of |code| (x the DAC step).
+        Forward: the passes sum, with weights 2^j, to ``xq``. Backward (straight through): every pass's gradient
+        reaches ``xq`` with weight 2^j / (2^dac_bits - 1), so that with no ADC clipping the gradient is the
+        multi-bit one."""
+        step = (self.act_fullscale / self.dac_levels).detach()
+        code = (xq.detach() / step).round()
+        mag, sgn = code.abs(), code.sign()
+        planes = []
+        for j in range(self.dac_bits):
+            bit = torch.remainder(torch.div(mag, 2**j, rounding_mode="floor"), 2) * sgn * step
+            w = 2**j / self.dac_levels
+            planes.append(bit + (xq - xq.detach()) * (w / 2**j))
+        return torch.cat(planes, 0)
+
+    def shift_add(self, y: torch.Tensor) -> torch.Tensor:
+        """The passes' converted outputs (stacked on the batch axis as :meth:`bit_planes` stacks them) shift-added:
+        ``sum_j 2^j y_j``."""
+        ys = y.unflatten(0, (self.dac_bits, -1))
+        out = ys[0]
+        for j in range(1, self.dac_bits):
+            out = out + ys[j] * float(2**j)
+        return out
 
     @torch.no_grad()
     def calibrate(self, weights: list[torch.Tensor], x: torch.Tensor) -> None:
@@ -363,12 +437,18 @@ class UniformQuantizer(nn.Module):
 
     @torch.no_grad()
     def observe_output(self, y: torch.Tensor) -> None:
-        """During calibration: widen the ADC full-scale to cover the 99.9th percentile of this layer's output."""
+        """During calibration: widen the ADC full-scale to cover the 99.9th percentile of this layer's output
+        (bit-serial: of one pass's, taken as 2 / 2^dac_bits of the whole sum's; LSQ then learns it)."""
         q = torch.quantile(y.detach().abs().flatten()[:200_000].float(), 0.999)
+        if self.input_mode == "bit_serial":
+            q = q * 2.0 / 2**self.dac_bits
         self.scales[2] = torch.maximum(self.scales[2], q)
+        if self.adc_ratio == "pow2":  # the next layers' calibration forward sees the tied ADC
+            self.tie_adc()
 
     def extra_repr(self) -> str:
         return (
+            f"{self.input_mode}, adc_ratio={self.adc_ratio}, "
             f"weight_bits={self.weight_bits}, dac_bits={self.dac_bits}, adc_bits={self.adc_bits}, "
             f"W={self.weight_fullscale.item():.4g}, A={self.act_fullscale.item():.4g}, "
             f"Y={self.adc_fullscale.item():.4g}"

@@ -14,7 +14,7 @@ and the mapping document (mapping.json), with one function per scheme:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -142,15 +142,22 @@ def map_network(
     specs = layer_specs(net, net.in_shape)
     if scheme == "baseline":
         S = math.ceil(settings.baseline_weight_bits / b)
-        dac_bits, adc_bits = settings.baseline_dac_bits, settings.baseline_adc_bits
+        circuit = settings.baseline_circuit()
         if calib_x is None:
             raise ValueError("the baseline mapping needs calibration inputs (per-layer DAC ranges)")
         inputs = _float_layer_inputs(net, calib_x)
     else:
         q = net.quant
-        S, dac_bits, adc_bits = 1, q.dac_bits, q.adc_bits
+        S = 1
         if q.weight_bits != b:
             raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
+        if q.input_mode != settings.circuit.input_mode:
+            raise ValueError(
+                f"model trained with {q.input_mode} inputs cannot be mapped onto a {settings.circuit.input_mode} "
+                "crossbar (map_crossbar.input_mode): retrain it, the circuit is part of the training"
+            )
+        # the trained converters and ADC-to-DAC ratio; the drive, subtraction and ADC sharing of the settings
+        circuit = replace(settings.circuit, dac_bits=q.dac_bits, adc_bits=q.adc_bits, adc_ratio=q.adc_ratio)
     P = 1 if scheme == "unipolar" else 2
     arrays = {"README": np.array(README)}
     layers = []
@@ -209,23 +216,22 @@ def map_network(
             "g_max_us": g_max,
             "on_off_ratio": settings.device.on_off_ratio,
         },
-        "converters": {
-            "dac_bits": dac_bits,
-            "adc_bits": adc_bits,
-            "adc_mux": settings.adc_mux,
-            "input_mode": settings.input_mode,
-        },
+        "converters": circuit.converters(),
         "pair": P,
         "slices": S,
         "layers": layers,
     }
     if P == 1:
         mapping["offset_correction"] = (
-            "G_min offset removed digitally: G_min/dG x (sum of the tile's input codes) "
-            "subtracted from every conversion (ISAAC-style), one subtractor per ADC"
+            "G_min offset removed in analog: a reference column of G_min cells per tile, read with the tile's "
+            "inputs, subtracted from every column before the ADC"
+            if circuit.subtraction == "analog"
+            else "G_min offset removed digitally: each column converted with its offset, then G_min/dG x (sum of "
+            "the tile's input codes) subtracted from every conversion (ISAAC-style), one subtractor per ADC"
         )
     if scheme != "baseline":
         mapping["adc_fullscale"] = q.adc_fullscale.item()
+        mapping["converters"]["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
     else:
         _calibrate_baseline_adc(arrays, mapping, calib_x, device)
     count(mapping)
@@ -233,9 +239,12 @@ def map_network(
 
 
 def _calibrate_baseline_adc(arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor, device: str) -> None:
-    """Per-layer ADC range of the baseline: 99.9th percentile of |partial sums| (per tile, per slice)
-    on the calibration inputs, through the ideal crossbar."""
+    """The baseline's ADC ranges, one per layer AND slice: the 99.9th percentile of |partial sums| of that slice's
+    columns (over row tiles and MVMs) on the calibration inputs, through the ideal crossbar. A slice of weight
+    2^(b s) would otherwise share the range its most significant sibling needs and lose bits (each range is one
+    reference, counted by the cost model)."""
     sim = Simulator(arrays, mapping, device=device)
     sim.forward(calib_x, adc=False, record=True)
-    for spec, p in zip(mapping["layers"], sim.recorded):
-        spec["adc_fullscale"] = float(p) if p > 0 else 1.0
+    for spec, per_slice in zip(mapping["layers"], sim.recorded):
+        spec["adc_fullscale"] = [float(p) if p > 0 else 1.0 for p in per_slice]
+        spec["adc_ranges"] = len(per_slice)

@@ -14,6 +14,13 @@ masked out), so inputs are never unfolded; a population of chips is one grouped 
 dense layer), the network input shared by all of them. The column sums are float32 when they stay exact
 (integers below 2^24), float64 otherwise; the digital side (rescaling, bias, the next layer's DAC) works in
 the input's dtype, as the network it was trained as does (float32; a float64 network checks exactness).
+
+The circuit is mapping.json's ``converters`` (:class:`nvmxbar.settings.Circuit`): multi-bit inputs in one pass, or
+bit-serial passes (bit j of every input code, each pass's partial sums converted, then shifted by j and added); a
+pair subtracted before the ADC (analog) or converted column by column and subtracted after it (digital); a
+one-device column's G_min offset removed by a reference column of G_min cells per tile (analog: the cells are
+simulated, perturbed like the others) or subtracted digitally after a conversion that holds it. Every operation is
+counted while it runs (:meth:`Simulator.count_operations`): the cost model prices these counts.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .layout import OPERATION_KEYS
 from .networks import pool
 
 #: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
@@ -65,8 +73,13 @@ class Simulator:
         self.g_off = dev["g_min_us"] / ((dev["g_max_us"] - dev["g_min_us"]) / self.L)
         self.R, self.C = mapping["tile"]["rows"], mapping["tile"]["cols"]
         conv = mapping["converters"]
+        self.dac_bits = int(conv["dac_bits"])
         self.dac_levels = 2 ** conv["dac_bits"] - 1
         self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
+        self.passes = self.dac_bits if conv.get("input_mode", "multibit") == "bit_serial" else 1
+        self.digital = conv.get("subtraction", "analog") == "digital"
+        self.ratio = conv.get("adc_dac_ratio") if conv.get("adc_ratio_mode") == "pow2" else None
+        self.ops: list[dict[str, float]] | None = None  # count_operations' accumulators, per layer
         # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24
         exact32 = self.dac_levels * self.L * self.R * 2 < 2**24
         self.dtype = torch.float32 if exact32 else torch.float64
@@ -74,14 +87,20 @@ class Simulator:
         self.tiles: list[list[tuple[int, int]]] = []  # per row tile: its matrix rows [a, b)
         self.row_sign: list[torch.Tensor] = []  # (K, N*S*P) the digital sign of the column each cell sums into
         self.bias: list[torch.Tensor | None] = []
+        self.ref_cols: list[int] = []  # reference columns appended to a one-device layer's levels (analog offset)
         for i, spec in enumerate(self.layers):
             lev, rows, sign = self._matrix(arrays, i, spec)
+            refs = int(spec["col_tiles"]) if spec["pair"] == 1 and not self.digital else 0
+            if refs:  # one column of G_min cells (level 0) per column tile, read with the tile's inputs
+                lev = torch.cat([lev, torch.zeros(lev.shape[0], refs)], 1)
+            self.ref_cols.append(refs)
             self.levels.append(lev.to(self.device))
             self.tiles.append(rows)
             self.row_sign.append(sign.to(self.device))
             b = arrays.get(f"L{i}.bias")
             self.bias.append(None if b is None else torch.from_numpy(b).to(self.device, torch.float64))
         self.geometry = [self._tile_geometry(i, spec) for i, spec in enumerate(self.layers)]
+        self._tile_rows = [{a: e - a for a, e in tiles} for tiles in self.tiles]  # rows of each row tile
         self.nominal = self.chips(None)
         self.recorded: list[float] = []
         self.activity: list[list[float]] | None = None  # read_activity's accumulators, one per layer
@@ -119,7 +138,8 @@ class Simulator:
         drive (+ or - the DAC full-scale)."""
         Kw = int(spec["weight_rows"])
         per_ch = 1 if spec["kind"] == "linear" else int(np.prod(spec["kernel"]))
-        drive = [float(self.dac_levels), -float(self.dac_levels)]
+        full = 1.0 if self.passes > 1 else float(self.dac_levels)  # bit-serial: the full code's every bit, each pass
+        drive = [full, -full]
         out = []
         for a, e in self.tiles[i]:
             c0, c1 = min(a, Kw) // per_ch, -(-min(e, Kw) // per_ch)
@@ -156,12 +176,35 @@ class Simulator:
         return ops
 
     def _effective(self, i: int, g: torch.Tensor) -> torch.Tensor:
-        """(I, K, N*S*P) conductances (dG units) -> (I, K, N*S): what each output's column (pair) sums per input."""
+        """(I, K, N*S*P [+ reference columns]) conductances (dG units) -> what each converted signal sums per input:
+        analog (I, K, N*S): a pair's G+ - G- (G_min, perturbed or not, on both sides), a one-device column's G minus
+        its tile's reference column (G_min cells), times the column's digital sign; digital (I, K, N*S*P): every
+        column as it is, G_min included (one-device: times its sign), converted before any subtraction."""
         spec = self.layers[i]
         if spec["pair"] == 2:
+            if self.digital:
+                return g
             g = g.reshape(*g.shape[:-1], -1, 2)
-            return g[..., 0] - g[..., 1]  # G_min (perturbed or not) sits on both sides: the subtraction is analog
-        return (g - self.g_off) * self.row_sign[i]  # the nominal G_min offset is removed digitally
+            return g[..., 0] - g[..., 1]
+        refs = self.ref_cols[i]
+        if refs:
+            ncol = g.shape[-1] - refs
+            tile_of = torch.arange(ncol, device=g.device) // self.C
+            g = g[..., :ncol] - g[..., ncol:][..., tile_of]
+        return g * self.row_sign[i]
+
+    def _variance(self, i: int, g2: torch.Tensor) -> torch.Tensor:
+        """Per converted signal, the sum of its cells' G^2 (read noise adds sigma^2 G^2 per cell and unit input):
+        both devices of an analog pair, a column and its reference cell (analog one-device), else the column."""
+        if self.digital:
+            return g2
+        if self.layers[i]["pair"] == 2:
+            return g2.reshape(*g2.shape[:-1], -1, 2).sum(-1)
+        refs = self.ref_cols[i]
+        if not refs:
+            return g2
+        ncol = g2.shape[-1] - refs
+        return g2[..., :ncol] + g2[..., ncol:][..., torch.arange(ncol, device=g2.device) // self.C]
 
     def chips(self, perturb: Perturb | None) -> Chips:
         """The effective matrices of ideal devices (``perturb`` None: one chip, exact integers) or of the chips
@@ -170,28 +213,31 @@ class Simulator:
         read_sigma = float(getattr(perturb, "read_sigma", 0.0) or 0.0)
         for i, lev in enumerate(self.levels):
             if perturb is None:
-                w.append(self._effective(i, (lev + self.g_off)[None]).round().to(self.dtype))
+                eff = self._effective(i, (lev + self.g_off)[None])
+                w.append((eff if self.digital else eff.round()).to(self.dtype))  # analog: exact integers
                 var.append(None)
                 continue
-            g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P)
+            g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P [+ references])
             w.append(self._effective(i, g).to(self.dtype))
-            if read_sigma:
-                g2 = g**2
-                if self.layers[i]["pair"] == 2:
-                    g2 = g2.reshape(*g2.shape[:-1], -1, 2).sum(-1)
-                var.append((g2 * read_sigma**2).to(self.dtype))
-            else:
-                var.append(None)
+            var.append((self._variance(i, g**2) * read_sigma**2).to(self.dtype) if read_sigma else None)
         ops = [self._tile_ops(i, wi, vi) for i, (wi, vi) in enumerate(zip(w, var))]
         return Chips(w[0].shape[0], ops, getattr(perturb, "generator", None))
 
-    def _adc_step(self, spec: dict) -> float:
-        """ADC step in units of (weight step x DAC step): uniform = global Y/La; baseline = per-layer."""
+    def _adc_steps(self, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ADC step of each slice, (S,): in integer units (weight level x input code, what the partial sums are
+        in) and in the network's units (what an ADC code is worth). Baseline: per layer and slice (its own
+        calibrated range); uniform scaling: the global Y / adc_levels, which with adc_ratio pow2 is exactly the DAC
+        step x 2^k (so that an ADC code x 2^k is the next DAC code, no rounding between)."""
+        S, unit = int(spec["slices"]), spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         if self.mapping["scheme"] == "baseline":
-            fs_units = spec["adc_fullscale"]  # already in integer (code x code) units
-            return fs_units / self.adc_levels
-        unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
-        return self.mapping["adc_fullscale"] / self.adc_levels / unit
+            fs = spec["adc_fullscale"]  # integer (code x level) units, one per slice or one for all
+            steps = torch.tensor(fs if isinstance(fs, list) else [fs] * S, dtype=torch.float64) / self.adc_levels
+            return steps, steps * unit
+        if self.ratio is not None:
+            value = torch.full((S,), spec["dac_fullscale"] / self.dac_levels * float(self.ratio), dtype=torch.float64)
+        else:
+            value = torch.full((S,), self.mapping["adc_fullscale"] / self.adc_levels, dtype=torch.float64)
+        return value / unit, value
 
     @torch.no_grad()
     def forward(
@@ -200,17 +246,25 @@ class Simulator:
         perturb: Perturb | Chips | None = None,
         adc: bool = True,
         record: bool = False,
+        dac: bool = True,
     ) -> torch.Tensor:
         """x: normalised network input (B, ...). ``perturb``: the chips to run on (:meth:`chips`, or a Perturb that
-        draws them); None = ideal devices (one chip). Returns logits (I, B, classes) on x's device."""
+        draws them); None = ideal devices (one chip). ``adc``/``dac`` False: the column sums are not converted / the
+        inputs not quantized (exact analog values in float64: a loss breakdown). Returns logits (I, B, classes) on
+        x's device."""
         chips = perturb if isinstance(perturb, Chips) else self.nominal if perturb is None else self.chips(perturb)
         if self.device.type == "cuda":  # full float32 products (no TF32) and deterministic cuDNN algorithms
             with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
-                return self._forward(x, chips, adc, record)
-        return self._forward(x, chips, adc, record)
+                return self._forward(x, chips, adc, record, dac)
+        return self._forward(x, chips, adc, record, dac)
 
-    def _forward(self, x: torch.Tensor, chips: Chips, adc: bool, record: bool) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, chips: Chips, adc: bool, record: bool, dac: bool = True) -> torch.Tensor:
         self.recorded = []
+        if not dac:  # exact analog inputs: float64 sums
+            if self.passes > 1:
+                raise ValueError("dac=False needs multi-bit inputs (bit-serial passes are bits of integer codes)")
+            tiles = [[tuple(None if t is None else t.double() for t in op) for op in ops] for ops in chips.tiles]
+            chips = Chips(chips.n, tiles, chips.generator)
         B = x.shape[0]
         vd = x.dtype if x.is_floating_point() else torch.float32  # the digital side's dtype: the network's
         h = x.to(self.device, vd)[None]  # (1, B, ...): the chips share the network input
@@ -221,11 +275,19 @@ class Simulator:
                 h = h.flatten(2)
             a_step = spec["dac_fullscale"] / self.dac_levels
             lo = -self.dac_levels if i == 0 else 0
-            u = (h / a_step).round_().clamp_(lo, self.dac_levels).to(self.dtype)  # DAC: integer input codes
+            if dac:  # DAC: integer input codes
+                u = (h / a_step).round_().clamp_(lo, self.dac_levels).to(self.dtype)
+            else:  # inputs as they are, in input-step units
+                u = (h / a_step).double()
             if self.activity is not None:
                 self._read_activity(i, u[0], spec)
-            y = self._mvm(i, u, spec, chips, adc, record, vd)  # (I, B, N, *spatial), weight-step x DAC-step units
-            y = y * (spec["weight_step"] * a_step)
+            if self.passes > 1:  # bit-serial: pass j drives sign x bit j of |code|, passes stacked on the batch axis
+                u = bit_planes(u, self.dac_bits)
+            y = self._mvm(i, u, spec, chips, adc, record, vd)  # (I, passes x B, N, *spatial), network units
+            if self.passes > 1:  # the passes' outputs shifted by their bit and added (digital)
+                y = sum(part * float(2**j) for j, part in enumerate(y.unflatten(1, (self.passes, B)).unbind(1)))
+            if self.ops is not None:
+                self._count_layer(i, spec, B * int(np.prod(y.shape[3:], dtype=np.int64)))
             if self.bias[i] is not None:
                 y = y + self.bias[i].to(vd).reshape(-1, *[1] * (y.dim() - 3))
             h = y
@@ -250,19 +312,41 @@ class Simulator:
             out = conv(x.transpose(0, 1).reshape(B, I * x.shape[2], *sp), m, groups=I)
         return out.reshape(B, I, out.shape[1] // I, *out.shape[2:]).transpose(0, 1)
 
+    def _input_sum(
+        self, spec: dict, u: torch.Tensor, c0: int, c1: int, mask: torch.Tensor | None, bias: list
+    ) -> torch.Tensor:
+        """Sum of a tile's input codes per MVM (its weight rows', and its bias rows' drives): (1 or I, B, 1, *spatial).
+        A one-device column converted with its G_min offset holds G_min / dG x this; the digital side subtracts it."""
+        ones = torch.ones(1, c1 - c0, 1, dtype=u.dtype, device=u.device)
+        if spec["kind"] != "linear":
+            k = spec["kernel"]
+            ones = torch.ones(1, c1 - c0, *k, dtype=u.dtype, device=u.device)
+            if mask is not None:
+                ones = ones * mask.reshape(1, c1 - c0, *k)
+        out = self._tile_sum(spec, u, c0, c1, ones, u.shape[0]) if c1 > c0 else None
+        drive = sum(d for _, d in bias)
+        if out is None:
+            return torch.full((u.shape[0], u.shape[1], 1, *u.shape[3:]), float(drive), dtype=u.dtype, device=u.device)
+        return out + drive
+
     def _mvm(
         self, i: int, u: torch.Tensor, spec: dict, chips: Chips, adc: bool, record: bool, vd: torch.dtype
     ) -> torch.Tensor:
-        """Per row tile: the column (pair) sums of every chip, read noise, the ADC; then the digital shift-and-add
-        over slices and the sum over row tiles: (I, B, N, *spatial) in dtype ``vd``. The ADC codes and their
-        shift-and-add are small integers, exact in the sums' dtype."""
+        """Per row tile: the converted signals' sums for every chip, read noise, the ADC, the digital subtraction (a
+        pair's two codes, or a one-device column's offset) when it is digital; then the digital shift-and-add over
+        slices and the sum over row tiles: (I, B, N, *spatial) in dtype ``vd``, in the network's units (an ADC code
+        times its step). The ADC codes and their shift-and-add are small integers, exact in the sums' dtype."""
         I = max(u.shape[0], chips.n)
         N, S = spec["outputs"], spec["slices"]
+        pc = 2 if self.digital and spec["pair"] == 2 else 1  # conversions per signal: a pair's two columns
         b = self.mapping["bits"]
-        step = self._adc_step(spec) if adc else 1.0
+        steps, values = self._adc_steps(spec) if adc else (None, None)
+        unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
+        extra = u.dim() - 3  # spatial dims of a convolution's output
         y, diffs = None, []
-        for (c0, c1, _, bias), (m, vm, const, cvar) in zip(self.geometry[i], chips.tiles[i], strict=True):
-            extra = u.dim() - 3  # spatial dims of a convolution's output
+        for (c0, c1, mask, bias), (m, vm, const, cvar), (a, _) in zip(
+            self.geometry[i], chips.tiles[i], self.tiles[i], strict=True
+        ):
             if m is None:  # a tile of bias rows only
                 cur = const.reshape(I, 1, -1, *[1] * extra).expand(I, u.shape[1], -1, *u.shape[3:]).clone()
             else:
@@ -275,18 +359,72 @@ class Simulator:
                     var += cvar.reshape(I, 1, -1, *[1] * extra)
                 noise = torch.randn(cur.shape, generator=chips.generator, dtype=cur.dtype).to(cur.device)
                 cur += noise.mul_(var.clamp_(min=0).sqrt_())
-            cur = cur.reshape(I, cur.shape[1], N, S, *cur.shape[3:])
-            if record:  # as the ADC sees them: (chips, MVMs (batch, positions), outputs, slices)
-                diffs.append(cur.movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S).clone())
-            if adc:  # codes: round(partial sum / step), clipped
-                cur = cur.div_(step).round_().clamp_(-self.adc_levels, self.adc_levels)
+            cur = cur.reshape(I, cur.shape[1], N, S, pc, *cur.shape[3:])
+            if record:  # as the ADC sees them: (chips, MVMs (batch, positions), outputs, slices, columns)
+                diffs.append(cur.movedim(2, -1).movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S, pc).clone())
+            shape = (1, 1, 1, S, 1) + (1,) * extra
+            if adc:  # codes: round(sum / step), clipped
+                cur = cur.div_(steps.to(cur.device, cur.dtype).reshape(shape)).round_()
+                cur = cur.clamp_(-self.adc_levels, self.adc_levels)
+            cur = cur[:, :, :, :, 0] - cur[:, :, :, :, 1] if pc == 2 else cur[:, :, :, :, 0]  # digital pair: c+ - c-
+            if self.digital and spec["pair"] == 1:  # the offset the conversion held: G_min/dG x the inputs' sum
+                off = self.g_off * self._input_sum(spec, u, c0, c1, mask, bias)[:, :, :, None]  # (., B, 1, 1, *sp)
+                if adc:  # in ADC codes (a digital constant times the inputs' sum, not rounded)
+                    off = off / steps.to(cur.device, cur.dtype).reshape((1, 1, 1, S) + (1,) * extra)
+                cur = cur - self.row_sign[i][a].reshape(1, 1, N, S, *[1] * extra).to(cur.dtype) * off
+            if self.ops is not None:
+                self._count_tile(i, spec, a, cur, pc)
+            tile = None
             for k in range(S):  # digital shift-and-add of the slices: weight = sum_s level_s 2^(b s)
-                part = cur[:, :, :, k] if k == 0 else cur[:, :, :, k] * float(2 ** (b * k))
-                y = part.to(vd) if y is None else y.add_(part)
-        if record:  # the layer's partial sums (chips, MVMs, tiles, outputs, slices), as the ADC sees them
-            d = torch.stack(diffs, 2).abs().flatten()[:1_000_000].float()
-            self.recorded.append(float(torch.quantile(d, 0.999)))
-        return y * step if adc else y
+                rel = float(steps[k] / steps[0]) if adc else 1.0  # a slice's own ADC range (baseline)
+                part = cur[:, :, :, k] if k == 0 and rel == 1.0 else cur[:, :, :, k] * (rel * 2 ** (b * k))
+                tile = part if tile is None else tile.add_(part)
+            if adc:  # each tile's codes times the step, added in tile order: the network's own floats (ties of the
+                # next DAC's rounding then fall the same way)
+                tile = tile.to(vd) * float(values[0])
+            y = tile.to(vd) if y is None else y.add_(tile.to(vd))
+        if record:  # per slice, the 99.9th percentile of |partial sums| as the ADC sees them (chips, MVMs, tiles)
+            d = torch.stack(diffs, 2).abs()  # (I, MVMs, tiles, N, S, pc)
+            self.recorded.append(
+                [float(torch.quantile(d[..., k, :].flatten()[:1_000_000].float(), 0.999)) for k in range(S)]
+            )
+        return y if adc else y * unit  # the network's units
+
+    def _count_tile(self, i: int, spec: dict, a: int, cur: torch.Tensor, pc: int) -> None:
+        """Add one row tile's operations on this batch to the counters: ``cur`` (I, B x passes, N, S, *spatial) are
+        its converted signals after the subtraction; every chip runs the same operations, counted once."""
+        ops, rows = self.ops[i], self._tile_rows[i][a]
+        reads = cur.shape[1] * int(np.prod(cur.shape[4:], dtype=np.int64))  # MVMs x passes
+        signals = spec["outputs"] * spec["slices"]
+        ct = int(spec["col_tiles"])
+        ops["adc_conversions"] += reads * signals * pc
+        ops["dac_activations"] += reads * rows * ct
+        ops["cell_reads"] += reads * rows * (signals * spec["pair"] + self.ref_cols[i])
+        ops["subtractions"] += reads * signals if self.digital else 0
+        ops["sign_flips"] += reads * int((self.row_sign[i][a] < 0).sum())
+        many = spec["slices"] > 1 or len(self.tiles[i]) > 1 or self.passes > 1
+        ops["shift_adds"] += reads * signals if many else 0
+
+    def _count_layer(self, i: int, spec: dict, mvms: int) -> None:
+        """Per-layer digital operations after the tiles: a rescale of every output (the baseline's per-layer
+        scale, or uniform scaling's ADC-to-DAC ratio when it is not a power of two)."""
+        self.ops[i]["mvms"] += mvms
+        if self.mapping["scheme"] == "baseline" or self.ratio is None:
+            self.ops[i]["rescales"] += mvms * spec["outputs"]
+
+    @torch.no_grad()
+    def count_operations(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
+        """Run ``x`` on the ideal crossbar and count, per layer and inference, every operation the circuit performs
+        (nvmxbar.core.layout.OPERATION_KEYS): ADC conversions, row-driver activations (every pass), cell reads,
+        digital subtractions, sign flips, shift-adds of converted partial sums, per-output rescales, and MVMs. The
+        cost model prices these counts; mapping.json's analytic counts (nvmxbar.core.layout.count) must agree."""
+        self.ops = [dict.fromkeys(OPERATION_KEYS, 0) for _ in self.layers]
+        try:
+            for a in range(0, len(x), bs):
+                self.forward(x[a : a + bs])
+            return [{k: v / len(x) for k, v in layer.items()} for layer in self.ops]
+        finally:
+            self.ops = None
 
     def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
         """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
@@ -333,6 +471,13 @@ class Simulator:
             ]
         finally:
             self.activity = None
+
+
+def bit_planes(u: torch.Tensor, bits: int) -> torch.Tensor:
+    """Bit-serial passes of integer input codes ``u`` (I, B, ...): (I, bits x B, ...), pass j (block j of the batch
+    axis) = sign(u) x bit j of |u|: a row is driven (+V or -V) in the passes of its code's 1-bits."""
+    mag, sgn = u.abs(), u.sign()
+    return torch.cat([torch.remainder(torch.div(mag, 2**j, rounding_mode="floor"), 2) * sgn for j in range(bits)], 1)
 
 
 def _conv(spec: dict) -> Callable[..., torch.Tensor]:

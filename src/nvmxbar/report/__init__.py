@@ -8,6 +8,8 @@ Plain functions over pandas DataFrames, no MLflow (stage :mod:`nvmxbar.stages.re
   DataFrames (a missing or unreadable file stops with an error naming it and the rule that writes it);
 * :mod:`.tables`: the accuracy, cost and architecture-search tables, written as CSV, Markdown and LaTeX;
 * :mod:`.figures` and :mod:`.figures_nas`: the figures, written as PNG and PDF;
+* :mod:`.sensitivity` and :mod:`.figures_sensitivity`: the savings recomputed with one cost-model assumption moved
+  at a time (tables/sensitivity.csv and .md, figure sensitivity_<dataset>);
 * :mod:`.render`: REPORT.md with one verdict per claim of the paper;
 * :mod:`.times`: where the workflow's time went, from the jobs' benchmark files (tables/workflow_times.csv and a
   section of REPORT.md, when benchmark files exist);
@@ -27,7 +29,9 @@ from ..files import write_text
 from .collect import NAS_VARIANT, collect, collect_nas
 from .figures import plot_accuracy_vs_noise, plot_cost_breakdown, plot_weights, save_figure
 from .figures_nas import plot_nas_pareto
+from .figures_sensitivity import plot_sensitivity
 from .render import render_report
+from .sensitivity import build_sensitivity, write_sensitivity
 from .tables import accuracy_table, cost_table, nas_table, write_table
 from .times import load as load_times
 from .times import rule_table
@@ -46,10 +50,12 @@ def build(
     figures_dir: str | Path,
     report_md: str | Path,
     profile: str | None,
+    cost_cfg: dict | None = None,
 ) -> tuple[dict[str, list[Path]], pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """Collect the inputs under ``results_dir``; write the tables (CSV/MD/TeX) to ``tables_dir``, the figures
     (PNG/PDF) to ``figures_dir`` and ``report_md``. ``cfg``: the validated ``report`` section of the config
-    (every key present). The architecture search is reported only when the unipolar variant is among
+    (every key present); ``cost_cfg``: the validated ``estimate_cost`` section, how the sensitivity table reprices
+    (None: as cost.json states). The architecture search is reported only when the unipolar variant is among
     ``variants``. Returns (the written paths by kind: tables, figures, report; the accuracy table; the cost table;
     the search table or None)."""
     t0 = time.time()
@@ -68,10 +74,13 @@ def build(
     nas = nas_table(data) if with_nas else None
     if nas is not None:
         written["tables"] += write_table(nas, "nas", tables_dir)
+    sens = build_sensitivity(results_dir, datasets, variants, bits, cost_cfg)
+    written["tables"] += write_sensitivity(sens, tables_dir)
     kinds = [
         ("accuracy_vs_prog_noise", lambda d, s: plot_accuracy_vs_noise(d, s, sigma)),
         ("cost_breakdown", plot_cost_breakdown),
         ("weights", plot_weights),
+        ("sensitivity", lambda d, s: plot_sensitivity(sens, s)),
     ]
     if with_nas:
         kinds.append(("nas_pareto", plot_nas_pareto))
@@ -86,7 +95,7 @@ def build(
     if wt is not None:
         write_text(tables_dir / "workflow_times.csv", rule_table(wt).to_csv(index=False, float_format="%.6g"))
         written["tables"].append(tables_dir / "workflow_times.csv")
-    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir, wt))
+    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir, wt, sens))
     written["report"].append(report_md)
     log.info(
         "%d table files, %d figure files and %s in %.1f s",

@@ -106,6 +106,9 @@ def collect(
                     {
                         **key,
                         "ideal_crossbar_accuracy": float(sm["ideal_crossbar_accuracy"]),
+                        # the loss breakdown: the mapped weights alone, then + the DAC (absent in old summaries)
+                        "weights_only_accuracy": float(sm.get("loss_breakdown", {}).get("weights", float("nan"))),
+                        "with_dac_accuracy": float(sm.get("loss_breakdown", {}).get("dac", float("nan"))),
                         "samples": sm.get("samples"),
                         "noise_wall_time_s": sm.get("wall_time_s"),
                     }

@@ -322,7 +322,7 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
 
 def figure_names(datasets: Iterable[str], variants: Iterable[str] | None = None) -> list[str]:
     """The figures the report draws; nas_pareto_<dataset> only when the unipolar variant is among ``variants``."""
-    kinds = ["accuracy_vs_prog_noise", "cost_breakdown", "weights"]
+    kinds = ["accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity"]
     if variants is not None and NAS_VARIANT in list(variants):
         kinds.append("nas_pareto")
     return [f"{kind}_{ds}" for ds in datasets for kind in kinds]

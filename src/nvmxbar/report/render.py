@@ -13,6 +13,7 @@ import pandas as pd
 
 from .collect import NAS_VARIANT
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
+from .sensitivity import report_section as sensitivity_section
 from .tables import display_accuracy, display_cost, display_nas, fmt_duration, fmt_energy, markdown, nas_table
 from .times import WorkflowTimes, critical_path, path_kind, path_table, rule_table
 
@@ -51,10 +52,12 @@ def render_report(
     report_path: Path,
     tables_dir: Path,
     times: WorkflowTimes | None = None,
+    sensitivity: pd.DataFrame | None = None,
 ) -> str:
     """The text of REPORT.md. ``cfg``: the validated ``report`` section (every key present); ``figures``: name ->
     PNG path, linked relative to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the
-    workflow's job times (:func:`.times.load`), None: no "Where the time went" section."""
+    workflow's job times (:func:`.times.load`), None: no "Where the time went" section; ``sensitivity``: the
+    table of :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
     tr, summ = data["training"], data["noise_summary"]
@@ -185,6 +188,8 @@ def render_report(
                 )
             L.append(line + ".")
         L.append("")
+    if sensitivity is not None:
+        L += sensitivity_section(sensitivity, COMBINED_VARIANTS[0], tables_dir, figures, rel)
     # ---- architecture search
     if "nas_arch" in data:
         L += _nas_section(data, acc, cfg, tables_dir, figures, rel)

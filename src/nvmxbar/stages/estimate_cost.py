@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import files, tracking
-from ..core.cost import estimate
+from ..core.cost import analytic_operations, estimate
 from ..core.cost_units import const, load_constants
 from ..data.arrays import network_inputs
 from ..settings import CostSettings
@@ -24,14 +24,22 @@ def estimate_file(
     out_path: str | Path,
     constants_path: str | Path | None = None,
     activity: list[dict] | None = None,
+    operations: list[dict] | None = None,
     **kwargs: Any,
 ) -> dict:
     """mapping.json -> cost.json (atomic). kwargs go to :func:`nvmxbar.core.cost.estimate`; adc_time_share
     defaults to the constants file's options.adc_time_share. ``activity``: per layer, the measured read
-    conductance per MVM (:meth:`nvmxbar.core.simulator.Simulator.read_activity`); None = the upper bound."""
+    conductance per MVM (:meth:`nvmxbar.core.simulator.Simulator.read_activity`); None = the upper bound.
+    ``operations``: per layer, the operations per inference the simulator counted
+    (:meth:`~nvmxbar.core.simulator.Simulator.count_operations`), which are then priced; they must equal
+    mapping.json's analytic counts (a ValueError names the first that differs: the priced circuit would not be the
+    simulated one)."""
     mapping = files.read_json(mapping_path)
     for layer, act in zip(mapping["layers"], activity or [], strict=False):
         layer["read_g_us_per_mvm"] = act
+    for layer, ops in zip(mapping["layers"], operations or [], strict=False):
+        check_operations(layer, ops)
+        layer["operations"] = ops
     constants = load_constants(constants_path)
     kwargs.setdefault("adc_time_share", bool(const(constants, "options.adc_time_share")))
     doc = estimate(mapping, constants, **kwargs)
@@ -40,12 +48,31 @@ def estimate_file(
     return doc
 
 
+def check_operations(layer: dict, counted: dict) -> None:
+    """The simulator's counts of one layer equal mapping.json's analytic ones (relative 1e-9), or ValueError."""
+    analytic = analytic_operations(layer)
+    for k, v in analytic.items():
+        if abs(counted[k] - v) > 1e-9 * max(1.0, abs(v)):
+            raise ValueError(
+                f"{layer['name']}: the simulator counted {counted[k]:g} {k} per inference, mapping.json's circuit "
+                f"has {v:g}: the costed circuit is not the simulated one"
+            )
+
+
 def measured_activity(
     mapping_json: str | Path, crossbar_npz: str | Path, data_npz: str | Path, samples: int, device: str = "auto"
 ) -> list[dict]:
     """Per layer, what ``samples`` training inputs read on the mapped crossbar (Simulator.read_activity)."""
     x, _ = network_inputs(data_npz, "train", samples)
     return load_crossbar(crossbar_npz, mapping_json, device).read_activity(x)
+
+
+def counted_operations(
+    mapping_json: str | Path, crossbar_npz: str | Path, data_npz: str | Path, samples: int = 8, device: str = "auto"
+) -> list[dict]:
+    """Per layer, the operations per inference the simulator performs on ``samples`` training inputs."""
+    x, _ = network_inputs(data_npz, "train", samples)
+    return load_crossbar(crossbar_npz, mapping_json, device).count_operations(x)
 
 
 def run(
@@ -66,11 +93,14 @@ def run(
 ) -> dict:
     """``cfg``: the validated ``estimate_cost`` section; ``device``: where the activity is simulated."""
     cs = CostSettings.from_config(cfg)
+    if crossbar_npz is None or data_npz is None:
+        raise ValueError(
+            "estimate_cost needs the crossbar.npz and the prepared data (the simulator counts the operations)"
+        )
     activity = None
     if cs.cell_activity == "measured":
-        if crossbar_npz is None or data_npz is None:
-            raise ValueError("estimate_cost.cell_activity 'measured' needs the crossbar.npz and the prepared data")
         activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples, device)
+    operations = counted_operations(mapping_json, crossbar_npz, data_npz, device=device)
     params = {"estimate_cost": cfg, "bits": bits}
     with tracking.model_stage_run(
         experiment,
@@ -87,6 +117,7 @@ def run(
             out_json,
             cs.constants,
             activity=activity,
+            operations=operations,
             family=cs.family,
             tech_nm=cs.tech_nm,
             cell=cs.cell,

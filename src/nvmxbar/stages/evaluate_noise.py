@@ -62,10 +62,18 @@ def run(
         bits=bits,
         seed=seed,
     ) as run_:
-        ideal = noise.ideal_accuracy(sim, x, y, adc=True)
+        steps = noise.loss_breakdown(sim, x, y)  # weights alone, + DAC, + ADC (= the ideal crossbar)
+        ideal = steps["adc"]
         rows = noise.evaluate(sim, x, y, mc, seed)
         files.write_csv(out_csv, rows, COLUMNS)
-        summary = {"ideal_crossbar_accuracy": ideal, "samples": len(y), "wall_time_s": round(time.time() - t0, 2)}
+        summary = {
+            "ideal_crossbar_accuracy": ideal,
+            "loss_breakdown": steps,
+            "samples": len(y),
+            "wall_time_s": round(time.time() - t0, 2),
+        }
+        for k, v in steps.items():
+            run_.log_metric(f"ideal_accuracy_{k}", v)
         files.write_json(Path(out_csv).with_name("noise_summary.json"), summary)
         run_.log_metric("ideal_crossbar_accuracy", ideal)
         for k, r in enumerate(rows):

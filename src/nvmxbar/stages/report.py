@@ -37,8 +37,10 @@ def run(
     report_md: str | Path,
     profile: str | None,
     experiments: dict[str, str] | None,
+    cost_cfg: dict | None = None,
 ) -> dict[str, list[Path]]:
-    """Build the report; ``cfg``: the validated ``report`` section. ``experiments`` maps a dataset to its MLflow
+    """Build the report; ``cfg``: the validated ``report`` section, ``cost_cfg`` the ``estimate_cost`` one (how
+    the sensitivity table reprices; None: as cost.json states). ``experiments`` maps a dataset to its MLflow
     experiment (None or empty: nothing is logged). Returns the written paths by kind (tables, figures, report)."""
     datasets = list(datasets)
     written, acc, cost, nas = report.build(
@@ -51,6 +53,7 @@ def run(
         figures_dir=figures_dir,
         report_md=report_md,
         profile=profile,
+        cost_cfg=cost_cfg,
     )
     if experiments:
         log_runs(experiments, datasets, acc, cost, written, cfg, nas)

@@ -81,8 +81,9 @@ class Classifier(L.LightningModule):
             self.net.calibrate(self.trainer.datamodule.normalise(x.to(self.device)))
 
     def configure_optimizers(self):
-        scales = [p for n, p in self.named_parameters() if n.endswith("quant.scales")]
-        rest = [p for n, p in self.named_parameters() if not n.endswith("quant.scales")]
+        shared = ("quant.scales", "quant.log2_ratio")  # the shared full-scales: no weight decay
+        scales = [p for n, p in self.named_parameters() if n.endswith(shared)]
+        rest = [p for n, p in self.named_parameters() if not n.endswith(shared)]
         groups = [{"params": rest, "weight_decay": self.weight_decay}]
         if scales and scales[0].requires_grad:
             groups.append({"params": scales, "weight_decay": 0.0})

@@ -1,0 +1,430 @@
+"""How far the cost model's savings rest on its assumptions: tables/sensitivity.csv and .md, figure
+sensitivity_<dataset> (:mod:`.figures_sensitivity`) and a section of REPORT.md.
+
+For every dataset, device bits and variant, the area and energy saving over the baseline at the same bits
+(:func:`nvmxbar.core.cost.improvement`) is recomputed with ONE assumption moved from the run's point at a time
+(:data:`GRID`), both designs priced alike by :func:`nvmxbar.core.cost.estimate`: the cells' on-resistance (every
+conductance scales with 1/R_on, the on/off ratio kept), the read voltage and pulse, the ADC resolution (cost only:
+the accuracy is not re-simulated), the ADC sharing and the pair subtraction (both recounted by
+:func:`nvmxbar.core.layout.count`) and the converter family. Pure functions over mapping.json and cost.json
+documents; the measured cell activity that priced cost.json is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
+from ..core.cost_units import FAMILIES, cell_read_energy_pj, const, load_constants
+from ..core.layout import count
+from ..files import write_text
+from ..settings import CostSettings
+from .collect import _json
+from .paper import DATASET_NAMES, PAPER_FIGURES
+from .tables import markdown
+
+#: The values tried per assumption; the run's own value is added (or replaces one within 1 %).
+GRID: dict[str, tuple] = {
+    "r_on_ohm": (6e3, 20e3, 100e3, 1e6),
+    "v_read_v": (0.1, 0.2, 0.3, 0.5),
+    "t_read_ns": (1.0, 10.0),
+    "adc_bits": (4, 5, 6, 7, 8),
+    "adc_mux": (1, 4, 8, 16),
+    "family": FAMILIES,
+    "subtraction": ("analog", "digital"),
+}
+LABELS = {
+    "r_on_ohm": "on-resistance R_on",
+    "v_read_v": "read voltage",
+    "t_read_ns": "read pulse",
+    "adc_bits": "ADC bits",
+    "adc_mux": "columns per ADC",
+    "family": "converter family",
+    "subtraction": "pair subtraction",
+}
+NOTES = {
+    "r_on_ohm": "every conductance (device range, measured read G) scaled by R_on(run) / R_on, on/off ratio kept",
+    "adc_bits": "cost only: the accuracy is not re-simulated at these ADC bits",
+    "adc_mux": "ADCs, shift-and-add units and subtractors recounted (layout.count)",
+    "subtraction": "analog: a pair subtracted before one conversion; digital: both columns converted, then "
+    "subtracted (recounted by layout.count)",
+}
+AREA_TARGET = float(PAPER_FIGURES["area_combined"]["value"])
+ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
+TABLE_FILES = ("sensitivity.csv", "sensitivity.md")
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """The arguments of rule estimate_cost's :func:`~nvmxbar.core.cost.estimate` call."""
+
+    constants: dict
+    family: str = "neurosim"
+    tech_nm: float = 22
+    cell: str = "1t1r"
+    adc_time_share: bool = False
+
+    @classmethod
+    def from_config(cls, cost_cfg: dict) -> Pricing:
+        """From the validated ``estimate_cost`` section, as rule estimate_cost prices."""
+        cs = CostSettings.from_config(cost_cfg)
+        return cls(load_constants(cs.constants), cs.family, cs.tech_nm, cs.cell, cs.adc_time_share)
+
+    @classmethod
+    def from_cost(cls, cost_doc: dict, constants: dict | None = None) -> Pricing:
+        """From what a cost.json states it was priced with (no config at hand)."""
+        a = cost_doc.get("assumptions") or {}
+        share = (a.get("adc_time_share") or {}).get("requested", False)
+        fam = cost_doc.get("family") or a.get("family") or "neurosim"
+        return cls(constants or load_constants(), fam, a.get("tech_nm", 22), a.get("cell", "1t1r"), bool(share))
+
+    def cost(self, mapping: dict) -> dict:
+        return estimate(
+            mapping,
+            self.constants,
+            family=self.family,
+            tech_nm=self.tech_nm,
+            cell=self.cell,
+            adc_time_share=self.adc_time_share,
+        )
+
+
+# --------------------------------------------------------------------------------------- the inputs
+def read_conductance(mapping: dict, cost_doc: dict, constants: dict) -> list[float] | None:
+    """Per layer, the read conductance per MVM (µS) that priced cost.json's cell energy when it was measured
+    (cell energy = mvms x V² G t, so G follows from it); None when cost.json used the upper bound."""
+    layers = cost_doc.get("layers") or []
+    mode = mapping["converters"].get("input_mode", "bit_serial")
+    if layers and all("read_g_us_per_mvm" in lay for lay in layers):
+        return [float(lay["read_g_us_per_mvm"][mode]) for lay in layers]
+    if (cost_doc.get("assumptions") or {}).get("cell_activity") != "measured":
+        return None
+    per_us = cell_read_energy_pj(constants, mean_conductance_us=1.0)
+    return [
+        float(c["energy_by_component"]["cells"]) / (m["mvms"] * per_us)
+        for m, c in zip(mapping["layers"], layers, strict=True)
+    ]
+
+
+def with_activity(mapping: dict, read_g_us: list[float] | None) -> dict:
+    """A copy of mapping.json with each layer's measured read conductance (as rule estimate_cost adds it)."""
+    m = copy.deepcopy(mapping)
+    if read_g_us is not None:
+        mode = m["converters"].get("input_mode", "bit_serial")
+        for layer, g in zip(m["layers"], read_g_us, strict=True):
+            layer["read_g_us_per_mvm"] = {mode: g}
+    return m
+
+
+def load_deployments(
+    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int], constants: dict
+) -> tuple[dict[tuple[str, str, int], dict], dict[tuple[str, str, int], dict]]:
+    """Every deployment's mapping.json (with the measured activity of its cost.json) and cost.json, by
+    (dataset, variant, bits)."""
+    maps, costs = {}, {}
+    for ds in datasets:
+        for v in variants:
+            for b in bits:
+                d = Path(results_dir) / ds / v / f"b{int(b)}"
+                mp, cd = _json(d / "mapping.json", ["converters", "layers"]), _json(d / "cost.json", ["total"])
+                maps[(ds, v, int(b))] = with_activity(mp, read_conductance(mp, cd, constants))
+                costs[(ds, v, int(b))] = cd
+    return maps, costs
+
+
+# --------------------------------------------------------------------------------------- one assumption
+def r_on_ohm(mapping: dict, constants: dict) -> float:
+    """The on-resistance the mapping's device stands for: 1 / G_max (the constants' R_on without one)."""
+    g_max = (mapping.get("device") or {}).get("g_max_us")
+    return 1e6 / float(g_max) if g_max else float(const(constants, "cell_read.r_on_ohm"))
+
+
+def run_point(variant: dict, baseline: dict, pricing: Pricing) -> dict[str, Any]:
+    """The run's own value of every assumption (None where the two designs differ: no row is the run's)."""
+    cv, cb = variant["converters"], baseline["converters"]
+    same = lambda k, default=None: cv.get(k, default) if cv.get(k, default) == cb.get(k, default) else None  # noqa: E731
+    return {
+        "r_on_ohm": r_on_ohm(variant, pricing.constants),
+        "v_read_v": float(const(pricing.constants, "cell_read.v_read_v")),
+        "t_read_ns": float(const(pricing.constants, "cell_read.t_read_ns")),
+        "adc_bits": same("adc_bits"),
+        "adc_mux": same("adc_mux"),
+        "family": pricing.family,
+        "subtraction": same("subtraction", "analog"),
+    }
+
+
+def values(parameter: str, point: Any) -> list:
+    """The values tried for one assumption: :data:`GRID`'s, with the run's own in place of one within 1 %."""
+    vals = list(GRID[parameter])
+    if point is None or isinstance(point, str):
+        return vals if point is None or point in vals else [*vals, point]
+    vals = [v for v in vals if not math.isclose(v, point, rel_tol=0.01)] + [point]
+    return sorted(vals)
+
+
+def _set_constant(constants: dict, dotted: str, value: float) -> dict:
+    c = copy.deepcopy(constants)
+    *path, last = dotted.split(".")
+    node = c
+    for k in path:
+        node = node[k]
+    if isinstance(node[last], dict):
+        node[last]["value"] = value
+    else:
+        node[last] = value
+    return c
+
+
+def _scale_conductance(mapping: dict, k: float, constants: dict) -> None:
+    """Every conductance the cost model reads, times ``k``: the device range and the measured read G."""
+    dev = mapping.setdefault("device", {})
+    dev["g_max_us"] = k * float(dev.get("g_max_us", 1e6 / const(constants, "cell_read.r_on_ohm")))
+    dev["g_min_us"] = k * float(dev.get("g_min_us", 1e6 / const(constants, "cell_read.r_off_ohm")))
+    for layer in mapping["layers"]:
+        if "mean_conductance_us" in layer:
+            layer["mean_conductance_us"] *= k
+        read = layer.get("read_g_us_per_mvm") or {}
+        for mode in ("bit_serial", "multibit"):
+            if mode in read:
+                read[mode] *= k
+
+
+def vary(mapping: dict, pricing: Pricing, parameter: str, value: Any) -> tuple[dict, Pricing]:
+    """A copy of the mapping and the pricing with one assumption set to ``value``."""
+    m = copy.deepcopy(mapping)
+    if parameter == "r_on_ohm":
+        _scale_conductance(m, r_on_ohm(mapping, pricing.constants) / float(value), pricing.constants)
+    elif parameter in ("v_read_v", "t_read_ns"):
+        pricing = replace(pricing, constants=_set_constant(pricing.constants, f"cell_read.{parameter}", value))
+    elif parameter == "adc_bits":
+        m["converters"]["adc_bits"] = int(value)
+    elif parameter in ("adc_mux", "subtraction"):
+        m["converters"][parameter] = int(value) if parameter == "adc_mux" else value
+        count(m)
+    elif parameter == "family":
+        pricing = replace(pricing, family=value)
+    else:
+        raise ValueError(f"unknown assumption '{parameter}'; known: {list(GRID)}")
+    return m, pricing
+
+
+# --------------------------------------------------------------------------------------- the table
+def value_label(parameter: str, value: Any) -> str:
+    """A value as a person reads it beside its assumption's label: 6 kΩ, 0.2 V, 10 ns, 6 (bits), 8 (columns)."""
+    if isinstance(value, str):
+        return value
+    if parameter == "r_on_ohm":
+        return f"{value / 1e6:g} MΩ" if value >= 1e6 else f"{value / 1e3:.3g} kΩ"
+    return f"{value:g}{ {'v_read_v': ' V', 't_read_ns': ' ns'}.get(parameter, '') }"
+
+
+def _breakdown(cost_v: dict, cost_b: dict) -> dict[str, float]:
+    tv, tb = cost_v["total"], cost_b["total"]
+    out: dict[str, float] = {}
+    for quantity, keys, field, unit in (
+        ("area", AREA_KEYS, "area_by_component", "um2"),
+        ("energy", ENERGY_KEYS, "energy_by_component", "pj"),
+    ):
+        for k in keys:
+            out[f"{quantity}_{k}_variant_{unit}"] = float(tv[field][k])
+            out[f"{quantity}_{k}_baseline_{unit}"] = float(tb[field][k])
+    return out
+
+
+def marks(area_pct: float | None, energy_pct: float | None) -> dict[str, bool]:
+    """Whether a saving reaches the paper's "up to" figure (80 % area, 45 % energy)."""
+    return {
+        "reaches_area_80": area_pct is not None and area_pct >= AREA_TARGET,
+        "reaches_energy_45": energy_pct is not None and energy_pct >= ENERGY_TARGET,
+    }
+
+
+def saving_row(mv: dict, mb: dict, pricing: Pricing, parameter: str, value: Any) -> dict[str, Any]:
+    """The savings of one variant over its baseline with one assumption at ``value``, and both breakdowns."""
+    (vm, vp), (bm, bp) = vary(mv, pricing, parameter, value), vary(mb, pricing, parameter, value)
+    cv, cb = vp.cost(vm), bp.cost(bm)
+    imp = improvement(cv, cb)
+    return {
+        "area_saving_pct": imp["area_pct"],
+        "energy_saving_pct": imp["energy_pct"],
+        **marks(imp["area_pct"], imp["energy_pct"]),
+        "variant_area_um2": cv["total"]["area_um2"],
+        "baseline_area_um2": cb["total"]["area_um2"],
+        "variant_energy_pj": cv["total"]["energy_pj_per_inference"],
+        "baseline_energy_pj": cb["total"]["energy_pj_per_inference"],
+        "variant_adcs": cv["total"]["adcs"],
+        "baseline_adcs": cb["total"]["adcs"],
+        **_breakdown(cv, cb),
+    }
+
+
+def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, pricing: Pricing) -> list[dict]:
+    """Every row of one variant at one device resolution: each assumption over its values."""
+    point = run_point(mv, mb, pricing)
+    rows = []
+    for parameter in GRID:
+        for value in values(parameter, point[parameter]):
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "bits": bits,
+                    "variant": variant,
+                    "parameter": parameter,
+                    "value": value,
+                    "value_label": value_label(parameter, value),
+                    "configured": value == point[parameter],
+                    **saving_row(mv, mb, pricing, parameter, value),
+                    "note": NOTES.get(parameter, ""),
+                }
+            )
+    return rows
+
+
+def sensitivity_table(mappings: dict[tuple[str, str, int], dict], pricing: Pricing) -> pd.DataFrame:
+    """One row per (dataset, bits, variant, assumption, value) for every variant whose baseline at the same
+    bits is among ``mappings`` (keyed by (dataset, variant, bits))."""
+    rows = []
+    for (ds, v, b), mv in mappings.items():
+        mb = mappings.get((ds, "baseline", b))
+        if v != "baseline" and mb is not None:
+            rows += deployment_rows(ds, b, v, mv, mb, pricing)
+    cols = ["dataset", "bits", "variant", "parameter", "value", "value_label", "configured"]
+    return pd.DataFrame(rows, columns=None if rows else cols)
+
+
+# --------------------------------------------------------------------------------------- writing
+def _mark(v: float | None, target: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.1f} ✓" if v >= target else f"{v:.1f}"
+
+
+def display_sensitivity(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Markdown view: per dataset and assumption value, the area and energy saving of each variant x bits
+    (✓ = reaches the paper's 80 % / 45 %; *(run)* = the run's own setting)."""
+    if t.empty:
+        return ["dataset", "assumption", "value"], []
+    deps = t[["variant", "bits"]].drop_duplicates().sort_values(["variant", "bits"]).itertuples(index=False)
+    deps = list(deps)
+    heads = ["dataset", "assumption", "value"]
+    heads += [f"{v} {b}-bit {q} (%)" for v, b in deps for q in ("area", "energy")]
+    rows = []
+    for (ds, p), g in t.groupby(["dataset", "parameter"], sort=False):
+        for label, gv in g.groupby("value_label", sort=False):
+            run = " *(run)*" if gv.configured.any() else ""
+            cells = [ds, LABELS[p], f"{label}{run}"]
+            for v, b in deps:
+                r = gv[(gv.variant == v) & (gv.bits == b)]
+                a, e = (r.area_saving_pct.iloc[0], r.energy_saving_pct.iloc[0]) if len(r) else (None, None)
+                cells += [_mark(a, AREA_TARGET), _mark(e, ENERGY_TARGET)]
+            rows.append(cells)
+    return heads, rows
+
+
+def write_sensitivity(t: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """<out_dir>/sensitivity.csv (every column, the component breakdowns too) and .md (the savings)."""
+    out_dir = Path(out_dir)
+    intro = (
+        "Savings (%) over the baseline at the same device bits with ONE cost-model assumption moved from the "
+        f"run's point; ✓ = reaches the paper's {AREA_TARGET:g} % area / {ENERGY_TARGET:g} % energy. ADC bits: "
+        "cost only, the accuracy is not re-simulated. Component breakdowns: sensitivity.csv.\n\n"
+    )
+    paths = [out_dir / name for name in TABLE_FILES]
+    write_text(paths[0], t.to_csv(index=False, float_format="%.6g"))
+    write_text(paths[1], intro + markdown(*display_sensitivity(t)))
+    return paths
+
+
+# --------------------------------------------------------------------------------------- REPORT.md
+def reaching(t: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
+    """The assumption values whose row reaches / misses the paper's figure in the boolean ``column``, one item per
+    assumption (``ADC bits 7, 8``)."""
+    out: tuple[list[str], list[str]] = ([], [])
+    for p, g in t.groupby("parameter", sort=False):
+        for hit, lst in ((True, out[0]), (False, out[1])):
+            labels = g[g[column] == hit].value_label.tolist()
+            if labels:
+                lst.append(f"{LABELS[p]} {', '.join(labels)}")
+    return out
+
+
+def _which(reach: list[str], miss: list[str]) -> str:
+    if not miss:
+        return "under every value tried"
+    if not reach:
+        return "under none of the values tried"
+    if len(reach) <= len(miss):
+        return "only with " + "; ".join(reach)
+    return "under every value tried except " + "; ".join(miss)
+
+
+def report_section(
+    t: pd.DataFrame, variant: str, tables_dir: Path, figures: dict[str, Path], rel: Callable[[Any], str]
+) -> list[str]:
+    """REPORT.md's "Sensitivity of the savings": per dataset and bits, which assumptions keep ``variant``'s
+    savings at the paper's 80 % area and 45 % energy, and which do not; links to the table and the figures."""
+    L = [
+        "## Sensitivity of the savings",
+        "",
+        "The cost model's savings over the baseline (same device bits) recomputed with ONE assumption moved from "
+        "the run's point at a time, both designs priced alike: R_on, read voltage and pulse, ADC bits (cost only: "
+        "accuracy not re-simulated), columns per ADC, converter family, pair subtraction.",
+        "",
+    ]
+    sub = t[t.variant == variant] if len(t) else t
+    if sub.empty:
+        return L + [f"No `{variant}` deployment with a baseline at the same bits in this report.", ""]
+    for (ds, b), g in sub.groupby(["dataset", "bits"], sort=False):
+        run = g[g.configured]
+        here = (
+            f"at the run's point {run.area_saving_pct.iloc[0]:.1f} % area, {run.energy_saving_pct.iloc[0]:.1f} % "
+            "energy; "
+            if len(run)
+            else ""
+        )
+        area, energy = reaching(g, "reaches_area_80"), reaching(g, "reaches_energy_45")
+        L.append(
+            f"- {DATASET_NAMES.get(ds, ds)}, {b}-bit devices, `{variant}`: {here}area ≥ {AREA_TARGET:g} % "
+            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}."
+        )
+    flat = [LABELS[p] for p, g in sub.groupby("parameter", sort=False) if _unmoved(g)]
+    if flat:
+        L.append(f"- No effect on either saving: {', '.join(flat)}.")
+    L += ["", f"Table: `{rel(tables_dir / 'sensitivity.csv')}` (also `.md`).", ""]
+    for name, path in figures.items():
+        if name.startswith("sensitivity_"):
+            L += [f"![{name}]({rel(path)})", ""]
+    return L
+
+
+def _unmoved(g: pd.DataFrame) -> bool:
+    """True when no value of this assumption changes any saving (e.g. a setting the counts ignore)."""
+    cols = ["area_saving_pct", "energy_saving_pct"]
+    spread = g.groupby(["dataset", "bits", "variant"])[cols].agg(lambda x: x.max() - x.min())
+    return bool((spread.abs() < 1e-9).all().all())
+
+
+def build_sensitivity(
+    results_dir: str | Path,
+    datasets: Iterable[str],
+    variants: Iterable[str],
+    bits: Iterable[int],
+    cost_cfg: dict | None,
+) -> pd.DataFrame:
+    """The table from the results tree: every deployment's mapping.json and cost.json, priced as rule
+    estimate_cost did (``cost_cfg``: its validated section; None: as the first cost.json states)."""
+    variants = list(variants)
+    if "baseline" not in variants:
+        return sensitivity_table({}, Pricing({}))
+    pricing = Pricing.from_config(cost_cfg) if cost_cfg is not None else None
+    constants = pricing.constants if pricing else load_constants()
+    maps, costs = load_deployments(results_dir, datasets, variants, bits, constants)
+    return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))

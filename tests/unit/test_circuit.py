@@ -1,0 +1,206 @@
+"""One circuit, simulated and costed the same (nvmxbar.settings.Circuit): the operations the simulator performs are
+the ones the cost model prices, both input modes and both subtraction schemes are simulated exactly, uniform
+scaling's ADC-to-DAC ratio is a power of two, and the baseline has an ADC range per slice."""
+
+import math
+
+import pytest
+import torch
+from conftest import map_settings, small_net
+
+from nvmxbar.core import cost, cost_units, layout
+from nvmxbar.core.networks import make_arch
+from nvmxbar.core.schemes import map_network
+from nvmxbar.core.simulator import Simulator
+from nvmxbar.stages.estimate_cost import check_operations
+
+ARCH = {
+    "in_shape": [9, 32],
+    "num_classes": 6,
+    "conv": [8, "M", 12, "M"],
+    "kernel_size": 5,
+    "hidden": [20],
+    "dropout": 0.0,
+    "bias": True,
+}
+SPLIT = {**ARCH, "conv": [8, "M", "M", 12, "M"], "input_split": True}
+MIXED = [{"sign": 1}, {"sign": 1, "row_groups": 2}, {"sign": 1, "col_groups": 2}, {"sign": -1, "col_groups": 3}]
+MODES = ["multibit", "bit_serial"]
+SUBTRACTIONS = ["analog", "digital"]
+
+
+def quantized(input_mode="multibit", polarity=None, rows=16, arch=ARCH, seed=0):
+    """A small calibrated float64 network of the circuit (per-tile ADC of ``rows`` rows, pow2 ratio)."""
+    quant = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": rows, "input_mode": input_mode}
+    quant["adc_ratio"] = "pow2"
+    a = make_arch(arch["in_shape"], arch["num_classes"], {**arch, "polarity": polarity})
+    return small_net(a, quant, seed)
+
+
+def mapped(net, x, rows=16, cols=8, **over):
+    s = map_settings(rows=rows, cols=cols, **over)
+    return map_network(net, 2, s, calib_x=x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("polarity", [None, "positive", MIXED])
+def test_ideal_crossbar_equals_the_network_in_both_input_modes(mode, polarity):
+    """The network trains the circuit it is mapped onto: multi-bit or bit-serial drive (dac_bits passes, each
+    converted per row tile and shift-added), with the ADC, on several row tiles: the ideal crossbar equals it."""
+    arch = SPLIT if polarity == "positive" else ARCH
+    net, x = quantized(mode, polarity, arch=arch)
+    arrays, mapping = mapped(net, x, input_mode=mode)
+    assert mapping["converters"]["input_mode"] == mode and max(s["row_tiles"] for s in mapping["layers"]) > 1
+    with torch.no_grad():
+        xbar = Simulator(arrays, mapping).forward(x)[0]
+        assert torch.allclose(xbar, net(x), rtol=0, atol=1e-9)
+        assert torch.equal(xbar.argmax(1), net(x).argmax(1))
+
+
+def test_bit_serial_differs_from_multibit_and_refuses_the_other_crossbar():
+    """A pass's partial sums are rounded by the ADC on their own: bit-serial is another circuit, and a model trained
+    for one drive is not mapped onto the other."""
+    net, x = quantized("bit_serial")
+    serial = net(x)
+    net.quant.input_mode = "multibit"
+    assert not torch.allclose(serial, net(x))
+    net.quant.input_mode = "bit_serial"
+    with pytest.raises(ValueError, match="bit_serial inputs cannot be mapped onto a multibit"):
+        mapped(net, x, input_mode="multibit")
+
+
+def test_bit_serial_gradient_is_the_multibit_one_without_clipping():
+    """Straight through the bit planes: with no ADC clipping (a wide ADC) the weights' gradient is the multi-bit
+    network's."""
+    dense = {"in_shape": [9, 32], "num_classes": 7, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0}
+    grads = []
+    for mode in MODES:
+        net, x = quantized(mode, rows=0, arch={**dense, "bias": True})
+        net.quant.adc_ratio = "free"  # an ADC range nothing reaches, and a fine step
+        net.quant.scales.data[2] = 1e3
+        net.quant.adc_levels = 2**30
+        net.train()
+        x = x.clone().requires_grad_(True)
+        (net(x) * torch.linspace(-1, 1, 7, dtype=x.dtype)).sum().backward()
+        grads.append((net.layers[0].weight.grad.clone(), x.grad.clone()))
+    assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-9)  # the weights'
+    assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-6, atol=1e-9)  # the inputs' (straight through)
+
+
+@pytest.mark.parametrize("polarity", [None, MIXED])
+def test_digital_subtraction_is_exact_without_the_adc_and_converts_twice(polarity):
+    """Digital subtraction converts a pair's two columns (or a one-device column with its G_min offset) and
+    subtracts after the ADC: without the ADC it is the same sum as the analog circuit; with it the codes differ
+    (the ADC sees the currents before subtraction) and a pair costs twice the conversions."""
+    net, x = quantized("multibit", polarity)
+    a_arr, a_map = mapped(net, x, subtraction="analog")
+    d_arr, d_map = mapped(net, x, subtraction="digital")
+    sa, sd = Simulator(a_arr, a_map), Simulator(d_arr, d_map)
+    assert torch.allclose(sa.forward(x, adc=False), sd.forward(x, adc=False), rtol=0, atol=1e-6)
+    assert not torch.equal(sa.forward(x), sd.forward(x))
+    ca, cd = sa.count_operations(x), sd.count_operations(x)
+    conv = sum(c["adc_conversions"] for c in cd) / sum(c["adc_conversions"] for c in ca)
+    assert conv == (2 if polarity is None else 1)
+    assert sum(c["subtractions"] for c in ca) == 0 < sum(c["subtractions"] for c in cd)
+
+
+def test_one_device_tiles_hold_a_reference_column_that_noise_perturbs():
+    """Analog offset removal: each one-device tile has a column of G_min cells read with its inputs (counted as
+    devices and reads), simulated like the others: perturbing it moves the outputs."""
+    net, x = quantized("multibit", "positive", arch=SPLIT)
+    arrays, mapping = mapped(net, x)
+    sim = Simulator(arrays, mapping)
+    spec = mapping["layers"][1]
+    assert sim.ref_cols[1] == spec["col_tiles"] and spec["reference_cells"] == spec["rows"] * spec["col_tiles"]
+
+    def refs_only(i, g):  # +1 dG on the reference cells alone
+        out = g[None].clone()
+        out[..., g.shape[-1] - sim.ref_cols[i] :] += 1.0
+        return out
+
+    with torch.no_grad():
+        assert not torch.allclose(sim.forward(x, perturb=refs_only, adc=False), sim.forward(x, adc=False))
+
+
+@pytest.mark.parametrize("scheme", ["baseline", "uniform", "unipolar"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("subtraction", SUBTRACTIONS)
+def test_counted_operations_are_the_priced_operations(scheme, mode, subtraction):
+    """The simulator counts every conversion, drive, cell read, subtraction, sign flip, shift-add and rescale while
+    it runs; they equal mapping.json's analytic counts layer by layer, and cost.json prices exactly them."""
+    if scheme == "baseline":
+        net, x = small_net(ARCH, None)
+    else:
+        net, x = quantized(mode, MIXED if scheme == "unipolar" else None)
+    arrays, mapping = mapped(net, x, input_mode=mode, subtraction=subtraction)
+    counted = Simulator(arrays, mapping).count_operations(x[:5], bs=2)
+    for layer, ops in zip(mapping["layers"], counted, strict=True):
+        check_operations(layer, ops)  # raises on any difference
+        layer["operations"] = ops
+    passes = 4 if mode == "bit_serial" else 1
+    first = mapping["layers"][0]
+    assert counted[0]["dac_activations"] == first["mvms"] * first["rows"] * first["col_tiles"] * passes
+    doc = cost.estimate(mapping, cost_units.load_constants())
+    assert doc["total"]["operations_source"] == "simulator"
+    ue = doc["assumptions"]["unit_energy_pj"]
+    ops = doc["total"]["operations"]
+    assert doc["total"]["energy_by_component"]["adc"] == pytest.approx(ops["adc_conversions"] * ue["adc"])
+    assert doc["total"]["energy_by_component"]["rescale"] == pytest.approx(ops["rescales"] * ue["rescale"])
+    if scheme != "baseline":
+        assert ops["rescales"] == 0  # a power-of-two ratio is a shift
+    with pytest.raises(ValueError, match="the costed circuit is not the simulated one"):
+        check_operations(mapping["layers"][0], {**counted[0], "adc_conversions": counted[0]["adc_conversions"] + 1})
+
+
+@pytest.mark.parametrize("polarity", [None, MIXED])
+def test_adc_to_dac_ratio_is_a_power_of_two_after_training(polarity):
+    """Uniform scaling ties the ADC step to the DAC step times 2^k (k learned through a straight-through round): after
+    training steps that move both full-scales, mapping.json's ratio is still an exact power of two, the ADC codes
+    reach the next DAC as a shift, and mapping.json says so."""
+    net, x = quantized("multibit", polarity)
+    y = torch.randint(0, 6, (len(x),))
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    before = (float(net.quant.act_fullscale), float(net.quant.log2_ratio))
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    net.eval()
+    assert (float(net.quant.act_fullscale), float(net.quant.log2_ratio)) != before  # both learned
+    _, mapping = mapped(net, x)
+    conv = mapping["converters"]
+    ratio = conv["adc_dac_ratio"]
+    assert conv["adc_ratio_mode"] == "pow2" and math.log2(ratio) == round(math.log2(ratio))
+    spec = mapping["layers"][0]
+    measured = (mapping["adc_fullscale"] / 31) / (spec["dac_fullscale"] / 15)
+    assert measured == pytest.approx(ratio, rel=1e-12)
+    assert mapping["total"]["rescale_units"] == 0
+
+
+def test_free_ratio_keeps_a_multiply_and_it_is_costed():
+    net, x = small_net(ARCH, {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 16})
+    _, mapping = mapped(net, x)
+    assert mapping["converters"]["adc_ratio_mode"] == "free"
+    assert mapping["total"]["rescale_units"] == sum(s["outputs"] for s in mapping["layers"])
+    doc = cost.estimate(mapping, cost_units.load_constants())
+    assert doc["total"]["area_by_component"]["rescale"] > 0 and doc["total"]["energy_by_component"]["rescale"] > 0
+
+
+def test_baseline_has_an_adc_range_per_slice_and_counts_its_references():
+    """Each slice of a baseline layer gets its own ADC range, each a reference the cost model counts."""
+    net, x = small_net(ARCH, None)
+    arrays, mapping = mapped(net, x, rows=32, cols=32)
+    S = mapping["slices"]
+    assert S == 4
+    for spec in mapping["layers"]:
+        assert len(spec["adc_fullscale"]) == S == spec["adc_ranges"]
+        # the most significant digit of most (small) weights is 0: its partial sums need a far smaller range, which
+        # one shared range (set by the busy low slices) would give only a few ADC codes
+        assert spec["adc_fullscale"][-1] < spec["adc_fullscale"][0] / 2
+    doc = cost.estimate(mapping, cost_units.load_constants())
+    assert doc["total"]["reference_blocks"] == S * len(mapping["layers"])
+    ref = cost_units.adc_area_um2(cost_units.load_constants(), "neurosim", 6)
+    assert doc["total"]["area_by_component"]["references"] == pytest.approx(S * len(mapping["layers"]) * ref)
+    layout.count(mapping)  # recounting keeps the ranges
+    assert mapping["total"]["adc_ranges"] == S * len(mapping["layers"])

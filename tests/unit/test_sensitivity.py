@@ -1,0 +1,219 @@
+"""Sensitivity of the savings (nvmxbar.report.sensitivity, .figures_sensitivity): small mappings (test_cost's
+layers, counted by core.layout.count as map_crossbar does) priced by rule estimate_cost's own file step, then
+repriced one assumption at a time."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nvmxbar import files
+from nvmxbar.core.cost import improvement
+from nvmxbar.core.layout import count
+from nvmxbar.report.figures import save_figure
+from nvmxbar.report.figures_sensitivity import plot_sensitivity
+from nvmxbar.report.sensitivity import (
+    GRID,
+    Pricing,
+    build_sensitivity,
+    display_sensitivity,
+    marks,
+    report_section,
+    value_label,
+    values,
+    write_sensitivity,
+)
+from nvmxbar.stages.estimate_cost import estimate_file
+
+from .test_cost import layer, mapping
+
+COST_CFG = {
+    "constants": None,
+    "family": "neurosim",
+    "tech_nm": 22,
+    "cell": "1t1r",
+    "cell_activity": "measured",
+    "activity_samples": 16,
+    "adc_time_share": False,
+}
+VARIANTS, BITS = ["baseline", "uniform", "unipolar"], [2, 4]
+#: (name, matrix rows, outputs, MVMs per inference) of a small three-layer network
+NET = [("layers.0", 150, 16, 64), ("layers.1", 300, 32, 16), ("layers.2", 64, 6, 1)]
+
+
+def mapped(variant, bits):
+    """mapping.json of NET on 128 x 128 tiles (8 columns per ADC, 6-bit ADCs, 4-bit bit-serial inputs): the
+    baseline bit-sliced (8-bit weights) in pairs with per-layer periphery, uniform in pairs, unipolar one device
+    per weight."""
+    base = variant == "baseline"
+    S, P = (math.ceil(8 / bits), 2) if base else (1, 1 if variant == "unipolar" else 2)
+    layers = [{**layer(n, K, N, S=S, P=P, M=M, baseline=base), "weight_rows": K} for n, K, N, M in NET]
+    m = {**mapping(layers, scheme=variant, bits=bits), "dataset": "har", "variant": variant}
+    m["device"]["g_max_us"] = 1e6 / 6000  # R_on = 6 kOhm exactly
+    count(m)  # the counts as map_crossbar writes them
+    return m
+
+
+def activity(mapping):
+    """A measured read conductance per layer, as Simulator.read_activity reports it."""
+    return [
+        {"bit_serial": 40.0 * (i + 1), "multibit": 15.0 * (i + 1), "mvms_measured": 4, "samples": 4}
+        for i in range(len(mapping["layers"]))
+    ]
+
+
+def write_results(root, measured=True):
+    """results/har/<variant>/b<bits>/{mapping,cost}.json, cost.json written by rule estimate_cost's file step."""
+    for v in VARIANTS:
+        for b in BITS:
+            d = root / "har" / v / f"b{b}"
+            mapping = mapped(v, b)
+            files.write_json(d / "mapping.json", mapping)
+            kw = {k: COST_CFG[k] for k in ("family", "tech_nm", "cell", "adc_time_share")}
+            estimate_file(d / "mapping.json", d / "cost.json", None, activity(mapping) if measured else None, **kw)
+    return root
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return write_results(tmp_path_factory.mktemp("sens") / "results")
+
+
+@pytest.fixture(scope="module")
+def table(results):
+    return build_sensitivity(results, ["har"], VARIANTS, BITS, COST_CFG)
+
+
+def rows(t, variant, bits, parameter):
+    return t[(t.variant == variant) & (t.bits == bits) & (t.parameter == parameter)].set_index("value")
+
+
+def cost_json(root, variant, bits):
+    return json.loads((root / "har" / variant / f"b{bits}" / "cost.json").read_text())
+
+
+def test_one_row_per_deployment_assumption_and_value(table):
+    n = sum(len(values(p, None)) for p in GRID)  # the run's values are all on the grid here
+    assert len(table) == 2 * len(BITS) * n
+    assert set(table.variant) == {"uniform", "unipolar"} and set(table.bits) == set(BITS)
+    one = table[(table.variant == "unipolar") & (table.bits == 2)]
+    assert one.groupby("parameter").configured.sum().to_dict() == dict.fromkeys(GRID, 1)
+    run = one[one.configured].set_index("parameter").value
+    assert run["r_on_ohm"] == pytest.approx(6000) and run["v_read_v"] == 0.5 and run["t_read_ns"] == 10
+    assert (run["adc_bits"], run["adc_mux"], run["family"], run["subtraction"]) == (6, 8, "neurosim", "analog")
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_run_point_reproduces_estimate_cost(results, table, tmp_path, measured):
+    """Every assumption at the run's value gives the improvement of rule estimate_cost's own cost.json files:
+    the measured cell activity is kept (recovered from cost.json's cell energy)."""
+    root = results if measured else write_results(tmp_path / "results", measured=False)
+    t = table if measured else build_sensitivity(root, ["har"], VARIANTS, BITS, COST_CFG)
+    for v in ("uniform", "unipolar"):
+        for b in BITS:
+            imp = improvement(cost_json(root, v, b), cost_json(root, "baseline", b))
+            run = t[(t.variant == v) & (t.bits == b) & t.configured]
+            assert len(run) == len(GRID)
+            assert np.allclose(run.area_saving_pct, imp["area_pct"], rtol=1e-12)
+            assert np.allclose(run.energy_saving_pct, imp["energy_pct"], rtol=1e-12)
+            assert np.allclose(run.variant_energy_pj, cost_json(root, v, b)["total"]["energy_pj_per_inference"])
+
+
+def test_without_config_it_prices_as_cost_json_states(results, table):
+    again = build_sensitivity(results, ["har"], VARIANTS, BITS, None)
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_r_on_moves_energy_not_area(table):
+    for v in ("uniform", "unipolar"):
+        r = rows(table, v, 2, "r_on_ohm")
+        assert np.allclose(r.area_saving_pct, r.area_saving_pct.iloc[0])
+        assert r.energy_saving_pct.nunique() == len(r)  # the cells' share of the energy changes
+        # the cells' read energy of both designs scales with 1/R_on, nothing else moves
+        for design in ("variant", "baseline"):
+            cells = r[f"energy_cells_{design}_pj"]
+            assert cells[1e6] == pytest.approx(cells.loc[r.configured].iloc[0] * 6000 / 1e6)
+            assert np.allclose(r[f"energy_adc_{design}_pj"], r[f"energy_adc_{design}_pj"].iloc[0])
+
+
+def test_read_voltage_and_pulse_scale_the_cell_energy(table):
+    r = rows(table, "unipolar", 4, "v_read_v")
+    assert r.energy_cells_variant_pj[0.1] == pytest.approx(r.energy_cells_variant_pj[0.5] * (0.1 / 0.5) ** 2)
+    assert np.allclose(r.area_saving_pct, r.area_saving_pct.iloc[0])
+    t = rows(table, "unipolar", 4, "t_read_ns")
+    assert t.energy_cells_baseline_pj[1.0] == pytest.approx(t.energy_cells_baseline_pj[10.0] / 10)
+
+
+def test_fewer_columns_per_adc_means_more_adcs_in_both_designs(table):
+    for v in ("uniform", "unipolar"):
+        r = rows(table, v, 2, "adc_mux")
+        for design in ("variant", "baseline"):
+            assert r[f"{design}_adcs"][4] == 2 * r[f"{design}_adcs"][8]
+            assert r[f"area_adcs_{design}_um2"][4] == pytest.approx(2 * r[f"area_adcs_{design}_um2"][8])
+            assert r[f"{design}_adcs"][1] == 8 * r[f"{design}_adcs"][8]
+
+
+def test_adc_bits_price_both_designs_and_family_switches_converters(table):
+    r = rows(table, "uniform", 2, "adc_bits")
+    assert list(r.index) == [4, 5, 6, 7, 8]
+    assert r.area_adcs_variant_um2.is_monotonic_increasing and r.area_adcs_baseline_um2.is_monotonic_increasing
+    assert np.allclose(r.area_cells_variant_um2, r.area_cells_variant_um2.iloc[0])
+    assert "accuracy is not re-simulated" in r.note.iloc[0]
+    f = rows(table, "uniform", 2, "family")
+    assert f.area_adcs_variant_um2["isaac"] != pytest.approx(f.area_adcs_variant_um2["neurosim"])
+
+
+def test_subtraction_rows_recount_both_designs(table):
+    """digital = both columns of a pair converted (layout.count reads converters.subtraction): twice the
+    conversions of a paired design, so twice its ADC energy."""
+    r = rows(table, "uniform", 2, "subtraction")
+    assert list(r.index) == ["analog", "digital"] and bool(r.configured["analog"])
+    for design in ("variant", "baseline"):  # uniform and the baseline both sit in pairs
+        assert r[f"energy_adc_{design}_pj"]["digital"] == pytest.approx(2 * r[f"energy_adc_{design}_pj"]["analog"])
+
+
+def test_marks_at_the_thresholds(table):
+    assert marks(80.0, 45.0) == {"reaches_area_80": True, "reaches_energy_45": True}
+    assert marks(79.999, 44.999) == {"reaches_area_80": False, "reaches_energy_45": False}
+    assert marks(None, math.nan) == {"reaches_area_80": False, "reaches_energy_45": False}
+    assert (table.reaches_area_80 == (table.area_saving_pct >= 80)).all()
+    assert (table.reaches_energy_45 == (table.energy_saving_pct >= 45)).all()
+
+
+def test_value_labels_and_the_run_value_on_the_grid():
+    assert value_label("r_on_ohm", 6000.0) == "6 kΩ" and value_label("r_on_ohm", 1e6) == "1 MΩ"
+    assert value_label("v_read_v", 0.2) == "0.2 V" and value_label("adc_mux", 8) == "8"
+    assert values("r_on_ohm", 5999.88) == [5999.88, 20e3, 100e3, 1e6]  # the run's own replaces the nominal 6 k
+    assert values("adc_mux", 2) == [1, 2, 4, 8, 16] and values("family", "neurosim") == ["neurosim", "isaac"]
+
+
+def test_table_written_as_csv_and_markdown(table, tmp_path):
+    paths = write_sensitivity(table, tmp_path)
+    assert [p.name for p in paths] == ["sensitivity.csv", "sensitivity.md"]
+    back = pd.read_csv(paths[0])
+    assert len(back) == len(table) and {"area_cells_baseline_um2", "energy_adc_variant_pj"} <= set(back.columns)
+    md = paths[1].read_text()
+    heads, body = display_sensitivity(table)
+    assert heads[:3] == ["dataset", "assumption", "value"] and "unipolar 2-bit area (%)" in heads
+    assert md.count("\n| har |") == len(body) == len(table.groupby(["parameter", "value_label"]))
+    assert "*(run)*" in md and "not re-simulated" in md
+
+
+def test_figure_and_report_section(table, tmp_path):
+    paths = save_figure(plot_sensitivity(table, "har"), "sensitivity_har", tmp_path, 80)
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].stat().st_size > 20_000
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+    lines = report_section(table, "unipolar", tmp_path, {"sensitivity_har": paths[0]}, lambda p: str(p))
+    text = "\n".join(lines)
+    assert text.startswith("## Sensitivity of the savings") and "![sensitivity_har]" in text
+    assert text.count("- UCI HAR, ") == len(BITS) and "area ≥ 80 %" in text and "energy ≥ 45 %" in text
+
+
+def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
+    t = build_sensitivity(tmp_path, ["har"], ["uniform"], [2], COST_CFG)
+    assert t.empty and "parameter" in t.columns
+    assert write_sensitivity(t, tmp_path)[1].read_text().count("| dataset |") == 1
+    save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)
+    assert Pricing.from_config(COST_CFG).family == "neurosim"
