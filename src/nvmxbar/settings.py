@@ -45,6 +45,11 @@ class Device:
         return self.g_max_us / self.on_off_ratio
 
 
+#: The deployments, in the order of the attribution stack: the float baseline (per-layer scales, 8-bit weights
+#: bit-sliced), perlayer (trained at device precision with per-layer scales), uniform (+ one shared scale), signed
+#: (uniform scaling on the searched unipolar architecture, signed weights: + the smaller network) and unipolar
+#: (+ one device per weight).
+VARIANTS = ("baseline", "perlayer", "uniform", "signed", "unipolar")
 INPUT_MODES = ("multibit", "bit_serial")
 SUBTRACTIONS = ("analog", "digital")
 ADC_RATIOS = ("pow2", "free")
@@ -324,6 +329,7 @@ class QuantSettings:
     train_noise: NoiseModel | None  # hardware-aware training: programming noise on the weights
     input_mode: str = "multibit"  # the circuit's (Circuit.input_mode): bit_serial trains the passes
     adc_ratio: str = "free"  # the circuit's (Circuit.adc_ratio): pow2 ties the ADC full-scale to the DAC's
+    per_layer: bool = False  # variant perlayer: a weight, DAC and ADC full-scale per layer (PerLayerQuantizer)
 
     @classmethod
     def from_config(
@@ -334,10 +340,12 @@ class QuantSettings:
         ``map_crossbar`` section, giving the tile)."""
         if variant == "baseline":
             return None
-        if variant not in ("uniform", "unipolar"):
-            raise ValueError(f"unknown variant '{variant}' (known: baseline, uniform, unipolar)")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant '{variant}' (known: {', '.join(VARIANTS)})")
         sigma = train_noise_for(quant_cfg["train_noise"], variant, bits)
         circuit = circuit_for(quant_cfg, map_cfg)
+        if variant == "perlayer":  # per-layer scales: no shared ADC-to-DAC ratio (a rescale per output)
+            circuit = replace(circuit, adc_ratio="free")
         return cls(
             int(bits),
             int(quant_cfg["dac_bits"]),
@@ -350,6 +358,7 @@ class QuantSettings:
             NoiseModel.programming(sigma) if sigma else None,
             circuit.input_mode,
             circuit.adc_ratio,
+            variant == "perlayer",
         )
 
     def quantizer_kwargs(self) -> dict[str, Any]:
@@ -372,6 +381,8 @@ class QuantSettings:
             q["input_mode"] = self.input_mode
         if self.adc_ratio != "free":
             q["adc_ratio"] = self.adc_ratio
+        if self.per_layer:
+            q["per_layer"] = True
         return q
 
 

@@ -204,3 +204,26 @@ def test_baseline_has_an_adc_range_per_slice_and_counts_its_references():
     assert doc["total"]["area_by_component"]["references"] == pytest.approx(S * len(mapping["layers"]) * ref)
     layout.count(mapping)  # recounting keeps the ranges
     assert mapping["total"]["adc_ranges"] == S * len(mapping["layers"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_layer_scales_at_device_precision_are_simulated_exactly(mode):
+    """The attribution's perlayer variant: one weight, DAC and ADC full-scale per layer, trained at device precision
+    and mapped on one slice of differential pairs: the ideal crossbar equals the network; every layer is a
+    periphery design of its own with a rescale of every output, priced."""
+    quant = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 16, "input_mode": mode, "per_layer": True}
+    net, x = small_net(ARCH, quant)
+    with torch.no_grad():  # a calibrated ADC range is a percentile of the layer's own outputs, an exact multiple of
+        for q in net.quant.layers:  # its weight x DAC step, whose ties float rounding breaks either way; trained
+            q.scales[2] *= 1.001  # ranges are not
+    scales = [q.fullscales() for q in net.quant.layers]
+    assert len({s["act_fullscale"] for s in scales}) == len(scales)  # each layer its own
+    arrays, mapping = mapped(net, x, input_mode=mode)
+    assert mapping["scheme"] == "perlayer" and mapping["slices"] == 1
+    assert mapping["total"]["periphery_designs"] == len(mapping["layers"])
+    assert mapping["total"]["rescale_units"] == sum(s["outputs"] for s in mapping["layers"])
+    with torch.no_grad():
+        assert torch.allclose(Simulator(arrays, mapping).forward(x)[0], net(x), rtol=0, atol=1e-9)
+    counted = Simulator(arrays, mapping).count_operations(x[:3])
+    for layer, ops in zip(mapping["layers"], counted, strict=True):
+        check_operations(layer, ops)

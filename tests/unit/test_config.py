@@ -21,7 +21,13 @@ def test_default_config_is_valid_and_profile_selects_values():
     assert full["train"]["har"]["epochs"] > smoke["train"]["har"]["epochs"] >= 1
     assert full["prepare_data"]["har"]["limit"]["train"] is None
     assert smoke["prepare_data"]["har"]["limit"]["train"] > 0
-    assert full["device_bits"] == [2, 4] and set(full["variants"]) == {"baseline", "uniform", "unipolar"}
+    assert full["device_bits"] == [2, 4] and set(full["variants"]) == {
+        "baseline",
+        "perlayer",
+        "uniform",
+        "signed",
+        "unipolar",
+    }
     assert full["nas_unipolar"]["trials"] > smoke["nas_unipolar"]["trials"] >= 1
     assert full["data_dir"] == "data"
 

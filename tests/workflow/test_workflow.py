@@ -31,14 +31,14 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     counts = job_counts(out)
-    # 2 datasets x (baseline + uniform b2, b4 + unipolar b2, b4)
-    assert counts["prepare_data"] == 2 and counts["train"] == 10
-    assert counts["map_crossbar"] == 12 and counts["evaluate_noise"] == 12  # baseline mapped at b2 and b4 too
-    assert counts["estimate_cost"] == 12 and counts["report"] == 1
+    # 2 datasets x (baseline + perlayer, uniform, signed and unipolar at b2 and b4)
+    assert counts["prepare_data"] == 2 and counts["train"] == 18
+    assert counts["map_crossbar"] == 20 and counts["evaluate_noise"] == 20  # baseline mapped at b2 and b4 too
+    assert counts["estimate_cost"] == 20 and counts["report"] == 1
     assert counts["nas_unipolar_search"] == 2 * 2 * 2 and counts["nas_unipolar"] == 4  # 2 workers per study (full)
     assert counts["nas_unipolar_finalist"] == 4 * 4 * 2  # 4 finalists x 2 seeds per study (full)
     for ds in ("har", "cifar10"):
-        for m in ("baseline", "uniform/b2", "uniform/b4", "unipolar/b2", "unipolar/b4"):
+        for m in ("baseline", *(f"{v}/b{b}" for v in ("perlayer", "uniform", "signed", "unipolar") for b in (2, 4))):
             assert f"results/{ds}/{m}/model.pt" in out
         assert f"results/{ds}/unipolar/b2/nas/arch.json" in out
     assert not (tmp_path / "results").exists()  # a dry run creates nothing, not even the MLflow store
@@ -57,8 +57,8 @@ def test_dry_run_follows_the_config_lists(tmp_path):
 #: device resolution (2 bits), in minutes. Its numbers are compared by tools/compare_results.py.
 LIMITS = {"har": (600, 300, 300), "cifar10": (400, 100, 200)}
 SMOKE = ["profile=smoke"]
-MODELS = ("baseline", "uniform/b2", "unipolar/b2")
-MAPPED = ("baseline/b2", "uniform/b2", "unipolar/b2")
+MODELS = ("baseline", "perlayer/b2", "uniform/b2", "signed/b2", "unipolar/b2")
+MAPPED = ("baseline/b2", "perlayer/b2", "uniform/b2", "signed/b2", "unipolar/b2")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_smoke_run_outputs(smoke, dataset):
         n_classes = len(metrics["per_class_accuracy"])
         assert n_classes == {"har": 6, "cifar10": 10}[dataset]
         assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == limits[2]
-        if dataset == "har" and not m.startswith("unipolar"):  # two epochs on 600 windows beat chance (1/6) by far
+        if dataset == "har" and m in ("baseline", "uniform/b2"):  # two epochs on 600 windows beat chance (1/6) by far
             assert metrics["test_accuracy"] > 0.4, (m, metrics["test_accuracy"])
         assert (res / dataset / m / "model.pt").stat().st_size > 1000
         assert not (res / dataset / m / "checkpoints").exists()
@@ -145,7 +145,16 @@ def test_smoke_run_report(smoke):
     import pandas as pd
 
     acc = pd.read_csv(res / "tables" / "accuracy.csv")
-    assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 6  # 3 deployments at 2 bits, per dataset
+    assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 10  # 5 deployments at 2 bits, per dataset
+    attribution = pd.read_csv(res / "tables" / "attribution.csv")  # the stack, baseline first, per dataset
+    assert list(attribution[attribution.dataset == "har"].variant) == [
+        "baseline",
+        "perlayer",
+        "uniform",
+        "signed",
+        "unipolar",
+    ]
+    assert (attribution.groupby("dataset").area_pct_of_baseline.first() == 100).all()
     nas = pd.read_csv(res / "tables" / "nas.csv")
     assert len(nas) == 2 and (nas["trials_complete"] + nas["trials_pruned"] == 2).all()
     assert (res / "tables" / "cost.tex").read_text().count("\\") >= 8
@@ -201,10 +210,10 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert len(finalists) == 2 and trained >= 1
         assert {r: rules.count(r) for r in set(rules)} == {
             "prepare_data": 1,
-            "train": 3,
-            "map_crossbar": 3,
-            "evaluate_noise": 3,
-            "estimate_cost": 3,
+            "train": 5,
+            "map_crossbar": 5,
+            "evaluate_noise": 5,
+            "estimate_cost": 5,
             "report": 1,
             "nas_unipolar": 1,
             "nas_unipolar_search": 2,
@@ -231,7 +240,13 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
             seed = "1" if r.data.tags["rule"] == "nas_unipolar_finalist" else "0"
             assert r.data.tags["seed"] == seed and r.data.tags["git_commit"] and r.data.tags["config_hash"]
         trained = {(r.data.tags["variant"], r.data.tags["bits"]) for r in runs if r.data.tags["rule"] == "train"}
-        assert trained == {("baseline", "float"), ("uniform", "2"), ("unipolar", "2")}
+        assert trained == {
+            ("baseline", "float"),
+            ("perlayer", "2"),
+            ("uniform", "2"),
+            ("signed", "2"),
+            ("unipolar", "2"),
+        }
 
 
 @pytest.mark.slow
@@ -241,7 +256,7 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     assert "Nothing to be done" in r.stdout + r.stderr
     r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "train={har: {epochs: 3}}")
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("train") == 3 and "prepare_data" not in counts and "nas_unipolar_search" not in counts
+    assert counts.get("train") == 5 and "prepare_data" not in counts and "nas_unipolar_search" not in counts
     assert counts.get("nas_unipolar_finalist") == 2  # the finalists train with the full recipe: 2 in HAR's study
     # one more finalist per study: the new slot trains, the others and the search stay
     r = snakemake(
@@ -254,7 +269,7 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
         work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "evaluate_noise={instances: 4}"
     )
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("evaluate_noise") == 6 and "train" not in counts and "map_crossbar" not in counts
+    assert counts.get("evaluate_noise") == 10 and "train" not in counts and "map_crossbar" not in counts
     assert counts.get("report") == 1 and "estimate_cost" not in counts
     # distillation from the float baseline: every quantized training of that dataset and its finalists rerun,
     # the baseline (the teacher) and the search (trials do not distill) do not
@@ -263,7 +278,7 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     )
     out = r.stdout + r.stderr
     counts = job_counts(out)
-    assert counts.get("train") == 2 and counts.get("nas_unipolar_finalist") == 2, counts
+    assert counts.get("train") == 4 and counts.get("nas_unipolar_finalist") == 2, counts
     assert "nas_unipolar_search" not in counts and "prepare_data" not in counts
     # what the deployed models fit on: all five HAR trainings rerun; the finalists, which score on held-out
     # subjects and so never fit on them, and the search stay
@@ -272,7 +287,7 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
         work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", f"train={{har: {{fit_on: {other}}}}}"
     )
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("train") == 3 and counts.get("map_crossbar") == 3, counts
+    assert counts.get("train") == 5 and counts.get("map_crossbar") == 5, counts
     assert not {"nas_unipolar_finalist", "nas_unipolar_search", "nas_unipolar", "prepare_data"} & set(counts)
     # train_noise for one model: that model (both datasets) retrains and nothing else does
     r = snakemake(

@@ -33,8 +33,8 @@ MLFLOW_URI = tracking.configure(
 
 wildcard_constraints:
     dataset="|".join(["har", "cifar10"]),
-    model=r"baseline|(uniform|unipolar)/b\d+",
-    variant="baseline|uniform|unipolar",
+    model=r"baseline|(perlayer|uniform|signed|unipolar)/b\d+",
+    variant="baseline|perlayer|uniform|signed|unipolar",
     bits=r"\d+",
     worker=r"\d+",
     rank=r"\d+",

@@ -25,6 +25,13 @@ rule report:
             labels={"table": "area and energy"},
         ),
         cost_formatted=multiext(f"{RESULTS}/tables/cost", ".md", ".tex"),
+        attribution=report(
+            f"{RESULTS}/tables/attribution.csv",
+            caption="../report/attribution_table.rst",
+            category="Tables",
+            labels={"table": "attribution of the savings"},
+        ),
+        attribution_formatted=multiext(f"{RESULTS}/tables/attribution", ".md", ".tex"),
         sensitivity=report(
             f"{RESULTS}/tables/sensitivity.csv",
             caption="../report/sensitivity_table.rst",

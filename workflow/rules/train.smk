@@ -1,11 +1,13 @@
 rule train:
-    """Lightning training: {model} is 'baseline' (float) or '<variant>/b<bits>' (quantization-aware)."""
+    """Lightning training: {model} is 'baseline' (float) or '<variant>/b<bits>' (quantization-aware: perlayer,
+    uniform, signed, unipolar)."""
     input:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
+        # unipolar and signed: the architecture nas_unipolar chose (signed drops its sign groups)
         arch=lambda wc: (
-            [f"{RESULTS}/{wc.dataset}/{wc.model}/nas/arch.json"]
-            if wc.model.startswith("unipolar/")
+            [f"{RESULTS}/{wc.dataset}/unipolar/{wc.model.split('/')[1]}/nas/arch.json"]
+            if wc.model.startswith(("unipolar/", "signed/"))
             else []
         ),
         teacher=lambda wc: teacher(wc) if wc.model != "baseline" else [],

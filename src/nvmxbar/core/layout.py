@@ -212,8 +212,8 @@ def count(mapping: dict) -> None:
     mux = conv["adc_mux"]
     passes = conv["dac_bits"] if conv.get("input_mode", "multibit") == "bit_serial" else 1
     digital = conv.get("subtraction", "analog") == "digital"
-    baseline = mapping["scheme"] == "baseline"
-    rescale = baseline or conv.get("adc_ratio_mode", "free") != "pow2"
+    per_layer = mapping["scheme"] in ("baseline", "perlayer")  # a periphery design (references) per layer
+    rescale = per_layer or conv.get("adc_ratio_mode", "free") != "pow2"
     tot: dict[str, Any] = {
         k: 0
         for k in (
@@ -264,7 +264,7 @@ def count(mapping: dict) -> None:
             rescales_per_mvm=N if rescale else 0,
             sign_flips=spec.get("negative_groups", 0),
             sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0) * passes,
-            periphery_design=spec["name"] if baseline else "global",
+            periphery_design=spec["name"] if per_layer else "global",
             adc_ranges=int(spec.get("adc_ranges", 1)),
             weights=spec["weight_rows"] * N,
         )

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import POLARITY_KEYS, UniformQuantizer, polarity_mask, row_tiles
+from .quant import POLARITY_KEYS, PerLayerQuantizer, UniformQuantizer, polarity_mask, row_tiles
 
 #: 2-D convolutions on the CPU in NHWC memory (channels_last): oneDNN's convolutions, forward and backward, run
 #: faster on it (benchmarks/train_throughput.py --no-channels-last measures the other); the values are the same up
@@ -81,7 +81,7 @@ class Net(nn.Module):
         hidden: list[int] = (),
         dropout: float = 0.0,
         bias: bool = True,
-        quantizer: UniformQuantizer | None = None,
+        quantizer: UniformQuantizer | PerLayerQuantizer | None = None,
         polarity: list[dict] | None = None,
         input_split: bool = False,
     ) -> None:
@@ -138,7 +138,11 @@ class Net(nn.Module):
             with torch.no_grad():  # start inside the constraint; |w| keeps Kaiming's spread (see _sparse_init)
                 layer.weight.copy_(layer.weight.abs() * mask)
         if quantizer is not None:
-            quantizer._n_weights = sum(layer.weight.numel() for layer in self.layers)
+            if quantizer.per_layer:  # each layer's LSQ gradient scale counts its own weights
+                for i, layer in enumerate(self.layers):
+                    quantizer[i]._n_weights = layer.weight.numel()
+            else:
+                quantizer._n_weights = sum(layer.weight.numel() for layer in self.layers)
             if bool(quantizer.calibrated):  # full-scales given: the weight grid is known now
                 self._sparse_init()
 
@@ -156,11 +160,11 @@ class Net(nn.Module):
         step, and the next DAC saturates: the network does not train (measured: 0.18 on HAR). Here a fraction
         p = 1 / (fan_in x step) of the weights starts at one step (the rest just below half a step, so that
         they round to 0 yet move freely): a common-mode gain of 1."""
-        q = self.quant
-        step = float(q.weight_fullscale) / q.w_levels
         for i, layer in enumerate(self.layers):
             if not self._one_sign_on_relu(i):
                 continue
+            q = self.quant[i]
+            step = float(q.weight_fullscale) / q.w_levels
             w, mask = layer.weight, getattr(self, f"_pol{i}")
             p = min(1.0, 1.0 / (w[0].numel() * step))
             on = (torch.rand(w.shape) < p).float()
@@ -224,7 +228,7 @@ class Net(nn.Module):
         convolution (groups = tiles; a batched matmul for a dense layer) gives every tile's partial sums, one ADC
         call converts them all and adds them up (in tile order: the floats of a loop over the tiles). A tile of
         bias rows alone adds the ADC of its bias, a constant per output."""
-        q, spec = self.quant, (self.polarity[i] if self.polarity else None)
+        q, spec = self.quant[i], (self.polarity[i] if self.polarity else None)
         n_bias = 0 if b is None else (2 if spec is not None else 1)
         plan = self._tile_plan(i, w, spec, n_bias)
         T, Tw, c_max, conv = plan["T"], plan["Tw"], plan["c_max"], i < self.n_conv
@@ -270,12 +274,15 @@ class Net(nn.Module):
         q = self.quant
         if q is None or bool(q.calibrated):
             return
-        q.calibrate([layer.weight for layer in self.layers], x)
-        self._sparse_init()
-        self._forward(x, observe=True)
+        if not q.per_layer:  # the shared weight and DAC full-scales from every layer's weights and the input
+            q.calibrate([layer.weight for layer in self.layers], x)
+            self._sparse_init()
+        self._forward(x, observe=True)  # ADC full-scales (per-layer: each layer's weight and DAC ones too)
+        for qi in q.layers if q.per_layer else [q]:
+            qi.calibrated.fill_(True)
+            if qi.adc_ratio == "pow2":
+                qi.tie_adc()
         q.calibrated.fill_(True)
-        if q.adc_ratio == "pow2":
-            q.tie_adc()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is not None and not bool(self.quant.calibrated):
@@ -283,7 +290,7 @@ class Net(nn.Module):
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor, observe: bool = False) -> torch.Tensor:
-        q, last = self.quant, len(self.layers) - 1
+        last = len(self.layers) - 1
         if self.input_split:  # [x, -x]: one-sign weights on these rows realise any signed first-layer filter
             x = torch.cat([x, -x], 1)
         if CPU_CHANNELS_LAST and self.n_conv and self.dims == 2 and x.device.type == "cpu":
@@ -291,9 +298,12 @@ class Net(nn.Module):
         for i, layer in enumerate(self.layers):
             if i == self.n_conv:
                 x = x.flatten(1)
-            if q is None:
+            if self.quant is None:
                 y = layer(x)
             else:
+                q = self.quant[i]
+                if observe and self.quant.per_layer:  # this layer's own weight and DAC full-scales
+                    q.calibrate([layer.weight], x)
                 xq = q.dac(x, signed=(i == 0))
                 w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
                 serial = q.passes > 1 and not observe
@@ -373,8 +383,12 @@ def layer_conv(
 def build(arch: dict[str, Any], quant: dict[str, Any] | None = None) -> Net:
     """Network from an architecture dict and, for quantized variants, the quantizer settings
     (``weight_bits``, ``dac_bits``, ``adc_bits``, optional full-scales and ``learn_scales``)."""
-    quantizer = UniformQuantizer(**quant) if quant else None
     kw = {k: arch[k] for k in ("conv", "kernel_size", "hidden", "dropout", "bias")}
+    quantizer = None
+    if quant and quant.get("per_layer"):  # one quantizer per weight layer (variant perlayer)
+        quantizer = PerLayerQuantizer(n_weight_layers(kw), **{k: v for k, v in quant.items() if k != "per_layer"})
+    elif quant:
+        quantizer = UniformQuantizer(**quant)
     return Net(
         arch["in_shape"],
         arch["num_classes"],

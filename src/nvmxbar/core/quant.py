@@ -446,6 +446,20 @@ class UniformQuantizer(nn.Module):
         if self.adc_ratio == "pow2":  # the next layers' calibration forward sees the tied ADC
             self.tie_adc()
 
+    per_layer = False
+
+    def __getitem__(self, i: int) -> UniformQuantizer:
+        """Layer i's quantizer: this one, shared by every layer (see :class:`PerLayerQuantizer`)."""
+        return self
+
+    def fullscales(self) -> dict[str, float]:
+        """The learned full-scales, as metrics.json records them."""
+        return {
+            "weight_fullscale": self.weight_fullscale.item(),
+            "act_fullscale": self.act_fullscale.item(),
+            "adc_fullscale": self.adc_fullscale.item(),
+        }
+
     def extra_repr(self) -> str:
         return (
             f"{self.input_mode}, adc_ratio={self.adc_ratio}, "
@@ -453,3 +467,48 @@ class UniformQuantizer(nn.Module):
             f"W={self.weight_fullscale.item():.4g}, A={self.act_fullscale.item():.4g}, "
             f"Y={self.adc_fullscale.item():.4g}"
         )
+
+
+class PerLayerQuantizer(nn.Module):
+    """Per-layer scales at device precision: one :class:`UniformQuantizer` per weight layer, each with its own weight,
+    DAC and ADC full-scale (its ADC-to-DAC ratio free: a rescale per output). It is the conventional per-layer
+    deployment trained at the device's precision, the ablation that separates the saving of training at device
+    precision from the saving of the shared scale (variant ``perlayer``)."""
+
+    per_layer = True
+
+    def __init__(self, n_layers: int, **kwargs: Any) -> None:
+        super().__init__()
+        kwargs = {**kwargs, "adc_ratio": "free"}
+        self.layers = nn.ModuleList(UniformQuantizer(**kwargs) for _ in range(n_layers))
+        self.register_buffer("calibrated", torch.tensor(all(bool(q.calibrated) for q in self.layers)))
+
+    def __getitem__(self, i: int) -> UniformQuantizer:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    # what every layer shares (the circuit and the grids)
+    weight_bits = property(lambda self: self.layers[0].weight_bits)
+    dac_bits = property(lambda self: self.layers[0].dac_bits)
+    adc_bits = property(lambda self: self.layers[0].adc_bits)
+    w_levels = property(lambda self: self.layers[0].w_levels)
+    dac_levels = property(lambda self: self.layers[0].dac_levels)
+    adc_levels = property(lambda self: self.layers[0].adc_levels)
+    input_mode = property(lambda self: self.layers[0].input_mode)
+    adc_ratio = property(lambda self: "free")
+    passes = property(lambda self: self.layers[0].passes)
+    train_noise = property(lambda self: self.layers[0].train_noise)
+
+    @property
+    def adc_tile_rows(self) -> int:
+        return self.layers[0].adc_tile_rows
+
+    @adc_tile_rows.setter
+    def adc_tile_rows(self, rows: int) -> None:
+        for q in self.layers:
+            q.adc_tile_rows = int(rows)
+
+    def fullscales(self) -> dict[str, list[float]]:
+        return {k: [q.fullscales()[k] for q in self.layers] for k in self.layers[0].fullscales()}

@@ -122,9 +122,13 @@ def _pair_tiles(
 
 
 def scheme_of(net: Net) -> str:
-    """baseline (a float network: per-layer scales, bit slices), uniform (differential pairs) or unipolar."""
+    """baseline (a float network: per-layer scales, bit slices), perlayer (trained at device precision with per-layer
+    scales: one slice on differential pairs, a rescale per output), uniform (differential pairs, shared scales) or
+    unipolar."""
     if net.quant is None:
         return "baseline"
+    if net.quant.per_layer:
+        return "perlayer"
     return "unipolar" if net.polarity is not None else "uniform"
 
 
@@ -166,8 +170,8 @@ def map_network(
         row_bias = bias if bias_row else None
         if scheme == "baseline":
             lc = bitsliced_codes(layer, row_bias, settings.baseline_weight_bits, inputs[i])
-        elif scheme == "uniform":
-            lc = differential_codes(layer, q, row_bias, b)
+        elif scheme in ("uniform", "perlayer"):
+            lc = differential_codes(layer, q[i], row_bias, b)
         else:
             lc = unipolar_codes(layer, q, row_bias, b, getattr(net, f"_pol{i}"), net.polarity[i])
         codes_np = lc.codes.numpy().astype(np.int64)
@@ -229,7 +233,11 @@ def map_network(
             else "G_min offset removed digitally: each column converted with its offset, then G_min/dG x (sum of "
             "the tile's input codes) subtracted from every conversion (ISAAC-style), one subtractor per ADC"
         )
-    if scheme != "baseline":
+    if scheme == "perlayer":  # each layer's own ADC step (a periphery design of its own)
+        for spec, qi in zip(layers, q.layers, strict=True):
+            spec["adc_step"] = [float(qi.adc_fullscale.item()) / qi.adc_levels]
+            spec["adc_ranges"] = 1
+    elif scheme != "baseline":
         mapping["adc_fullscale"] = q.adc_fullscale.item()
         mapping["converters"]["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
     else:

@@ -229,6 +229,9 @@ class Simulator:
         calibrated range); uniform scaling: the global Y / adc_levels, which with adc_ratio pow2 is exactly the DAC
         step x 2^k (so that an ADC code x 2^k is the next DAC code, no rounding between)."""
         S, unit = int(spec["slices"]), spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
+        if "adc_step" in spec:  # per-layer scales trained at device precision: the layer's own step, network units
+            value = torch.tensor(spec["adc_step"], dtype=torch.float64)
+            return value / unit, value
         if self.mapping["scheme"] == "baseline":
             fs = spec["adc_fullscale"]  # integer (code x level) units, one per slice or one for all
             steps = torch.tensor(fs if isinstance(fs, list) else [fs] * S, dtype=torch.float64) / self.adc_levels

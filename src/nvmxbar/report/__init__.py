@@ -6,7 +6,8 @@ Plain functions over pandas DataFrames, no MLflow (stage :mod:`nvmxbar.stages.re
   results/;
 * :mod:`.collect`: :func:`~.collect.collect` and :func:`~.collect.collect_nas` read every input into tidy
   DataFrames (a missing or unreadable file stops with an error naming it and the rule that writes it);
-* :mod:`.tables`: the accuracy, cost and architecture-search tables, written as CSV, Markdown and LaTeX;
+* :mod:`.tables`: the accuracy, cost, attribution and architecture-search tables, written as CSV, Markdown and
+  LaTeX;
 * :mod:`.figures` and :mod:`.figures_nas`: the figures, written as PNG and PDF;
 * :mod:`.sensitivity` and :mod:`.figures_sensitivity`: the savings recomputed with one cost-model assumption moved
   at a time (tables/sensitivity.csv and .md, figure sensitivity_<dataset>);
@@ -32,11 +33,15 @@ from .figures_nas import plot_nas_pareto
 from .figures_sensitivity import plot_sensitivity
 from .render import render_report
 from .sensitivity import build_sensitivity, write_sensitivity
-from .tables import accuracy_table, cost_table, nas_table, write_table
+from .tables import accuracy_table, attribution_table, cost_table, nas_table, write_table
 from .times import load as load_times
 from .times import rule_table
 
 log = logging.getLogger(__name__)
+
+#: The attribution stack's ablations (nvmxbar.settings.VARIANTS): reported in tables/attribution, not compared with
+#: the paper.
+ABLATIONS = ("perlayer", "signed")
 
 
 def build(
@@ -71,10 +76,13 @@ def build(
     written: dict[str, list[Path]] = {"tables": [], "figures": [], "report": []}
     written["tables"] += write_table(acc, "accuracy", tables_dir)
     written["tables"] += write_table(cost, "cost", tables_dir)
+    attribution = attribution_table(cost, acc)
+    written["tables"] += write_table(attribution, "attribution", tables_dir)
     nas = nas_table(data) if with_nas else None
     if nas is not None:
         written["tables"] += write_table(nas, "nas", tables_dir)
-    sens = build_sensitivity(results_dir, datasets, variants, bits, cost_cfg)
+    # the paper's techniques against the baseline (the attribution table holds the ablations)
+    sens = build_sensitivity(results_dir, datasets, [v for v in variants if v not in ABLATIONS], bits, cost_cfg)
     written["tables"] += write_sensitivity(sens, tables_dir)
     kinds = [
         ("accuracy_vs_prog_noise", lambda d, s: plot_accuracy_vs_noise(d, s, sigma)),
@@ -95,7 +103,10 @@ def build(
     if wt is not None:
         write_text(tables_dir / "workflow_times.csv", rule_table(wt).to_csv(index=False, float_format="%.6g"))
         written["tables"].append(tables_dir / "workflow_times.csv")
-    write_text(report_md, render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir, wt, sens))
+    write_text(
+        report_md,
+        render_report(data, acc, cost, cfg, profile, figures, report_md, tables_dir, wt, sens, attribution),
+    )
     written["report"].append(report_md)
     log.info(
         "%d table files, %d figure files and %s in %.1f s",

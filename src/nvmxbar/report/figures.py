@@ -21,7 +21,13 @@ from .paper import DATASET_NAMES, PAPER_FIGURES
 from .tables import improvement, prog_noise_curve
 
 # consistent colours per variant (seaborn 'colorblind' palette) and line styles / markers per device bits
-VARIANT_COLORS = {"baseline": "#555555", "uniform": "#0173B2", "unipolar": "#DE8F05"}
+VARIANT_COLORS = {
+    "baseline": "#555555",
+    "perlayer": "#949494",
+    "uniform": "#0173B2",
+    "signed": "#56B4E9",
+    "unipolar": "#DE8F05",
+}
 _EXTRA_COLORS = ["#029E73", "#CC78BC", "#CA9161", "#D55E00", "#56B4E9", "#ECE133"]
 BITS_STYLES = ["-", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
 BITS_MARKERS = ["o", "s", "^", "D"]

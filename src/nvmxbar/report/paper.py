@@ -52,13 +52,18 @@ DATASET_NAMES = {"har": "UCI HAR", "cifar10": "CIFAR-10"}
 VARIANT_DESCRIPTIONS = {
     "baseline": "float training; deployed with per-layer weight scales, bit-sliced onto the devices, differential "
     "pairs and a per-layer digital rescale",
+    "perlayer": "quantization-aware training at device precision with a weight, DAC and ADC full-scale per layer "
+    "(one slice on differential pairs, a rescale per output)",
     "uniform": "quantization-aware training with one weight, DAC and ADC full-scale shared by every layer",
+    "signed": "uniform scaling on the architecture the unipolar search found, with signed weights (differential pairs)",
     "unipolar": "uniform scaling plus sign-constrained (only-positive / only-negative) weight matrices",
 }
 #: what each variant's cost rows stand for; the paper's cost figures are for the combined technique
 TECHNIQUES = {
     "baseline": "reference (per-layer scales, differential pairs)",
+    "perlayer": "ablation: device-precision training, per-layer scales",
     "uniform": "uniform scaling",
+    "signed": "ablation: uniform scaling on the searched network, signed weights",
     "unipolar": "combined: uniform scaling + unipolar",
 }
 

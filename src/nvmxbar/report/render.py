@@ -14,7 +14,16 @@ import pandas as pd
 from .collect import NAS_VARIANT
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .sensitivity import report_section as sensitivity_section
-from .tables import display_accuracy, display_cost, display_nas, fmt_duration, fmt_energy, markdown, nas_table
+from .tables import (
+    display_accuracy,
+    display_attribution,
+    display_cost,
+    display_nas,
+    fmt_duration,
+    fmt_energy,
+    markdown,
+    nas_table,
+)
 from .times import WorkflowTimes, critical_path, path_kind, path_table, rule_table
 
 
@@ -53,6 +62,7 @@ def render_report(
     tables_dir: Path,
     times: WorkflowTimes | None = None,
     sensitivity: pd.DataFrame | None = None,
+    attribution: pd.DataFrame | None = None,
 ) -> str:
     """The text of REPORT.md. ``cfg``: the validated ``report`` section (every key present); ``figures``: name ->
     PNG path, linked relative to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the
@@ -188,6 +198,17 @@ def render_report(
                 )
             L.append(line + ".")
         L.append("")
+    if attribution is not None and len(attribution) and attribution.variant.nunique() > 1:
+        L += [
+            "## Where the savings come from (attribution)",
+            "",
+            "Each row changes one thing from the row before it: the step's own saving is against the step before, "
+            "the other columns against the baseline. Rows of deployments this run did not include are absent.",
+            "",
+            markdown(*display_attribution(attribution)),
+            f"Tables: `{rel(tables_dir / 'attribution.csv')}` (also `.md`, `.tex`).",
+            "",
+        ]
     if sensitivity is not None:
         L += sensitivity_section(sensitivity, COMBINED_VARIANTS[0], tables_dir, figures, rel)
     # ---- architecture search

@@ -133,6 +133,85 @@ def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The attribution stack: each deployment changes one thing from the one before (nvmxbar.settings.VARIANTS).
+ATTRIBUTION_STEPS = {
+    "baseline": "baseline: float training, per-layer scales, 8-bit weights bit-sliced",
+    "perlayer": "+ training at device precision (per-layer scales, one slice)",
+    "uniform": "+ one shared scale (uniform scaling)",
+    "signed": "+ the searched, smaller network (signed weights)",
+    "unipolar": "+ one device per weight (unipolar)",
+}
+
+
+def attribution_table(cost: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and device bits, the deployments in the order of the attribution stack (those that ran): area and
+    energy, each as % of the baseline's and as the step's own saving (against the step before), and the ideal and
+    noisy crossbar accuracy, so that every saving is traced to the change that produced it."""
+    keys = ["dataset", "variant", "bits"]
+    t = cost.merge(acc[keys + ["ideal_crossbar_accuracy_pct", "noisy_accuracy_mean_pct"]], on=keys, how="left")
+    rows = []
+    for (ds, bits), grp in t.groupby(["dataset", "bits"], sort=False):
+        steps = [v for v in ATTRIBUTION_STEPS if v in set(grp.variant)]
+        if "baseline" not in steps:
+            continue
+        g = grp.set_index("variant")
+        base, prev = g.loc["baseline"], None
+        for v in steps:
+            r = g.loc[v]
+            rows.append(
+                {
+                    "dataset": ds,
+                    "bits": int(bits),
+                    "step": ATTRIBUTION_STEPS[v],
+                    "variant": v,
+                    "area_um2": float(r.area_um2),
+                    "energy_pj_per_inference": float(r.energy_pj_per_inference),
+                    "area_pct_of_baseline": 100.0 * float(r.area_um2) / float(base.area_um2),
+                    "energy_pct_of_baseline": 100.0
+                    * float(r.energy_pj_per_inference)
+                    / float(base.energy_pj_per_inference),
+                    "step_area_saving_pct": math.nan if prev is None else improvement(r.area_um2, prev.area_um2),
+                    "step_energy_saving_pct": math.nan
+                    if prev is None
+                    else improvement(r.energy_pj_per_inference, prev.energy_pj_per_inference),
+                    "ideal_crossbar_accuracy_pct": float(r.ideal_crossbar_accuracy_pct),
+                    "noisy_accuracy_mean_pct": float(r.noisy_accuracy_mean_pct),
+                }
+            )
+            prev = r
+    return pd.DataFrame(rows)
+
+
+def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    heads = [
+        "dataset",
+        "bits",
+        "step",
+        "area (% of baseline)",
+        "energy (% of baseline)",
+        "step's area saving (%)",
+        "step's energy saving (%)",
+        "ideal crossbar (%)",
+        "noisy crossbar (%)",
+    ]
+    f1, f2 = _num(".1f", "—"), _num(".2f", "—")
+    rows = [
+        [
+            r.dataset,
+            str(r.bits),
+            r.step,
+            f1(r.area_pct_of_baseline),
+            f1(r.energy_pct_of_baseline),
+            f1(r.step_area_saving_pct),
+            f1(r.step_energy_saving_pct),
+            f2(r.ideal_crossbar_accuracy_pct),
+            f2(r.noisy_accuracy_mean_pct),
+        ]
+        for r in t.itertuples()
+    ]
+    return heads, rows
+
+
 # display: (column, header, formatter); a formatter returns a str ('' for a missing value)
 def _num(fmt: str, missing: str = "") -> Callable[[Any], str]:
     return lambda v: missing if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
@@ -332,7 +411,12 @@ def display_nas(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
-DISPLAY = {"accuracy": display_accuracy, "cost": display_cost, "nas": display_nas}
+DISPLAY = {
+    "accuracy": display_accuracy,
+    "cost": display_cost,
+    "nas": display_nas,
+    "attribution": display_attribution,
+}
 
 
 def markdown(heads: list[str], rows: list[list[str]]) -> str:

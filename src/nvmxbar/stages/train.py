@@ -63,6 +63,8 @@ def run(
     prov = files.read_json(data_json)
     if arch_json:  # unipolar: the architecture (and sign groups) chosen by nas_unipolar replaces config's model
         model_cfg = {**model_cfg, **files.read_json(arch_json)["model"]}
+        if variant == "signed":  # the same network with signed weights (differential pairs): no sign groups
+            model_cfg.pop("polarity", None)
     if variant == "unipolar" and model_cfg.get("polarity") is None:
         raise ValueError("variant 'unipolar' needs a polarity in the model (from nas_unipolar's arch.json)")
     if recipe.select not in ("last", "best_val"):
@@ -165,9 +167,7 @@ def run(
                 "weight_bits": net.quant.weight_bits,
                 "dac_bits": net.quant.dac_bits,
                 "adc_bits": net.quant.adc_bits,
-                "weight_fullscale": net.quant.weight_fullscale.item(),
-                "act_fullscale": net.quant.act_fullscale.item(),
-                "adc_fullscale": net.quant.adc_fullscale.item(),
+                **net.quant.fullscales(),  # per layer (lists) for perlayer
             },
             "config_hash": chash,
             "mlflow_run_id": mlrun.id,

@@ -62,16 +62,14 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_end(self):
         q = self.net.quant
-        if q is not None:  # the three shared full-scales, per epoch (MLflow plots them)
-            self.log_dict(
-                {
-                    "weight_fullscale": q.weight_fullscale.detach(),
-                    "act_fullscale": q.act_fullscale.detach(),
-                    "adc_fullscale": q.adc_fullscale.detach(),
-                },
-                on_step=False,
-                on_epoch=True,
-            )
+        if q is not None:  # the shared full-scales (per layer: L<i>.*), per epoch (MLflow plots them)
+            quants = [("", q)] if not q.per_layer else [(f"L{i}.", qi) for i, qi in enumerate(q.layers)]
+            scales = {}
+            for pre, qi in quants:
+                scales[f"{pre}weight_fullscale"] = qi.weight_fullscale.detach()
+                scales[f"{pre}act_fullscale"] = qi.act_fullscale.detach()
+                scales[f"{pre}adc_fullscale"] = qi.adc_fullscale.detach()
+            self.log_dict(scales, on_step=False, on_epoch=True)
 
     def on_fit_start(self):
         # Uniform scaling: calibrate the shared full-scales on the first training batch (once; a resumed
@@ -81,9 +79,11 @@ class Classifier(L.LightningModule):
             self.net.calibrate(self.trainer.datamodule.normalise(x.to(self.device)))
 
     def configure_optimizers(self):
-        shared = ("quant.scales", "quant.log2_ratio")  # the shared full-scales: no weight decay
-        scales = [p for n, p in self.named_parameters() if n.endswith(shared)]
-        rest = [p for n, p in self.named_parameters() if not n.endswith(shared)]
+        def is_scale(name: str) -> bool:  # the full-scales (shared or per layer): no weight decay
+            return ".quant." in f".{name}" and name.endswith((".scales", ".log2_ratio"))
+
+        scales = [p for n, p in self.named_parameters() if is_scale(n)]
+        rest = [p for n, p in self.named_parameters() if not is_scale(n)]
         groups = [{"params": rest, "weight_decay": self.weight_decay}]
         if scales and scales[0].requires_grad:
             groups.append({"params": scales, "weight_decay": 0.0})
