@@ -120,6 +120,8 @@ class MapSettings:
     baseline_dac_bits: int  # resolved: map_crossbar.baseline_dac_bits, else quant.dac_bits
     baseline_adc_bits: int
     calibration_samples: int
+    baseline_adc_fit: bool = False  # map_crossbar tries more ADC bits until the baseline keeps its float accuracy
+    baseline_fit_tolerance_pct: float = 1.0
 
     @classmethod
     def from_config(cls, map_cfg: dict, quant_cfg: dict) -> MapSettings:
@@ -132,6 +134,8 @@ class MapSettings:
             baseline_dac_bits=int(map_cfg["baseline_dac_bits"] or quant_cfg["dac_bits"]),
             baseline_adc_bits=int(map_cfg["baseline_adc_bits"] or quant_cfg["adc_bits"]),
             calibration_samples=int(map_cfg["calibration_samples"]),
+            baseline_adc_fit=bool(map_cfg.get("baseline_adc_fit", False)),
+            baseline_fit_tolerance_pct=float(map_cfg.get("baseline_fit_tolerance_pct", 1.0)),
         )
 
     @property

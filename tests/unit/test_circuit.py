@@ -227,3 +227,32 @@ def test_per_layer_scales_at_device_precision_are_simulated_exactly(mode):
     counted = Simulator(arrays, mapping).count_operations(x[:3])
     for layer, ops in zip(mapping["layers"], counted, strict=True):
         check_operations(layer, ops)
+
+
+@pytest.mark.parametrize("tolerance", [100.0, 0.0])
+def test_baseline_gets_the_adc_bits_it_needs_chosen_on_validation_data(tmp_path, tolerance):
+    """baseline_adc_fit: from baseline_adc_bits up, one bit at a time, until the baseline's ideal crossbar keeps its
+    float network's VALIDATION accuracy within the tolerance; every try is recorded and the last one is deployed."""
+    from dataclasses import replace
+
+    from conftest import make_synthetic_npz
+
+    from nvmxbar.stages.map_crossbar import MAX_ADC_BITS, fit_baseline_adc
+
+    npz = make_synthetic_npz(tmp_path / "d.npz", n_val=64)
+    torch.manual_seed(0)
+    net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
+    s = replace(map_settings(rows=32, cols=32), baseline_adc_bits=3, baseline_fit_tolerance_pct=tolerance)
+    x = torch.randn(64, 9, 32)
+    arrays, mapping = fit_baseline_adc(net, 2, s, x, npz, "cpu")
+    fit = mapping["baseline_adc_fit"]
+    bits = [t["adc_bits"] for t in fit["tries"]]
+    assert bits == list(range(3, bits[-1] + 1)) and mapping["converters"]["adc_bits"] == bits[-1] == fit["adc_bits"]
+    assert fit["val_samples"] == 64
+    target = fit["float_val_accuracy"] - tolerance / 100
+    if tolerance == 100.0:
+        assert bits == [3] and fit["reached"]
+    else:  # stops at the first try that reaches the float accuracy, or at the last bits tried
+        assert all(t["val_accuracy"] < target for t in fit["tries"][:-1])
+        assert fit["reached"] == (fit["tries"][-1]["val_accuracy"] >= target)
+        assert fit["reached"] or bits[-1] == MAX_ADC_BITS

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import POLARITY_KEYS, PerLayerQuantizer, UniformQuantizer, polarity_mask, row_tiles
+from .quant import POLARITY_KEYS, PerLayerQuantizer, UniformQuantizer, polarity_mask, row_tiles, tile_span
 
 #: 2-D convolutions on the CPU in NHWC memory (channels_last): oneDNN's convolutions, forward and backward, run
 #: faster on it (benchmarks/train_throughput.py --no-channels-last measures the other); the values are the same up
@@ -197,17 +197,16 @@ class Net(nn.Module):
         K, T, Tw = C * per_ch, max(tiles) + 1, tiles[C * per_ch - 1] + 1
         if set(tiles[:K]) != set(range(Tw)):
             raise AssertionError(f"layer {i}: tiles without weight rows before the last weight row: {tiles}")
-        w_rows = torch.tensor(tiles[:K]).reshape(C, per_ch)
-        chans = [(w_rows == t).any(1).nonzero().flatten() for t in range(Tw)]  # contiguous blocks
-        c_max = max(len(c) for c in chans)
+        spans = [tile_span(tiles.index(t), K - tiles[:K][::-1].index(t), per_ch, K) for t in range(Tw)]
+        c_max = max(c1 - c0 for c0, c1, _ in spans)
         mask = torch.zeros(Tw, c_max, per_ch)
-        for t, c in enumerate(chans):
-            mask[t, : len(c)] = (w_rows[c] == t).float()
+        for t, (c0, c1, m) in enumerate(spans):
+            mask[t, : c1 - c0] = m
         plan = {
             "T": T,
             "Tw": Tw,
             "c_max": c_max,
-            "ranges": tuple((t * c_max, int(c[0]), len(c)) for t, c in enumerate(chans)),
+            "ranges": tuple((t * c_max, c0, c1 - c0) for t, (c0, c1, _) in enumerate(spans)),
             "mask": mask.reshape(Tw, 1, c_max, *kernel).to(device=w.device, dtype=w.dtype),
             "bias_tiles": tiles[K:],
             "tile_ids": torch.arange(T, device=w.device)[:, None],

@@ -253,6 +253,17 @@ def row_tiles(weight_shape: tuple | torch.Size, spec: dict | None, bias_rows: in
     return out
 
 
+def tile_span(a: int, e: int, per_ch: int, weight_rows: int) -> tuple[int, int, torch.Tensor]:
+    """A row tile holding matrix rows ``[a, e)`` (weight rows in F.unfold order, ``per_ch`` kernel taps per input
+    channel, then bias rows from ``weight_rows`` on): the input channels ``[c0, c1)`` its weight rows touch, and
+    which of those channels' taps are its rows, a ``(c1 - c0, per_ch)`` 0/1 mask. Training (Net's per-tile ADC)
+    and the simulator both read a tile's convolution this way."""
+    a_w, e_w = min(a, weight_rows), min(e, weight_rows)
+    c0, c1 = a_w // per_ch, -(-e_w // per_ch)
+    r = torch.arange(c0 * per_ch, c1 * per_ch).reshape(c1 - c0, per_ch)
+    return c0, c1, ((r >= a) & (r < e)).float()
+
+
 class UniformQuantizer(nn.Module):
     """The three full-scales shared by all layers, and the functions that quantize onto them.
 

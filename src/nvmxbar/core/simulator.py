@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .layout import OPERATION_KEYS
 from .networks import pool
+from .quant import tile_span
 
 #: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
 #: cells) -> perturbed G with a leading chip axis; it may carry ``read_sigma`` and ``generator``
@@ -142,11 +143,8 @@ class Simulator:
         drive = [full, -full]
         out = []
         for a, e in self.tiles[i]:
-            c0, c1 = min(a, Kw) // per_ch, -(-min(e, Kw) // per_ch)
-            mask = None
-            if per_ch > 1:
-                r = torch.arange(c0 * per_ch, c1 * per_ch)
-                mask = ((r >= a) & (r < e)).to(self.dtype).to(self.device)
+            c0, c1, m = tile_span(a, e, per_ch, Kw)
+            mask = m.flatten().to(self.device, self.dtype) if per_ch > 1 else None
             out.append((c0, c1, mask, [(k, drive[k - Kw]) for k in range(max(a, Kw), e)]))
         return out
 

@@ -5,17 +5,58 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import files, tracking
+from ..core import noise
+from ..core.networks import Net
 from ..core.schemes import map_network
+from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
 from ..settings import MapSettings
 from ..training.model_io import load_model
 
 log = logging.getLogger(__name__)
+
+
+#: The most ADC bits baseline_adc_fit tries.
+MAX_ADC_BITS = 12
+
+
+def fit_baseline_adc(
+    net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor, data_npz: str | Path, device: str
+) -> tuple[dict, dict]:
+    """The baseline with the ADC it needs: mapped with ``baseline_adc_bits``, then one bit more at a time, until its
+    ideal crossbar's validation accuracy is within ``baseline_fit_tolerance_pct`` of its float network's (or
+    MAX_ADC_BITS). Chosen on the validation split only; ``mapping["baseline_adc_fit"]`` records every try."""
+    xv, yv = network_inputs(data_npz, "val", None)
+    with torch.no_grad():
+        hits = sum(int((net(xv[a : a + 512]).argmax(-1) == yv[a : a + 512]).sum()) for a in range(0, len(yv), 512))
+    float_acc = hits / len(yv)
+    tries, target = [], float_acc - settings.baseline_fit_tolerance_pct / 100
+    for adc_bits in range(settings.baseline_adc_bits, max(settings.baseline_adc_bits, MAX_ADC_BITS) + 1):
+        s = replace(settings, baseline_adc_bits=adc_bits)
+        arrays, mapping = map_network(net, bits, s, calib_x=calib_x, device=device)
+        acc = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv)
+        tries.append({"adc_bits": adc_bits, "val_accuracy": acc})
+        log.info(
+            "baseline/b%d with a %d-bit ADC: validation accuracy %.4f (float %.4f)", bits, adc_bits, acc, float_acc
+        )
+        if acc >= target:
+            break
+    mapping["baseline_adc_fit"] = {
+        "float_val_accuracy": float_acc,
+        "tolerance_pct": settings.baseline_fit_tolerance_pct,
+        "tries": tries,
+        "adc_bits": tries[-1]["adc_bits"],
+        "reached": tries[-1]["val_accuracy"] >= target,
+        "val_samples": len(yv),
+    }
+    return arrays, mapping
 
 
 def run(
@@ -42,7 +83,10 @@ def run(
     settings = MapSettings.from_config(cfg, quant_cfg)
     net, _ = load_model(model_path)
     x, _ = network_inputs(data_npz, "train", settings.calibration_samples)
-    arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
+    if net.quant is None and settings.baseline_adc_fit:
+        arrays, mapping = fit_baseline_adc(net, bits, settings, x, data_npz, device)
+    else:
+        arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
     mapping = {"dataset": dataset, "variant": variant, **mapping, "source_model": str(model_path)}
     params = {"map_crossbar": cfg, "bits": bits}
     with tracking.model_stage_run(
