@@ -151,6 +151,14 @@ def render_report(
         "",
     ]
     L.append(markdown(*display_accuracy(acc)))
+    L.append(
+        "The ideal crossbar's accuracy is broken down by switching the circuit's quantizers on one after the "
+        "other (test split): the mapped weights alone (exact inputs, no ADC), then the DAC, then the ADC. For "
+        "the baseline this is where its loss against the float network arises. A quantized variant was trained "
+        "with its DAC and ADC in the loop and may rely on the ADC's clipping, so its first two columns can fall "
+        "far below the last."
+    )
+    L.append("")
     L.append(f"Tables: `{rel(tables_dir / 'accuracy.csv')}` (also `.md`, `.tex`).")
     L.append("")
     if cost is not None and len(cost):
