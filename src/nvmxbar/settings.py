@@ -280,9 +280,11 @@ class Score:
     samples: int | None
 
     @classmethod
-    def from_config(cls, score_cfg: dict, drift_cfg: dict) -> Score:
+    def from_config(cls, score_cfg: dict, drift_cfg: dict | None = None) -> Score:
+        """The score never drifts (programming noise alone): ``drift_cfg`` is kept for callers that pass it."""
+        drift = Drift.from_config(drift_cfg) if drift_cfg else None
         return cls(
-            NoiseModel.programming(score_cfg["prog_sigma"], Drift.from_config(drift_cfg)),
+            NoiseModel.programming(score_cfg["prog_sigma"], drift),
             int(score_cfg["chips"]),
             score_cfg["samples"],
         )

@@ -271,6 +271,12 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("evaluate_noise") == 10 and "train" not in counts and "map_crossbar" not in counts
     assert counts.get("report") == 1 and "estimate_cost" not in counts
+    # the drift model: the noise sweep only (the search's score never drifts)
+    r = snakemake(
+        work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "evaluate_noise={drift: {nu: 0.06}}"
+    )
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("evaluate_noise") == 10 and not {"nas_unipolar_search", "nas_unipolar_finalist"} & set(counts)
     # distillation from the float baseline: every quantized training of that dataset and its finalists rerun,
     # the baseline (the teacher) and the search (trials do not distill) do not
     r = snakemake(

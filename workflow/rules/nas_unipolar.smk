@@ -27,9 +27,6 @@ rule nas_unipolar_search:
         quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
         cost_cfg=CFG["estimate_cost"],
-        # the device model the noisy score needs, not evaluate_noise's sweep or chip count: an evaluate_noise
-        # ablation must not rerun the search
-        noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         device=CFG["device"],
@@ -68,7 +65,6 @@ rule nas_unipolar_finalist:
         train_cfg=lambda wc: finalist_recipe(wc.dataset),
         quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
         map_cfg=CFG["map_crossbar"],
-        noise_cfg={"drift": CFG["evaluate_noise"]["drift"]},
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         device=CFG["device"],

@@ -8,6 +8,6 @@ with job_log(sm.log[0]):
         workers=list(sm.input.workers), out_json=sm.output.json, data_npz=sm.input.npz, data_json=sm.input.json,
         dataset=sm.wildcards.dataset, bits=int(sm.wildcards.bits), rank=int(sm.wildcards.rank),
         rep=int(sm.wildcards.rep), cfg=sm.params.cfg, model_base=sm.params.model_base, train_cfg=sm.params.train_cfg,
-        quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, noise_cfg=sm.params.noise_cfg, seed=sm.params.seed,
+        quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, seed=sm.params.seed,
         experiment=sm.params.experiment, threads=sm.threads, accelerator=sm.params.accelerator,
         teacher=sm.input.teacher[0] if sm.input.teacher else None, device=sm.params.device)

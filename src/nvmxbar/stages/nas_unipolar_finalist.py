@@ -42,7 +42,7 @@ def run(
     train_cfg: dict,
     quant_cfg: dict,
     map_cfg: dict,
-    noise_cfg: dict,
+    noise_cfg: dict | None = None,
     seed: int,
     experiment: str | None = None,
     threads: int = 1,
@@ -92,7 +92,7 @@ def run(
     val_subjects = subject_fold(data_npz, fold_npz, fold, seed)  # the workflow seed: every finalist, same folds
     if fold > 0 and val_subjects is not None:
         data_npz = fold_npz
-    score = Score.from_config(cfg["score"], noise_cfg["drift"])
+    score = Score.from_config(cfg["score"], (noise_cfg or {}).get("drift"))
     try:  # the fold copy goes whether the training finishes or not
         metrics = train.run(
             data_npz=data_npz,

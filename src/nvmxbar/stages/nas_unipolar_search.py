@@ -38,7 +38,7 @@ def run(
     experiment: str | None = None,
     threads: int = 1,
     accelerator: str = "auto",
-    noise_cfg: dict,
+    noise_cfg: dict | None = None,
     device: str = "auto",
 ) -> dict:
     """``cfg``: the ``nas_unipolar`` section without its selection keys; ``train_cfg`` the trials' recipe
@@ -84,7 +84,7 @@ def run(
         quant=QuantSettings.from_config("unipolar", bits, quant_cfg, map_cfg),
         ms=MapSettings.from_config(map_cfg, quant_cfg),
         cs=CostSettings.from_config(cost_cfg),
-        score=Score.from_config(cfg["score"], noise_cfg["drift"]),
+        score=Score.from_config(cfg["score"], (noise_cfg or {}).get("drift")),
         seed=seed,
         parent_run=parent,
         experiment=experiment,
