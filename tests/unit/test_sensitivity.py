@@ -108,7 +108,7 @@ def test_one_row_per_deployment_assumption_and_value(table):
 @pytest.mark.parametrize("measured", [True, False])
 def test_run_point_reproduces_estimate_cost(results, table, tmp_path, measured):
     """Every assumption at the run's value gives the improvement of rule estimate_cost's own cost.json files:
-    the measured cell activity is kept (recovered from cost.json's cell energy)."""
+    the measured cell activity is kept (cost.json keeps it per layer)."""
     root = results if measured else write_results(tmp_path / "results", measured=False)
     t = table if measured else build_sensitivity(root, ["har"], VARIANTS, BITS, COST_CFG)
     for v in ("uniform", "unipolar"):

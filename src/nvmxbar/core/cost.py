@@ -162,6 +162,7 @@ def estimate(
                 "energy_by_component": energy,
                 "cell_read_energy_pj": e_cell,
                 "operations": dict(ops),
+                **({"read_g_us_per_mvm": layer["read_g_us_per_mvm"]} if measured else {}),  # what priced the cells
             }
         )
 

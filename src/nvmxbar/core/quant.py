@@ -153,10 +153,7 @@ def tile_adc(parts: torch.Tensor, full_scale: torch.Tensor, levels: int) -> torc
     """``sum_t fake_quant(parts[t], full_scale, levels, -levels, levels)`` over the leading (row tile) axis of
     ``parts``: the same values (added in the same order) and gradients, from one node that keeps a bool per
     partial sum for the backward (:class:`_TileADC`)."""
-    step = full_scale / levels
-    if torch.is_grad_enabled() and (parts.requires_grad or step.requires_grad):
-        return _TileADC.apply(parts, step, levels)
-    return _tile_adc_values(parts, step, levels)[0]
+    return tile_adc_step(parts, full_scale / levels, levels)
 
 
 def tile_adc_step(parts: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:

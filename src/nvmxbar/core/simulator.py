@@ -410,7 +410,7 @@ class Simulator:
         """Per-layer digital operations after the tiles: a rescale of every output (the baseline's per-layer
         scale, or uniform scaling's ADC-to-DAC ratio when it is not a power of two)."""
         self.ops[i]["mvms"] += mvms
-        if self.mapping["scheme"] == "baseline" or self.ratio is None:
+        if self.ratio is None:  # the baseline's and perlayer's circuits are "free" too
             self.ops[i]["rescales"] += mvms * spec["outputs"]
 
     @torch.no_grad()

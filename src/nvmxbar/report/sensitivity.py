@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
-from ..core.cost_units import FAMILIES, cell_read_energy_pj, const, load_constants
+from ..core.cost_units import FAMILIES, const, load_constants
 from ..core.layout import count
 from ..files import write_text
 from ..settings import CostSettings
@@ -97,34 +97,28 @@ class Pricing:
 
 
 # --------------------------------------------------------------------------------------- the inputs
-def read_conductance(mapping: dict, cost_doc: dict, constants: dict) -> list[float] | None:
-    """Per layer, the read conductance per MVM (µS) that priced cost.json's cell energy when it was measured
-    (cell energy = mvms x V² G t, so G follows from it); None when cost.json used the upper bound."""
+def read_conductance(mapping: dict, cost_doc: dict) -> list[float] | None:
+    """Per layer, the measured read conductance per MVM (µS) that priced cost.json's cell energy (cost.json keeps
+    it per layer); None when cost.json used the upper bound."""
     layers = cost_doc.get("layers") or []
-    mode = mapping["converters"].get("input_mode", "bit_serial")
-    if layers and all("read_g_us_per_mvm" in lay for lay in layers):
-        return [float(lay["read_g_us_per_mvm"][mode]) for lay in layers]
-    if (cost_doc.get("assumptions") or {}).get("cell_activity") != "measured":
+    if not layers or not all("read_g_us_per_mvm" in lay for lay in layers):
         return None
-    per_us = cell_read_energy_pj(constants, mean_conductance_us=1.0)
-    return [
-        float(c["energy_by_component"]["cells"]) / (m["mvms"] * per_us)
-        for m, c in zip(mapping["layers"], layers, strict=True)
-    ]
+    mode = mapping["converters"]["input_mode"]
+    return [float(lay["read_g_us_per_mvm"][mode]) for lay in layers]
 
 
 def with_activity(mapping: dict, read_g_us: list[float] | None) -> dict:
     """A copy of mapping.json with each layer's measured read conductance (as rule estimate_cost adds it)."""
     m = copy.deepcopy(mapping)
     if read_g_us is not None:
-        mode = m["converters"].get("input_mode", "bit_serial")
+        mode = m["converters"]["input_mode"]
         for layer, g in zip(m["layers"], read_g_us, strict=True):
             layer["read_g_us_per_mvm"] = {mode: g}
     return m
 
 
 def load_deployments(
-    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int], constants: dict
+    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int]
 ) -> tuple[dict[tuple[str, str, int], dict], dict[tuple[str, str, int], dict]]:
     """Every deployment's mapping.json (with the measured activity of its cost.json) and cost.json, by
     (dataset, variant, bits)."""
@@ -134,7 +128,7 @@ def load_deployments(
             for b in bits:
                 d = Path(results_dir) / ds / v / f"b{int(b)}"
                 mp, cd = _json(d / "mapping.json", ["converters", "layers"]), _json(d / "cost.json", ["total"])
-                maps[(ds, v, int(b))] = with_activity(mp, read_conductance(mp, cd, constants))
+                maps[(ds, v, int(b))] = with_activity(mp, read_conductance(mp, cd))
                 costs[(ds, v, int(b))] = cd
     return maps, costs
 
@@ -426,5 +420,5 @@ def build_sensitivity(
         return sensitivity_table({}, Pricing({}))
     pricing = Pricing.from_config(cost_cfg) if cost_cfg is not None else None
     constants = pricing.constants if pricing else load_constants()
-    maps, costs = load_deployments(results_dir, datasets, variants, bits, constants)
+    maps, costs = load_deployments(results_dir, datasets, variants, bits)
     return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))
