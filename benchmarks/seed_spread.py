@@ -1,38 +1,260 @@
-"""How much of an accuracy difference is the seed? Retrain one deployment of a results folder with other seeds.
+"""Is a difference real, or the seed and the validation subjects? Compare recipes or architectures on validation folds.
 
-For results/<dataset>/<variant>[/b<bits>] it takes the recipe the workflow used (config.yaml at the given
-profile; for `unipolar` the architecture of nas/arch.json), trains it again with each seed (no MLflow, in a
-scratch folder), maps it onto the crossbar and prints the test accuracy as trained and on the ideal crossbar,
-then mean, std, min and max over the seeds. Not a test: a measurement (a few minutes per seed on 2 cores).
+For the deployment <dataset>/<variant>/b<bits> of a results folder it takes the recipe the workflow uses
+(config.yaml at --profile, with --set; for unipolar and signed the architecture the search chose,
+RESULTS/<dataset>/unipolar/b<bits>/nas/arch.json) and retrains it, once per arm, fold and seed, in a scratch
+folder (no MLflow). Each network is scored on its fold's VALIDATION split: as trained, on the ideal crossbar
+(quantized variants) and, with --noise, the mean over --chips noisy chips. It needs RESULTS/data/<dataset>.npz
+and .json (the prepare_data rule's output) and, for unipolar and signed, that arch.json: never a trained model.
+A measurement, not a test: a few minutes per training on 2 cores at the full profile.
 
-Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--seeds 0 1 2] [--profile full]
-     [--threads 1] [--jobs 2] [--set quant.adc_tile_rows=128 ...]   (config overrides, YAML values)
-     [--no-adc]        also the ideal crossbar without its ADC (what the converters cost)
-     [--noise 0.02]    also the mean accuracy over --chips chips at this programming-noise sigma
-     [--arch FILE|JSON] unipolar: another architecture, an arch.json file or model keys merged over the
-                       results' nas/arch.json, e.g. --arch '{"conv": [32, "M", 64, "M", "M"]}'
-e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --seeds 0 1 2 3 4
-     .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --set train.har.distill.alpha=0.5
-     (distillation: the teacher is results/<dataset>/baseline/model.pt)
+Folds (--folds K ...; default 0). Fold 0 is the workflow's own validation split; for HAR, fold k >= 1 validates on
+the k-th group of whole training subjects (as many as the prepared split holds, 4; the workflow's validation
+subjects join training), the groups the NAS finalists validate on (nvmxbar.data.subject_fold at config `seed`).
+HAR's 17 training subjects outside fold 0 make 4 groups: folds 1-4 (fold 5 would be fold 1 again: refused).
+CIFAR-10 has no subjects: fold 0 only.
+
+Arms (--arm NAME [KEY=VALUE ...], repeatable; the first is the reference; default one arm "config", config.yaml
+as is). KEY is a config path under model.<dataset>, train.<dataset>, quant or map_crossbar, VALUE is YAML, as for
+--set (which applies to every arm first); arch=FILE|JSON (unipolar, signed) replaces the architecture: an arch.json
+file, or model keys merged over the searched one (a different number of layers needs "polarity": "positive").
+Every arm trains on the same folds and seeds, so arm B is compared with the reference A pair by pair: the mean
+of B - A over the (fold, seed) pairs with its 95 % t interval, "beyond the fold/seed spread" when that interval
+excludes 0, else "within the spread". Refused before any training: an arm with train.<dataset>.fit_on=train+val
+(it would train on the subjects it is scored on). An arm with select=best_val picks its epoch on the subjects it
+is scored on: a note says that this favours it. An arm that distills (train.<dataset>.distill.alpha > 0) learns
+from a float baseline this tool trains on the same fold and seed with the arm's recipe (cached in the scratch
+folder under teachers/), never the workflow's deployed baseline, which validated on the workflow's split.
+
+The test split: not read at all (the fold copies carry the validation split in its place) unless --show-test;
+then its accuracies come in separate test_* columns and means, after a warning on stderr: the test split must not
+inform any choice, it is shown only to report one made on the validation folds.
+
+Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--seeds 0 1 2] [--folds 1 2 3 4]
+     [--arm NAME KEY=VALUE ...] ...   the arms compared, the first the reference
+     [--profile full] [--threads 1] [--jobs 2]   trainings in parallel processes, each at --threads torch threads
+     [--set quant.adc_tile_rows=128 ...]   config overrides for every arm (YAML values)
+     [--arch FILE|JSON]   unipolar/signed: the architecture of every arm (an arm's arch= goes over it)
+     [--noise 0.02] [--chips 10]   also the mean accuracy over --chips chips at this programming-noise sigma
+     [--no-adc]   also the ideal crossbar without its ADC (what the converters cost)
+     [--csv rows.csv]   the per-run rows     [--scratch DIR]   keep models and teachers there (default: a
+     temporary folder, removed at the end)   [--show-test]   also the test split, to report only
+e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --folds 1 2 3 4 --seeds 0 1 --noise 0.02 \\
+        --arm last --arm best_val train.har.select=best_val
+     .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --seeds 0 1 2 3 4   (fold 0, one arm)
+Output: the folds' validation subjects, a row per (arm, fold, seed): selected epoch, training time, val_trained,
+val_xbar (ideal crossbar), val_no_adc, val_noisy; per arm mean +- std (ddof 1) and n; per arm after the first the
+paired difference to the reference with its interval and verdict.
 """
 
 import argparse
 import json
-import statistics
+import logging
+import multiprocessing
+import re
+import shutil
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+#: Top-level config sections an arm may change: the ones a training and its crossbar scoring read.
+ARM_SECTIONS = ("model", "train", "quant", "map_crossbar")
+TEST_WARNING = (
+    "WARNING (--show-test): the test split must not inform any choice (recipe, architecture, default); its "
+    "accuracies are shown only to report a choice already made on the validation folds."
+)
 
-def one(seed: int, a: argparse.Namespace) -> dict:
-    import torch
+
+@dataclass
+class Arm:
+    name: str
+    spec: list[str]  # KEY=VALUE as given (the global --set not repeated)
+    cfg: dict  # the validated config at --profile
+    arch: Path | None  # arch.json of unipolar/signed
+    teacher: bool  # distills: needs the fold's float baseline
+
+
+def overrides(items: list[str], what: str) -> tuple[dict, str]:
+    """Nested config overrides from KEY=VALUE items (YAML values), and the raw value of an ``arch`` item."""
     import yaml
 
+    over: dict = {}
+    arch = ""
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"{what}: '{item}' is not KEY=VALUE")
+        if key == "arch":
+            arch = value
+            continue
+        *parents, leaf = key.split(".")
+        node = over
+        for k in parents:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{what}: '{item}' sets a key under a value")
+        node[leaf] = yaml.safe_load(value)
+    return over, arch
+
+
+def merged_arch(base: Path, value: str, out: Path) -> Path:
+    """An arch.json: ``value`` itself when it names a file, else its JSON model keys merged over ``base``'s."""
+    if Path(value).is_file():
+        return Path(value)
+    doc = json.loads(base.read_text())
+    doc["model"].update(json.loads(value))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def make_arms(a: argparse.Namespace, scratch: Path) -> list[Arm]:
+    """The arms, each checked (config, architecture, fit_on): ValueError naming the arm and the problem."""
     from nvmxbar import config
+    from nvmxbar.core import networks
+    from nvmxbar.settings import QuantSettings, Recipe, quant_for
+
+    ds, variant = a.dataset, a.variant
+    base, global_arch = overrides(a.set, "--set")
+    if global_arch:
+        raise ValueError("--set arch=...: use --arch")
+    searched = a.results / ds / "unipolar" / f"b{a.bits}" / "nas" / "arch.json"
+    with_arch = variant in ("unipolar", "signed")
+    if with_arch and not searched.is_file():
+        raise ValueError(f"{variant} trains the searched architecture: {searched} is missing (nas_unipolar's output)")
+    import numpy as np
+
+    with np.load(a.results / "data" / f"{ds}.npz", allow_pickle=False) as d:
+        in_shape, n_classes = list(d["x_train"].shape[1:]), len(d["class_names"])
+    arms = []
+    for name, *spec in a.arm or [["config"]]:
+        what = f"arm '{name}'"
+        if "=" in name:
+            raise ValueError(f"--arm {name}: an arm starts with its name (--arm NAME KEY=VALUE ...)")
+        over, arch_value = overrides(spec, what)
+        for top, sub in over.items():
+            if top not in ARM_SECTIONS:
+                raise ValueError(
+                    f"{what}: '{top}' is not read by this tool's trainings (arms change {', '.join(ARM_SECTIONS)}; "
+                    "--set changes the rest for every arm)"
+                )
+            if top in ("model", "train") and set(sub) - {ds}:
+                raise ValueError(f"{what}: {top}.{'/'.join(sorted(set(sub) - {ds}))} does nothing here: use {top}.{ds}")
+        if (arch_value or a.arch) and not with_arch:
+            raise ValueError(
+                f"{what}: arch= replaces the searched architecture of unipolar/signed; for {variant} change "
+                f"model.{ds}.<key>"
+            )
+        try:
+            cfg = config.load(
+                ROOT / "config.yaml", config.deep_merge(config.deep_merge(base, over), {"profile": a.profile})
+            )
+        except config.ConfigError as e:
+            raise ValueError(f"{what}: {e}") from None
+        recipe = Recipe.from_config(cfg["train"][ds])
+        if recipe.fit_on != "train":
+            raise ValueError(
+                f"{what}: train.{ds}.fit_on={recipe.fit_on} trains on the validation split, the fold's held-out "
+                "subjects it is scored on: a fold cannot score it (fit_on is a deployment choice, made after the "
+                "recipe; compare recipes with fit_on=train)"
+            )
+        arch = None
+        if with_arch:
+            arch = searched
+            for value in (a.arch, arch_value):
+                if value:
+                    try:
+                        arch = merged_arch(arch, value, scratch / "arms" / slug(name) / "arch.json")
+                    except (json.JSONDecodeError, KeyError) as e:
+                        raise ValueError(
+                            f"{what}: arch '{value}' is neither a file nor JSON model keys ({e})"
+                        ) from None
+        model_cfg = dict(cfg["model"][ds])
+        if arch is not None:
+            model_cfg.update(json.loads(arch.read_text())["model"])
+            if variant == "signed":
+                model_cfg.pop("polarity", None)
+        quant = QuantSettings.from_config(
+            variant, a.bits, quant_for(cfg["quant"], variant, a.bits), cfg["map_crossbar"]
+        )
+        try:  # the network builds (layers, kernel sizes and sign groups agree) before anything trains
+            networks.build(networks.make_arch(in_shape, n_classes, model_cfg), quant and quant.quantizer_kwargs())
+        except (ValueError, KeyError, TypeError) as e:
+            hint = ' (arch= with another number of layers: add "polarity": "positive")' if "polarity" in str(e) else ""
+            raise ValueError(f"{what}: the network does not build: {e}{hint}") from None
+        teacher = variant != "baseline" and recipe.distill is not None
+        arms.append(Arm(name, spec, cfg, arch, teacher))
+    names = [arm.name for arm in arms]
+    if len(set(names)) < len(names):
+        raise ValueError(f"arm names repeat: {names}")
+    return arms
+
+
+def teacher_key(arm: Arm, a: argparse.Namespace, fold: int, seed: int, data: str) -> str:
+    """The float baseline an arm distills from, at (fold, seed): what its training depends on."""
+    from nvmxbar.config import config_hash
+    from nvmxbar.settings import Recipe
+
+    train = Recipe.from_config(arm.cfg["train"][a.dataset]).params()  # without distill: the baseline's recipe
+    return config_hash(
+        {"model": arm.cfg["model"][a.dataset], "train": train, "fold": fold, "seed": seed, "data": data, "t": a.threads}
+    )
+
+
+def _quiet() -> None:
+    """A worker's output: Lightning's banners and tips say nothing here (set after its import, which sets them)."""
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+
+
+def train_teacher(job: dict) -> str:
+    """Train (or find, from an earlier run in the same scratch folder) one float baseline: the teacher."""
+    out = Path(job["out"])
+    if (out / "model.pt").exists():
+        return str(out / "model.pt")
+    _quiet()
+    from nvmxbar.settings import Recipe
+    from nvmxbar.stages import train
+
+    cfg, ds = job["cfg"], job["dataset"]
+    train.run(
+        data_npz=job["npz"],
+        data_json=job["json"],
+        out_model=out / "model.pt",
+        out_metrics=out / "metrics.json",
+        dataset=ds,
+        variant="baseline",
+        bits=None,
+        seed=job["seed"],
+        model_cfg=cfg["model"][ds],
+        recipe=Recipe.from_config(cfg["train"][ds]),
+        quant=None,
+        experiment=None,
+        threads=job["threads"],
+        accelerator="cpu",
+    )
+    return str(out / "model.pt")
+
+
+def run_one(job: dict) -> dict:
+    """Train one (arm, fold, seed) on its fold copy and score it: the row of the table."""
+    _quiet()
+    import torch
+
     from nvmxbar.core import noise
     from nvmxbar.core.schemes import map_network
     from nvmxbar.core.simulator import Simulator
@@ -41,113 +263,270 @@ def one(seed: int, a: argparse.Namespace) -> dict:
     from nvmxbar.stages import train
     from nvmxbar.training.model_io import load_model
 
-    over: dict = {}
-    for item in a.set:
-        key, value = item.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = over
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
-    cfg = config.load(ROOT / "config.yaml", {**over, "profile": a.profile})
-    res, ds = Path(a.results), a.dataset
-    bits = None if a.variant == "baseline" else a.bits
-    arch = res / ds / a.variant / f"b{bits}" / "nas" / "arch.json" if a.variant == "unipolar" else None
-    out = Path(tempfile.mkdtemp(prefix=f"seed{seed}-"))
-    if arch is not None and a.arch:
-        arch = Path(a.arch) if Path(a.arch).is_file() else _merged_arch(arch, a.arch, out / "arch.json")
-    quant = QuantSettings.from_config(a.variant, bits, quant_for(cfg["quant"], a.variant, bits), cfg["map_crossbar"])
+    cfg, ds, variant, bits, npz = job["cfg"], job["dataset"], job["variant"], job["bits"], job["npz"]
+    out = Path(job["out"])
     m = train.run(
-        data_npz=res / "data" / f"{ds}.npz",
-        data_json=res / "data" / f"{ds}.json",
+        data_npz=npz,
+        data_json=job["json"],
         out_model=out / "model.pt",
         out_metrics=out / "metrics.json",
         dataset=ds,
-        variant=a.variant,
+        variant=variant,
         bits=bits,
-        seed=seed,
+        seed=job["seed"],
         model_cfg=cfg["model"][ds],
         recipe=Recipe.from_config(cfg["train"][ds]),
-        quant=quant,
-        threads=a.threads,
+        quant=QuantSettings.from_config(variant, bits, quant_for(cfg["quant"], variant, bits), cfg["map_crossbar"]),
+        experiment=None,
+        threads=job["threads"],
         accelerator="cpu",
-        arch_json=arch,
-        teacher=res / ds / "baseline" / "model.pt" if cfg["train"][ds]["distill"]["alpha"] else None,
+        arch_json=job["arch"],
+        teacher=job["teacher"],
     )
-    row = {"seed": seed, "val": m["val_accuracy"], "test": m["test_accuracy"], "xbar": float("nan")}
+    row = {
+        "arm": job["arm"],
+        "fold": job["fold"],
+        "seed": job["seed"],
+        "epoch": m["selected_epoch"],
+        "train_s": m["wall_time_s"],
+        "val_trained": m["val_accuracy"],
+    }
+    splits = ["val"] + (["test"] if job["show_test"] else [])
+    if job["show_test"]:
+        row["test_trained"] = m["test_accuracy"]
     if bits is not None:
-        torch.set_num_threads(a.threads)
+        torch.set_num_threads(job["threads"])
         net, _ = load_model(out / "model.pt")
         ms = MapSettings.from_config(cfg["map_crossbar"], cfg["quant"])
-        x, _ = network_inputs(res / "data" / f"{ds}.npz", "train", ms.calibration_samples)
-        arrays, mapping = map_network(net, bits, ms, calib_x=x)
-        xt, yt = network_inputs(res / "data" / f"{ds}.npz", "test")
-        sim = Simulator(arrays, mapping)
-        row["xbar"] = noise.ideal_accuracy(sim, xt, yt)
-        if a.no_adc:
-            row["no_adc"] = noise.ideal_accuracy(sim, xt, yt, adc=False)
-        if a.noise:
-            full = MonteCarlo.from_config(cfg["evaluate_noise"])
-            mc = MonteCarlo(
-                a.chips,
-                None,
-                full.batch_size,
-                full.instance_chunk,
-                (NoiseModel.programming(a.noise, full.models[0].drift),),
-            )
-            row["noisy"] = noise.evaluate(sim, xt, yt, mc, seed=seed, progress=False)[0]["accuracy_mean"]
+        calib, _ = network_inputs(npz, "train", ms.calibration_samples)
+        sim = Simulator(*map_network(net, bits, ms, calib_x=calib))
+        full = MonteCarlo.from_config(cfg["evaluate_noise"])
+        mc = MonteCarlo(
+            job["chips"], None, full.batch_size, full.instance_chunk, (NoiseModel.programming(job["noise"]),)
+        )
+        for split in splits:
+            x, y = network_inputs(npz, split)
+            row[f"{split}_xbar"] = noise.ideal_accuracy(sim, x, y)
+            if job["no_adc"]:
+                row[f"{split}_no_adc"] = noise.ideal_accuracy(sim, x, y, adc=False)
+            if job["noise"]:  # the same chips' draws for every arm at one (fold, seed)
+                chips = noise.evaluate(sim, x, y, mc, seed=1000 * job["fold"] + job["seed"], progress=False)
+                row[f"{split}_noisy"] = chips[0]["accuracy_mean"]
     return row
 
 
-def _merged_arch(arch_json: Path, model_keys: str, out: Path) -> Path:
-    doc = json.loads(arch_json.read_text())
-    doc["model"].update(json.loads(model_keys))
-    out.write_text(json.dumps(doc))
-    return out
+def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The accuracy columns: validation, and test (empty without --show-test)."""
+    per = ["trained"]
+    if a.variant != "baseline":
+        per += ["xbar"] + (["no_adc"] if a.no_adc else []) + (["noisy"] if a.noise else [])
+    return [f"val_{k}" for k in per], [f"test_{k}" for k in per] if a.show_test else []
+
+
+def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
+    """The table, the means per arm and the paired differences to the reference, on stdout."""
+    from nvmxbar.training.folds import LEVEL, paired, summary
+
+    val_cols, test_cols = columns(a)
+    w = max(5, *(len(arm.name) for arm in arms))
+    head = f"{'arm':<{w}} {'fold':>4} {'seed':>4} {'epoch':>5} {'train_s':>8}" + "".join(f"{c:>12}" for c in val_cols)
+    print(head + (" |" + "".join(f"{c:>13}" for c in test_cols) if test_cols else ""))
+    for r in rows:
+        line = f"{r['arm']:<{w}} {r['fold']:>4} {r['seed']:>4} {r['epoch']:>5} {r['train_s']:>8.1f}"
+        line += "".join(f"{r[c]:>12.4f}" for c in val_cols)
+        print(line + (" |" + "".join(f"{r[c]:>13.4f}" for c in test_cols) if test_cols else ""))
+    by_arm = {arm.name: [r for r in rows if r["arm"] == arm.name] for arm in arms}
+    print("\nper arm, over (fold, seed): mean +- std (ddof 1), n")
+    for arm in arms:
+        cells = []
+        for c in val_cols:
+            mean, sd, n = summary([r[c] for r in by_arm[arm.name]])
+            cells.append(f"{c} {mean:.4f} +- {sd:.4f}")
+        print(f"  {arm.name:<{w}} " + "   ".join(cells) + f"   n={len(by_arm[arm.name])}")
+    if len(arms) > 1:
+        ref = arms[0].name
+        print(f"\npaired difference to '{ref}' (same fold and seed): mean, {LEVEL:.0%} t interval")
+        for arm in arms[1:]:
+            for c in val_cols:
+                p = paired([r[c] for r in by_arm[ref]], [r[c] for r in by_arm[arm.name]])
+                if p["beyond"] is None:
+                    interval, verdict = f"{'(no interval)':<20}", "one pair: no verdict"
+                else:
+                    interval = f"[{p['low']:+.4f}, {p['high']:+.4f}]"
+                    verdict = "beyond the fold/seed spread" if p["beyond"] else "within the spread"
+                print(f"  {arm.name:<{w}} {c:<12} {p['diff']:+.4f}  {interval}  n={p['n']}  {verdict}")
+    if test_cols:
+        print("\ntest split, to REPORT only (no choice may rest on it): mean +- std (ddof 1), n")
+        for arm in arms:
+            cells = []
+            for c in test_cols:
+                mean, sd, n = summary([r[c] for r in by_arm[arm.name]])
+                cells.append(f"{c} {mean:.4f} +- {sd:.4f}")
+            print(f"  {arm.name:<{w}} " + "   ".join(cells) + f"   n={len(by_arm[arm.name])}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results"), p.add_argument("dataset"), p.add_argument("variant")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="The module docstring (benchmarks/seed_spread.py) is the user guide.",
+    )
+    p.add_argument("results", type=Path), p.add_argument("dataset"), p.add_argument("variant")
     p.add_argument("bits", type=int)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--profile", default="full")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="K", help="HAR subject folds (default 0)")
     p.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. quant.adc_tile_rows=128"
+        "--arm",
+        nargs="+",
+        action="append",
+        metavar=("NAME", "KEY=VALUE"),
+        help="an arm compared: a name, then config overrides and/or arch=FILE|JSON; the first arm is the reference",
+    )
+    p.add_argument("--profile", default="full")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training (the workflow's default: 1)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings in parallel (processes)")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of every arm (YAML values)"
     )
     p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
     p.add_argument(
         "--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma"
     )
-    p.add_argument("--chips", type=int, default=10, help="chips per seed for --noise")
+    p.add_argument("--chips", type=int, default=10, help="chips per run for --noise")
     p.add_argument(
-        "--arch", default="", help="unipolar: an arch.json file, or JSON model keys merged over nas/arch.json"
+        "--arch", default="", help="unipolar/signed: an arch.json file, or JSON model keys merged over nas/arch.json"
     )
+    p.add_argument("--csv", type=Path, help="write the per-run rows here")
+    p.add_argument("--scratch", type=Path, help="models, fold copies and teachers (kept); default a temporary folder")
+    p.add_argument("--show-test", action="store_true", help="also the test split's accuracy, to report only")
     a = p.parse_args()
-    if a.arch and a.variant != "unipolar":
-        p.error(f"--arch replaces a unipolar arch.json; for {a.variant} use --set model.{a.dataset}.<key>=<value>")
-    with ProcessPoolExecutor(a.jobs) as pool:
-        rows = list(pool.map(one, a.seeds, [a] * len(a.seeds)))
-    print(
-        f"{a.dataset}/{a.variant}/b{a.bits}, profile {a.profile}{', ' + ' '.join(a.set) if a.set else ''}"
-        f"{', arch ' + a.arch if a.arch else ''}: "
-        f"accuracy per seed (test split)"
-    )
-    cols = [("test", "trained"), ("xbar", "ideal xbar")]
-    cols += [("no_adc", "xbar no ADC")] if a.no_adc else []
-    cols += [("noisy", f"sigma {a.noise:g}")] if a.noise else []
-    print(f"{'seed':>5}{'val':>9}" + "".join(f"{name:>13}" for _, name in cols))
-    for r in rows:
-        print(f"{r['seed']:>5}{r['val']:>9.4f}" + "".join(f"{r.get(k, float('nan')):>13.4f}" for k, _ in cols))
-    for k, name in cols:
-        v = [r.get(k, float("nan")) for r in rows]
-        sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        print(
-            f"{name:>11}: mean {statistics.mean(v):.4f}  std {sd:.4f}  min {min(v):.4f}  max {max(v):.4f}  (n={len(v)})"
+
+    from nvmxbar.data import DataError, file_digest
+    from nvmxbar.training.folds import write_fold
+
+    ds = a.dataset
+    if ds not in ("har", "cifar10"):
+        p.error(f"dataset '{ds}': har or cifar10")
+    folds = a.folds if a.folds is not None else [0]
+    if ds != "har" and any(folds):
+        p.error(
+            f"--folds {' '.join(map(str, folds))}: {ds} has no subject ids, its validation split is a random sample "
+            "of images, not a group of people, so it has fold 0 alone (its own split): drop --folds"
         )
-    print(json.dumps(rows))
+    if len(set(folds)) < len(folds) or len(set(a.seeds)) < len(a.seeds) or min(folds) < 0:
+        p.error("--folds and --seeds: distinct values, folds >= 0")
+    if a.variant == "baseline" and (a.noise or a.no_adc):
+        p.error("--noise and --no-adc score a crossbar: the float baseline is not mapped here")
+    if a.chips < 1 or a.jobs < 1 or a.threads < 1:
+        p.error("--chips, --jobs and --threads: at least 1")
+    data_npz, data_json = a.results / "data" / f"{ds}.npz", a.results / "data" / f"{ds}.json"
+    for f in (data_npz, data_json):
+        if not f.is_file():
+            p.error(f"{f} is missing: the prepare_data rule writes it (snakemake ... {f})")
+    if a.show_test:
+        print(TEST_WARNING, file=sys.stderr, flush=True)
+    scratch = a.scratch or Path(tempfile.mkdtemp(prefix="seed-spread-"))
+    t0 = time.time()
+    try:
+        try:
+            arms = make_arms(a, scratch)
+        except ValueError as e:
+            p.error(str(e))
+        fold_seed = arms[0].cfg["seed"]  # the workflow seed: the finalists' folds
+        fold_npz, subjects = {}, {}
+        for k in folds:
+            fold_npz[k] = scratch / "data" / f"{ds}-fold{k}{'-with-test' if a.show_test else ''}.npz"
+            try:
+                subjects[k] = write_fold(data_npz, fold_npz[k], k, fold_seed, keep_test=a.show_test)
+            except DataError as e:
+                p.error(str(e))
+        same = [(j, k) for j in folds for k in folds if j < k and subjects[j] and subjects[j] == subjects[k]]
+        if same:
+            p.error(
+                f"folds {same[0][0]} and {same[0][1]} hold the same subjects {subjects[same[0][0]]}: the groups ran out"
+            )
+
+        print(
+            f"{ds}/{a.variant}" + ("" if a.variant == "baseline" else f"/b{a.bits}") + f", profile {a.profile}"
+            f"{', set ' + ' '.join(a.set) if a.set else ''}{', arch ' + a.arch if a.arch else ''}: "
+            f"{len(arms)} arm(s) x {len(folds)} fold(s) x {len(a.seeds)} seed(s), "
+            "accuracy on each fold's validation split"
+        )
+        for k in folds:
+            who = f"subjects {' '.join(map(str, subjects[k]))}" if subjects[k] else "the prepared validation split"
+            print(f"fold {k}: validates on {who}" + (" (the workflow's own split)" if k == 0 else ""))
+        for i, arm in enumerate(arms):
+            print(f"arm {arm.name}: {' '.join(arm.spec) or 'config as is'}" + (" (reference)" if i == 0 else ""))
+            if arm.cfg["train"][ds]["select"] == "best_val":
+                print(
+                    f"note: arm {arm.name} selects its epoch (select=best_val) on the same validation data "
+                    "it is scored on: this favours it"
+                )
+        sys.stdout.flush()
+
+        digest = file_digest(data_npz)
+        common = {"dataset": ds, "json": str(data_json), "threads": a.threads}
+        teachers: dict[tuple, str] = {}  # (arm, fold, seed) -> teacher folder
+        for arm in arms:
+            for k in folds:
+                for s in a.seeds:
+                    if arm.teacher:
+                        key = teacher_key(arm, a, k, s, digest)
+                        teachers[arm.name, k, s] = str(scratch / "teachers" / f"fold{k}-seed{s}-{key}")
+        ctx = multiprocessing.get_context("spawn")  # torch is loaded here: no fork of its thread pools
+        with ProcessPoolExecutor(a.jobs, mp_context=ctx) as pool:
+            tjobs = {}
+            for (name, k, s), out in teachers.items():
+                arm = next(x for x in arms if x.name == name)
+                tjobs.setdefault(out, {**common, "out": out, "cfg": arm.cfg, "npz": str(fold_npz[k]), "seed": s})
+            if tjobs:
+                print(f"training {len(tjobs)} teacher(s) (float baselines of the folds)", file=sys.stderr, flush=True)
+            for f in as_completed([pool.submit(train_teacher, j) for j in tjobs.values()]):
+                f.result()
+            jobs = [
+                {
+                    **common,
+                    "arm": arm.name,
+                    "cfg": arm.cfg,
+                    "fold": k,
+                    "seed": s,
+                    "npz": str(fold_npz[k]),
+                    "out": str(scratch / "runs" / slug(arm.name) / f"fold{k}" / f"seed{s}"),
+                    "arch": str(arm.arch) if arm.arch else None,
+                    "teacher": str(Path(teachers[arm.name, k, s]) / "model.pt") if arm.teacher else None,
+                    "variant": a.variant,
+                    "bits": None if a.variant == "baseline" else a.bits,
+                    "show_test": a.show_test,
+                    "no_adc": a.no_adc,
+                    "noise": a.noise,
+                    "chips": a.chips,
+                }
+                for arm in arms
+                for k in folds
+                for s in a.seeds
+            ]
+            futures = [pool.submit(run_one, j) for j in jobs]
+            for i, f in enumerate(as_completed(futures), 1):
+                r = f.result()
+                print(
+                    f"[{i}/{len(jobs)}] {r['arm']} fold {r['fold']} seed {r['seed']}: trained in {r['train_s']:.0f} s "
+                    f"({time.time() - t0:.0f} s so far)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows = [f.result() for f in futures]  # in (arm, fold, seed) order
+    finally:
+        if a.scratch is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for r in rows:
+        r["val_subjects"] = " ".join(map(str, subjects[r["fold"]] or []))
+    print()
+    report(rows, arms, a)
+    if a.csv:
+        from nvmxbar.files import write_csv
+
+        val_cols, test_cols = columns(a)
+        write_csv(a.csv, rows, ["arm", "fold", "seed", "val_subjects", "epoch", "train_s", *val_cols, *test_cols])
+        print(f"rows written to {a.csv}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Compared, for every file present in either folder:
   */mapping.json: every number (the totals and each layer's counts and scales)
   data/*.json: the provenance of the prepared splits
   */noise.csv, */nas/trials.csv, */nas/pareto.csv, tables/*.csv: every cell
-Ignored: what differs from run to run by nature: wall and fit times, MLflow run ids, the file paths a run records
-(VOLATILE below). Exit status 0 when everything compared is identical, 1 otherwise.
+Ignored: what differs from run to run by nature: wall and fit times, MLflow run ids (and group run ids), the file
+paths a run records (VOLATILE below). Exit status 0 when everything compared is identical, 1 otherwise.
 
     python tools/compare_results.py results_before results_after [--tol 0]
 """
@@ -35,7 +35,7 @@ CSV_GLOBS = ("*/**/noise.csv", "*/**/nas/trials.csv", "*/**/nas/pareto.csv", "ta
 #: Folders that hold copies (MLflow's artifact store) or no numbers (job logs, Snakemake's own state).
 SKIP = ("mlartifacts", "logs", ".snakemake")
 VOLATILE = re.compile(
-    r"(wall_time|fit_time|_time_s$|time_s$|mlflow_run_id|^storage$|source_model|^path$|"
+    r"(wall_time|fit_time|_time_s$|time_s$|mlflow_run_id|mlflow_group_run_id|^storage$|source_model|^path$|"
     r"checksum_time|created|timestamp)"
 )
 

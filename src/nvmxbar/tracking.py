@@ -13,6 +13,7 @@ off (``experiment`` None) the same code runs against a :class:`Run` that records
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import time
@@ -228,8 +229,8 @@ def model_stage_run(
     seed: int,
 ) -> Iterator[Run]:
     """:func:`stage_run` of a stage on a trained model (map_crossbar, evaluate_noise, estimate_cost): named
-    ``<rule> <dataset>/<variant>/b<bits>``, nested under the training's run recorded in ``model_metrics``, and
-    tagged like it (its data digest, the hash of ``params``)."""
+    ``<rule> <dataset>/<variant>/b<bits> seed <seed>``, nested under the training's run recorded in
+    ``model_metrics``, and tagged like it (its data digest, the hash of ``params``)."""
     parent, data_sha = parent_of(model_metrics)
     tags = standard_tags(
         dataset=dataset,
@@ -240,9 +241,32 @@ def model_stage_run(
         config_hash=config_hash(params),
         data_sha256=data_sha,
     )
-    name = f"{rule} {dataset}/{variant}/b{bits}"
+    name = f"{rule} {dataset}/{variant}/b{bits} seed {seed}"
     with stage_run(experiment, run_name=name, tags=tags, params=params, parent=parent) as run:
         yield run
+
+
+def group_run(
+    experiment: str | None, *, key: str, run_name: str, tags: dict[str, str], lock_dir: str | Path
+) -> str | None:
+    """The parent run that groups the seeds of one trained model, so that the UI compares models (not seeds):
+    one run per experiment and ``key`` (the hash of the model's settings without the seed), created FINISHED the
+    first time and found by its ``group_key`` tag afterwards. Parallel jobs of the same model serialise on a file
+    lock in ``lock_dir`` (the model's folder, above its seed folders). None when tracking is off."""
+    if not experiment:
+        return None
+    client = mlflow.MlflowClient()
+    exp_id = _experiment_id(client, experiment)
+    lock = Path(lock_dir) / ".mlflow_group.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        found = client.search_runs([exp_id], filter_string=f"tags.group_key = '{key}'", max_results=1)
+        if found:
+            return found[0].info.run_id
+        run_id = client.create_run(exp_id, run_name=run_name, tags={**tags, "group_key": key}).info.run_id
+        client.set_terminated(run_id, "FINISHED")  # a container: the report logs the seed statistics into it
+        return run_id
 
 
 def parent_of(metrics_json: str | Path) -> tuple[str | None, str]:

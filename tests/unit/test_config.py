@@ -78,12 +78,25 @@ def test_every_schema_property_has_a_description():
         ({"estimate_cost": {"tech_nm": 5}}, "estimate_cost.tech_nm"),
         ({"estimate_cost": {"cell": "crossbar"}}, "estimate_cost.cell"),
         ({"evaluate_noise": {"sweep": {"drift_t_s": [0, 0.5, 10]}}}, "evaluate_noise.sweep.drift_t_s"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [0, 1, 1]}, "seeds"),
+        ({"seeds": [0, -1]}, "seeds.1"),
+        ({"seeds": 3}, "seeds"),
+        ({"train": {"num_threads": 0}}, "train.num_threads"),
     ],
 )
 def test_malformed_config_is_rejected_with_the_key_named(override, key):
     with pytest.raises(config.ConfigError) as err:
         load(**override)
     assert key in str(err.value)
+
+
+def test_seeds_are_chosen_by_profile_and_threads_are_fixed():
+    """Five training seeds in the full profile, one in smoke; every training runs at one torch thread whatever
+    --cores is (CPU results are bitwise reproducible per seed and thread count)."""
+    assert load()["seeds"] == [0, 1, 2, 3, 4] and load(profile="smoke")["seeds"] == [0]
+    assert load(seeds=[7])["seeds"] == [7] and load()["seed"] == 0  # `seed` is the split and the search's seed
+    assert load()["train"]["num_threads"] == 1
 
 
 def test_stuck_fractions_over_one_in_any_sweep_setting_are_rejected_naming_them():

@@ -1,7 +1,9 @@
 """The report (nvmxbar.report) and its stage: tables from known numbers, real crossbar mappings of tiny networks,
-figures, REPORT.md, the MLflow run. Synthetic results only: seconds, no real data."""
+figures, REPORT.md, the MLflow runs. Synthetic results only: seconds, no real data. The results tree has two seeds
+per deployment whose accuracies sit 0.002 below and above the known numbers (mean: the number, std 0.002·√2)."""
 
 import json
+import math
 import runpy
 import shutil
 import types
@@ -16,15 +18,25 @@ from nvmxbar.core.cost import estimate
 from nvmxbar.core.cost_units import load_constants
 from nvmxbar.core.networks import build
 from nvmxbar.core.schemes import map_network
+from nvmxbar.report.accuracy import (
+    COMPARISON_COLUMNS,
+    PER_SEED_COLUMNS,
+    accuracy_table,
+    comparisons_table,
+    per_seed_table,
+    seeds_section,
+)
 from nvmxbar.report.collect import NOISE_COLUMNS, ReportInputError, collect, collect_nas, component_label
 from nvmxbar.report.figures import figure_names, plot_cost_breakdown, weight_grids
 from nvmxbar.report.figures_nas import plot_nas_pareto
+from nvmxbar.report.figures_seeds import plot_accuracy_seeds
 from nvmxbar.report.paper import DATASET_NAMES
 from nvmxbar.report.render import render_report, verdict
+from nvmxbar.report.seeds import mean_over_seeds, welch
 from nvmxbar.report.tables import (
     DISPLAY,
     TABLE_NAMES,
-    accuracy_table,
+    attribution_table,
     cost_table,
     display_nas,
     latex,
@@ -81,6 +93,12 @@ COST_CFG = {
     "adc_time_share": False,
 }
 DATASETS, VARIANTS, BITS = ["har", "cifar10"], ["baseline", "uniform", "unipolar"], [2, 4]
+SEEDS = [0, 1]
+#: per-seed accuracies: the known numbers + SPREAD * (seed − mean seed): 0.002 below and above with two seeds
+SPREAD = 0.004
+SEED_STD = 0.002 * math.sqrt(2)  # their std over the two seeds (ddof=1)
+CHIP_STD_STEP = 0.002  # the chips' std of seed s: 0.01 + sigma + CHIP_STD_STEP * s
+T975_DF2 = 4.302652729749464  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
 
 # known numbers: test accuracy of each trained model, ideal crossbar accuracy, area (um^2) and energy (pJ)
 MODEL_ACC = {"baseline": 0.90, "uniform/b2": 0.88, "uniform/b4": 0.89, "unipolar/b2": 0.93, "unipolar/b4": 0.92}
@@ -116,6 +134,11 @@ def noisy_mean(variant, bits, prog, read):
     return IDEAL[(variant, bits)] - prog - 10 * read
 
 
+def offset(seed, seeds):
+    """How far a seed's accuracies sit from the known numbers (0 with one seed)."""
+    return SPREAD * (seed - sum(seeds) / len(seeds))
+
+
 def make_net(quant, seed=0, arch=ARCH, n=128):
     """A tiny network in float64 on random inputs (9 x 32 windows); a quantized one has its shared full-scales
     calibrated by one training-mode forward. Returns (net in eval mode, inputs)."""
@@ -130,93 +153,109 @@ def make_net(quant, seed=0, arch=ARCH, n=128):
     return net.eval(), x
 
 
-def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS) -> Path:
-    """A results/ tree: real mappings (core.schemes.map_network on a tiny network) and known metrics/noise/cost."""
+def write_tree(root: Path, datasets=DATASETS, variants=VARIANTS, bits=BITS, seeds=SEEDS) -> Path:
+    """A results/ tree, every deployment at every seed: real mappings (core.schemes.map_network on a tiny network
+    initialised by the seed) and known metrics/noise/cost (accuracies moved by :func:`offset`, the energy by
+    ±1 % per seed around the known number, the area the same for every seed)."""
     for ds in datasets:
         for v in variants:
             for b in bits:
-                mdir = "baseline" if v == "baseline" else f"{v}/b{b}"
-                quant = None if v == "baseline" else {"weight_bits": b, "dac_bits": 4, "adc_bits": 6}
-                arch = {**ARCH, "polarity": "positive"} if v == "unipolar" else ARCH  # one device per weight
-                net, x = make_net(quant, arch=arch)
-                met = root / ds / mdir / "metrics.json"
-                files.write_json(
-                    met,
-                    {
-                        "dataset": ds,
-                        "variant": v,
-                        "bits": None if v == "baseline" else b,
-                        "test_accuracy": MODEL_ACC[mdir],
-                        "val_accuracy": MODEL_ACC[mdir] - 0.01,
-                        "per_class_accuracy": {},
-                        "epochs": 3,
-                        "best_epoch": 2,
-                        "n_test": 500,
-                        "wall_time_s": 1.0,
-                        "quant": None
-                        if quant is None
-                        else {**quant, "weight_fullscale": 0.3, "act_fullscale": 4.0, "adc_fullscale": 6.0},
-                    },
-                )
-                arrays, mapping = map_network(net, b, MAP, calib_x=x)
-                mapping = {"dataset": ds, "variant": v, **mapping}
-                d = root / ds / v / f"b{b}"
-                d.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(d / "crossbar.npz", **arrays)
-                files.write_json(d / "mapping.json", mapping)
-                rows = [(p, r) for p in SIGMAS for r in READS] + [(0.02, 0.01)]
-                pd.DataFrame(
-                    [
-                        {
-                            "prog_sigma": p,
-                            "read_sigma": r,
-                            "stuck_min": 0.0,
-                            "stuck_max": 0.0,
-                            "on_off_ratio": None,
-                            "drift_t_s": 0,
-                            "accuracy_mean": noisy_mean(v, b, p, r),
-                            "accuracy_std": 0.01 + p,
-                            "accuracy_p5": noisy_mean(v, b, p, r) - 0.02,
-                            "accuracy_p50": noisy_mean(v, b, p, r),
-                            "accuracy_p95": noisy_mean(v, b, p, r) + 0.02,
-                            "instances": 4,
-                        }
-                        for p, r in rows
-                    ]
-                ).to_csv(d / "noise.csv", index=False)
-                files.write_json(
-                    d / "noise_summary.json",
-                    {"ideal_crossbar_accuracy": IDEAL[(v, b)], "samples": 300, "wall_time_s": 1.0},
-                )
-                a, e = AREA[(v, b)], ENERGY[(v, b)]
-                cost = {
-                    "dataset": ds,
-                    "variant": v,
-                    "bits": b,
-                    "family": "isaac",
-                    "total": {
-                        "area_um2": a,
-                        "energy_pj_per_inference": e,
-                        "area_by_component": {"ADCs": 0.6 * a, "cells": 0.3 * a, "DACs": 0.1 * a},
-                        "energy_by_component": {"ADCs": 0.5 * e, "cells": 0.2 * e, "DACs": 0.3 * e},
-                    },
-                    "layers": [
-                        {
-                            "name": s["name"],
-                            "area_um2": a / len(mapping["layers"]),
-                            "energy_pj_per_inference": e / len(mapping["layers"]),
-                            "area_by_component": {},
-                            "energy_by_component": {},
-                        }
-                        for s in mapping["layers"]
-                    ],
-                }
-                if v != "baseline":
-                    cost["time_shared"] = {"area_um2": 0.5 * a, "adcs": 3}
-                files.write_json(d / "cost.json", cost)
+                for seed in seeds:
+                    write_deployment(root, ds, v, b, seed, seeds)
                 if v == "unipolar":
-                    write_nas(d / "nas", ds, b)
+                    write_nas(root / ds / v / f"b{b}" / "nas", ds, b)
     return root
+
+
+def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> None:
+    mdir = "baseline" if v == "baseline" else f"{v}/b{b}"
+    off = offset(seed, seeds)
+    quant = None if v == "baseline" else {"weight_bits": b, "dac_bits": 4, "adc_bits": 6}
+    arch = {**ARCH, "polarity": "positive"} if v == "unipolar" else ARCH  # one device per weight
+    net, x = make_net(quant, seed=seed, arch=arch)
+    files.write_json(
+        root / ds / mdir / f"seed{seed}" / "metrics.json",
+        {
+            "dataset": ds,
+            "variant": v,
+            "bits": None if v == "baseline" else b,
+            "seed": seed,
+            "threads": 2,
+            "mlflow_group_run_id": None,
+            "test_accuracy": MODEL_ACC[mdir] + off,
+            "val_accuracy": MODEL_ACC[mdir] - 0.01 + off,
+            "per_class_accuracy": {},
+            "epochs": 3,
+            "best_epoch": 2,
+            "n_test": 500,
+            "wall_time_s": 1.0,
+            "quant": None
+            if quant is None
+            else {**quant, "weight_fullscale": 0.3, "act_fullscale": 4.0, "adc_fullscale": 6.0},
+        },
+    )
+    arrays, mapping = map_network(net, b, MAP, calib_x=x)
+    mapping = {"dataset": ds, "variant": v, **mapping}
+    d = root / ds / v / f"b{b}" / f"seed{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(d / "crossbar.npz", **arrays)
+    files.write_json(d / "mapping.json", mapping)
+    rows = [(p, r) for p in SIGMAS for r in READS] + [(0.02, 0.01)]
+    pd.DataFrame(
+        [
+            {
+                "prog_sigma": p,
+                "read_sigma": r,
+                "stuck_min": 0.0,
+                "stuck_max": 0.0,
+                "on_off_ratio": None,
+                "drift_t_s": 0,
+                "accuracy_mean": noisy_mean(v, b, p, r) + off,
+                "accuracy_std": 0.01 + p + CHIP_STD_STEP * seed,
+                "accuracy_p5": noisy_mean(v, b, p, r) + off - 0.02,
+                "accuracy_p50": noisy_mean(v, b, p, r) + off,
+                "accuracy_p95": noisy_mean(v, b, p, r) + off + 0.02,
+                "instances": 4,
+            }
+            for p, r in rows
+        ]
+    ).to_csv(d / "noise.csv", index=False)
+    ideal = IDEAL[(v, b)] + off
+    files.write_json(
+        d / "noise_summary.json",
+        {
+            "ideal_crossbar_accuracy": ideal,
+            "loss_breakdown": {"weights": ideal - 0.05, "dac": ideal - 0.02, "adc": ideal},
+            "samples": 300,
+            "wall_time_s": 1.0,
+        },
+    )
+    a, e = AREA[(v, b)], ENERGY[(v, b)] * (1 + 5 * off)  # energy ±1 % per seed, same mean
+    cost = {
+        "dataset": ds,
+        "variant": v,
+        "bits": b,
+        "family": "isaac",
+        "total": {
+            "area_um2": a,
+            "energy_pj_per_inference": e,
+            "area_by_component": {"ADCs": 0.6 * a, "cells": 0.3 * a, "DACs": 0.1 * a},
+            "energy_by_component": {"ADCs": 0.5 * e, "cells": 0.2 * e, "DACs": 0.3 * e},
+        },
+        "layers": [
+            {
+                "name": s["name"],
+                "area_um2": a / len(mapping["layers"]),
+                "energy_pj_per_inference": e / len(mapping["layers"]),
+                "area_by_component": {},
+                "energy_by_component": {},
+            }
+            for s in mapping["layers"]
+        ],
+    }
+    if v != "baseline":
+        cost["time_shared"] = {"area_um2": 0.5 * a, "adcs": 3}
+    files.write_json(d / "cost.json", cost)
 
 
 # the unipolar search of every dataset x bits: (trial, state, val_accuracy, area_um2); the Pareto front of the
@@ -308,7 +347,7 @@ def tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data(tree):
-    return collect(tree, DATASETS, VARIANTS, BITS)
+    return collect(tree, DATASETS, VARIANTS, BITS, SEEDS)
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +372,7 @@ def stage(tree):
             datasets=DATASETS,
             variants=VARIANTS,
             bits=BITS,
+            seeds=SEEDS,
             cfg=REPORT_CFG,
             cost_cfg=COST_CFG,
             profile="full",
@@ -349,13 +389,21 @@ def stage(tree):
 
 # ---------------------------------------------------------------------------------------------- collect
 def test_collect_reads_every_input(data):
-    assert len(data["training"]) == len(DATASETS) * 5  # one float baseline + 2 bits x 2 quantized variants
-    assert len(data["mapping"]) == len(data["cost"]) == len(data["noise_summary"]) == len(DATASETS) * 3 * 2
+    n = len(SEEDS)
+    assert len(data["training"]) == len(DATASETS) * 5 * n  # one float baseline + 2 bits x 2 quantized variants
+    assert len(data["mapping"]) == len(data["cost"]) == len(data["noise_summary"]) == len(DATASETS) * 3 * 2 * n
     assert set(data["noise"].columns) >= set(NOISE_COLUMNS)
-    assert len(data["noise"]) == len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 1)
-    # weight-code histograms count every mapped weight (including the bias row) exactly once
-    codes = data["weight_codes"].groupby(["dataset", "variant", "bits"])["count"].sum()
-    lay = data["layers"].assign(n=lambda d: d.rows * d.outputs).groupby(["dataset", "variant", "bits"]).n.sum()
+    assert len(data["noise"]) == len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 1) * n
+    for name in ("training", "mapping", "layers", "noise", "noise_summary", "cost", "cost_components", "weight_codes"):
+        assert sorted(set(data[name].seed)) == SEEDS, name
+    assert list(data["meta"].iloc[0].seeds) == SEEDS
+    tr = data["training"].set_index(["dataset", "model", "seed"])
+    assert tr.loc[("har", "unipolar/b2", 1), "test_accuracy"] == pytest.approx(0.932)
+    assert (tr.threads == 2).all() and tr.mlflow_group_run_id.isna().all()
+    # weight-code histograms count every mapped weight (including the bias row) exactly once per seed
+    keys = ["dataset", "variant", "bits", "seed"]
+    codes = data["weight_codes"].groupby(keys)["count"].sum()
+    lay = data["layers"].assign(n=lambda d: d.rows * d.outputs).groupby(keys).n.sum()
     assert codes.sort_index().equals(lay.sort_index().astype(codes.dtype))
     # conductances of used cells: on the device levels only
     m = data["mapping"].iloc[0]
@@ -386,13 +434,115 @@ def test_accuracy_table_numbers_and_reference_row(data):
             for b in BITS:
                 r = t.loc[(ds, v, b)]
                 model = "baseline" if v == "baseline" else f"{v}/b{b}"
-                assert r.model_test_accuracy_pct == pytest.approx(100 * MODEL_ACC[model])
-                assert r.ideal_crossbar_accuracy_pct == pytest.approx(100 * IDEAL[(v, b)])
+                assert r.n_seeds == 2 and r.seeds == "0 1"
+                # fractions: the mean over the seeds is the known number, the std over them 0.002·√2
+                assert r.test_accuracy_mean == pytest.approx(MODEL_ACC[model])
+                assert r.val_accuracy_mean == pytest.approx(MODEL_ACC[model] - 0.01)
+                assert r.ideal_crossbar_accuracy_mean == pytest.approx(IDEAL[(v, b)])
+                assert r.weights_only_accuracy_mean == pytest.approx(IDEAL[(v, b)] - 0.05)
+                assert r.with_dac_accuracy_mean == pytest.approx(IDEAL[(v, b)] - 0.02)
+                for q in ("test", "val", "weights_only", "with_dac", "ideal_crossbar", "noisy"):
+                    assert r[f"{q}_accuracy_std"] == pytest.approx(SEED_STD), q
                 # nearest swept sigma to 0.02 with read noise at its first value (0): 0.015, not the decoy at 0.02
                 assert r.ref_prog_sigma == pytest.approx(0.015)
-                assert r.noisy_accuracy_mean_pct == pytest.approx(100 * noisy_mean(v, b, 0.015, 0.0))
-                assert r.noisy_accuracy_std_pct == pytest.approx(100 * (0.01 + 0.015))
+                assert r.noisy_accuracy_mean == pytest.approx(noisy_mean(v, b, 0.015, 0.0))
+                # the chips' own std, averaged over the seeds: 0.025 (seed 0) and 0.027 (seed 1)
+                assert r.noisy_chip_std_mean == pytest.approx(0.01 + 0.015 + CHIP_STD_STEP / 2)
                 assert r.noisy_instances == 4
+    acc_cols = [c for c in t.columns if c.endswith(("accuracy_mean", "accuracy_std")) or c == "paper_accuracy"]
+    assert ((t[acc_cols].fillna(0) >= 0) & (t[acc_cols].fillna(0) <= 1)).all().all()  # fractions, not %
+
+
+def test_accuracy_per_seed_one_row_per_deployment_and_seed(data):
+    ps = per_seed_table(data, 0.02)
+    assert list(ps.columns) == list(PER_SEED_COLUMNS)
+    assert len(ps) == len(DATASETS) * 6 * len(SEEDS)
+    assert not ps.duplicated(["dataset", "variant", "bits", "seed"]).any()
+    r = ps.set_index(["dataset", "variant", "bits", "seed"])
+    assert r.loc[("har", "unipolar", 2, 0), "test_accuracy"] == pytest.approx(0.928)
+    assert r.loc[("har", "unipolar", 2, 1), "test_accuracy"] == pytest.approx(0.932)
+    assert r.loc[("har", "unipolar", 2, 1), "ideal_crossbar_accuracy"] == pytest.approx(0.9312)
+    assert r.loc[("cifar10", "baseline", 4, 0), "test_accuracy"] == pytest.approx(0.898)  # the float network
+    assert r.loc[("har", "uniform", 4, 1), "noisy_accuracy"] == pytest.approx(
+        noisy_mean("uniform", 4, 0.015, 0) + 0.002
+    )
+    assert r.loc[("har", "uniform", 4, 1), "noisy_accuracy_std"] == pytest.approx(0.01 + 0.015 + CHIP_STD_STEP)
+    assert (ps.noisy_instances == 4).all() and (ps.threads == 2).all()
+
+
+def test_seed_statistics_by_hand():
+    """Two seeds at 0.90 and 0.92: mean 0.91, std 0.01414 (ddof=1); one seed: no std, no interval."""
+    ps = pd.DataFrame(
+        [
+            {"dataset": "har", "variant": v, "bits": 2, "seed": s, "test_accuracy": a}
+            | {q: a for q in ("val_accuracy", "weights_only_accuracy", "with_dac_accuracy")}
+            | {"ideal_crossbar_accuracy": a - 0.01, "noisy_accuracy": a - 0.02, "noisy_accuracy_std": 0.01 * (s + 1)}
+            | {"noisy_instances": 8, "threads": 1, "ref_prog_sigma": 0.02, "noise_test_samples": 100}
+            for v, s, a in (
+                ("baseline", 0, 0.90),
+                ("baseline", 1, 0.92),
+                ("uniform", 0, 0.70),
+                ("uniform", 1, 0.701),
+                ("unipolar", 0, 0.85),
+            )
+        ]
+    )
+    t = accuracy_table({}, 0.02, ps).set_index("variant")
+    assert t.loc["baseline", "test_accuracy_mean"] == pytest.approx(0.91)
+    assert t.loc["baseline", "test_accuracy_std"] == pytest.approx(0.0141421356)
+    assert t.loc["baseline", "n_seeds"] == 2 and t.loc["baseline", "seeds"] == "0 1"
+    assert t.loc["baseline", "noisy_chip_std_mean"] == pytest.approx(0.015)
+    assert t.loc["unipolar", "n_seeds"] == 1 and np.isnan(t.loc["unipolar", "test_accuracy_std"])
+    c = comparisons_table(ps).set_index(["a", "b", "quantity"])
+    assert list(comparisons_table(ps).columns) == list(COMPARISON_COLUMNS)
+    # uniform − baseline, trained model: Welch t, 2 + 2 seeds
+    r = c.loc[("uniform", "baseline", "test_accuracy")]
+    va, vb = np.var([0.70, 0.701], ddof=1) / 2, np.var([0.90, 0.92], ddof=1) / 2
+    dof = (va + vb) ** 2 / (va**2 + vb**2)  # n − 1 = 1 on both sides
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    assert r["diff"] == pytest.approx(0.7005 - 0.91)
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.7005 - 0.91 - half, 0.7005 - 0.91 + half))
+    assert r.ci_high < 0 and bool(r.beyond_seed_spread)  # the interval excludes 0
+    assert (r.n_a, r.n_b) == (2, 2)
+    # unipolar has one seed: no interval
+    r = c.loc[("unipolar", "baseline", "test_accuracy")]
+    assert r["diff"] == pytest.approx(0.85 - 0.91) and (r.n_a, r.n_b) == (1, 2)
+    assert np.isnan(r.ci_low) and np.isnan(r.ci_high) and pd.isna(r.beyond_seed_spread) and "n<2" in r.note
+    # the float network against every deployment, the baseline's own trained model left out
+    assert ("float", "baseline", "test_accuracy") not in c.index
+    r = c.loc[("float", "baseline", "noisy_accuracy")]
+    assert r["diff"] == pytest.approx(0.02) and r.mean_a == pytest.approx(0.91)
+
+
+def test_welch_interval_by_hand():
+    w = welch([0.928, 0.932], [0.878, 0.882])  # equal spreads, 2 + 2 seeds: 2 degrees of freedom
+    se = math.sqrt(2 * np.var([0.928, 0.932], ddof=1) / 2)
+    assert w["diff"] == pytest.approx(0.05)
+    assert (w["ci_low"], w["ci_high"]) == pytest.approx((0.05 - T975_DF2 * se, 0.05 + T975_DF2 * se))
+    assert w["beyond_seed_spread"] is True
+    # seeds that do not overlap, yet two of them are too few: the interval includes 0
+    w = welch([0.888, 0.892], [0.898, 0.902])
+    assert w["ci_low"] < 0 < w["ci_high"] and w["beyond_seed_spread"] is False
+    w = welch([0.9, 0.9], [0.8, 0.8])  # no spread: the interval is the difference itself
+    assert w["ci_low"] == pytest.approx(0.1) == w["ci_high"] and w["beyond_seed_spread"] is True
+    w = welch([0.9], [0.8, 0.81])
+    assert np.isnan(w["ci_low"]) and np.isnan(w["beyond_seed_spread"]) and w["note"].startswith("n<2")
+
+
+def test_comparisons_of_the_results_tree(data):
+    c = comparisons_table(per_seed_table(data, 0.02)).set_index(["dataset", "bits", "a", "b", "quantity"])
+    # per dataset and bits: 3 pairs x 3 quantities + the float network against 3 deployments x 3 quantities − 1
+    assert len(c) == len(DATASETS) * len(BITS) * (9 + 8)
+    r = c.loc[("har", 2, "unipolar", "uniform", "test_accuracy")]  # 0.928/0.932 against 0.878/0.882
+    half = T975_DF2 * SEED_STD
+    assert r["diff"] == pytest.approx(0.05) and (r.ci_low, r.ci_high) == pytest.approx((0.05 - half, 0.05 + half))
+    assert bool(r.beyond_seed_spread) and (r.n_a, r.n_b) == (2, 2)
+    r = c.loc[("cifar10", 4, "uniform", "baseline", "test_accuracy")]  # 0.888/0.892 against 0.898/0.902
+    assert r["diff"] == pytest.approx(-0.01) and r.ci_low < 0 < r.ci_high and not bool(r.beyond_seed_spread)
+    r = c.loc[("har", 2, "float", "unipolar", "ideal_crossbar_accuracy")]
+    assert r["diff"] == pytest.approx(0.90 - 0.9292) and r.mean_a == pytest.approx(0.90)
 
 
 @pytest.mark.parametrize("sigma, chosen", [(0.0, 0.0), (0.06, 0.05), (0.0325, 0.015), (0.5, 0.1), (0.016, 0.015)])
@@ -407,11 +557,11 @@ def test_paper_accuracy_only_where_it_belongs(data):
     t = accuracy_table(data, REPORT_CFG["reference_prog_sigma"]).set_index(["dataset", "variant", "bits"])
     for (ds, v, b), r in t.iterrows():
         if ds == "har" and v == "baseline":
-            assert r.paper_accuracy_pct == 95.0 and "float" in r.paper_note
+            assert r.paper_accuracy == pytest.approx(0.95) and "float" in r.paper_note
         elif ds == "har" and v == "unipolar" and b == 2:
-            assert r.paper_accuracy_pct == 92.91 and "only-positive" in r.paper_note
+            assert r.paper_accuracy == pytest.approx(0.9291) and "only-positive" in r.paper_note
         else:
-            assert np.isnan(r.paper_accuracy_pct) and r.paper_note == ""
+            assert np.isnan(r.paper_accuracy) and r.paper_note == ""
 
 
 def test_cost_table_improvements_and_paper_columns(data):
@@ -439,12 +589,17 @@ def test_cost_table_improvements_and_paper_columns(data):
     assert (uni.paper_area_improvement_pct == 80.0).all() and (uni.paper_energy_improvement_pct == 45.0).all()
     rest = t[t.index.get_level_values("variant") != "unipolar"]
     assert rest.paper_area_improvement_pct.isna().all() and rest.paper_energy_improvement_pct.isna().all()
-    # counts come from mapping.json
-    m = data["mapping"].set_index(["dataset", "variant", "bits"])
+    # counts come from mapping.json (the same for every seed); the energy is the mean over the seeds, not the sum
+    m = data["mapping"][data["mapping"].seed == 0].set_index(["dataset", "variant", "bits"])
     for k in ("devices", "adcs", "tiles", "periphery_designs"):
         assert (t[k] == m.loc[t.index, k]).all()
+    assert (t.n_seeds == 2).all()
+    for (_, v, b), r in t.iterrows():
+        assert r.area_um2 == pytest.approx(AREA[(v, b)]) and r.energy_pj_per_inference == pytest.approx(ENERGY[(v, b)])
+    seed_energy = data["cost"].query("dataset == 'har' and variant == 'uniform' and bits == 2").energy_pj
+    assert sorted(seed_energy) == pytest.approx([0.99 * 70.0, 1.01 * 70.0])
     assert (t.xs("uniform", level="variant").periphery_designs == 1).all()
-    n_layers = len(data["layers"].query("variant == 'baseline' and bits == 2 and dataset == 'har'"))
+    n_layers = len(data["layers"].query("variant == 'baseline' and bits == 2 and dataset == 'har' and seed == 0"))
     assert (t.xs("baseline", level="variant").periphery_designs == n_layers).all()
 
 
@@ -459,15 +614,39 @@ def test_markdown_and_latex_writers_escape():
 # ------------------------------------------------------------------------------------ outputs of the rule
 def test_tables_written_in_three_formats(stage, data):
     out, _ = stage
+    rows = {"accuracy": 6, "cost": 6, "accuracy_per_seed": 6 * len(SEEDS), "comparisons": 2 * (9 + 8)}
+    assert set(TABLE_NAMES) == set(rows)
     for name in TABLE_NAMES:
         csv = pd.read_csv(out / "tables" / f"{name}.csv")
-        assert len(csv) == len(DATASETS) * 6
+        assert len(csv) == len(DATASETS) * rows[name], name
         md = (out / "tables" / f"{name}.md").read_text().splitlines()
-        assert len(md) == 2 + len(csv) and md[0].startswith("| dataset | variant | bits")
+        head = "| dataset | bits | a − b" if name == "comparisons" else "| dataset | variant | bits"
+        assert len(md) == 2 + len(csv) and md[0].startswith(head)
         tex = (out / "tables" / f"{name}.tex").read_text()
         assert tex.count(r"\\") == 1 + len(csv) and r"\end{tabular}" in tex
     acc = pd.read_csv(out / "tables" / "accuracy.csv")
     assert np.allclose(acc.ref_prog_sigma, 0.015)
+    # the contract: fractions, <quantity>_mean and _std, n_seeds and the seeds
+    for q in ("test", "val", "weights_only", "with_dac", "ideal_crossbar", "noisy"):
+        assert {f"{q}_accuracy_mean", f"{q}_accuracy_std"} <= set(acc.columns)
+    assert {"n_seeds", "seeds", "noisy_chip_std_mean", "noisy_instances", "paper_accuracy", "paper_note"} <= set(
+        acc.columns
+    )
+    assert not any(c.endswith("_pct") for c in acc.columns)
+    r = acc[(acc.dataset == "har") & (acc.variant == "unipolar") & (acc.bits == 2)].iloc[0]
+    assert r.test_accuracy_mean == pytest.approx(0.93) and r.test_accuracy_std == pytest.approx(SEED_STD, rel=1e-4)
+    assert r.seeds == "0 1" and r.n_seeds == 2 and r.paper_accuracy == pytest.approx(0.9291)
+    assert (
+        "| har | unipolar | 2 | 0 1 (2) | 93.00 ± 0.28 | 87.92 ± 0.28 | 90.92 ± 0.28 | 92.92 ± 0.28 | 1.5 |"
+        in (out / "tables" / "accuracy.md").read_text()
+    )
+    ps = pd.read_csv(out / "tables" / "accuracy_per_seed.csv")
+    assert list(ps.columns) == list(PER_SEED_COLUMNS) and sorted(set(ps.seed)) == SEEDS
+    comp = pd.read_csv(out / "tables" / "comparisons.csv")
+    assert list(comp.columns) == list(COMPARISON_COLUMNS)
+    cmd = (out / "tables" / "comparisons.md").read_text()
+    assert "| har | 2 | unipolar − uniform | trained model | 93.00 | 88.00 | +5.00 | [+3.78, +6.22] | 2 / 2 |" in cmd
+    assert "beyond the seed spread" in cmd and "within the seed spread" in cmd
     cost = pd.read_csv(out / "tables" / "cost.csv")
     r = cost[(cost.dataset == "cifar10") & (cost.variant == "uniform") & (cost.bits == 4)].iloc[0]
     assert r.area_improvement_pct == pytest.approx(25.0) and r.energy_improvement_pct == pytest.approx(25.0)
@@ -492,8 +671,9 @@ def test_figures_are_valid_images(stage):
     from PIL import Image
 
     out, names = stage
-    assert len(names) == 5 * len(DATASETS)  # accuracy vs noise, cost breakdown, weights, sensitivity, NAS Pareto
-    assert {f"nas_pareto_{ds}" for ds in DATASETS} <= set(names)
+    # accuracy vs noise, accuracy over seeds, cost breakdown, weights, sensitivity, NAS Pareto
+    assert len(names) == 6 * len(DATASETS)
+    assert {f"nas_pareto_{ds}" for ds in DATASETS} | {f"accuracy_seeds_{ds}" for ds in DATASETS} <= set(names)
     for n in names:
         png, pdf = out / "figures" / f"{n}.png", out / "figures" / f"{n}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
@@ -507,6 +687,25 @@ def test_figures_are_valid_images(stage):
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
     leftovers = [p for p in out.rglob("*.tmp*")]
     assert not leftovers, leftovers
+
+
+def test_accuracy_seeds_figure_draws_every_seed(data):
+    from matplotlib.collections import PathCollection
+
+    fig = plot_accuracy_seeds(per_seed_table(data, 0.02), "har")
+    trained, ideal, noisy = fig.axes[:3]
+
+    def dots(ax, n):  # the y of every scatter of n points
+        return [
+            c.get_offsets()[:, 1] for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets()) == n
+        ]
+
+    assert len(dots(trained, 2)) == len(dots(ideal, 2)) == len(dots(noisy, 2)) == 6  # 2 seeds x 6 deployments
+    assert any(np.allclose(sorted(y), [92.72, 93.12]) for y in dots(ideal, 2))  # unipolar 2-bit, ideal crossbar
+    # the paper's figures: the float one beside the baseline's trained model (both bits), 92.91 % on the ideal panel
+    assert sorted(float(y[0]) for y in dots(trained, 1)) == [95.0, 95.0]
+    assert [float(y[0]) for y in dots(ideal, 1)] == [92.91] and not dots(noisy, 1)
+    assert "n = 2" in fig._suptitle.get_text() and "1.5 %" in noisy.get_title(loc="left")
 
 
 def test_report_md_states_datasets_improvements_and_verdicts(stage):
@@ -523,8 +722,11 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     lines = {ln.split("**")[1]: ln for ln in claims.splitlines() if ln.startswith("- **")}
     assert "**reproduced**" in lines["Datasets CIFAR-10 and HAR"]
     assert "**reproduced**" in lines["4-bit and 2-bit devices"]
-    assert "90.0 %" in lines["HAR, floating point: 95 %"] and "**differs**" in lines["HAR, floating point: 95 %"]
-    assert "92.9 %" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]  # 0.9292 ideal crossbar
+    # verdicts on the seed means, with n and the spread
+    flt = lines["HAR, floating point: 95 %"]
+    assert "mean of n = 2 seeds: 90.0 ± 0.3 %" in flt and "**differs**" in flt and "5.0 points lower" in flt
+    # 0.9292 ideal crossbar (mean of 0.9272 and 0.9312)
+    assert "mean of n = 2 seeds: 92.9 ± 0.3 %" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
     assert "**reproduced**" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
     assert "85.0 %" in lines["Area, both techniques combined: up to 80 %"]
     assert "**reproduced**" in lines["Area, both techniques combined: up to 80 %"]
@@ -536,6 +738,41 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     assert sens.count("`unipolar`: at the run's point") == len(DATASETS) * len(BITS)
     assert "](../figures/sensitivity_har.png)" in sens and "tables/sensitivity.csv" in sens
     assert "1.5 %" in text  # the swept sigma actually used is stated (the reference 2 % is not in the sweep)
+    seeds = text.split("## Seeds")[1].split("\n## ")[0]
+    assert "2 seed(s): 0, 1" in seeds and "workflow's `seed`" in seeds and "chips drawn" in seeds
+    assert "Every training ran on 2 thread(s)" in seeds and "accuracy_per_seed.csv" in seeds
+    diffs = text.split("## Differences between deployments")[1].split("\n## ")[0]
+    assert "counts only when its confidence interval excludes 0" in diffs and "95 % Welch" in diffs
+    assert "| har | 2 | unipolar − uniform | trained model |" in diffs and "tables/comparisons.csv" in diffs
+    acc = text.split("## Accuracy")[1].split("\n## ")[0]
+    assert "| har | unipolar | 2 | 0 1 (2) | 93.00 ± 0.28 |" in acc and "mean ± std over the seeds" in acc
+    attribution = text.split("## Where the savings come from")[1].split("\n## ")[0]
+    assert "92.92 ± 0.28" in attribution and "[+" in attribution  # accuracy steps with their intervals
+
+
+def test_seeds_paragraph_names_unequal_thread_counts(data, tmp_path):
+    ps = per_seed_table(data, 0.02)
+    ps.loc[ps.index[0], "threads"] = 8
+    text = "\n".join(seeds_section(ps, SEEDS, tmp_path, str))
+    assert "did not all run on the same number of threads" in text and "8 thread(s): 1 row(s)" in text
+    assert "no thread count" in "\n".join(seeds_section(ps.assign(threads=None), SEEDS, tmp_path, str))
+
+
+def test_attribution_steps_over_seeds(data):
+    acc, cost = accuracy_table(data, 0.02), cost_table(data)
+    t = attribution_table(cost, acc, per_seed_table(data, 0.02))
+    r = t[(t.dataset == "har") & (t.bits == 2)].set_index("variant")
+    assert list(r.index) == ["baseline", "uniform", "unipolar"] and (r.n_seeds == 2).all()
+    assert r.loc["uniform", "area_um2"] == pytest.approx(600.0) and r.loc["baseline", "area_pct_of_baseline"] == 100
+    assert r.loc["unipolar", "ideal_crossbar_accuracy_mean"] == pytest.approx(0.9292)
+    assert r.loc["unipolar", "ideal_crossbar_accuracy_std"] == pytest.approx(SEED_STD)
+    # unipolar − uniform on the ideal crossbar: 0.9272/0.9312 against 0.873/0.877, Welch with 2 degrees of freedom
+    d, half = 0.9292 - 0.875, T975_DF2 * SEED_STD
+    assert r.loc["unipolar", "step_ideal_change"] == pytest.approx(d)
+    assert (r.loc["unipolar", "step_ideal_ci_low"], r.loc["unipolar", "step_ideal_ci_high"]) == pytest.approx(
+        (d - half, d + half)
+    )
+    assert np.isnan(r.loc["baseline", "step_ideal_change"]) and np.isnan(r.loc["baseline", "step_noisy_ci_low"])
 
 
 def test_verdict_counts_a_saving_far_beyond_the_papers_as_a_difference():
@@ -547,29 +784,47 @@ def test_verdict_counts_a_saving_far_beyond_the_papers_as_a_difference():
 
 
 def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
-    root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
-    sub = collect(root, ["har"], ["baseline", "uniform"], [2])
-    acc, cost = accuracy_table(sub, REPORT_CFG["reference_prog_sigma"]), cost_table(sub)
-    text = render_report(sub, acc, cost, REPORT_CFG, "smoke", {}, root / "report" / "REPORT.md", root / "tables")
+    """One seed (the smoke profile's): no std, no interval, and the verdict says so."""
+    root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2], seeds=[0])
+    sub = collect(root, ["har"], ["baseline", "uniform"], [2], [0])
+    ps = per_seed_table(sub, REPORT_CFG["reference_prog_sigma"])
+    acc, cost = accuracy_table(sub, REPORT_CFG["reference_prog_sigma"], ps), cost_table(sub)
+    comp = comparisons_table(ps)
+    text = render_report(
+        sub,
+        acc,
+        cost,
+        REPORT_CFG,
+        "smoke",
+        {},
+        root / "report" / "REPORT.md",
+        root / "tables",
+        comparisons=comp,
+        per_seed=ps,
+    )
     claims = text.split("## The paper's claims")[1]
     assert "CIFAR-10 not yet" in claims and "**not yet** for 4-bit" in claims
     assert claims.count("**not yet**") >= 3
     assert "Uniform scaling alone gives up to 40.0 %" in claims  # area, uniform vs baseline at 2 bits
     assert "profile smoke" in claims
-    assert "92.91" not in acc.to_csv() and acc.paper_accuracy_pct.notna().sum() == 1  # only the HAR baseline row
+    assert "90.0 % (one seed, no spread)" in claims
+    assert "0.9291" not in acc.to_csv() and acc.paper_accuracy.notna().sum() == 1  # only the HAR baseline row
+    assert (acc.n_seeds == 1).all() and acc.test_accuracy_std.isna().all() and acc.noisy_accuracy_std.isna().all()
+    assert comp.ci_low.isna().all() and comp.beyond_seed_spread.isna().all() and comp.note.str.contains("n<2").all()
+    assert "| har | baseline | 2 | 0 (1) | 90.00 |" in text and "no interval (n<2)" in text
 
 
 # ----------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "rel, rule",
     [
-        ("har/baseline/metrics.json", "train"),
-        ("har/uniform/b4/metrics.json", "train"),
-        ("cifar10/uniform/b2/mapping.json", "map_crossbar"),
-        ("har/unipolar/b4/crossbar.npz", "map_crossbar"),
-        ("har/baseline/b2/noise.csv", "evaluate_noise"),
-        ("cifar10/unipolar/b2/noise_summary.json", "evaluate_noise"),
-        ("har/uniform/b2/cost.json", "estimate_cost"),
+        ("har/baseline/seed1/metrics.json", "train"),
+        ("har/uniform/b4/seed0/metrics.json", "train"),
+        ("cifar10/uniform/b2/seed1/mapping.json", "map_crossbar"),
+        ("har/unipolar/b4/seed1/crossbar.npz", "map_crossbar"),
+        ("har/baseline/b2/seed0/noise.csv", "evaluate_noise"),
+        ("cifar10/unipolar/b2/seed1/noise_summary.json", "evaluate_noise"),
+        ("har/uniform/b2/seed1/cost.json", "estimate_cost"),
     ],
 )
 def test_missing_input_names_the_file(tree, tmp_path, rel, rule):
@@ -577,30 +832,39 @@ def test_missing_input_names_the_file(tree, tmp_path, rel, rule):
     shutil.copytree(tree, root)
     (root / rel).unlink()
     with pytest.raises(ReportInputError, match=str(root / rel)) as err:
-        collect(root, DATASETS, VARIANTS, BITS)
+        collect(root, DATASETS, VARIANTS, BITS, SEEDS)
     assert f"rule {rule}" in str(err.value)
     assert isinstance(err.value, FileNotFoundError)
+
+
+def test_a_seed_not_run_names_its_first_file(tree):
+    """A configured seed whose results are absent stops the report at that seed's first file."""
+    with pytest.raises(ReportInputError, match=str(tree / "har/baseline/seed2/metrics.json")) as err:
+        collect(tree, DATASETS, VARIANTS, BITS, [*SEEDS, 2])
+    assert "rule train" in str(err.value)
+    sub = collect(tree, ["har"], ["uniform"], [2], [1])  # a subset of the seeds reads only those
+    assert set(sub["training"].seed) == {1} and len(sub["mapping"]) == 1
 
 
 def test_unreadable_inputs_name_the_file(tree, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(tree, root)
-    bad = root / "har/uniform/b2/mapping.json"
+    bad = root / "har/uniform/b2/seed1/mapping.json"
     bad.write_text("{ not json")
     with pytest.raises(ReportInputError, match=str(bad)):
-        collect(root, DATASETS, VARIANTS, BITS)
-    shutil.copy(tree / "har/uniform/b2/mapping.json", bad)
-    csv = root / "har/uniform/b2/noise.csv"
+        collect(root, DATASETS, VARIANTS, BITS, SEEDS)
+    shutil.copy(tree / "har/uniform/b2/seed1/mapping.json", bad)
+    csv = root / "har/uniform/b2/seed0/noise.csv"
     pd.read_csv(csv).drop(columns=["accuracy_p95"]).to_csv(csv, index=False)
     with pytest.raises(ReportInputError, match=rf"{csv}.*accuracy_p95"):
-        collect(root, DATASETS, VARIANTS, BITS)
-    shutil.copy(tree / "har/uniform/b2/noise.csv", csv)
-    cost = root / "cifar10/baseline/b4/cost.json"
+        collect(root, DATASETS, VARIANTS, BITS, SEEDS)
+    shutil.copy(tree / "har/uniform/b2/seed0/noise.csv", csv)
+    cost = root / "cifar10/baseline/b4/seed1/cost.json"
     doc = json.loads(cost.read_text())
     del doc["total"]["energy_pj_per_inference"]
     cost.write_text(json.dumps(doc))
     with pytest.raises(ReportInputError, match=rf"{cost}.*energy_pj_per_inference"):
-        collect(root, DATASETS, VARIANTS, BITS)
+        collect(root, DATASETS, VARIANTS, BITS, SEEDS)
 
 
 def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
@@ -631,13 +895,47 @@ def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.tags["rule"] == "report" and run.info.status == "FINISHED"
     assert run.data.metrics["area_improvement_pct.unipolar.b2"] == pytest.approx(85.0)
+    assert run.data.metrics["ideal_crossbar_accuracy_mean.unipolar.b2"] == pytest.approx(0.9292)
+    assert run.data.metrics["ideal_crossbar_accuracy_std.unipolar.b2"] == pytest.approx(SEED_STD)
+    assert run.data.metrics["n_seeds.baseline.b4"] == 2
     assert run.data.metrics["nas.chosen_area_um2.b4"] == pytest.approx(nas_area(2.0e6, 4))
     assert run.data.metrics["nas.trials_pruned.b2"] == 2
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert arts == {
         f"figures/{n}_har.png"
-        for n in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
+        for n in ("accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
     }
+
+
+def test_seed_statistics_logged_on_the_group_runs(data, tmp_path, monkeypatch):
+    """Each trained model's group run (mlflow_group_run_id of its seeds' metrics.json) gets the statistics over
+    its seeds; a model without one is skipped."""
+    import mlflow
+
+    from nvmxbar import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.ensure_experiments({"har": "nvmxbar-har"}, tmp_path)
+    ids = {m: tracking.open_run("nvmxbar-har", run_name=f"train {m}").id for m in ("baseline", "unipolar/b2")}
+    for run_id in ids.values():
+        tracking.Run(run_id).end("FINISHED")  # a group run is a finished container when the report logs to it
+    tr = data["training"].copy()
+    har = tr.dataset == "har"
+    tr.loc[har, "mlflow_group_run_id"] = tr.loc[har, "model"].map(ids)  # the other models: no group run
+    acc = accuracy_table(data, REPORT_CFG["reference_prog_sigma"])
+    assert report_stage.log_group_runs(tr, acc) == 2
+    client = mlflow.MlflowClient()
+    m = client.get_run(ids["unipolar/b2"]).data.metrics
+    assert m["test_accuracy_mean"] == pytest.approx(0.93) and m["test_accuracy_std"] == pytest.approx(SEED_STD)
+    assert m["n_seeds"] == 2 and m["b2.ideal_crossbar_accuracy_mean"] == pytest.approx(0.9292)
+    assert m["b2.noisy_accuracy_mean"] == pytest.approx(noisy_mean("unipolar", 2, 0.015, 0))
+    assert m["b2.noisy_accuracy_std"] == pytest.approx(SEED_STD) and not any(k.startswith("b4.") for k in m)
+    b = client.get_run(ids["baseline"]).data.metrics  # the float network serves both device resolutions
+    assert b["test_accuracy_mean"] == pytest.approx(0.90) and {
+        "b2.ideal_crossbar_accuracy_mean",
+        "b4.noisy_accuracy_std",
+    } <= set(b)
+    assert report_stage.log_group_runs(data["training"], acc) == 0  # no group run id: nothing
 
 
 def test_component_names_of_area_and_energy_share_one_label(data):
@@ -647,7 +945,10 @@ def test_component_names_of_area_and_energy_share_one_label(data):
     c = data["cost_components"]
     assert set(c.component) == {"ADCs", "cells", "DACs"}
     one = c[(c.dataset == "har") & (c.variant == "uniform") & (c.bits == 2) & (c.quantity == "area_um2")]
-    assert one.value.sum() == pytest.approx(AREA[("uniform", 2)])
+    assert one.value.sum() == pytest.approx(len(SEEDS) * AREA[("uniform", 2)])  # one breakdown per seed
+    keys = ["dataset", "variant", "bits", "quantity", "component", "component_key"]
+    mean = mean_over_seeds(one, keys)
+    assert mean.value.sum() == pytest.approx(AREA[("uniform", 2)]) and (mean.n_seeds == 2).all()  # not times n
 
 
 def test_real_cost_model_when_available(tree, tmp_path):
@@ -655,14 +956,17 @@ def test_real_cost_model_when_available(tree, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(tree, root)
     constants = load_constants()
-    for mp in root.glob("har/*/b*/mapping.json"):
+    for mp in root.glob("har/*/b*/seed*/mapping.json"):
         files.write_json(mp.with_name("cost.json"), estimate(json.loads(mp.read_text()), constants))
-    sub = collect(root, ["har"], VARIANTS, BITS)
+    sub = collect(root, ["har"], VARIANTS, BITS, SEEDS)
     t = cost_table(sub).set_index(["variant", "bits"])
+    area = lambda v, b: np.mean(  # noqa: E731
+        [json.loads((root / f"har/{v}/b{b}/seed{s}/cost.json").read_text())["total"]["area_um2"] for s in SEEDS]
+    )
     for b in BITS:
-        base = json.loads((root / f"har/baseline/b{b}/cost.json").read_text())["total"]["area_um2"]
-        uni = json.loads((root / f"har/uniform/b{b}/cost.json").read_text())["total"]["area_um2"]
+        base, uni = area("baseline", b), area("uniform", b)
         assert t.loc[("uniform", b), "area_improvement_pct"] == pytest.approx(100 * (1 - uni / base))
+        assert t.loc[("uniform", b), "area_um2"] == pytest.approx(uni)
     assert set(sub["cost_components"].component) >= {"ADCs", "cells"}
     plot_cost_breakdown(sub, "har")  # draws with the real component names
 
@@ -753,7 +1057,7 @@ def test_nas_finalists_reach_the_table_and_the_figure(tree, tmp_path):
         best_val_accuracy=max(r["val_accuracy"] for r in final),
     )
     files.write_json(d / "arch.json", doc)
-    sub = {**collect(root, ["har"], VARIANTS, BITS), **collect_nas(root, ["har"], BITS)}
+    sub = {**collect(root, ["har"], VARIANTS, BITS, SEEDS), **collect_nas(root, ["har"], BITS)}
     t = nas_table(sub).set_index("bits")
     assert t.loc[2, "finalists"] == 3 and t.loc[2, "search_score_pick"] == 0 and t.loc[2, "chosen_trial"] == 2
     assert t.loc[2, "chosen_val_accuracy_pct"] == pytest.approx(90.25) and t.loc[4, "finalists"] == 0
@@ -777,10 +1081,13 @@ def test_report_md_nas_section(stage):
     sec = text.split("## Unipolar architecture search")[1].split("## The paper's claims")[0]
     assert "| har | 2 | 5 / 2 |" in sec and "](../figures/nas_pareto_har.png)" in sec
     har2 = next(ln for ln in sec.splitlines() if ln.startswith("**UCI HAR, 2-bit devices.**"))
-    # ideal crossbar 92.92 %: 0.01 points above the paper's 92.91 %, 2.9 points above our float baseline (90.0 %)
-    assert "92.9 % test accuracy on the ideal crossbar" in har2 and "only-positive weights" in har2
+    # ideal crossbar 92.92 % (seed mean): 0.01 points above the paper's 92.91 %, 2.9 points above our float
+    # baseline (90.0 %)
+    assert "mean of n = 2 seeds: 92.9 ± 0.3 % test accuracy on the ideal crossbar" in har2
+    assert "only-positive weights" in har2 and "93.0 % as trained" in har2
     assert "up to 92.91 %" in har2 and "0.01 points above that figure" in har2
-    assert "Our float baseline reaches 90.0 %" in har2 and "2.9 points above it, within the 1.5-point target" in har2
+    assert "Our float baseline reaches 90.0 % (seed mean)" in har2
+    assert "2.9 points above it, within the 1.5-point target" in har2
     c4 = next(ln for ln in sec.splitlines() if ln.startswith("**CIFAR-10, 4-bit devices.**"))
     assert "chose trial 0" in c4 and "92.9" not in c4
     # the unipolar cost lines name the combined technique and the paper's figures
@@ -797,6 +1104,7 @@ def test_report_without_unipolar_has_no_nas(tmp_path):
         ["baseline", "uniform"],
         [2],
         {**REPORT_CFG, "dpi": 60},
+        seeds=SEEDS,
         tables_dir=root / "tables",
         figures_dir=root / "figures",
         report_md=root / "report" / "REPORT.md",
@@ -804,7 +1112,7 @@ def test_report_without_unipolar_has_no_nas(tmp_path):
     )
     names = {p.name for ps in written.values() for p in ps}
     assert "nas.csv" not in names and not any(n.startswith("nas_pareto") for n in names)
-    assert table_names(["baseline", "uniform"]) == ("accuracy", "cost")
+    assert table_names(["baseline", "uniform"]) == ("accuracy", "accuracy_per_seed", "comparisons", "cost")
     assert figure_names(["har"], ["baseline", "uniform"]) == figure_names(["har"])
     text = (root / "report" / "REPORT.md").read_text()
     assert "## Unipolar architecture search" not in text and "`unipolar` (combined" not in text
@@ -826,7 +1134,7 @@ def test_nas_without_search_and_missing_files(tree, tmp_path):
             "rule": "nas_unipolar.search is false: config model.<dataset> with nas_unipolar.polarity",
         },
     )
-    data = {**collect(root, ["har"], VARIANTS, [2]), **collect_nas(root, ["har"], [2])}
+    data = {**collect(root, ["har"], VARIANTS, [2], SEEDS), **collect_nas(root, ["har"], [2])}
     t = nas_table(data)
     assert len(t) == 1 and not t.search.iloc[0] and t.polarity.iloc[0] == "all positive"
     heads, rows = display_nas(t)

@@ -1,6 +1,7 @@
 """Sensitivity of the savings (nvmxbar.report.sensitivity, .figures_sensitivity): small mappings (test_cost's
 layers, counted by core.layout.count as map_crossbar does) priced by rule estimate_cost's own file step, then
-repriced one assumption at a time."""
+repriced one assumption at a time, every seed against the baseline of its own seed, then averaged over the seeds
+(two seeds whose measured read conductance differs by 10 %)."""
 
 import json
 import math
@@ -38,7 +39,7 @@ COST_CFG = {
     "activity_samples": 16,
     "adc_time_share": False,
 }
-VARIANTS, BITS = ["baseline", "uniform", "unipolar"], [2, 4]
+VARIANTS, BITS, SEEDS = ["baseline", "uniform", "unipolar"], [2, 4], [0, 1]
 #: (name, matrix rows, outputs, MVMs per inference) of a small three-layer network
 NET = [("layers.0", 150, 16, 64), ("layers.1", 300, 32, 16), ("layers.2", 64, 6, 1)]
 
@@ -56,23 +57,27 @@ def mapped(variant, bits):
     return m
 
 
-def activity(mapping):
-    """A measured read conductance per layer, as Simulator.read_activity reports it."""
+def activity(mapping, seed=0):
+    """A measured read conductance per layer, as Simulator.read_activity reports it (10 % more per seed)."""
+    k = 1 + 0.1 * seed
     return [
-        {"bit_serial": 40.0 * (i + 1), "multibit": 15.0 * (i + 1), "mvms_measured": 4, "samples": 4}
+        {"bit_serial": 40.0 * (i + 1) * k, "multibit": 15.0 * (i + 1) * k, "mvms_measured": 4, "samples": 4}
         for i in range(len(mapping["layers"]))
     ]
 
 
 def write_results(root, measured=True):
-    """results/har/<variant>/b<bits>/{mapping,cost}.json, cost.json written by rule estimate_cost's file step."""
+    """results/har/<variant>/b<bits>/seed<s>/{mapping,cost}.json, cost.json written by rule estimate_cost's file
+    step."""
     for v in VARIANTS:
         for b in BITS:
-            d = root / "har" / v / f"b{b}"
-            mapping = mapped(v, b)
-            files.write_json(d / "mapping.json", mapping)
-            kw = {k: COST_CFG[k] for k in ("family", "tech_nm", "cell", "adc_time_share")}
-            estimate_file(d / "mapping.json", d / "cost.json", None, activity(mapping) if measured else None, **kw)
+            for seed in SEEDS:
+                d = root / "har" / v / f"b{b}" / f"seed{seed}"
+                mapping = mapped(v, b)
+                files.write_json(d / "mapping.json", mapping)
+                kw = {k: COST_CFG[k] for k in ("family", "tech_nm", "cell", "adc_time_share")}
+                act = activity(mapping, seed) if measured else None
+                estimate_file(d / "mapping.json", d / "cost.json", None, act, **kw)
     return root
 
 
@@ -83,20 +88,21 @@ def results(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(results):
-    return build_sensitivity(results, ["har"], VARIANTS, BITS, COST_CFG)
+    return build_sensitivity(results, ["har"], VARIANTS, BITS, SEEDS, COST_CFG)
 
 
 def rows(t, variant, bits, parameter):
     return t[(t.variant == variant) & (t.bits == bits) & (t.parameter == parameter)].set_index("value")
 
 
-def cost_json(root, variant, bits):
-    return json.loads((root / "har" / variant / f"b{bits}" / "cost.json").read_text())
+def cost_json(root, variant, bits, seed=0):
+    return json.loads((root / "har" / variant / f"b{bits}" / f"seed{seed}" / "cost.json").read_text())
 
 
 def test_one_row_per_deployment_assumption_and_value(table):
     n = sum(len(values(p, None)) for p in GRID)  # the run's values are all on the grid here
-    assert len(table) == 2 * len(BITS) * n
+    assert len(table) == 2 * len(BITS) * n  # one row per value, not one per seed
+    assert (table.n_seeds == len(SEEDS)).all()
     assert set(table.variant) == {"uniform", "unipolar"} and set(table.bits) == set(BITS)
     one = table[(table.variant == "unipolar") & (table.bits == 2)]
     assert one.groupby("parameter").configured.sum().to_dict() == dict.fromkeys(GRID, 1)
@@ -107,22 +113,27 @@ def test_one_row_per_deployment_assumption_and_value(table):
 
 @pytest.mark.parametrize("measured", [True, False])
 def test_run_point_reproduces_estimate_cost(results, table, tmp_path, measured):
-    """Every assumption at the run's value gives the improvement of rule estimate_cost's own cost.json files:
-    the measured cell activity is kept (cost.json keeps it per layer)."""
+    """Every assumption at the run's value gives the improvement of rule estimate_cost's own cost.json files,
+    each seed against the baseline of its own seed, averaged over the seeds: the measured cell activity is kept
+    (cost.json keeps it per layer)."""
     root = results if measured else write_results(tmp_path / "results", measured=False)
-    t = table if measured else build_sensitivity(root, ["har"], VARIANTS, BITS, COST_CFG)
+    t = table if measured else build_sensitivity(root, ["har"], VARIANTS, BITS, SEEDS, COST_CFG)
     for v in ("uniform", "unipolar"):
         for b in BITS:
-            imp = improvement(cost_json(root, v, b), cost_json(root, "baseline", b))
+            imps = [improvement(cost_json(root, v, b, s), cost_json(root, "baseline", b, s)) for s in SEEDS]
+            energy = [cost_json(root, v, b, s)["total"]["energy_pj_per_inference"] for s in SEEDS]
             run = t[(t.variant == v) & (t.bits == b) & t.configured]
             assert len(run) == len(GRID)
-            assert np.allclose(run.area_saving_pct, imp["area_pct"], rtol=1e-12)
-            assert np.allclose(run.energy_saving_pct, imp["energy_pct"], rtol=1e-12)
-            assert np.allclose(run.variant_energy_pj, cost_json(root, v, b)["total"]["energy_pj_per_inference"])
+            assert np.allclose(run.area_saving_pct, np.mean([i["area_pct"] for i in imps]), rtol=1e-12)
+            assert np.allclose(run.energy_saving_pct, np.mean([i["energy_pct"] for i in imps]), rtol=1e-12)
+            assert np.allclose(run.variant_energy_pj, np.mean(energy))  # the mean, not the sum over the seeds
+            assert np.allclose(run.variant_area_um2, cost_json(root, v, b)["total"]["area_um2"])
+            if measured:  # the read energy is measured per seed: the seeds differ, the table is their mean
+                assert energy[0] != pytest.approx(energy[1])
 
 
 def test_without_config_it_prices_as_cost_json_states(results, table):
-    again = build_sensitivity(results, ["har"], VARIANTS, BITS, None)
+    again = build_sensitivity(results, ["har"], VARIANTS, BITS, SEEDS, None)
     pd.testing.assert_frame_equal(again, table)
 
 
@@ -211,8 +222,15 @@ def test_figure_and_report_section(table, tmp_path):
     assert text.count("- UCI HAR, ") == len(BITS) and "area ≥ 80 %" in text and "energy ≥ 45 %" in text
 
 
+def test_a_missing_seed_names_its_file(results):
+    from nvmxbar.report.collect import ReportInputError
+
+    with pytest.raises(ReportInputError, match=str(results / "har/baseline/b2/seed2/mapping.json")):
+        build_sensitivity(results, ["har"], VARIANTS, BITS, [*SEEDS, 2], COST_CFG)
+
+
 def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
-    t = build_sensitivity(tmp_path, ["har"], ["uniform"], [2], COST_CFG)
+    t = build_sensitivity(tmp_path, ["har"], ["uniform"], [2], [0], COST_CFG)
     assert t.empty and "parameter" in t.columns
     assert write_sensitivity(t, tmp_path)[1].read_text().count("| dataset |") == 1
     save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)

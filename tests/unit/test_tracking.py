@@ -52,6 +52,25 @@ def test_stage_run_resumes_the_same_run(store):
     assert len(mlflow.search_runs(experiment_names=["nvx-har"], output_format="list")) == 1
 
 
+def test_the_seeds_of_one_model_share_one_group_run_even_when_jobs_race(store):
+    """Parallel trainings of one model (its seeds) find or create the same parent run; other settings, another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tracking.ensure_experiments({"har": "nvx-har"}, store)
+
+    def group(key):
+        return tracking.group_run("nvx-har", key=key, run_name="har/uniform/b2", tags={"rule": "group"}, lock_dir=store)
+
+    with ThreadPoolExecutor(4) as pool:  # flock excludes per open file, so threads race like processes
+        ids = list(pool.map(group, ["k1"] * 6))
+    assert len(set(ids)) == 1 and group("k1") == ids[0]
+    assert group("k2") != ids[0]
+    runs = mlflow.search_runs(experiment_names=["nvx-har"], output_format="list")
+    assert sorted(r.data.tags["group_key"] for r in runs) == ["k1", "k2"]
+    assert all(r.info.status == "FINISHED" for r in runs)  # a container, never left RUNNING
+    assert tracking.group_run(None, key="k1", run_name="x", tags={}, lock_dir=store) is None  # tracking off
+
+
 def test_no_experiment_means_a_run_that_records_nothing(store):
     with tracking.stage_run(None, run_name="off") as run:
         run.log_metric("acc", 1.0)

@@ -15,7 +15,7 @@ import pytest
 
 from nvmxbar import report
 from nvmxbar.report import times
-from unit.test_report import REPORT_CFG, write_tree
+from unit.test_report import REPORT_CFG, SEEDS, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "workflow_times.py"
@@ -203,6 +203,7 @@ def test_cli_exits_with_a_message(tmp_path, case):
 def test_report_writes_the_table_and_section_only_with_benchmarks(tmp_path):
     root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
     kw = dict(tables_dir=root / "tables", figures_dir=root / "figures", report_md=root / "report" / "REPORT.md")
+    kw.update(seeds=SEEDS)
     args = (root, ["har"], ["baseline", "uniform"], [2], {**REPORT_CFG, "dpi": 40})
     written, *_ = report.build(*args, **kw, profile=None)
     assert not (root / "tables" / "workflow_times.csv").exists()

@@ -31,26 +31,35 @@ def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     counts = job_counts(out)
-    # 2 datasets x (baseline + perlayer, uniform, signed and unipolar at b2 and b4)
-    assert counts["prepare_data"] == 2 and counts["train"] == 18
-    assert counts["map_crossbar"] == 20 and counts["evaluate_noise"] == 20  # baseline mapped at b2 and b4 too
-    assert counts["estimate_cost"] == 20 and counts["report"] == 1
+    # 2 datasets x (baseline + perlayer, uniform, signed and unipolar at b2 and b4) x 5 seeds
+    assert counts["prepare_data"] == 2 and counts["train"] == 18 * 5
+    assert counts["map_crossbar"] == 20 * 5 and counts["evaluate_noise"] == 20 * 5  # baseline mapped at b2 and b4
+    assert counts["estimate_cost"] == 20 * 5 and counts["report"] == 1
     assert counts["nas_unipolar_search"] == 2 * 2 * 2 and counts["nas_unipolar"] == 4  # 2 workers per study (full)
     assert counts["nas_unipolar_finalist"] == 4 * 4 * 2  # 4 finalists x 2 seeds per study (full)
     for ds in ("har", "cifar10"):
         for m in ("baseline", *(f"{v}/b{b}" for v in ("perlayer", "uniform", "signed", "unipolar") for b in (2, 4))):
-            assert f"results/{ds}/{m}/model.pt" in out
+            assert all(f"results/{ds}/{m}/seed{s}/model.pt" in out for s in range(5))
         assert f"results/{ds}/unipolar/b2/nas/arch.json" in out
     assert not (tmp_path / "results").exists()  # a dry run creates nothing, not even the MLflow store
 
 
 def test_dry_run_follows_the_config_lists(tmp_path):
     r = snakemake(
-        tmp_path, "-n", "--cores", "1", "--config", "datasets=[har]", "variants=[uniform]", "device_bits=[1,3,8]"
+        tmp_path,
+        "-n",
+        "--cores",
+        "1",
+        "--config",
+        "datasets=[har]",
+        "variants=[uniform]",
+        "device_bits=[1,3,8]",
+        "seeds=[3,7]",
     )
     counts = job_counts(r.stdout + r.stderr)
-    assert counts["train"] == 3 and counts["prepare_data"] == 1 and counts["map_crossbar"] == 3
-    assert "results/har/uniform/b3/model.pt" in r.stdout + r.stderr
+    assert counts["train"] == 6 and counts["prepare_data"] == 1 and counts["map_crossbar"] == 6
+    assert "results/har/uniform/b3/seed7/model.pt" in r.stdout + r.stderr
+    assert "results/har/uniform/b3/seed0/model.pt" not in r.stdout + r.stderr
 
 
 #: The smoke profile: every rule runs on both datasets (1-D and 2-D convolutions) on a few hundred samples, one
@@ -79,23 +88,24 @@ def test_smoke_run_outputs(smoke, dataset):
     limits = LIMITS[dataset]
     assert (prov["counts"]["train"], prov["counts"]["val"], prov["counts"]["test"]) == limits
     for m in MODELS:
-        metrics = json.loads((res / dataset / m / "metrics.json").read_text())
+        metrics = json.loads((res / dataset / m / "seed0" / "metrics.json").read_text())
+        assert metrics["seed"] == 0 and metrics["threads"] == 1  # train.num_threads, whatever --cores is
         n_classes = len(metrics["per_class_accuracy"])
         assert n_classes == {"har": 6, "cifar10": 10}[dataset]
         assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == limits[2]
         if dataset == "har" and m in ("baseline", "uniform/b2"):  # two epochs on 600 windows beat chance (1/6) by far
             assert metrics["test_accuracy"] > 0.4, (m, metrics["test_accuracy"])
-        assert (res / dataset / m / "model.pt").stat().st_size > 1000
-        assert not (res / dataset / m / "checkpoints").exists()
-        log = (res / "logs" / "train" / dataset / m).with_suffix(".log").read_text()
+        assert (res / dataset / m / "seed0" / "model.pt").stat().st_size > 1000
+        assert not (res / dataset / m / "seed0" / "checkpoints").exists()
+        log = (res / "logs" / "train" / dataset / m / "seed0.log").read_text()
         assert "epoch 1/2" in log and "epoch 2/2" in log and f"{dataset}/" in log  # the job's own log lines
     import pandas as pd
 
     for m in MAPPED:
-        mapping = json.loads((res / dataset / m / "mapping.json").read_text())
+        mapping = json.loads((res / dataset / m / "seed0" / "mapping.json").read_text())
         assert mapping["pair"] == (1 if m.startswith("unipolar") else 2)
         assert {"devices", "tiles", "adcs", "dacs"} <= set(mapping["total"]) and mapping["layers"]
-        df = pd.read_csv(res / dataset / m / "noise.csv")
+        df = pd.read_csv(res / dataset / m / "seed0" / "noise.csv")
         assert list(df.columns[-6:]) == [
             "accuracy_mean",
             "accuracy_std",
@@ -106,13 +116,13 @@ def test_smoke_run_outputs(smoke, dataset):
         ]
         assert list(df["prog_sigma"]) == [0.0, 0.02] and (df["instances"] == 3).all()
         assert df["accuracy_mean"].between(0, 1).all()
-        cost = json.loads((res / dataset / m / "cost.json").read_text())
+        cost = json.loads((res / dataset / m / "seed0" / "cost.json").read_text())
         assert cost["total"]["area_um2"] > 0 and cost["total"]["energy_pj_per_inference"] > 0
         # cell reads priced from the inputs that ran on this crossbar: below the all-inputs-on bound
         assert cost["assumptions"]["cell_activity"] == "measured"
         assert 0 < cost["total"]["energy_by_component"]["cells"] < cost["total"]["cell_energy_upper_bound_pj"]
-    base = json.loads((res / dataset / "baseline/b2/cost.json").read_text())["total"]
-    uni = json.loads((res / dataset / "uniform/b2/cost.json").read_text())["total"]
+    base = json.loads((res / dataset / "baseline/b2/seed0/cost.json").read_text())["total"]
+    uni = json.loads((res / dataset / "uniform/b2/seed0/cost.json").read_text())["total"]
     assert uni["area_um2"] < base["area_um2"]  # uniform scaling: one slice, no rescale, one periphery design
     for b in (2,):  # the search's choice is what train trained
         nas_dir = res / dataset / f"unipolar/b{b}/nas"
@@ -127,12 +137,12 @@ def test_smoke_run_outputs(smoke, dataset):
         assert all(f["epochs"] == 2 and f["seed"] == 1 for f in fins if f["trial"] is not None)
         import torch
 
-        doc = torch.load(res / dataset / f"unipolar/b{b}/model.pt", weights_only=True)
+        doc = torch.load(res / dataset / f"unipolar/b{b}/seed0/model.pt", weights_only=True)
         assert doc["arch"]["conv"] == arch["model"]["conv"] and doc["arch"]["polarity"] == arch["model"]["polarity"]
         if dataset == "har":  # the default HAR space is all-positive: every programmed weight is >= 0
             from nvmxbar.training.model_io import load_model
 
-            net, _ = load_model(res / dataset / f"unipolar/b{b}/model.pt")
+            net, _ = load_model(res / dataset / f"unipolar/b{b}/seed0/model.pt")
             for i, layer in enumerate(net.layers):
                 assert (net.quant.weight(layer.weight, getattr(net, f"_pol{i}")) >= 0).all()
             assert all(p == {"sign": 1, "row_groups": 1, "col_groups": 1} for p in doc["arch"]["polarity"])
@@ -146,6 +156,11 @@ def test_smoke_run_report(smoke):
 
     acc = pd.read_csv(res / "tables" / "accuracy.csv")
     assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 10  # 5 deployments at 2 bits, per dataset
+    assert (acc["n_seeds"] == 1).all() and acc["test_accuracy_std"].isna().all()  # smoke: one seed, no spread
+    per_seed = pd.read_csv(res / "tables" / "accuracy_per_seed.csv")
+    assert len(per_seed) == 10 and set(per_seed["seed"]) == {0}
+    merged = acc.merge(per_seed, on=["dataset", "variant", "bits"])
+    assert (merged["test_accuracy_mean"] - merged["test_accuracy"]).abs().max() < 1e-12
     attribution = pd.read_csv(res / "tables" / "attribution.csv")  # the stack, baseline first, per dataset
     assert list(attribution[attribution.dataset == "har"].variant) == [
         "baseline",
@@ -162,7 +177,8 @@ def test_smoke_run_report(smoke):
     assert set(sens["variant"]) == {"uniform", "unipolar"}
     assert sens.groupby(["dataset", "variant"]).configured.any().all()  # the run's own point is among the rows
     for ds in ("har", "cifar10"):
-        for kind in ("accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity", "nas_pareto"):
+        kinds = ("accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
+        for kind in kinds:
             assert (res / "figures" / f"{kind}_{ds}.png").stat().st_size > 20_000
             assert (res / "figures" / f"{kind}_{ds}.pdf").exists()
     text = (res / "report" / "REPORT.md").read_text()
@@ -210,6 +226,7 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         assert len(finalists) == 2 and trained >= 1
         assert {r: rules.count(r) for r in set(rules)} == {
             "prepare_data": 1,
+            "group": 5,  # one parent per trained model, over its seeds
             "train": 5,
             "map_crossbar": 5,
             "evaluate_noise": 5,
@@ -220,6 +237,13 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
             "nas_unipolar_finalist": trained,
         }
         train_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "train"}
+        group_ids = {r.info.run_id for r in runs if r.data.tags["rule"] == "group"}
+        for r in runs:  # every training is a child of its model's group run, which metrics.json names
+            if r.data.tags["rule"] == "train":
+                assert r.data.tags["mlflow.parentRunId"] in group_ids
+                m = r.data.tags["variant"] + ("" if r.data.tags["bits"] == "float" else f"/b{r.data.tags['bits']}")
+                doc = json.loads((work / "results" / ds / m / "seed0" / "metrics.json").read_text())
+                assert doc["mlflow_group_run_id"] == r.data.tags["mlflow.parentRunId"]
         for r in runs:  # every downstream stage is a child of its trained model's run
             if r.data.tags["rule"] in ("map_crossbar", "evaluate_noise", "estimate_cost"):
                 assert r.data.tags["mlflow.parentRunId"] in train_ids
@@ -233,7 +257,7 @@ def test_smoke_run_is_tracked_in_mlflow(smoke, monkeypatch):
         for r in runs:
             pruned = r.data.tags["rule"] == "nas_unipolar_search" and r.data.tags.get("optuna.state") == "PRUNED"
             assert r.info.status == ("KILLED" if pruned else "FINISHED")
-            if r.data.tags["rule"] == "report":
+            if r.data.tags["rule"] in ("report", "group"):
                 continue
             assert r.data.tags["dataset"] == ds and r.data.tags["data_sha256"] == sha
             # finalists train on the workflow seed + 1 + rep (smoke: 1 rep), never on the chosen network's seed
@@ -308,6 +332,34 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     )
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
+    # one more seed: its trainings and their deployments only; the search and the seed-0 jobs stay
+    r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "seeds=[0,1]")
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("train") == 10 and counts.get("evaluate_noise") == 10 and counts.get("report") == 1, counts
+    assert not {"nas_unipolar_finalist", "nas_unipolar_search", "nas_unipolar", "prepare_data"} & set(counts)
+    assert "seed0/" not in "".join(re.findall(r"output: (\S+)", r.stdout + r.stderr))
+
+
+@pytest.mark.slow
+def test_one_seed_of_one_deployment_reruns_alone(smoke, data_dir, monkeypatch):
+    """A single-rule run for another seed trains, maps and evaluates that seed only, under the same MLflow group."""
+    work, _ = smoke
+    res = work / "results"
+    target = "results/har/uniform/b2/seed1/noise.csv"
+    r = snakemake(work, "--cores", "2", target, "--config", *SMOKE, f"data_dir={data_dir}", "seeds=[0,1]")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ran = re.findall(r"^rule (\w+):", r.stdout + r.stderr, re.M)
+    assert sorted(ran) == ["evaluate_noise", "map_crossbar", "train"], ran
+    import torch
+
+    s0, s1 = (json.loads((res / "har/uniform/b2" / f"seed{s}" / "metrics.json").read_text()) for s in (0, 1))
+    assert s1["seed"] == 1 and s1["threads"] == s0["threads"] == 1
+    w0, w1 = (torch.load(res / "har/uniform/b2" / f"seed{s}" / "model.pt", weights_only=True) for s in (0, 1))
+    assert any(not torch.equal(w0["state_dict"][k], w1["state_dict"][k]) for k in w0["state_dict"])
+    assert s1["mlflow_group_run_id"] == s0["mlflow_group_run_id"] is not None  # one parent, two seed runs
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{res / 'mlflow.db'}")
+    child = mlflow.get_run(s1["mlflow_run_id"])
+    assert child.data.tags["mlflow.parentRunId"] == s0["mlflow_group_run_id"] and child.data.tags["seed"] == "1"
 
 
 def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):
@@ -319,3 +371,50 @@ def test_missing_data_fails_clearly_and_leaves_nothing(tmp_path):
     assert "DataError" in log and str(empty) in log
     assert not (tmp_path / "results" / "data" / "har.npz").exists()
     assert not (tmp_path / "results" / "data" / "har.json").exists()
+
+
+@pytest.mark.slow
+def test_test_labels_cannot_influence_any_choice(smoke, data_dir, tmp_path):
+    """Permute the HAR test labels after prepare_data and rerun everything that chooses or trains: the search,
+    its finalists and arch.json, every trained weight, the validation accuracies and the baseline's ADC fit stay
+    bitwise the same; only the test accuracies move. The test split is touched only to report."""
+    import numpy as np
+    import torch
+
+    ref = smoke[0] / "results"
+    work = tmp_path / "permuted"
+    args = ["--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "datasets=[har]"]
+    r = snakemake(work, "results/data/har.npz", *args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    npz = work / "results" / "data" / "har.npz"
+    with np.load(npz, allow_pickle=False) as d:
+        arrays = dict(d)
+    y = arrays["y_test"]
+    arrays["y_test"] = np.random.default_rng(1).permutation(y)
+    assert (arrays["y_test"] != y).mean() > 0.5
+    np.savez_compressed(npz, **arrays)
+    targets = [f"results/har/{m}/seed0/model.pt" for m in MODELS] + ["results/har/baseline/b2/seed0/mapping.json"]
+    r = snakemake(work, *targets, *args)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = work / "results"
+
+    def doc(root, rel, drop=("mlflow_run_id", "wall_time_s", "created", "run_id")):
+        d = json.loads((root / rel).read_text())
+        return {k: v for k, v in d.items() if k not in drop and "time" not in k}
+
+    nas = "har/unipolar/b2/nas"
+    assert doc(res, f"{nas}/arch.json") == doc(ref, f"{nas}/arch.json")
+    for f in sorted((ref / nas / "finalists").glob("*.json")):
+        a, b = doc(res, f"{nas}/finalists/{f.name}"), doc(ref, f"{nas}/finalists/{f.name}")
+        assert {k: v for k, v in a.items() if "test" not in k} == {k: v for k, v in b.items() if "test" not in k}
+    moved = 0
+    for m in MODELS:
+        a, b = (torch.load(root / "har" / m / "seed0" / "model.pt", weights_only=True) for root in (res, ref))
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), m
+        ma, mb = (json.loads((root / "har" / m / "seed0" / "metrics.json").read_text()) for root in (res, ref))
+        assert ma["val_accuracy"] == mb["val_accuracy"] and ma["selected_epoch"] == mb["selected_epoch"]
+        moved += ma["test_accuracy"] != mb["test_accuracy"]
+    assert moved == len(MODELS)  # the permutation reached the test split, and only the reports saw it
+    ma, mb = (json.loads((root / "har/baseline/b2/seed0/mapping.json").read_text()) for root in (res, ref))
+    assert ma["converters"] == mb["converters"]  # the ADC bits fitted on validation data

@@ -39,6 +39,7 @@ wildcard_constraints:
     worker=r"\d+",
     rank=r"\d+",
     rep=r"\d+",
+    seed=r"\d+",
 
 
 onstart:
@@ -49,6 +50,11 @@ onstart:
         f"nvmxbar: profile={CFG['profile']}  MLflow store: {MLFLOW_URI}",
         file=sys.stderr,
     )
+
+
+SEEDS = CFG[
+    "seeds"
+]  # every deployed model is trained, mapped, evaluated and costed once per seed
 
 
 def job_threads(n):
@@ -101,8 +107,14 @@ def distills(dataset):
 
 
 def teacher(wc):
-    """Input of a quantized training that distills: the dataset's float baseline."""
-    return [f"{RESULTS}/{wc.dataset}/baseline/model.pt"] if distills(wc.dataset) else []
+    """Input of a quantized training that distills: the dataset's float baseline of the same seed (a NAS
+    finalist, which has no seed wildcard: of the first of `seeds`)."""
+    seed = wc.get("seed", SEEDS[0])
+    return (
+        [f"{RESULTS}/{wc.dataset}/baseline/seed{seed}/model.pt"]
+        if distills(wc.dataset)
+        else []
+    )
 
 
 def train_recipe(dataset, variant, held_out=False):
@@ -125,8 +137,10 @@ def finalist_recipe(dataset):
 
 
 def model_dir(wc):
-    """Folder of the trained model a mapping uses: the float baseline serves every device resolution."""
-    return "baseline" if wc.variant == "baseline" else f"{wc.variant}/b{wc.bits}"
+    """Folder of the trained model (of seed {seed}) a mapping uses: the float baseline serves every device
+    resolution."""
+    model = "baseline" if wc.variant == "baseline" else f"{wc.variant}/b{wc.bits}"
+    return f"{model}/seed{wc.seed}"
 
 
 def mapped(dataset):
@@ -138,10 +152,15 @@ def all_outputs():
     out = []
     for ds in CFG["datasets"]:
         out.append(f"{RESULTS}/data/{ds}.json")
-        out += [f"{RESULTS}/{ds}/{m}/metrics.json" for m in model_tags(ds)]
         out += [
-            f"{RESULTS}/{ds}/{m}/{f}"
+            f"{RESULTS}/{ds}/{m}/seed{s}/metrics.json"
+            for m in model_tags(ds)
+            for s in SEEDS
+        ]
+        out += [
+            f"{RESULTS}/{ds}/{m}/seed{s}/{f}"
             for m in mapped(ds)
+            for s in SEEDS
             for f in ("noise.csv", "cost.json")
         ]
     out.append(f"{RESULTS}/report/REPORT.md")
@@ -195,18 +214,20 @@ REPORT_FIGURES = [
     "cost_breakdown",
     "weights",
     "sensitivity",
+    "accuracy_seeds",
 ] + (["nas_pareto"] if REPORT_NAS else [])
 
 
 def report_inputs(name):
-    """<name> of every deployment (metrics.json: of every trained model; the float baseline serves all bits)."""
-    if name == "metrics.json":
-        return [
-            f"{RESULTS}/{ds}/{m}/metrics.json"
-            for ds in CFG["datasets"]
-            for m in model_tags(ds)
-        ]
-    return [f"{RESULTS}/{ds}/{m}/{name}" for ds in CFG["datasets"] for m in mapped(ds)]
+    """<name> of every deployment and seed (metrics.json: of every trained model; the float baseline serves all
+    bits)."""
+    models = model_tags if name == "metrics.json" else mapped
+    return [
+        f"{RESULTS}/{ds}/{m}/seed{s}/{name}"
+        for ds in CFG["datasets"]
+        for m in models(ds)
+        for s in SEEDS
+    ]
 
 
 def nas_inputs(name):

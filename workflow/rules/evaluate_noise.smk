@@ -1,17 +1,17 @@
 rule evaluate_noise:
     """Monte Carlo accuracy of the mapped crossbars under device non-idealities (noise.csv)."""
     input:
-        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/crossbar.npz",
-        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
+        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/crossbar.npz",
+        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/mapping.json",
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
         data=f"{RESULTS}/data/{{dataset}}.npz",
     output:
-        csv=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise.csv",
-        summary=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/noise_summary.json",
+        csv=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/noise.csv",
+        summary=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/noise_summary.json",
     log:
-        f"{RESULTS}/logs/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.log",
+        f"{RESULTS}/logs/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate_noise/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: job_threads(2)
@@ -19,7 +19,7 @@ rule evaluate_noise:
         mem_mb=6000,
     params:
         cfg=CFG["evaluate_noise"],
-        seed=CFG["seed"],
+        seed=lambda wc: int(wc.seed),
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:

@@ -7,12 +7,12 @@ rule map_crossbar:
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
         npz=f"{RESULTS}/data/{{dataset}}.npz",
     output:
-        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/crossbar.npz",
-        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/mapping.json",
+        npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/crossbar.npz",
+        json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/mapping.json",
     log:
-        f"{RESULTS}/logs/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}.log",
+        f"{RESULTS}/logs/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}.tsv"
+        f"{RESULTS}/benchmarks/map_crossbar/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1
@@ -21,7 +21,7 @@ rule map_crossbar:
     params:
         cfg=CFG["map_crossbar"],
         quant_cfg=lambda wc: quant_cfg(wc.variant, int(wc.bits)),
-        seed=CFG["seed"],
+        seed=lambda wc: int(wc.seed),
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:

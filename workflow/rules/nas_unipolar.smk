@@ -29,6 +29,7 @@ rule nas_unipolar_search:
         cost_cfg=CFG["estimate_cost"],
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
+        num_threads=CFG["nas_unipolar"]["threads_per_worker"],  # fixed, whatever --cores is
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:
@@ -67,6 +68,7 @@ rule nas_unipolar_finalist:
         map_cfg=CFG["map_crossbar"],
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
+        num_threads=CFG["nas_unipolar"]["threads_per_worker"],  # fixed, whatever --cores is
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),
     script:

@@ -18,6 +18,22 @@ rule report:
             labels={"table": "accuracy"},
         ),
         accuracy_formatted=multiext(f"{RESULTS}/tables/accuracy", ".md", ".tex"),
+        accuracy_per_seed=report(
+            f"{RESULTS}/tables/accuracy_per_seed.csv",
+            caption="../report/accuracy_per_seed_table.rst",
+            category="Tables",
+            labels={"table": "accuracy per seed"},
+        ),
+        accuracy_per_seed_formatted=multiext(
+            f"{RESULTS}/tables/accuracy_per_seed", ".md", ".tex"
+        ),
+        comparisons=report(
+            f"{RESULTS}/tables/comparisons.csv",
+            caption="../report/comparisons_table.rst",
+            category="Tables",
+            labels={"table": "differences between deployments"},
+        ),
+        comparisons_formatted=multiext(f"{RESULTS}/tables/comparisons", ".md", ".tex"),
         cost=report(
             f"{RESULTS}/tables/cost.csv",
             caption="../report/cost_table.rst",
@@ -56,6 +72,12 @@ rule report:
             caption="../report/weights.rst",
             category="Figures",
             subcategory="Weight codes and conductances",
+        ),
+        fig_seeds=report(
+            report_figures("accuracy_seeds"),
+            caption="../report/accuracy_seeds.rst",
+            category="Figures",
+            subcategory="Accuracy over seeds",
         ),
         fig_sensitivity=report(
             report_figures("sensitivity"),
@@ -106,6 +128,7 @@ rule report:
         datasets=CFG["datasets"],
         variants=CFG["variants"],
         bits=CFG["device_bits"],
+        seeds=SEEDS,
         cfg=CFG["report"],
         cost_cfg=CFG["estimate_cost"],
         profile=CFG["profile"],

@@ -1,6 +1,7 @@
 rule train:
-    """Lightning training: {model} is 'baseline' (float) or '<variant>/b<bits>' (quantization-aware: perlayer,
-    uniform, signed, unipolar)."""
+    """Lightning training at seed {seed}: {model} is 'baseline' (float) or '<variant>/b<bits>' (quantization-aware:
+    perlayer, uniform, signed, unipolar). The seeds of one model are grouped under one MLflow parent run.
+    """
     input:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
         json=f"{RESULTS}/data/{{dataset}}.json",
@@ -12,21 +13,21 @@ rule train:
         ),
         teacher=lambda wc: teacher(wc) if wc.model != "baseline" else [],
     output:
-        model=f"{RESULTS}/{{dataset}}/{{model}}/model.pt",
-        metrics=f"{RESULTS}/{{dataset}}/{{model}}/metrics.json",
+        model=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/model.pt",
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/metrics.json",
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{model}}.log",
+        f"{RESULTS}/logs/train/{{dataset}}/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}/seed{{seed}}.tsv"
     conda:
         "../envs/nvmxbar.yaml"
-    threads: job_threads(2)
+    threads: CFG["train"]["num_threads"]
     resources:
         mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
     params:
         variant=lambda wc: parse_model(wc.model)[0],
         bits=lambda wc: parse_model(wc.model)[1],
-        seed=CFG["seed"],
+        seed=lambda wc: int(wc.seed),
         model_cfg=lambda wc: CFG["model"][wc.dataset],
         train_cfg=lambda wc: train_recipe(wc.dataset, parse_model(wc.model)[0]),
         quant_cfg=lambda wc: (

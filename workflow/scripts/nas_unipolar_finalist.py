@@ -9,5 +9,5 @@ with job_log(sm.log[0]):
         dataset=sm.wildcards.dataset, bits=int(sm.wildcards.bits), rank=int(sm.wildcards.rank),
         rep=int(sm.wildcards.rep), cfg=sm.params.cfg, model_base=sm.params.model_base, train_cfg=sm.params.train_cfg,
         quant_cfg=sm.params.quant_cfg, map_cfg=sm.params.map_cfg, seed=sm.params.seed,
-        experiment=sm.params.experiment, threads=sm.threads, accelerator=sm.params.accelerator,
+        experiment=sm.params.experiment, threads=sm.params.num_threads, accelerator=sm.params.accelerator,
         teacher=sm.input.teacher[0] if sm.input.teacher else None, device=sm.params.device)

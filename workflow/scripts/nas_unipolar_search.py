@@ -11,5 +11,5 @@ with job_log(sm.log[0]):
         dataset=sm.wildcards.dataset, bits=int(sm.wildcards.bits), worker=int(sm.wildcards.worker), cfg=sm.params.cfg,
         model_base=sm.params.model_base, train_cfg=sm.params.train_cfg, quant_cfg=sm.params.quant_cfg,
         map_cfg=sm.params.map_cfg, cost_cfg=sm.params.cost_cfg, seed=sm.params.seed, experiment=sm.params.experiment,
-        threads=sm.threads, accelerator=sm.params.accelerator,
+        threads=sm.params.num_threads, accelerator=sm.params.accelerator,
         device=sm.params.device)

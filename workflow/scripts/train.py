@@ -9,6 +9,6 @@ with job_log(sm.log[0]):
               dataset=sm.wildcards.dataset, variant=sm.params.variant, bits=sm.params.bits, seed=sm.params.seed,
               model_cfg=sm.params.model_cfg, recipe=Recipe.from_config(sm.params.train_cfg),
               quant=QuantSettings.from_config(sm.params.variant, sm.params.bits, sm.params.quant_cfg),
-              experiment=sm.params.experiment, threads=sm.params.num_threads or sm.threads,
+              experiment=sm.params.experiment, threads=sm.params.num_threads,
               accelerator=sm.params.accelerator, rule=sm.rule, arch_json=sm.input.arch[0] if sm.input.arch else None,
               teacher=sm.input.teacher[0] if sm.input.teacher else None)

@@ -1,7 +1,12 @@
 """The report's inputs: :func:`collect` reads metrics.json, mapping.json, crossbar.npz, noise.csv,
-noise_summary.json and cost.json of every dataset x variant x device bits into tidy DataFrames, and
-:func:`collect_nas` the unipolar architecture search (nas/trials.csv, pareto.csv, arch.json). A missing or
-unreadable file stops with a :class:`ReportInputError` naming it and the rule that writes it."""
+noise_summary.json and cost.json of every dataset x variant x device bits x seed into tidy DataFrames (each with a
+``seed`` column), and :func:`collect_nas` the unipolar architecture search (nas/trials.csv, pareto.csv, arch.json;
+one per dataset and bits, not per seed). A missing or unreadable file stops with a :class:`ReportInputError` naming
+it and the rule that writes it.
+
+Layout: a trained model in ``<dataset>/baseline/seed<s>/`` or ``<dataset>/<variant>/b<bits>/seed<s>/``
+(model.pt, metrics.json); its deployment in ``<dataset>/<variant>/b<bits>/seed<s>/`` (the float baseline deployed
+as ``<dataset>/baseline/b<bits>/seed<s>/``)."""
 
 from __future__ import annotations
 
@@ -68,8 +73,27 @@ def _json(path: Path, required: Iterable[str] = ()) -> dict:
 
 
 def model_dir(variant: str, bits: int) -> str:
-    """Folder of the trained model a deployment uses: the float baseline serves every device resolution."""
+    """The trained model a deployment uses, seed aside ('baseline' or '<variant>/b<bits>'): the float baseline
+    serves every device resolution. The ``model`` key of the report's DataFrames."""
     return "baseline" if variant == "baseline" else f"{variant}/b{bits}"
+
+
+def model_path(results_dir: str | Path, dataset: str, variant: str, bits: int, seed: int) -> Path:
+    """Folder of one seed's trained model (model.pt, metrics.json)."""
+    return Path(results_dir) / dataset / model_dir(variant, bits) / f"seed{int(seed)}"
+
+
+def deployment_path(results_dir: str | Path, dataset: str, variant: str, bits: int, seed: int) -> Path:
+    """Folder of one seed's deployment (crossbar.npz, mapping.json, noise.csv, noise_summary.json, cost.json)."""
+    return Path(results_dir) / dataset / variant / f"b{int(bits)}" / f"seed{int(seed)}"
+
+
+def seed_list(seeds: Iterable[int]) -> list[int]:
+    """The configured seeds, sorted, each once; at least one."""
+    out = sorted({int(s) for s in seeds})
+    if not out:
+        raise ValueError("the report needs at least one seed (config key seeds)")
+    return out
 
 
 def collect(
@@ -77,44 +101,40 @@ def collect(
     datasets: Iterable[str],
     variants: Iterable[str],
     bits: Iterable[int],
+    seeds: Iterable[int],
     with_cost: bool = True,
 ) -> dict[str, pd.DataFrame]:
-    """Read every input of the report. Returns DataFrames:
+    """Read every input of the report, every seed's. Returns DataFrames, each with a ``seed`` column:
 
-    training (one row per trained model: ``model`` is 'baseline' or '<variant>/b<bits>'), mapping (totals and
-    device/converter settings per dataset x variant x bits), layers (per mapped layer), noise (noise.csv rows),
-    noise_summary, cost (totals), cost_components (long: quantity, component, value), cost_layers, weight_codes
-    (histogram of the signed integer codes per layer) and conductances (histogram of G of used cells per layer).
+    training (one row per trained model and seed: ``model`` is 'baseline' or '<variant>/b<bits>'), mapping (totals
+    and device/converter settings per dataset x variant x bits x seed), layers (per mapped layer), noise (noise.csv
+    rows), noise_summary, cost (totals), cost_components (long: quantity, component, value), cost_layers,
+    weight_codes (histogram of the signed integer codes per layer) and conductances (histogram of G of used cells
+    per layer); and meta (one row: datasets, variants, bits, seeds).
     """
     root = Path(results_dir)
     datasets, variants, bits = list(datasets), list(variants), sorted(int(b) for b in bits)
+    seeds = seed_list(seeds)
     training, mapping, layers, noise, summary = [], [], [], [], []
     cost, comps, cost_layers, codes, conds = [], [], [], [], []
+    trained: set[tuple[str, str, int]] = set()  # the float baseline serves every bits: read its metrics once
     for ds in datasets:
         for v in variants:
             for b in bits:
                 mdir = model_dir(v, b)
-                if not any(r["dataset"] == ds and r["model"] == mdir for r in training):
-                    training.append(_read_training(root / ds / mdir / "metrics.json", ds, v, b, mdir))
-                d = root / ds / v / f"b{b}"
-                key = {"dataset": ds, "variant": v, "bits": b, "model": mdir}
-                n_layers = _read_mapping(d / "mapping.json", key, mapping, layers)
-                _read_crossbar(d / "crossbar.npz", n_layers, key, codes, conds)
-                noise.append(_read_noise(d / "noise.csv", key))
-                sm = _json(d / "noise_summary.json", ["ideal_crossbar_accuracy"])
-                summary.append(
-                    {
-                        **key,
-                        "ideal_crossbar_accuracy": float(sm["ideal_crossbar_accuracy"]),
-                        # the loss breakdown: the mapped weights alone, then + the DAC (absent in old summaries)
-                        "weights_only_accuracy": float(sm.get("loss_breakdown", {}).get("weights", float("nan"))),
-                        "with_dac_accuracy": float(sm.get("loss_breakdown", {}).get("dac", float("nan"))),
-                        "samples": sm.get("samples"),
-                        "noise_wall_time_s": sm.get("wall_time_s"),
-                    }
-                )
-                if with_cost:
-                    _read_cost(d / "cost.json", key, cost, comps, cost_layers)
+                for s in seeds:
+                    if (ds, mdir, s) not in trained:
+                        trained.add((ds, mdir, s))
+                        met = model_path(root, ds, v, b, s) / "metrics.json"
+                        training.append(_read_training(met, ds, v, b, mdir, s))
+                    d = deployment_path(root, ds, v, b, s)
+                    key = {"dataset": ds, "variant": v, "bits": b, "model": mdir, "seed": s}
+                    n_layers = _read_mapping(d / "mapping.json", key, mapping, layers)
+                    _read_crossbar(d / "crossbar.npz", n_layers, key, codes, conds)
+                    noise.append(_read_noise(d / "noise.csv", key))
+                    summary.append(_read_summary(d / "noise_summary.json", key))
+                    if with_cost:
+                        _read_cost(d / "cost.json", key, cost, comps, cost_layers)
     out = {
         "training": pd.DataFrame(training),
         "mapping": pd.DataFrame(mapping),
@@ -126,11 +146,25 @@ def collect(
     }
     if with_cost:
         out.update(cost=pd.DataFrame(cost), cost_components=pd.DataFrame(comps), cost_layers=pd.DataFrame(cost_layers))
-    out["meta"] = pd.DataFrame([{"datasets": datasets, "variants": variants, "bits": bits}])
+    out["meta"] = pd.DataFrame([{"datasets": datasets, "variants": variants, "bits": bits, "seeds": seeds}])
     return out
 
 
-def _read_training(path: Path, ds: str, v: str, b: int, mdir: str) -> dict:
+def _read_summary(path: Path, key: dict) -> dict:
+    """One row of ``noise_summary``: the ideal crossbar and its loss breakdown."""
+    sm = _json(path, ["ideal_crossbar_accuracy"])
+    return {
+        **key,
+        "ideal_crossbar_accuracy": float(sm["ideal_crossbar_accuracy"]),
+        # the loss breakdown: the mapped weights alone, then + the DAC (absent in old summaries)
+        "weights_only_accuracy": float(sm.get("loss_breakdown", {}).get("weights", float("nan"))),
+        "with_dac_accuracy": float(sm.get("loss_breakdown", {}).get("dac", float("nan"))),
+        "samples": sm.get("samples"),
+        "noise_wall_time_s": sm.get("wall_time_s"),
+    }
+
+
+def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) -> dict:
     """One row of ``training`` from a trained model's metrics.json."""
     met = _json(path, ["test_accuracy", "epochs"])
     q = met.get("quant") or {}
@@ -139,6 +173,9 @@ def _read_training(path: Path, ds: str, v: str, b: int, mdir: str) -> dict:
         "model": mdir,
         "variant": v,
         "bits": None if v == "baseline" else b,
+        "seed": seed,
+        "threads": met.get("threads"),
+        "mlflow_group_run_id": met.get("mlflow_group_run_id") or None,
         "test_accuracy": float(met["test_accuracy"]),
         # fit_on train+val: the validation windows trained it, so no held-out figure
         "val_accuracy": math.nan if met.get("fit_on") == "train+val" else float(met.get("val_accuracy", math.nan)),

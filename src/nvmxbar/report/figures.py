@@ -1,6 +1,7 @@
 """The report's figures (matplotlib ``Figure`` objects on the Agg canvas, seaborn styles), one per dataset:
-:func:`plot_accuracy_vs_noise`, :func:`plot_cost_breakdown`, :func:`plot_weights` (and, in
-:mod:`nvmxbar.report.figures_nas`, the architecture search); :func:`save_figure` writes PNG and PDF atomically.
+:func:`plot_accuracy_vs_noise`, :func:`plot_cost_breakdown`, :func:`plot_weights` (and, in :mod:`.figures_seeds`,
+every seed's accuracy; in :mod:`.figures_nas`, the architecture search; in :mod:`.figures_sensitivity`, the
+savings' sensitivity); :func:`save_figure` writes PNG and PDF atomically.
 Colours per variant and line styles / markers per device bits are the same in every figure."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 from ..files import atomic_path
 from .collect import NAS_VARIANT, SETTING_KEYS
 from .paper import DATASET_NAMES, PAPER_FIGURES
+from .seeds import DEPLOYMENT, first_seed, mean_over_seeds
 from .tables import improvement, prog_noise_curve
 
 # consistent colours per variant (seaborn 'colorblind' palette) and line styles / markers per device bits
@@ -80,34 +82,76 @@ def nice(x: float) -> str:
     return f"{x:.3g}"
 
 
+def seed_curve(noise: pd.DataFrame, dataset: str, variant: str, bits: int) -> pd.DataFrame:
+    """The programming-noise sweep of one deployment over its seeds, one row per sigma: ``mean`` (over the seeds of
+    each seed's mean over chips), ``std`` (across the seeds, ddof=1; NaN with one seed), ``n`` (seeds), ``p5`` and
+    ``p95`` (each seed's percentiles across chips, averaged over the seeds), ``chip_std`` (the chips' std averaged
+    over the seeds) and ``instances`` (chips per seed, the fewest)."""
+    c = prog_noise_curve(noise, dataset, variant, bits)
+    if c.empty:
+        return pd.DataFrame(columns=["prog_sigma", "mean", "std", "n", "p5", "p95", "chip_std", "instances"])
+    return (
+        c.groupby("prog_sigma", sort=True)
+        .agg(
+            mean=("accuracy_mean", "mean"),
+            std=("accuracy_mean", lambda x: x.std(ddof=1) if len(x) > 1 else np.nan),
+            n=("accuracy_mean", "size"),
+            p5=("accuracy_p5", "mean"),
+            p95=("accuracy_p95", "mean"),
+            chip_std=("accuracy_std", "mean"),
+            instances=("instances", "min"),
+        )
+        .reset_index()
+    )
+
+
 def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, reference_prog_sigma: float | None = None):
-    """Accuracy mean and p5-p95 band vs programming-noise sigma, one line per variant x bits, float reference."""
+    """Accuracy vs programming-noise sigma, one line per variant x bits: the mean over the seeds of each seed's
+    mean over chips, error bars the std across the seeds, the band each seed's 5th-95th percentile across chips
+    (averaged over the seeds); the float network and the paper's float figure as references."""
 
     meta = data["meta"].iloc[0]
     variants, bits = list(meta.variants), list(meta.bits)
     with mpl.rc_context(style()):
-        fig = new_figure(figsize=(9.5, 5.2), layout="constrained")
+        fig = new_figure(figsize=(9.5, 5.4), layout="constrained")
         ax = fig.add_subplot()
-        insts, others = set(), None
+        insts, seeds, others = set(), set(), None
         for v in variants:
             for b in bits:
-                c = prog_noise_curve(data["noise"], dataset, v, b)
+                c = seed_curve(data["noise"], dataset, v, b)
                 if c.empty:
                     continue
                 ls, mk = bits_style(b, bits)
                 col = variant_color(v, variants)
                 x = 100 * c.prog_sigma.to_numpy(float)
-                ax.fill_between(x, 100 * c.accuracy_p5, 100 * c.accuracy_p95, color=col, alpha=0.13, lw=0)
-                ax.plot(
-                    x, 100 * c.accuracy_mean, ls=ls, marker=mk, color=col, lw=2, ms=6, label=f"{v}, {b}-bit devices"
+                ax.fill_between(x, 100 * c.p5, 100 * c.p95, color=col, alpha=0.13, lw=0)
+                ax.errorbar(
+                    x,
+                    100 * c["mean"],
+                    yerr=None if c["std"].isna().all() else 100 * c["std"].fillna(0).to_numpy(float),
+                    ls=ls,
+                    marker=mk,
+                    color=col,
+                    lw=2,
+                    ms=6,
+                    capsize=3.5,
+                    elinewidth=1.3,
+                    label=f"{v}, {b}-bit devices",
                 )
                 insts |= set(c.instances.astype(int))
-                others = c.iloc[0]
+                seeds |= set(c.n.astype(int))
+                others = prog_noise_curve(data["noise"], dataset, v, b).iloc[0]
         tr = data["training"]
         base = tr[(tr.dataset == dataset) & (tr.model == "baseline")]
         if len(base):
-            acc = 100 * float(base.test_accuracy.iloc[0])
-            ax.axhline(acc, color="black", ls="--", lw=1.3, label=f"float baseline model ({acc:.1f} %)")
+            acc = 100 * float(base.test_accuracy.mean())
+            ax.axhline(
+                acc,
+                color="black",
+                ls="--",
+                lw=1.3,
+                label=f"float baseline model ({acc:.1f} %, mean of {len(base)} seed(s))",
+            )
         if reference_prog_sigma is not None:
             ax.axvline(
                 100 * reference_prog_sigma,
@@ -123,15 +167,20 @@ def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, referenc
         ax.set_xlabel("Programming-noise σ (% of the conductance range G$_{max}$ − G$_{min}$)")
         ax.set_ylabel("Test accuracy (%)")
         ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}: crossbar accuracy under programming noise", loc="left")
+        n = "/".join(str(i) for i in sorted(seeds)) or "0"
         sub = (
-            "line: mean over " + "/".join(str(i) for i in sorted(insts)) + " simulated chips; band: 5th–95th percentile"
+            f"line: mean over n = {n} seeds of each seed's mean over "
+            + "/".join(str(i) for i in sorted(insts))
+            + " simulated chips; error bars: std across the seeds"
+            + ("" if max(seeds, default=1) > 1 else " (none: one seed)")
+            + "\nband: 5th–95th percentile across the chips of a seed, averaged over the seeds"
         )
         if others is not None:
             fixed = ", ".join(
                 f"{k}={'device' if pd.isna(others[k]) else nice(float(others[k]))}" for k in SETTING_KEYS[1:]
             )
             sub += f"\nother non-idealities: {fixed}"
-        ax.text(0.0, -0.16, sub, transform=ax.transAxes, fontsize=8.5, color="#444444", va="top")
+        ax.text(0.0, -0.14, sub, transform=ax.transAxes, fontsize=8.5, color="#444444", va="top")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="deployment", fontsize=9)
         ax.set_xlim(left=min(ax.get_xlim()[0], -0.3))
     return fig
@@ -145,13 +194,15 @@ def _scale(values: np.ndarray, unit: str) -> tuple[float, str]:
 
 
 def plot_cost_breakdown(data: dict[str, pd.DataFrame], dataset: str):
-    """Two panels (area, energy per inference): stacked bars by component, one bar per variant x bits."""
+    """Two panels (area, energy per inference): stacked bars by component, one bar per variant x bits (means over
+    the seeds)."""
 
     meta = data["meta"].iloc[0]
     variants, bits = list(meta.variants), list(meta.bits)
-    comps = data["cost_components"]
+    comps = mean_over_seeds(data["cost_components"], [*DEPLOYMENT, "quantity", "component", "component_key"])
     comps = comps[comps.dataset == dataset]
-    totals = data["cost"][data["cost"].dataset == dataset].set_index(["variant", "bits"])
+    cost = mean_over_seeds(data["cost"], DEPLOYMENT)
+    totals = cost[cost.dataset == dataset].set_index(["variant", "bits"])
     order = (
         comps.assign(share=comps.value / comps.groupby(["quantity", "variant", "bits"]).value.transform("sum"))
         .groupby("component")
@@ -216,8 +267,9 @@ def plot_cost_breakdown(data: dict[str, pd.DataFrame], dataset: str):
 
 
 def weight_grids(data: dict[str, pd.DataFrame], dataset: str, bits: int) -> dict[str, dict[str, Any]]:
-    """Per variant at ``bits``: whether every layer uses the same weight step and full-scale (one grid)."""
-    lay = data["layers"]
+    """Per variant at ``bits``: whether every layer uses the same weight step and full-scale (one grid), of the
+    first seed's network."""
+    lay = first_seed(data["layers"])
     out = {}
     for v, g in lay[(lay.dataset == dataset) & (lay.bits == bits)].groupby("variant", sort=False):
         steps, fss = g.weight_step.to_numpy(float), g.weight_fullscale.to_numpy(float)
@@ -234,13 +286,14 @@ def weight_grids(data: dict[str, pd.DataFrame], dataset: str, bits: int) -> dict
 
 def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
     """Per-layer histograms of the signed integer weight codes of each variant at the lowest device bits
-    (annotated with each layer's weight step and full-scale), and the conductances of the used cells."""
+    (annotated with each layer's weight step and full-scale), and the conductances of the used cells: the networks
+    of the first seed (the others differ in their weights, not in what the figure shows)."""
 
     meta = data["meta"].iloc[0]
     variants, b = list(meta.variants), min(meta.bits)
-    lay = data["layers"][(data["layers"].dataset == dataset) & (data["layers"].bits == b)]
-    codes = data["weight_codes"][(data["weight_codes"].dataset == dataset) & (data["weight_codes"].bits == b)]
-    conds = data["conductances"][(data["conductances"].dataset == dataset) & (data["conductances"].bits == b)]
+    seed = min(meta.seeds) if "seeds" in meta else None
+    pick = lambda d: first_seed(d[(d.dataset == dataset) & (d.bits == b)])  # noqa: E731
+    lay, codes, conds = pick(data["layers"]), pick(data["weight_codes"]), pick(data["conductances"])
     rows = [v for v in variants if (lay.variant == v).any()]
     ncols = max(int(lay.groupby("variant").size().max()), 1)
     grids = weight_grids(data, dataset, b)
@@ -317,7 +370,9 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
                 )
             lines.append(line)
         fig.suptitle(
-            f"{DATASET_NAMES.get(dataset, dataset)}: mapped weight codes per layer, {b}-bit devices\n"
+            f"{DATASET_NAMES.get(dataset, dataset)}: mapped weight codes per layer, {b}-bit devices"
+            + ("" if seed is None else f", seed {seed}")
+            + "\n"
             + "\n".join(lines),
             fontsize=11,
             x=0.0,
@@ -328,7 +383,7 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
 
 def figure_names(datasets: Iterable[str], variants: Iterable[str] | None = None) -> list[str]:
     """The figures the report draws; nas_pareto_<dataset> only when the unipolar variant is among ``variants``."""
-    kinds = ["accuracy_vs_prog_noise", "cost_breakdown", "weights", "sensitivity"]
+    kinds = ["accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity"]
     if variants is not None and NAS_VARIANT in list(variants):
         kinds.append("nas_pareto")
     return [f"{kind}_{ds}" for ds in datasets for kind in kinds]

@@ -161,12 +161,12 @@ def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
             )
         tr = data["training"]
         base = tr[(tr.dataset == dataset) & (tr.model == "baseline")]
-        if len(base) and not math.isnan(float(base.val_accuracy.iloc[0])) and len(trials):
-            v = 100 * float(base.val_accuracy.iloc[0])
+        if len(base) and not math.isnan(float(base.val_accuracy.mean())) and len(trials):
+            v = 100 * float(base.val_accuracy.mean())  # over the seeds
             ax.axhline(v, color="black", ls="--", lw=1.2)
-            handles.append(
-                Line2D([], [], color="black", ls="--", lw=1.2, label=f"float baseline, validation ({v:.1f} %)")
-            )
+            seeds = f", mean of {len(base)} seeds" if len(base) > 1 else ""
+            text = f"float baseline, validation ({v:.1f} %{seeds})"
+            handles.append(Line2D([], [], color="black", ls="--", lw=1.2, label=text))
         if not len(trials):
             ax.text(
                 0.5,

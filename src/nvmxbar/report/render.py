@@ -1,5 +1,6 @@
-"""REPORT.md: what was run, the tables, the improvements over the baseline, the unipolar architecture search and
-one verdict per claim of the paper (:func:`render_report`)."""
+"""REPORT.md: what was run, the seeds, the tables (accuracies as mean ± std over the seeds), the differences between
+deployments with their confidence intervals, the improvements over the baseline, the unipolar architecture search
+and one verdict per claim of the paper, made on the seed means (:func:`render_report`)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from .collect import NAS_VARIANT
+from .accuracy import comparisons_section, display_accuracy, seed_value, seeds_section
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
+from .render_nas import nas_section
+from .seeds import summary
 from .sensitivity import report_section as sensitivity_section
 from .tables import (
-    display_accuracy,
     display_attribution,
     display_cost,
-    display_nas,
     fmt_duration,
     fmt_energy,
     markdown,
-    nas_table,
 )
 from .times import WorkflowTimes, critical_path, path_kind, path_table, rule_table
 
@@ -51,6 +51,24 @@ def improvements(cost: pd.DataFrame) -> pd.DataFrame:
     return cost[(cost.variant != "baseline") & cost.area_improvement_pct.notna()]
 
 
+def _span(x: pd.Series) -> str:
+    """'12' when every seed agrees, else '12–20'."""
+    v = sorted({int(a) for a in x.dropna()})
+    return "?" if not v else str(v[0]) if len(v) == 1 else f"{v[0]}–{v[-1]}"
+
+
+def _training_text(model: str, g: pd.DataFrame) -> str:
+    """One trained model over its seeds: epochs, the epoch model.pt holds and the best validation epoch."""
+    head = f"`{model}` {_span(g.epochs)} epochs"
+    if g.best_epoch.isna().all():
+        return head
+    n_test = "/".join(str(int(x)) for x in sorted(set(g.n_test.dropna())))
+    return (
+        f"{head} (model.pt = epoch {_span(g.selected_epoch)}, best validation epoch {_span(g.best_epoch)} over the "
+        f"{len(g)} seed(s); test accuracy on {n_test} samples)"
+    )
+
+
 def render_report(
     data: dict[str, pd.DataFrame],
     acc: pd.DataFrame,
@@ -63,13 +81,20 @@ def render_report(
     times: WorkflowTimes | None = None,
     sensitivity: pd.DataFrame | None = None,
     attribution: pd.DataFrame | None = None,
+    *,
+    comparisons: pd.DataFrame | None = None,
+    per_seed: pd.DataFrame | None = None,
 ) -> str:
-    """The text of REPORT.md. ``cfg``: the validated ``report`` section (every key present); ``figures``: name ->
-    PNG path, linked relative to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the
-    workflow's job times (:func:`.times.load`), None: no "Where the time went" section; ``sensitivity``: the
-    table of :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section."""
+    """The text of REPORT.md. ``acc``: the accuracy table (means over the seeds, :func:`.accuracy.accuracy_table`);
+    ``cfg``: the validated ``report`` section (every key present); ``figures``: name -> PNG path, linked relative
+    to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the workflow's job times
+    (:func:`.times.load`), None: no "Where the time went" section; ``sensitivity``: the table of
+    :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section; ``comparisons`` and
+    ``per_seed``: :func:`.accuracy.comparisons_table` and :func:`.accuracy.per_seed_table`, None: no section on
+    the differences between deployments, no "Seeds" section."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
+    seeds = list(meta.seeds) if "seeds" in meta else sorted(set(data["training"].get("seed", [0])))
     tr, summ = data["training"], data["noise_summary"]
     rel = lambda p: os.path.relpath(Path(p).resolve(), report_path.parent.resolve())  # noqa: E731
     L: list[str] = []
@@ -93,6 +118,7 @@ def render_report(
     L.append("- Datasets: " + ", ".join(f"{DATASET_NAMES.get(d, d)} (`{d}`)" for d in datasets) + ".")
     L.append("- Variants: " + "; ".join(f"`{v}` ({VARIANT_DESCRIPTIONS.get(v, 'see README')})" for v in variants) + ".")
     L.append("- Device resolutions: " + ", ".join(f"{b}-bit ({2**b} levels)" for b in bits) + ".")
+    L.append(f"- Seeds: {', '.join(map(str, seeds))} (n = {len(seeds)}; every deployment at each, see *Seeds*).")
     lay = data["layers"]
     bl = lay[lay.variant == "baseline"]
     if len(bl) and bl.weight_levels.notna().all():
@@ -108,13 +134,7 @@ def render_report(
         )
     for d in datasets:
         t = tr[tr.dataset == d]
-        ep = ", ".join(
-            f"`{r.model}` {r.epochs} epochs (model.pt = epoch {int(r.selected_epoch)}, best validation "
-            f"epoch {int(r.best_epoch)}; test accuracy on {r.n_test} samples)"
-            if r.best_epoch is not None and not pd.isna(r.best_epoch)
-            else f"`{r.model}` {r.epochs} epochs"
-            for r in t.itertuples()
-        )
+        ep = ", ".join(_training_text(m, g) for m, g in t.groupby("model", sort=False))
         s = summ[summ.dataset == d]
         inst = sorted(set(data["noise"][data["noise"].dataset == d].instances.astype(int)))
         L.append(
@@ -140,14 +160,18 @@ def render_report(
         + "."
     )
     L.append("")
+    if per_seed is not None:
+        L += seeds_section(per_seed, seeds, tables_dir, rel)
     # ---- tables
     L += [
         "## Accuracy",
         "",
-        "Accuracies in % on the test split. *trained model*: the float network for `baseline`, "
-        "the quantization-aware network itself for quantized variants; *ideal crossbar*: the mapped network "
-        "simulated on ideal devices and converters; *noisy crossbar*: mean ± std over simulated chips at the "
-        "reference programming noise. `paper` only where the paper publishes a number for that row.",
+        "Accuracies in % on the test split, mean ± std over the seeds (n in the *seeds* column; std with n − 1, "
+        "none with one seed). *trained model*: the float network for `baseline`, the quantization-aware network "
+        "itself for quantized variants; *ideal crossbar*: the mapped network simulated on ideal devices and "
+        "converters; *noisy crossbar*: per seed the mean over the simulated chips at the reference programming "
+        "noise, then mean ± std over the seeds (the chips' own spread: `noisy_chip_std_mean` of accuracy.csv, each "
+        "seed's in accuracy_per_seed.csv). `paper` only where the paper publishes a number for that row.",
         "",
     ]
     L.append(markdown(*display_accuracy(acc)))
@@ -159,13 +183,18 @@ def render_report(
         "far below the last."
     )
     L.append("")
-    L.append(f"Tables: `{rel(tables_dir / 'accuracy.csv')}` (also `.md`, `.tex`).")
+    L.append(
+        f"Tables: `{rel(tables_dir / 'accuracy.csv')}` (also `.md`, `.tex`); each seed: "
+        f"`{rel(tables_dir / 'accuracy_per_seed.csv')}`."
+    )
     L.append("")
+    if comparisons is not None:
+        L += comparisons_section(comparisons, tables_dir, rel)
     if cost is not None and len(cost):
         L += [
             "## Area and energy",
             "",
-            "Per inference, from the parametric cost model (cost.json). Improvement = "
+            "Per inference, from the parametric cost model (cost.json), mean over the seeds. Improvement = "
             "1 − value / baseline value at the same device bits (positive = smaller / lower). The paper's cost "
             "figures are for both techniques combined and appear beside the combined (`unipolar`) rows only.",
             "",
@@ -211,7 +240,9 @@ def render_report(
             "## Where the savings come from (attribution)",
             "",
             "Each row changes one thing from the row before it: the step's own saving is against the step before, "
-            "the other columns against the baseline. Rows of deployments this run did not include are absent.",
+            "the other columns against the baseline. Accuracies: mean ± std over the seeds; a step's accuracy change "
+            "(percentage points against the step before) with its 95 % Welch confidence interval counts only when "
+            "that interval excludes 0. Rows of deployments this run did not include are absent.",
             "",
             markdown(*display_attribution(attribution)),
             f"Tables: `{rel(tables_dir / 'attribution.csv')}` (also `.md`, `.tex`).",
@@ -221,7 +252,7 @@ def render_report(
         L += sensitivity_section(sensitivity, COMBINED_VARIANTS[0], tables_dir, figures, rel)
     # ---- architecture search
     if "nas_arch" in data:
-        L += _nas_section(data, acc, cfg, tables_dir, figures, rel)
+        L += nas_section(data, acc, cfg, tables_dir, figures, rel)
     # ---- claims
     L += ["## The paper's claims", ""]
     L += _claims(data, acc, cost, cfg, profile)
@@ -234,115 +265,6 @@ def render_report(
         L.append(f"![{name}]({rel(path)})")
         L.append("")
     return "\n".join(L).rstrip() + "\n"
-
-
-def _nas_section(
-    data, acc: pd.DataFrame, cfg: dict, tables_dir: Path, figures: dict[str, Path], rel: Callable[[Any], str]
-) -> list[str]:
-    """REPORT.md: the unipolar architecture search (table, Pareto figures) and, in plain words, the HAR 2-bit
-    only-positive accuracy against the paper's and against our float baseline."""
-    nas = nas_table(data)
-    gap_target = float(cfg["unipolar_float_gap_pct"])
-    L = [
-        "## Unipolar architecture search",
-        "",
-        "The `unipolar` variant (one device per weight, each weight matrix or sign group of one polarity) takes its "
-        "architecture from an Optuna search per dataset and device resolution (rule `nas_unipolar`): every trial "
-        "trains a sign-constrained, quantized candidate for a few epochs and is scored on validation accuracy "
-        "(higher is better) and crossbar area from the cost model (smaller is better); weak trials are pruned "
-        "early. The chosen trial is then trained with the full recipe and deployed like the other variants.",
-        "",
-    ]
-    if nas.empty:
-        return L + ["No search result in this report.", ""]
-    L.append(markdown(*display_nas(nas)))
-    L.append(
-        f"Table: `{rel(tables_dir / 'nas.csv')}` (also `.md`, `.tex`); trials: "
-        f"`{{dataset}}/{NAS_VARIANT}/b{{bits}}/nas/trials.csv`."
-    )
-    L.append("")
-    tr = data["training"]
-    lay = data["layers"]
-    for r in nas.itertuples():
-        ds_name = DATASET_NAMES.get(r.dataset, r.dataset)
-        row = acc[(acc.dataset == r.dataset) & (acc.variant == NAS_VARIANT) & (acc.bits == r.bits)]
-        base = tr[(tr.dataset == r.dataset) & (tr.model == "baseline")]
-        flips = lay[(lay.dataset == r.dataset) & (lay.variant == NAS_VARIANT) & (lay.bits == r.bits)].sign_flips
-        n_neg = int(pd.to_numeric(flips, errors="coerce").fillna(0).sum()) if len(flips) else None
-        sign = (
-            "with only-positive weights (no negative sign group in mapping.json)"
-            if n_neg == 0
-            else f"with {n_neg} negative sign group(s) beside positive ones (unipolar per group, not only-positive)"
-            if n_neg
-            else f"with polarity {r.polarity or 'not stated'}"
-        )
-        head = f"**{ds_name}, {r.bits}-bit devices.** "
-        if r.search:
-            fin = int(r.finalists or 0)
-            head += (
-                f"The search ran {r.trials_complete} complete and {r.trials_pruned} pruned trials "
-                f"({fmt_duration(r.search_wall_time_s) or 'wall time not recorded'})"
-                + (
-                    f"; its {fin} best were retrained with the full recipe and rescored (finalists), and it chose "
-                    f"trial {int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % mean validation accuracy "
-                    f"({r.val_accuracy_given_up_pct:.2f} points below the best finalist) at "
-                    f"{r.chosen_area_mm2:.4g} mm²"
-                    + (
-                        f" (the search score alone would have chosen trial {int(r.search_score_pick)}). "
-                        if r.search_score_pick is not None
-                        and not pd.isna(r.search_score_pick)
-                        and int(r.search_score_pick) != int(r.chosen_trial)
-                        else ". "
-                    )
-                    if fin
-                    else f" and chose trial {int(r.chosen_trial)}: {r.chosen_val_accuracy_pct:.2f} % validation "
-                    "accuracy "
-                    f"({r.val_accuracy_given_up_pct:.2f} points below the best trial) at "
-                    f"{r.chosen_area_mm2:.4g} mm². "
-                )
-            )
-        else:
-            head += "No search was run: the configured architecture was used. "
-        if len(row):
-            a = row.iloc[0]
-            head += (
-                f"Trained with the full recipe and mapped {sign}, it reaches "
-                f"{_pct(a.ideal_crossbar_accuracy_pct)} test accuracy on the ideal crossbar "
-                f"({_pct(a.model_test_accuracy_pct)} as trained, {_pct(a.noisy_accuracy_mean_pct)} with "
-                f"{100 * a.ref_prog_sigma:g} % programming noise)."
-            )
-            if len(base):
-                fl = 100 * float(base.test_accuracy.iloc[0])
-                gap = fl - float(a.ideal_crossbar_accuracy_pct)
-                ok = gap <= gap_target
-                head += (
-                    f" Our float baseline reaches {_pct(fl)}: the unipolar network is "
-                    + (f"{gap:.1f} points below it" if gap >= 0 else f"{-gap:.1f} points above it")
-                    + f", {'within' if ok else 'outside'} the {gap_target:g}-point target "
-                    f"(config `report.unipolar_float_gap_pct`)."
-                )
-            if r.dataset == "har" and r.bits == 2:
-                p = PAPER_FIGURES["har_unipolar_b2_accuracy"]
-                d = float(a.ideal_crossbar_accuracy_pct) - p["value"]
-                head += (
-                    f" The paper reports up to {p['value']:g} % for HAR on 2-bit devices with only-positive "
-                    f"weights ({p['source']}); ours is {abs(d):.2f} points {'above' if d >= 0 else 'below'} "
-                    f"that figure."
-                )
-        else:
-            head += "Its trained and mapped network is not in this report."
-        L += [head, ""]
-    if not ((nas.dataset == "har") & (nas.bits == 2)).any():
-        p = PAPER_FIGURES["har_unipolar_b2_accuracy"]
-        L += [
-            f"The paper's headline HAR 2-bit only-positive figure (up to {p['value']:g} %) needs a HAR 2-bit "
-            f"`unipolar` run, which is not in this report.",
-            "",
-        ]
-    for name, path in figures.items():
-        if name.startswith("nas_pareto_"):
-            L += [f"![{name}]({rel(path)})", ""]
-    return L
 
 
 def _times_section(wt: WorkflowTimes, tables_dir: Path, rel: Callable[[Any], str]) -> list[str]:
@@ -386,8 +308,8 @@ def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profi
     tol_a, tol_c = float(cfg["accuracy_tolerance_pct"]), float(cfg["cost_tolerance_pct"])
     scale = "" if profile in (None, "full") else f"; profile {profile}, not a paper-scale run"
     out = [
-        f'Verdicts: *reproduced* = our number reaches the paper\'s "up to" figure within '
-        f"{tol_a:g} percentage points of accuracy or {tol_c:g} of improvement (config "
+        f'Verdicts: *reproduced* = our number (an accuracy: the mean over the seeds) reaches the paper\'s "up to" '
+        f"figure within {tol_a:g} percentage points of accuracy or {tol_c:g} of improvement (config "
         "`report.accuracy_tolerance_pct`, `report.cost_tolerance_pct`); *differs* = it does not (a saving more than "
         "that ABOVE the paper's also differs); *not yet* = the run needed for it is not in this report.",
         "",
@@ -414,12 +336,13 @@ def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profi
     p = PAPER_FIGURES["har_float_accuracy"]
     t = data["training"]
     base = t[(t.dataset == "har") & (t.model == "baseline")]
-    ours = 100 * float(base.test_accuracy.iloc[0]) if len(base) else None
+    mean, std, n = summary(base.test_accuracy)
+    ours = 100 * mean if n else None
     v = verdict(ours, p["value"], tol_a)
     out.append(
         f"- **HAR, floating point: {p['value']:g} %** ({p['source']}): "
         + (
-            f"our float baseline reaches {_pct(ours)} test accuracy — **{v}**"
+            f"our float baseline reaches {seed_value(mean, std, n)} test accuracy — **{v}**"
             + (f" ({p['value'] - ours:.1f} points lower{scale})" if v == "differs" else "")
             + "."
             if ours is not None
@@ -431,13 +354,15 @@ def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profi
     row = acc[(acc.dataset == "har") & (acc.variant == "unipolar") & (acc.bits == 2)]
     if len(row):
         r = row.iloc[0]
-        v = verdict(r.ideal_crossbar_accuracy_pct, p["value"], tol_a)
+        ideal = 100 * float(r.ideal_crossbar_accuracy_mean)
+        v = verdict(ideal, p["value"], tol_a)
         out.append(
             f"- **HAR, 2-bit devices, only-positive weights: up to {p['value']:g} %** ({p['source']}): our "
-            f"`unipolar` 2-bit network reaches {_pct(r.ideal_crossbar_accuracy_pct)} on the ideal crossbar "
-            f"({_pct(r.model_test_accuracy_pct)} as trained, {_pct(r.noisy_accuracy_mean_pct)} with "
-            f"{100 * r.ref_prog_sigma:g} % programming noise) — **{v}**"
-            + (f" ({p['value'] - r.ideal_crossbar_accuracy_pct:.1f} points lower{scale})" if v == "differs" else "")
+            f"`unipolar` 2-bit network reaches "
+            f"{seed_value(r.ideal_crossbar_accuracy_mean, r.ideal_crossbar_accuracy_std, r.n_seeds)} on the ideal "
+            f"crossbar ({_pct(100 * r.test_accuracy_mean)} as trained, {_pct(100 * r.noisy_accuracy_mean)} with "
+            f"{100 * r.ref_prog_sigma:g} % programming noise; means over the seeds) — **{v}**"
+            + (f" ({p['value'] - ideal:.1f} points lower{scale})" if v == "differs" else "")
             + "."
         )
     else:
@@ -445,7 +370,7 @@ def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profi
         ctx = (
             (
                 f" For context, the signed-weight `uniform` 2-bit network reaches "
-                f"{_pct(alt.iloc[0].ideal_crossbar_accuracy_pct)} on the ideal crossbar."
+                f"{_pct(100 * alt.iloc[0].ideal_crossbar_accuracy_mean)} on the ideal crossbar (seed mean)."
             )
             if len(alt)
             else ""

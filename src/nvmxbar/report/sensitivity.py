@@ -7,7 +7,9 @@ For every dataset, device bits and variant, the area and energy saving over the 
 conductance scales with 1/R_on, the on/off ratio kept), the read voltage and pulse, the ADC resolution (cost only:
 the accuracy is not re-simulated), the ADC sharing and the pair subtraction (both recounted by
 :func:`nvmxbar.core.layout.count`) and the converter family. Pure functions over mapping.json and cost.json
-documents; the measured cell activity that priced cost.json is kept.
+documents; the measured cell activity that priced cost.json is kept. Every seed's deployment is repriced against the
+baseline of the same seed and the table reports the mean over the seeds (the counts do not depend on the seed, the
+measured read energy barely does).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from ..core.cost_units import FAMILIES, const, load_constants
 from ..core.layout import count
 from ..files import write_text
 from ..settings import CostSettings
-from .collect import _json
+from .collect import _json, deployment_path, seed_list
 from .paper import DATASET_NAMES, PAPER_FIGURES
+from .seeds import mean_over_seeds
 from .tables import markdown
 
 #: The values tried per assumption; the run's own value is added (or replaces one within 1 %).
@@ -117,19 +120,23 @@ def with_activity(mapping: dict, read_g_us: list[float] | None) -> dict:
     return m
 
 
+Key = tuple[str, str, int, int]  # (dataset, variant, bits, seed)
+
+
 def load_deployments(
-    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int]
-) -> tuple[dict[tuple[str, str, int], dict], dict[tuple[str, str, int], dict]]:
+    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int], seeds: Iterable[int]
+) -> tuple[dict[Key, dict], dict[Key, dict]]:
     """Every deployment's mapping.json (with the measured activity of its cost.json) and cost.json, by
-    (dataset, variant, bits)."""
+    (dataset, variant, bits, seed)."""
     maps, costs = {}, {}
     for ds in datasets:
         for v in variants:
             for b in bits:
-                d = Path(results_dir) / ds / v / f"b{int(b)}"
-                mp, cd = _json(d / "mapping.json", ["converters", "layers"]), _json(d / "cost.json", ["total"])
-                maps[(ds, v, int(b))] = with_activity(mp, read_conductance(mp, cd))
-                costs[(ds, v, int(b))] = cd
+                for s in seed_list(seeds):
+                    d = deployment_path(results_dir, ds, v, b, s)
+                    mp, cd = _json(d / "mapping.json", ["converters", "layers"]), _json(d / "cost.json", ["total"])
+                    maps[(ds, v, int(b), s)] = with_activity(mp, read_conductance(mp, cd))
+                    costs[(ds, v, int(b), s)] = cd
     return maps, costs
 
 
@@ -282,16 +289,31 @@ def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, p
     return rows
 
 
-def sensitivity_table(mappings: dict[tuple[str, str, int], dict], pricing: Pricing) -> pd.DataFrame:
+ROW_KEYS = ["dataset", "bits", "variant", "parameter", "value_label"]
+
+
+def sensitivity_table(mappings: dict[Key, dict], pricing: Pricing) -> pd.DataFrame:
     """One row per (dataset, bits, variant, assumption, value) for every variant whose baseline at the same
-    bits is among ``mappings`` (keyed by (dataset, variant, bits))."""
+    bits and seed is among ``mappings`` (keyed by (dataset, variant, bits, seed)): each seed's variant priced
+    against that seed's baseline, then every number averaged over the seeds (``n_seeds``; the marks from the
+    mean savings). A key of three items (no seed) is one seed."""
     rows = []
-    for (ds, v, b), mv in mappings.items():
-        mb = mappings.get((ds, "baseline", b))
+    for key, mv in mappings.items():
+        ds, v, b, s = (*key, 0) if len(key) == 3 else key
+        mb = mappings.get((ds, "baseline", b, s) if len(key) == 4 else (ds, "baseline", b))
         if v != "baseline" and mb is not None:
-            rows += deployment_rows(ds, b, v, mv, mb, pricing)
-    cols = ["dataset", "bits", "variant", "parameter", "value", "value_label", "configured"]
-    return pd.DataFrame(rows, columns=None if rows else cols)
+            rows += [{**r, "seed": s} for r in deployment_rows(ds, b, v, mv, mb, pricing)]
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "bits", "variant", "parameter", "value", "value_label", "configured"])
+    t = pd.DataFrame(rows)
+    flags = list(marks(0.0, 0.0))
+    out = mean_over_seeds(t.drop(columns=flags), ROW_KEYS)
+    out["configured"] = t.groupby(ROW_KEYS, sort=False).configured.any().to_numpy()  # the same order
+    reached = [marks(a, e) for a, e in zip(out.area_saving_pct, out.energy_saving_pct)]
+    for k in flags:
+        out[k] = [r[k] for r in reached]
+    lead = [*ROW_KEYS[:4], "value", "value_label", "configured", "area_saving_pct", "energy_saving_pct", *flags]
+    return out[lead + [c for c in out.columns if c not in lead]]
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -411,14 +433,16 @@ def build_sensitivity(
     datasets: Iterable[str],
     variants: Iterable[str],
     bits: Iterable[int],
+    seeds: Iterable[int],
     cost_cfg: dict | None,
 ) -> pd.DataFrame:
-    """The table from the results tree: every deployment's mapping.json and cost.json, priced as rule
-    estimate_cost did (``cost_cfg``: its validated section; None: as the first cost.json states)."""
+    """The table from the results tree: every deployment's mapping.json and cost.json of every seed, priced as
+    rule estimate_cost did (``cost_cfg``: its validated section; None: as the first cost.json states), averaged
+    over the seeds."""
     variants = list(variants)
     if "baseline" not in variants:
         return sensitivity_table({}, Pricing({}))
     pricing = Pricing.from_config(cost_cfg) if cost_cfg is not None else None
     constants = pricing.constants if pricing else load_constants()
-    maps, costs = load_deployments(results_dir, datasets, variants, bits)
+    maps, costs = load_deployments(results_dir, datasets, variants, bits, seeds)
     return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))

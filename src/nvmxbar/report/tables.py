@@ -1,6 +1,8 @@
-"""The report's tables: :func:`accuracy_table`, :func:`cost_table` and :func:`nas_table` build DataFrames from
-:func:`nvmxbar.report.collect.collect`'s; :func:`write_table` writes each as CSV (every column), Markdown and
-LaTeX (formatted for reading: :data:`DISPLAY`), atomically."""
+"""The report's tables: :func:`cost_table`, :func:`attribution_table` and :func:`nas_table` build DataFrames from
+:func:`nvmxbar.report.collect.collect`'s (the accuracy tables over seeds: :mod:`.accuracy`); :func:`write_table`
+writes each as CSV (every column), Markdown and LaTeX (formatted for reading: :data:`DISPLAY`), atomically.
+Cost, mapping and the search's deployed results barely depend on the seed: their tables show the mean over the
+seeds of each deployment."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import pandas as pd
 
 from ..files import write_text
 from .collect import NAS_VARIANT, SETTING_KEYS
-from .paper import COMBINED_VARIANTS, PAPER_FIGURES, TECHNIQUES, paper_accuracy
+from .paper import COMBINED_VARIANTS, PAPER_FIGURES, TECHNIQUES
+from .seeds import DEPLOYMENT, mean_over_seeds, welch
 
-TABLE_NAMES = ("accuracy", "cost")  # always written; tables/nas.* too when the unipolar variant is configured
+#: Always written (CSV, Markdown, LaTeX); tables/nas.* too when the unipolar variant is configured.
+TABLE_NAMES = ("accuracy", "accuracy_per_seed", "comparisons", "cost")
 
 
 def table_names(variants: Iterable[str]) -> tuple[str, ...]:
@@ -34,50 +38,27 @@ def _first_values(nz: pd.DataFrame) -> pd.Series:
     return keep
 
 
-def prog_noise_curve(noise: pd.DataFrame, dataset: str, variant: str, bits: int) -> pd.DataFrame:
-    """The programming-noise sweep of one deployment, other non-idealities at their first value, by sigma."""
+def prog_noise_curve(
+    noise: pd.DataFrame, dataset: str, variant: str, bits: int, seed: int | None = None
+) -> pd.DataFrame:
+    """The programming-noise sweep of one deployment (of one ``seed``; None: every seed's rows), other
+    non-idealities at their first value, by sigma."""
     nz = noise[(noise.dataset == dataset) & (noise.variant == variant) & (noise.bits == bits)]
-    return nz[_first_values(nz)].sort_values("prog_sigma")
+    if seed is not None and "seed" in nz.columns:
+        nz = nz[nz.seed == seed]
+    return nz[_first_values(nz).reindex(nz.index)].sort_values("prog_sigma", kind="stable")
 
 
-def reference_row(noise: pd.DataFrame, dataset: str, variant: str, bits: int, sigma: float) -> pd.Series:
-    """The noise.csv row nearest to programming noise ``sigma`` (ties: the smaller sigma)."""
-    curve = prog_noise_curve(noise, dataset, variant, bits)
+def reference_row(
+    noise: pd.DataFrame, dataset: str, variant: str, bits: int, sigma: float, seed: int | None = None
+) -> pd.Series:
+    """The noise.csv row nearest to programming noise ``sigma`` (ties: the smaller sigma), of one ``seed`` (None:
+    the lowest seed's)."""
+    if seed is None and "seed" in noise.columns and len(noise):
+        seed = int(noise.seed.min())
+    curve = prog_noise_curve(noise, dataset, variant, bits, seed)
     dist = (curve.prog_sigma.astype(float) - float(sigma)).abs().round(12)
     return curve.assign(_d=dist).sort_values(["_d", "prog_sigma"]).iloc[0].drop("_d")
-
-
-def accuracy_table(data: dict[str, pd.DataFrame], reference_prog_sigma: float) -> pd.DataFrame:
-    """Per dataset x variant x bits: the trained model's test accuracy (float for the baseline, the QAT model's
-    own for quantized variants), the ideal crossbar's, the noisy crossbar's at the reference programming noise,
-    and the paper's figure where one exists. Accuracies in %."""
-    tr = data["training"].set_index(["dataset", "model"])
-    summ = data["noise_summary"].set_index(["dataset", "variant", "bits"])
-    rows = []
-    for r in data["mapping"].itertuples():
-        ref = reference_row(data["noise"], r.dataset, r.variant, r.bits, reference_prog_sigma)
-        paper, note = paper_accuracy(r.dataset, r.variant, r.bits)
-        rows.append(
-            {
-                "dataset": r.dataset,
-                "variant": r.variant,
-                "bits": r.bits,
-                "model_test_accuracy_pct": 100 * tr.loc[(r.dataset, r.model), "test_accuracy"],
-                # the loss breakdown: mapped weights alone, + DAC, + ADC (= the ideal crossbar)
-                "weights_only_accuracy_pct": 100 * summ.loc[(r.dataset, r.variant, r.bits), "weights_only_accuracy"],
-                "with_dac_accuracy_pct": 100 * summ.loc[(r.dataset, r.variant, r.bits), "with_dac_accuracy"],
-                "ideal_crossbar_accuracy_pct": 100
-                * summ.loc[(r.dataset, r.variant, r.bits), "ideal_crossbar_accuracy"],
-                "ref_prog_sigma": float(ref.prog_sigma),
-                "noisy_accuracy_mean_pct": 100 * float(ref.accuracy_mean),
-                "noisy_accuracy_std_pct": 100 * float(ref.accuracy_std),
-                "noisy_instances": int(ref.instances),
-                "noise_test_samples": summ.loc[(r.dataset, r.variant, r.bits), "samples"],
-                "paper_accuracy_pct": paper,
-                "paper_note": note,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def improvement(value: float, reference: float) -> float:
@@ -85,12 +66,13 @@ def improvement(value: float, reference: float) -> float:
 
 
 def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per dataset x variant x bits: area, energy, component counts and the % improvement over the baseline
-    mapped at the same device bits (positive = smaller/lower); the paper's combined figures beside the variants
-    that combine both techniques."""
-    cost = data["cost"].merge(
-        data["mapping"][["dataset", "variant", "bits", "devices", "adcs", "tiles", "periphery_designs"]],
-        on=["dataset", "variant", "bits"],
+    """Per dataset x variant x bits: area, energy, component counts (each the mean over the seeds: the read
+    energy is measured per seed) and the % improvement over the baseline mapped at the same device bits (positive
+    = smaller/lower); the paper's combined figures beside the variants that combine both techniques."""
+    keys = ["dataset", "variant", "bits"]
+    mapping = mean_over_seeds(data["mapping"], keys)
+    cost = mean_over_seeds(data["cost"], keys).merge(
+        mapping[[*keys, "devices", "adcs", "tiles", "periphery_designs"]], on=keys
     )
     base = cost[cost.variant == "baseline"].set_index(["dataset", "bits"])
     paper_area, paper_energy = PAPER_FIGURES["area_combined"]["value"], PAPER_FIGURES["energy_combined"]["value"]
@@ -128,6 +110,7 @@ def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 )
                 if combined
                 else "",
+                "n_seeds": r.n_seeds,
             }
         )
     return pd.DataFrame(rows)
@@ -143,12 +126,15 @@ ATTRIBUTION_STEPS = {
 }
 
 
-def attribution_table(cost: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
+def attribution_table(cost: pd.DataFrame, acc: pd.DataFrame, per_seed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per dataset and device bits, the deployments in the order of the attribution stack (those that ran): area and
-    energy, each as % of the baseline's and as the step's own saving (against the step before), and the ideal and
-    noisy crossbar accuracy, so that every saving is traced to the change that produced it."""
+    energy (means over the seeds), each as % of the baseline's and as the step's own saving (against the step
+    before), and the ideal and noisy crossbar accuracy (fractions, mean and std over the seeds) with the step's
+    accuracy change against the step before: the difference of the means, and with ``per_seed`` (the table of
+    :func:`.accuracy.per_seed_table`) its 95 % Welch confidence interval over the seeds."""
     keys = ["dataset", "variant", "bits"]
-    t = cost.merge(acc[keys + ["ideal_crossbar_accuracy_pct", "noisy_accuracy_mean_pct"]], on=keys, how="left")
+    accs = [f"{q}_{s}" for q in ATTRIBUTION_ACCURACY for s in ("mean", "std")]
+    t = cost.merge(acc[keys + accs + ["n_seeds"]], on=keys, how="left", suffixes=("_cost", ""))
     rows = []
     for (ds, bits), grp in t.groupby(["dataset", "bits"], sort=False):
         steps = [v for v in ATTRIBUTION_STEPS if v in set(grp.variant)]
@@ -158,28 +144,55 @@ def attribution_table(cost: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
         base, prev = g.loc["baseline"], None
         for v in steps:
             r = g.loc[v]
-            rows.append(
-                {
-                    "dataset": ds,
-                    "bits": int(bits),
-                    "step": ATTRIBUTION_STEPS[v],
-                    "variant": v,
-                    "area_um2": float(r.area_um2),
-                    "energy_pj_per_inference": float(r.energy_pj_per_inference),
-                    "area_pct_of_baseline": 100.0 * float(r.area_um2) / float(base.area_um2),
-                    "energy_pct_of_baseline": 100.0
-                    * float(r.energy_pj_per_inference)
-                    / float(base.energy_pj_per_inference),
-                    "step_area_saving_pct": math.nan if prev is None else improvement(r.area_um2, prev.area_um2),
-                    "step_energy_saving_pct": math.nan
-                    if prev is None
-                    else improvement(r.energy_pj_per_inference, prev.energy_pj_per_inference),
-                    "ideal_crossbar_accuracy_pct": float(r.ideal_crossbar_accuracy_pct),
-                    "noisy_accuracy_mean_pct": float(r.noisy_accuracy_mean_pct),
-                }
-            )
+            row = {
+                "dataset": ds,
+                "bits": int(bits),
+                "step": ATTRIBUTION_STEPS[v],
+                "variant": v,
+                "area_um2": float(r.area_um2),
+                "energy_pj_per_inference": float(r.energy_pj_per_inference),
+                "area_pct_of_baseline": 100.0 * float(r.area_um2) / float(base.area_um2),
+                "energy_pct_of_baseline": 100.0
+                * float(r.energy_pj_per_inference)
+                / float(base.energy_pj_per_inference),
+                "step_area_saving_pct": math.nan if prev is None else improvement(r.area_um2, prev.area_um2),
+                "step_energy_saving_pct": math.nan
+                if prev is None
+                else improvement(r.energy_pj_per_inference, prev.energy_pj_per_inference),
+                **{c: float(r[c]) for c in accs},
+                "n_seeds": r.n_seeds,
+            }
+            for q, short in ATTRIBUTION_ACCURACY.items():
+                row.update(_step_change(per_seed, ds, bits, v, None if prev is None else prev.name, q, short, r, prev))
+            rows.append(row)
             prev = r
     return pd.DataFrame(rows)
+
+
+#: The accuracies of the attribution table and the short names of their step columns.
+ATTRIBUTION_ACCURACY = {"ideal_crossbar_accuracy": "ideal", "noisy_accuracy": "noisy"}
+
+
+def _step_change(
+    per_seed: pd.DataFrame | None,
+    ds: str,
+    bits: int,
+    variant: str,
+    before: str | None,
+    quantity: str,
+    short: str,
+    row: pd.Series,
+    prev: pd.Series | None,
+) -> dict[str, float]:
+    """step_<short>_change (mean of this step − mean of the step before) and its Welch interval."""
+    keys = [f"step_{short}_change", f"step_{short}_ci_low", f"step_{short}_ci_high"]
+    if prev is None:
+        return dict.fromkeys(keys, math.nan)
+    if per_seed is None or per_seed.empty:
+        return dict(zip(keys, (float(row[f"{quantity}_mean"]) - float(prev[f"{quantity}_mean"]), math.nan, math.nan)))
+    here = per_seed[(per_seed.dataset == ds) & (per_seed.bits == bits)]
+    w = welch(here[here.variant == variant][quantity], here[here.variant == before][quantity])
+    return dict(zip(keys, (w["diff"], w["ci_low"], w["ci_high"])))
 
 
 def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -192,9 +205,12 @@ def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "step's area saving (%)",
         "step's energy saving (%)",
         "ideal crossbar (%)",
+        "step's ideal change (points, 95 % CI)",
         "noisy crossbar (%)",
+        "step's noisy change (points, 95 % CI)",
+        "seeds",
     ]
-    f1, f2 = _num(".1f", "—"), _num(".2f", "—")
+    f1 = _num(".1f", "—")
     rows = [
         [
             r.dataset,
@@ -204,49 +220,39 @@ def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             f1(r.energy_pct_of_baseline),
             f1(r.step_area_saving_pct),
             f1(r.step_energy_saving_pct),
-            f2(r.ideal_crossbar_accuracy_pct),
-            f2(r.noisy_accuracy_mean_pct),
+            pct_pm(r.ideal_crossbar_accuracy_mean, r.ideal_crossbar_accuracy_std),
+            points_ci(r.step_ideal_change, r.step_ideal_ci_low, r.step_ideal_ci_high),
+            pct_pm(r.noisy_accuracy_mean, r.noisy_accuracy_std),
+            points_ci(r.step_noisy_change, r.step_noisy_ci_low, r.step_noisy_ci_high),
+            _num("g", "")(r.n_seeds),
         ]
         for r in t.itertuples()
     ]
     return heads, rows
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or bool(pd.isna(v))
+
+
+def pct_pm(mean: float, std: float, digits: int = 2) -> str:
+    """A fraction's mean ± std in percent ('92.80 ± 0.40'; the mean alone when the std is missing)."""
+    if _missing(mean):
+        return ""
+    return f"{100 * mean:.{digits}f}" + ("" if _missing(std) else f" ± {100 * std:.{digits}f}")
+
+
+def points_ci(diff: float, low: float, high: float, digits: int = 2) -> str:
+    """A difference of fractions in percentage points with its interval ('−1.20 [−2.00, −0.40]')."""
+    if _missing(diff):
+        return "—"
+    out = f"{100 * diff:+.{digits}f}"
+    return out if _missing(low) else out + f" [{100 * low:+.{digits}f}, {100 * high:+.{digits}f}]"
 
 
 # display: (column, header, formatter); a formatter returns a str ('' for a missing value)
 def _num(fmt: str, missing: str = "") -> Callable[[Any], str]:
     return lambda v: missing if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
-
-def display_accuracy(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    heads = [
-        "dataset",
-        "variant",
-        "bits",
-        "trained model (%)",
-        "mapped weights (%)",
-        "+ DAC (%)",
-        "ideal crossbar: + ADC (%)",
-        "prog. σ (% of G range)",
-        "noisy crossbar (%)",
-        "paper (%)",
-    ]
-    pct = _num(".2f")
-    rows = [
-        [
-            r.dataset,
-            r.variant,
-            str(r.bits),
-            pct(r.model_test_accuracy_pct),
-            pct(r.weights_only_accuracy_pct),
-            pct(r.with_dac_accuracy_pct),
-            pct(r.ideal_crossbar_accuracy_pct),
-            format(100 * r.ref_prog_sigma, "g"),
-            f"{r.noisy_accuracy_mean_pct:.2f} ± {r.noisy_accuracy_std_pct:.2f} (n={r.noisy_instances})",
-            _num("g")(r.paper_accuracy_pct),
-        ]
-        for r in t.itertuples()
-    ]
-    return heads, rows
 
 
 def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -296,13 +302,14 @@ def nas_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per dataset x device bits of the unipolar search: trials (complete / pruned), search wall time, the chosen
     trial with its validation accuracy and area, the best validation accuracy, the selection rule, and what the
     chosen architecture gave once trained with the full recipe and mapped (test accuracy, ideal crossbar, area of
-    cost.json) where those runs are in the report. Accuracies in %."""
+    cost.json: means over the seeds) where those runs are in the report. Accuracies in %."""
     arch = data.get("nas_arch")
     if arch is None or arch.empty:
         return pd.DataFrame(columns=["dataset", "bits"])
-    tr = data["training"].set_index(["dataset", "model"])
-    summ = data["noise_summary"].set_index(["dataset", "variant", "bits"])
-    cost = data["cost"].set_index(["dataset", "variant", "bits"]) if "cost" in data and len(data["cost"]) else None
+    tr = mean_over_seeds(data["training"], ["dataset", "model"]).set_index(["dataset", "model"])
+    summ = mean_over_seeds(data["noise_summary"], DEPLOYMENT).set_index(DEPLOYMENT)
+    has_cost = "cost" in data and len(data["cost"])
+    cost = mean_over_seeds(data["cost"], DEPLOYMENT).set_index(DEPLOYMENT) if has_cost else None
     rows = []
     for r in arch.itertuples():
         model, key = f"{NAS_VARIANT}/b{r.bits}", (r.dataset, NAS_VARIANT, r.bits)
@@ -411,8 +418,8 @@ def display_nas(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
-DISPLAY = {
-    "accuracy": display_accuracy,
+#: How each table is shown in Markdown and LaTeX (the accuracy tables register theirs: :mod:`.accuracy`).
+DISPLAY: dict[str, Callable[[pd.DataFrame], tuple[list[str], list[list[str]]]]] = {
     "cost": display_cost,
     "nas": display_nas,
     "attribution": display_attribution,
@@ -464,7 +471,8 @@ def latex(heads: list[str], rows: list[list[str]], source: str = "") -> str:
 
 
 def write_table(table: pd.DataFrame, name: str, out_dir: str | Path) -> list[Path]:
-    """<out_dir>/<name>.csv (all columns, machine-readable), .md and .tex (formatted), each written atomically."""
+    """<out_dir>/<name>.csv (all columns, machine-readable), .md and .tex (formatted by ``DISPLAY[name]``), each
+    written atomically."""
     out_dir = Path(out_dir)
     heads, rows = DISPLAY[name](table)
     paths = []

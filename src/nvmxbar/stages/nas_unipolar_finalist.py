@@ -113,6 +113,7 @@ def run(
             extra_tags=tags,
             run_name=f"finalist {rank} (trial {row['trial']}) seed {fseed}",
             teacher=teacher,
+            group=False,  # nested under the search run
         )
         if score.noisy:
             net, _ = load_model(folder / "model.pt")

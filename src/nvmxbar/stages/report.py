@@ -1,5 +1,6 @@
-"""Rule ``report``: the tables, figures and REPORT.md (:func:`nvmxbar.report.build`), and per dataset an MLflow run
-with the improvements over the baseline, the crossbar accuracies, the architecture search and the outputs."""
+"""Rule ``report``: the tables, figures and REPORT.md (:func:`nvmxbar.report.build`), per dataset an MLflow run
+with the improvements over the baseline, the crossbar accuracies (means over the seeds), the architecture search and
+the outputs, and on each trained model's group run (the parent of its seeds' runs) the statistics over its seeds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import files, report, tracking
+from ..report.seeds import summary
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,15 @@ NAS_METRICS = (
     "trials_pruned",
     "search_wall_time_s",
 )
+#: The accuracy-table columns logged on the report run as ``<column>.<variant>.b<bits>`` (fractions).
+ACC_METRICS = (
+    "test_accuracy_mean",
+    "ideal_crossbar_accuracy_mean",
+    "ideal_crossbar_accuracy_std",
+    "noisy_accuracy_mean",
+    "noisy_accuracy_std",
+    "n_seeds",
+)
 
 
 def run(
@@ -31,6 +42,7 @@ def run(
     datasets: Iterable[str],
     variants: Iterable[str],
     bits: Iterable[int],
+    seeds: Iterable[int],
     cfg: dict,
     tables_dir: str | Path,
     figures_dir: str | Path,
@@ -39,24 +51,28 @@ def run(
     experiments: dict[str, str] | None,
     cost_cfg: dict | None = None,
 ) -> dict[str, list[Path]]:
-    """Build the report; ``cfg``: the validated ``report`` section, ``cost_cfg`` the ``estimate_cost`` one (how
-    the sensitivity table reprices; None: as cost.json states). ``experiments`` maps a dataset to its MLflow
-    experiment (None or empty: nothing is logged). Returns the written paths by kind (tables, figures, report)."""
+    """Build the report over ``seeds`` (config ``seeds``); ``cfg``: the validated ``report`` section, ``cost_cfg``
+    the ``estimate_cost`` one (how the sensitivity table reprices; None: as cost.json states). ``experiments`` maps
+    a dataset to its MLflow experiment (None or empty: nothing is logged). Returns the written paths by kind
+    (tables, figures, report)."""
     datasets = list(datasets)
-    written, acc, cost, nas = report.build(
+    built = report.build(
         results_dir,
         datasets,
         variants,
         bits,
         cfg,
+        seeds=seeds,
         tables_dir=tables_dir,
         figures_dir=figures_dir,
         report_md=report_md,
         profile=profile,
         cost_cfg=cost_cfg,
     )
+    written = built.written
     if experiments:
-        log_runs(experiments, datasets, acc, cost, written, cfg, nas)
+        log_runs(experiments, datasets, built.accuracy, built.cost, written, cfg, built.nas)
+        log_group_runs(built.training, built.accuracy)
     return written
 
 
@@ -81,10 +97,13 @@ def log_runs(
                 run_.log_metric(f"area_improvement_pct.{r.variant}.b{r.bits}", float(r.area_improvement_pct))
                 run_.log_metric(f"energy_improvement_pct.{r.variant}.b{r.bits}", float(r.energy_improvement_pct))
             for r in acc[acc.dataset == ds].itertuples():
-                run_.log_metric(
-                    f"ideal_crossbar_accuracy_pct.{r.variant}.b{r.bits}", float(r.ideal_crossbar_accuracy_pct)
+                run_.log_metrics(
+                    {
+                        f"{q}.{r.variant}.b{r.bits}": float(getattr(r, q))
+                        for q in ACC_METRICS
+                        if not math.isnan(float(getattr(r, q)))
+                    }
                 )
-                run_.log_metric(f"noisy_accuracy_mean_pct.{r.variant}.b{r.bits}", float(r.noisy_accuracy_mean_pct))
             if nas is not None and len(nas):
                 for r in nas[(nas.dataset == ds) & nas.search.astype(bool)].itertuples():
                     for k in NAS_METRICS:
@@ -97,3 +116,41 @@ def log_runs(
                 if p.stem.endswith(f"_{ds}"):
                     run_.log_artifact(p, artifact_path="figures")
         log.info("report %s: MLflow run %s in experiment %s", ds, run_.id, name)
+
+
+def group_metrics(training: pd.DataFrame, acc: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per MLflow group run id (a trained model's run that parents its seeds' runs, ``mlflow_group_run_id`` of
+    their metrics.json): test_accuracy_mean / _std and n_seeds over the seeds of the model, and per device bits of
+    its deployments ``b<bits>.ideal_crossbar_accuracy_mean`` / ``_std`` and ``b<bits>.noisy_accuracy_mean`` /
+    ``_std``. Models without a group id are left out; a std of one seed (NaN) is not logged."""
+    if "mlflow_group_run_id" not in training.columns:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for (ds, _), g in training.groupby(["dataset", "model"], sort=False):
+        ids = [str(i) for i in dict.fromkeys(g.mlflow_group_run_id) if i is not None and not pd.isna(i) and str(i)]
+        if not ids:
+            continue
+        mean, std, n = summary(g.test_accuracy)
+        metrics = {"test_accuracy_mean": mean, "test_accuracy_std": std, "n_seeds": float(n)}
+        v = g.variant.iloc[0]
+        deps = acc[(acc.dataset == ds) & (acc.variant == v)]
+        if v != "baseline":
+            deps = deps[deps.bits == int(g.bits.iloc[0])]
+        for r in deps.itertuples():
+            for q in ("ideal_crossbar_accuracy", "noisy_accuracy"):
+                for stat in ("mean", "std"):
+                    metrics[f"b{r.bits}.{q}_{stat}"] = float(getattr(r, f"{q}_{stat}"))
+        metrics = {k: x for k, x in metrics.items() if not math.isnan(x)}
+        for i in ids:
+            out[i] = metrics
+    return out
+
+
+def log_group_runs(training: pd.DataFrame, acc: pd.DataFrame) -> int:
+    """Log :func:`group_metrics` on every group run that metrics.json names. Returns how many runs were logged."""
+    logged = group_metrics(training, acc)
+    for run_id, metrics in logged.items():
+        tracking.Run(run_id).log_metrics(metrics)
+    if logged:
+        log.info("seed statistics logged on %d trained models' group runs", len(logged))
+    return len(logged)

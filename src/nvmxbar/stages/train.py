@@ -51,10 +51,13 @@ def run(
     extra_tags: dict | None = None,
     run_name: str | None = None,
     teacher: str | Path | None = None,
+    group: bool = True,
 ) -> dict[str, Any]:
     """Train one network and write model.pt and metrics.json. Returns the metrics. ``extra_tags`` join the
     MLflow run's tags (``mlflow.parentRunId`` nests it), ``run_name`` replaces its name. A quantized variant
-    whose recipe distills learns from ``teacher`` (the float baseline's model.pt) too."""
+    whose recipe distills learns from ``teacher`` (the float baseline's model.pt) too. ``group``: nest the run under
+    the MLflow group run of this model's seeds (:func:`nvmxbar.tracking.group_run`; the NAS finalists nest under
+    their search instead)."""
     t_start = time.time()
     torch.set_num_threads(max(1, threads))
     out_model, out_metrics = Path(out_model), Path(out_metrics)
@@ -107,7 +110,22 @@ def run(
         shutil.rmtree(ckpt_dir)  # checkpoints of another config must not leak into this run
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    name = run_name or f"train {dataset}/{variant}" + (f"/b{bits}" if bits is not None else "")
+    model_name = f"{dataset}/{variant}" + (f"/b{bits}" if bits is not None else "")
+    name = run_name or f"train {model_name} seed {seed}"
+    group_id = None
+    if group and experiment:  # one parent per model settings: its seed runs side by side in the UI
+        group_id = tracking.group_run(
+            experiment,
+            key=config_hash({k: v for k, v in params.items() if k != "seed"}),
+            run_name=model_name,
+            tags={
+                "dataset": dataset,
+                "variant": variant,
+                "bits": "float" if bits is None else str(bits),
+                "rule": "group",
+            },
+            lock_dir=out_model.parent.parent,
+        )
     tags = tracking.standard_tags(
         dataset=dataset,
         variant=variant,
@@ -117,6 +135,7 @@ def run(
         config_hash=chash,
         data_sha256=prov["source"]["sha256"],
         **(extra_tags or {}),
+        **({"mlflow.parentRunId": group_id} if group_id else {}),
     )
     with tracking.stage_run(
         experiment, run_name=name, tags=tags, params=params, resume=state.get("run_id") if resume else None
@@ -171,6 +190,7 @@ def run(
             },
             "config_hash": chash,
             "mlflow_run_id": mlrun.id,
+            "mlflow_group_run_id": group_id,  # the parent of this model's seed runs (the report logs mean +- std)
             "data_sha256": prov["source"]["sha256"],
             "distill": params.get("distill"),
         }
