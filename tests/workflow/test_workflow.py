@@ -348,7 +348,7 @@ def test_one_seed_of_one_deployment_reruns_alone(smoke, data_dir, monkeypatch):
     target = "results/har/uniform/b2/seed1/noise.csv"
     r = snakemake(work, "--cores", "2", target, "--config", *SMOKE, f"data_dir={data_dir}", "seeds=[0,1]")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    ran = re.findall(r"^rule (\w+):", r.stdout + r.stderr, re.M)
+    ran = re.findall(r"^(?:local)?rule (\w+):", r.stdout + r.stderr, re.M)
     assert sorted(ran) == ["evaluate_noise", "map_crossbar", "train"], ran
     import torch
 
