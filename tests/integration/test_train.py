@@ -111,8 +111,11 @@ def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkey
 
     m = run(har_small, out, experiment=EXPERIMENT, recipe=recipe)
     assert m["resumed"] is True
-    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
+    everything = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
+    runs = [r for r in everything if r.data.tags["rule"] != "group"]  # the parent of the model's seed runs aside
     assert len(runs) == 1 and runs[0].info.run_id == m["mlflow_run_id"] and runs[0].info.status == "FINISHED"
+    assert [r.info.run_id for r in everything if r.data.tags["rule"] == "group"] == [m["mlflow_group_run_id"]]
+    assert runs[0].data.tags["mlflow.parentRunId"] == m["mlflow_group_run_id"]  # kept by the resumed run
     steps = [h.step for h in mlflow.MlflowClient().get_metric_history(m["mlflow_run_id"], "val_acc")]
     # every epoch logged once across both processes (an epoch the killed process logged but did not checkpoint
     # is logged again at the same global step): 8 steps, one per epoch, evenly spaced (the batches of an epoch)
