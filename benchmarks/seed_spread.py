@@ -336,13 +336,15 @@ def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
         line += "".join(f"{r[c]:>12.4f}" for c in val_cols)
         print(line + (" |" + "".join(f"{r[c]:>13.4f}" for c in test_cols) if test_cols else ""))
     by_arm = {arm.name: [r for r in rows if r["arm"] == arm.name] for arm in arms}
+
+    def per_arm(cols: list[str]) -> None:
+        for arm in arms:
+            stats = [summary([r[c] for r in by_arm[arm.name]]) for c in cols]
+            cells = [f"{c} {m:.4f} +- {sd:.4f}" for c, (m, sd, _) in zip(cols, stats, strict=True)]
+            print(f"  {arm.name:<{w}} " + "   ".join(cells) + f"   n={len(by_arm[arm.name])}")
+
     print("\nper arm, over (fold, seed): mean +- std (ddof 1), n")
-    for arm in arms:
-        cells = []
-        for c in val_cols:
-            mean, sd, n = summary([r[c] for r in by_arm[arm.name]])
-            cells.append(f"{c} {mean:.4f} +- {sd:.4f}")
-        print(f"  {arm.name:<{w}} " + "   ".join(cells) + f"   n={len(by_arm[arm.name])}")
+    per_arm(val_cols)
     if len(arms) > 1:
         ref = arms[0].name
         print(f"\npaired difference to '{ref}' (same fold and seed): mean, {LEVEL:.0%} t interval")
@@ -357,12 +359,7 @@ def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
                 print(f"  {arm.name:<{w}} {c:<12} {p['diff']:+.4f}  {interval}  n={p['n']}  {verdict}")
     if test_cols:
         print("\ntest split, to REPORT only (no choice may rest on it): mean +- std (ddof 1), n")
-        for arm in arms:
-            cells = []
-            for c in test_cols:
-                mean, sd, n = summary([r[c] for r in by_arm[arm.name]])
-                cells.append(f"{c} {mean:.4f} +- {sd:.4f}")
-            print(f"  {arm.name:<{w}} " + "   ".join(cells) + f"   n={len(by_arm[arm.name])}")
+        per_arm(test_cols)
 
 
 def main() -> None:
