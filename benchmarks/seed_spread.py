@@ -325,7 +325,7 @@ def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
     """The table, the means per arm and the paired differences to the reference, on stdout."""
-    from nvmxbar.training.folds import LEVEL, paired, summary
+    from nvmxbar.stats import LEVEL, paired, summary
 
     val_cols, test_cols = columns(a)
     w = max(5, *(len(arm.name) for arm in arms))

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from integration._helpers import REPO
-from nvmxbar.training.folds import paired
+from nvmxbar.stats import paired
 
 TOOL = REPO / "benchmarks" / "seed_spread.py"
 

@@ -32,7 +32,7 @@ from nvmxbar.report.figures_nas import plot_nas_pareto
 from nvmxbar.report.figures_seeds import plot_accuracy_seeds
 from nvmxbar.report.paper import DATASET_NAMES
 from nvmxbar.report.render import render_report, verdict
-from nvmxbar.report.seeds import mean_over_seeds, welch
+from nvmxbar.report.seeds import mean_over_seeds
 from nvmxbar.report.tables import (
     DISPLAY,
     TABLE_NAMES,
@@ -48,6 +48,7 @@ from nvmxbar.report.tables import (
 from nvmxbar.search import selection
 from nvmxbar.settings import MapSettings
 from nvmxbar.stages import report as report_stage
+from nvmxbar.stats import welch
 
 REPO = Path(__file__).resolve().parents[2]
 ARCH = {

@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..stats import LEVEL, summary, welch
 from .paper import paper_accuracy
-from .seeds import DEPLOYMENT, LEVEL, summary, welch
+from .seeds import DEPLOYMENT
 from .seeds import seeds_text as _seeds_text
 from .tables import DISPLAY, _num, markdown, pct_pm, points_ci, reference_row
 

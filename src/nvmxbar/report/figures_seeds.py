@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from ..stats import summary
 from .figures import bits_style, new_figure, style, variant_color
 from .paper import DATASET_NAMES, paper_accuracy
-from .seeds import seeds_text, summary
+from .seeds import seeds_text
 
 PANELS = (
     ("test_accuracy", "Trained model"),

@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..stats import summary
 from .accuracy import comparisons_section, display_accuracy, seed_value, seeds_section
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .render_nas import nas_section
-from .seeds import summary
 from .sensitivity import report_section as sensitivity_section
 from .tables import (
     display_attribution,

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..files import write_text
+from ..stats import welch
 from .collect import NAS_VARIANT, SETTING_KEYS
 from .paper import COMBINED_VARIANTS, PAPER_FIGURES, TECHNIQUES
-from .seeds import DEPLOYMENT, mean_over_seeds, welch
+from .seeds import DEPLOYMENT, mean_over_seeds
 
 #: Always written (CSV, Markdown, LaTeX); tables/nas.* too when the unipolar variant is configured.
 TABLE_NAMES = ("accuracy", "accuracy_per_seed", "comparisons", "cost")

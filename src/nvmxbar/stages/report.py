@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import files, report, tracking
-from ..report.seeds import summary
+from ..stats import summary
 
 log = logging.getLogger(__name__)
 

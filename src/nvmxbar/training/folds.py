@@ -1,31 +1,23 @@
-"""Validation folds, and paired comparisons over them: how a recipe or an architecture is chosen without the
-test split.
+"""Validation folds: how a recipe or an architecture is chosen without the test split.
 
 HAR validates on a few whole subjects (4 of the 21 training subjects), so one validation split rests on four
 people. :func:`write_fold` writes the data a comparison trains and scores on: fold k's group of whole subjects as
 the validation split (:func:`nvmxbar.data.subject_fold`, the same groups the NAS finalists validate on; fold 0 =
 the prepared split), and, unless asked, no test split at all: its place is taken by the validation split, so
-that a training that evaluates "test" (``nvmxbar.stages.train``) never reads a test window. :func:`paired`
+that a training that evaluates "test" (``nvmxbar.stages.train``) never reads a test window. :func:`nvmxbar.stats.paired`
 compares two settings trained on the same (fold, seed) pairs: the fold and the seed move both alike, so their
 difference is measured against its own spread, not against the spread of either.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..data import DataError, subject_fold
 from ..files import atomic_path
-
-#: The confidence level of :func:`paired`'s interval.
-LEVEL = 0.95
 
 
 def write_fold(npz: str | Path, out: str | Path, fold: int, seed: int, *, keep_test: bool = False) -> list[int] | None:
@@ -60,29 +52,3 @@ def write_fold(npz: str | Path, out: str | Path, fold: int, seed: int, *, keep_t
             with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to tmp's name
                 np.savez(f, **arrays)
     return subjects
-
-
-def summary(values: Sequence[float]) -> tuple[float, float, int]:
-    """(mean, standard deviation with ddof 1, n) of the finite values; std NaN when n < 2, mean NaN when n = 0."""
-    a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    mean = float(a.mean()) if len(a) else math.nan
-    return mean, float(a.std(ddof=1)) if len(a) > 1 else math.nan, len(a)
-
-
-def paired(reference: Sequence[float], other: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
-    """``other - reference`` over pairs trained alike (the same fold and seed, in the same order): the mean
-    difference with its t confidence interval at ``level`` (n - 1 degrees of freedom). ``beyond``: True when the
-    interval excludes 0 (the difference is beyond the fold/seed spread), False when it holds 0, None with fewer
-    than two pairs (no interval). With no spread at all the interval is the difference itself."""
-    if len(reference) != len(other):
-        raise ValueError(f"paired values: {len(reference)} reference values but {len(other)} others")
-    d = np.asarray(other, dtype=float) - np.asarray(reference, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    out: dict[str, Any] = {"diff": float(d.mean()) if n else math.nan, "low": math.nan, "high": math.nan, "n": n}
-    out["beyond"] = None
-    if n >= 2:
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-        out.update(low=out["diff"] - half, high=out["diff"] + half)
-        out["beyond"] = bool(out["low"] > 0 or out["high"] < 0)
-    return out
