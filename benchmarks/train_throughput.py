@@ -1,28 +1,50 @@
-"""Benchmark: CIFAR-10 training throughput in images/s (forward, backward and AdamW step on a batch of 128 synthetic
-images) of the config's CIFAR network and of the large search network (six 128-channel 3x3 convolutions), float and
-quantized with the per-row-tile ADC (quant.adc_tile_rows 128): uniform (4-bit weights) and unipolar (2-bit weights,
-two row groups). Prints figures; not a test.
+"""Benchmark: CIFAR-10 training throughput on whatever device it finds (cuda when present). Prints figures; not a
+test. Three parts:
+
+1. steps: images/s of one forward, backward and AdamW step on a batch of 128 synthetic images, for the config's
+   CIFAR network and the large search network (six 128-channel 3x3 convolutions), float and quantized with the
+   per-row-tile ADC (quant.adc_tile_rows 128): uniform (4-bit weights) and unipolar (2-bit weights, two row groups);
+2. epoch (``--epoch-images N``, 0 = skip): seconds per epoch of the workflow's own training (nvmxbar.training.fit:
+   Lightning, the DataModule holding the images on the device, the batch augmentation, the validation pass, the
+   precision of nvmxbar.training.fit.trainer_flags) over N synthetic uint8 images, also scaled to the 45,000
+   training images of the full profile;
+3. Monte Carlo (``--mc-chips K``, 0 = skip): noisy-crossbar inference of the CIFAR network mapped on 2-bit devices,
+   K chips at programming noise 0.02 at once, in chip-images/s (what evaluate_noise and the search score run).
 
 Run: .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--device cpu|cuda] [--steps 5]
      [--nets cifar big] [--variants float uniform unipolar] [--compile] [--no-channels-last]
+     [--epoch-images 45000] [--mc-chips 25]
 
 ``--compile`` measures torch.compile (mode default; its compile time shows in the first step), ``--no-channels-last``
 the CPU convolutions in NCHW memory (nvmxbar.core.networks.CPU_CHANNELS_LAST off).
 """
 
 import argparse
+import dataclasses
+import logging
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from nvmxbar.core import networks  # noqa: E402
+from nvmxbar import config  # noqa: E402
+from nvmxbar.core import networks, noise  # noqa: E402
+from nvmxbar.core.schemes import map_network  # noqa: E402
+from nvmxbar.core.simulator import Simulator  # noqa: E402
+from nvmxbar.data.datamodule import NpzDataModule  # noqa: E402
+from nvmxbar.settings import MapSettings, NoiseModel, Recipe  # noqa: E402
+from nvmxbar.training.fit import fit  # noqa: E402
+
+FULL_TRAIN_IMAGES = 45_000  # CIFAR-10's training split in the full profile (50,000 less val_fraction 0.1)
 
 BIG = {"conv": [128, 128, "M", 128, 128, "M", 128, 128, "M"], "kernel_size": 3, "hidden": [256]}
 QUANT = {"dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 128}
@@ -71,6 +93,65 @@ def measure(model_cfg: dict, variant: str, args, device: torch.device) -> tuple[
     return args.batch / statistics.median(times[1:]), args.batch / min(times[1:]), times[0]
 
 
+def synthetic_npz(path: Path, n_train: int, n_val: int) -> Path:
+    """A prepared-dataset file (as prepare_data writes it) of random uint8 32x32 images and labels."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_val)):
+        arrays[f"x_{split}"] = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        arrays[f"y_{split}"] = rng.integers(0, 10, n)
+    np.savez(
+        path,
+        class_names=np.array([f"c{i}" for i in range(10)]),
+        norm_mean=np.full(3, 0.47),
+        norm_std=np.full(3, 0.25),
+        **arrays,
+    )
+    return path
+
+
+def epoch_seconds(variant: str, n_images: int, accelerator: str) -> tuple[float, str]:
+    """Seconds of one epoch (training over ``n_images`` and the validation pass) of the workflow's fit(), and
+    the precision it used. The recipe is config.yaml's train.cifar10 (batch, augmentation) for one epoch."""
+    cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
+    recipe = dataclasses.replace(Recipe.from_config(cfg["train"]["cifar10"]), epochs=1, distill=None)
+    quant, polarity = VARIANTS[variant]
+    model = {"dropout": 0.3, "bias": True, **cifar_model(), **({"polarity": polarity} if polarity else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        dm = NpzDataModule(synthetic_npz(Path(tmp) / "d.npz", n_images, 1000), recipe.batch_size, recipe.augment)
+        torch.manual_seed(0)
+        net = networks.build(networks.make_arch([3, 32, 32], 10, model), quant)
+        fitted = fit(net, dm, recipe, ckpt_dir=Path(tmp) / "ck", accelerator=accelerator)
+    return fitted.fit_s, fitted.precision
+
+
+def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: int = 3) -> tuple[float, int]:
+    """(chip-images/s, tiles) of the noisy forward of the CIFAR network, uniform 2-bit, mapped on 128x128 tiles:
+    ``chips`` chips drawn at programming noise 0.02, one batch of ``batch`` images through all of them."""
+    cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
+    torch.manual_seed(0)
+    net = networks.build(
+        networks.make_arch([3, 32, 32], 10, {"dropout": 0.3, "bias": True, **cifar_model()}),
+        {**QUANT, "weight_bits": 2},
+    )
+    x = torch.randn(batch, 3, 32, 32)
+    net.train()
+    net(x)  # calibrates the full-scales
+    net.eval()
+    arrays, mapping = map_network(net, 2, MapSettings.from_config(cfg["map_crossbar"], cfg["quant"]))
+    sim = Simulator(arrays, mapping, device=device)
+    model = NoiseModel.programming(0.02)
+    chips_drawn = sim.chips(noise.Perturbation(model, chips, sim, torch.Generator().manual_seed(0)))
+    times = []
+    for _ in range(repeats + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        sim.forward(x, perturb=chips_drawn)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return chips * batch / min(times[1:]), int(mapping["total"]["tiles"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads on the CPU (default 2)")
@@ -81,6 +162,13 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (mode default)")
     ap.add_argument("--no-channels-last", action="store_true", help="CPU convolutions in NCHW memory")
+    ap.add_argument(
+        "--epoch-images",
+        type=int,
+        default=None,
+        help="images of the timed epoch, 0 = skip (default: 45000 on cuda, 2000 on cpu)",
+    )
+    ap.add_argument("--mc-chips", type=int, default=25, help="chips of the Monte Carlo part, 0 = skip (default 25)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     networks.CPU_CHANNELS_LAST = not args.no_channels_last
@@ -97,6 +185,26 @@ def main() -> None:
                 f"{name:6s} {variant:9s} {med:8.1f} {best:8.1f} {1e3 * args.batch / med:8.0f} {first:10.1f}s",
                 flush=True,
             )
+    n_epoch = args.epoch_images if args.epoch_images is not None else (45_000 if device.type == "cuda" else 2000)
+    if n_epoch:
+        for name in ("nvmxbar", "lightning.pytorch", "lightning.fabric"):  # the figures only
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
+        print(f"\nepoch of the workflow's training (config train.cifar10, {n_epoch} synthetic images + 1000 val):")
+        print(f"{'variant':9s} {'precision':10s} {'s/epoch':>8s} {'img/s':>8s} {'s per 45k-image epoch':>22s}")
+        for variant in args.variants:
+            secs, precision = epoch_seconds(variant, n_epoch, "gpu" if device.type == "cuda" else "cpu")
+            print(
+                f"{variant:9s} {precision:10s} {secs:8.1f} {n_epoch / secs:8.1f} "
+                f"{secs * FULL_TRAIN_IMAGES / n_epoch:21.1f}s",
+                flush=True,
+            )
+    if args.mc_chips:
+        rate, tiles = mc_throughput(args.mc_chips, device)
+        print(
+            f"\nMonte Carlo: CIFAR network, uniform 2-bit on {tiles} tiles of 128x128, {args.mc_chips} chips at "
+            f"prog_sigma 0.02, batch 256: {rate:.0f} chip-images/s ({device})"
+        )
 
 
 if __name__ == "__main__":

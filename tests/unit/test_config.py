@@ -83,6 +83,7 @@ def test_every_schema_property_has_a_description():
         ({"seeds": [0, -1]}, "seeds.1"),
         ({"seeds": 3}, "seeds"),
         ({"train": {"num_threads": 0}}, "train.num_threads"),
+        ({"cifar10_on_cpu": "maybe"}, "cifar10_on_cpu"),
     ],
 )
 def test_malformed_config_is_rejected_with_the_key_named(override, key):

@@ -899,3 +899,37 @@ def test_datamodule_batches_are_those_of_the_dataloader_it_replaced(tmp_path):
     assert x.shape == (16, 3, 4, 4) and torch.equal(x, ds["test"].tensors[0][:16])
     norm = dm.normalise(x)
     assert norm.dtype == torch.float32 and torch.allclose(norm, (x.float() / 255 - 0.5) / 0.25)
+
+
+def test_augment_crops_and_flips_every_image_on_its_own():
+    """CIFAR-10 augmentation: each image gets its own crop offset (up to 4 pixels of zero padding either way)
+    and about half of them a horizontal flip, all drawn at once for the batch."""
+    import torch
+    import torch.nn.functional as F
+
+    from nvmxbar.data.datamodule import PAD, augment
+
+    torch.manual_seed(0)
+    n, h, w = 400, 8, 8
+    x = torch.rand(n, 3, h, w) + 1.0  # > 0 everywhere: the zero padding is recognisable
+    torch.manual_seed(1)
+    out = augment(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    padded = F.pad(x, (PAD, PAD, PAD, PAD))
+    found = []
+    for i in range(n):
+        hits = [
+            (dy, dx, f)
+            for dy in range(2 * PAD + 1)
+            for dx in range(2 * PAD + 1)
+            for f in (False, True)
+            if torch.equal(out[i], (lambda c: c.flip(2) if f else c)(padded[i, :, dy : dy + h, dx : dx + w]))
+        ]
+        assert hits, f"image {i} is not a (flipped) crop of its padded self"
+        found.append(hits[0])
+    offsets = {(dy, dx) for dy, dx, _ in found}
+    assert len(offsets) > 40  # of 81: offsets per image, not one per batch
+    flips = sum(f for _, _, f in found)
+    assert 0.4 * n < flips < 0.6 * n
+    torch.manual_seed(1)
+    assert torch.equal(augment(x), out)  # seeded: the same draws

@@ -380,6 +380,7 @@ def stage(tree):
             tables_dir=str(out / "tables"),
             figures_dir=str(out / "figures"),
             experiments={},
+            notes=[],
         ),
         output=output,
         log=[str(out / "logs" / "report.log")],
@@ -785,7 +786,8 @@ def test_verdict_counts_a_saving_far_beyond_the_papers_as_a_difference():
 
 
 def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
-    """One seed (the smoke profile's): no std, no interval, and the verdict says so."""
+    """One seed (the smoke profile's): no std, no interval, and the verdict says so; HAR alone, with the note the
+    workflow passes when it left CIFAR-10 out (config cifar10_on_cpu)."""
     root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2], seeds=[0])
     sub = collect(root, ["har"], ["baseline", "uniform"], [2], [0])
     ps = per_seed_table(sub, REPORT_CFG["reference_prog_sigma"])
@@ -802,7 +804,10 @@ def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
         root / "tables",
         comparisons=comp,
         per_seed=ps,
+        notes=["CIFAR-10 was not run: no GPU (estimated 167 h of training on this CPU with 2 cores)"],
     )
+    what = text.split("## What was run")[1].split("\n## ")[0]
+    assert "- CIFAR-10 was not run: no GPU (estimated 167 h" in what  # the workflow's note (config cifar10_on_cpu)
     claims = text.split("## The paper's claims")[1]
     assert "CIFAR-10 not yet" in claims and "**not yet** for 4-bit" in claims
     assert claims.count("**not yet**") >= 3

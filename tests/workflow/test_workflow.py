@@ -2,6 +2,7 @@
 store they fill."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,13 +12,17 @@ import mlflow
 import pytest
 from conftest import REPO
 
-from nvmxbar import config
+from nvmxbar import config, workplan
 
 SMK = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(REPO / "config.yaml")]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(SMK + ["-d", str(workdir), *args], capture_output=True, text=True, timeout=timeout)
+def snakemake(workdir: Path, *args: str, timeout: int = 3600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(SMK + ["-d", str(workdir), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+#: No CUDA device for the Snakemake process, whatever the machine has: the CPU-only case.
+NO_GPU = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
 
 
 def job_counts(out: str) -> dict[str, int]:
@@ -27,9 +32,23 @@ def job_counts(out: str) -> dict[str, int]:
 
 
 def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
-    r = snakemake(tmp_path, "-n", "--cores", "8", "--config", "data_dir=/nonexistent", "download=false")
+    """The full DAG; without a GPU CIFAR-10 is in it only when asked for (cifar10_on_cpu=run), with the estimate."""
+    r = snakemake(
+        tmp_path,
+        "-n",
+        "--cores",
+        "8",
+        "--config",
+        "data_dir=/nonexistent",
+        "download=false",
+        "cifar10_on_cpu=run",
+        env=NO_GPU,
+    )
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
+    total, _ = workplan.cifar10_cpu_estimate(config.load(REPO / "config.yaml"), 8)
+    assert "CIFAR-10 trains on the CPU (cifar10_on_cpu: run; torch sees no CUDA GPU)" in out
+    assert f"about {workplan.hours(total)} of training on 8 CPU cores" in out
     counts = job_counts(out)
     # 2 datasets x (baseline + perlayer, uniform, signed and unipolar at b2 and b4) x 5 seeds
     assert counts["prepare_data"] == 2 and counts["train"] == 18 * 5
@@ -60,6 +79,68 @@ def test_dry_run_follows_the_config_lists(tmp_path):
     assert counts["train"] == 6 and counts["prepare_data"] == 1 and counts["map_crossbar"] == 6
     assert "results/har/uniform/b3/seed7/model.pt" in r.stdout + r.stderr
     assert "results/har/uniform/b3/seed0/model.pt" not in r.stdout + r.stderr
+
+
+def test_full_profile_without_a_gpu_leaves_cifar10_out_and_says_so(tmp_path, data_dir):
+    """README's `snakemake --cores 8` on a CPU-only machine: HAR alone, and a warning (before any job) with the
+    estimate and the two ways to run CIFAR-10."""
+    r = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"data_dir={data_dir}", env=NO_GPU)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    total, _ = workplan.cifar10_cpu_estimate(config.load(REPO / "config.yaml"), 2)
+    warning = next(line for line in out.splitlines() if "CIFAR-10 is left out" in line)
+    assert out.index(warning) < out.index("Building DAG of jobs")  # said at the start, before any job
+    assert f"about {workplan.hours(total)} on 2 CPU cores" in warning  # 167 h (7.0 days)
+    assert "--profile workflow/profiles/gpu" in warning and "--config cifar10_on_cpu=run" in warning
+    assert "results/cifar10/" not in out and "results/data/cifar10" not in out
+    counts = job_counts(out)
+    assert counts["prepare_data"] == 1 and counts["train"] == 9 * 5 and counts["nas_unipolar"] == 2
+    assert not (tmp_path / "results").exists()
+
+
+def test_smoke_profile_runs_cifar10_without_a_word(tmp_path, data_dir):
+    r = snakemake(tmp_path, "-n", "--cores", "2", "--config", "profile=smoke", f"data_dir={data_dir}", env=NO_GPU)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "results/cifar10/baseline/seed0/model.pt" in out and "cifar10_on_cpu" not in out
+    assert job_counts(out)["prepare_data"] == 2
+
+
+def test_gpu_profile_parses_and_gives_the_gpu_jobs_the_gpu_resource(tmp_path, data_dir):
+    """README's `snakemake --profile workflow/profiles/gpu --config profile=smoke`, from a folder holding
+    config.yaml: the profile's GPU settings survive --config; every training job asks for the one GPU. Here, with
+    no CUDA device, a dry run warns (a real run stops before any job)."""
+    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+        + [
+            "--profile",
+            str(REPO / "workflow" / "profiles" / "gpu"),
+            "--config",
+            "profile=smoke",
+            f"data_dir={data_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=NO_GPU,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "asks for a CUDA GPU (train.accelerator: gpu, device: cuda" in out
+    resources, rule = {}, None  # rule -> the resources lines of its jobs
+    for line in r.stdout.splitlines():
+        if m := re.fullmatch(r"(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif rule and line.strip().startswith("resources:"):
+            resources.setdefault(rule, set()).add(line.strip())
+    assert resources["train"] and all("gpu=1" in r for r in resources["train"]), resources.get("train")
+    for rule in ("nas_unipolar_search", "nas_unipolar_finalist", "map_crossbar", "evaluate_noise", "estimate_cost"):
+        assert all("gpu=1" in r for r in resources[rule]), rule
+    for rule in ("prepare_data", "nas_unipolar", "report"):
+        assert all("gpu=0" in r for r in resources[rule]), rule
+    assert "results/cifar10/baseline/seed0/model.pt" in out  # a GPU run keeps CIFAR-10
+    assert not (tmp_path / "results").exists()
 
 
 #: The smoke profile: every rule runs on both datasets (1-D and 2-D convolutions) on a few hundred samples, one

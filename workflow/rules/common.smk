@@ -12,8 +12,10 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # the package works without `pip install -e .` too
 
+import torch
 from snakemake.exceptions import WorkflowError
-from nvmxbar import settings, tracking
+from snakemake.logging import logger
+from nvmxbar import settings, tracking, workplan
 from nvmxbar.core.cost_units import DEFAULT_CONSTANTS as COST_CONSTANTS
 from nvmxbar.data import DataError, find_source
 from nvmxbar.workflow import ConfigError, load_config
@@ -24,6 +26,78 @@ try:
     )  # profile selected, defaults filled; an error names the key
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+
+# ------------------------------------------------------------------ GPU, and CIFAR-10 without one
+# A CUDA GPU in this (the Snakemake) process. On a cluster the jobs' nodes may differ: train.accelerator gpu and
+# device cuda then say so explicitly.
+CUDA = torch.cuda.is_available()
+ASKS_GPU = [
+    key
+    for key, value in (
+        ("train.accelerator: gpu", CFG["train"]["accelerator"] == "gpu"),
+        ("device: cuda", CFG["device"] == "cuda"),
+    )
+    if value
+]
+NO_GPU = (
+    f"the config asks for a CUDA GPU ({', '.join(ASKS_GPU)}; e.g. --profile workflow/profiles/gpu) but torch "
+    f"{torch.__version__} sees none here (torch.cuda.is_available() is False)"
+    if ASKS_GPU and not CUDA
+    else None
+)
+# a local run stops in onstart (below); a dry run or a cluster's goes on
+if NO_GPU and workflow.is_main_process:
+    logger.warning(f"nvmxbar: warning: {NO_GPU}")
+
+
+def trains_on_gpu():
+    """Trainings (Lightning, train.accelerator) run on a GPU: accelerator gpu, or auto with CUDA present."""
+    accelerator = CFG["train"]["accelerator"]
+    return accelerator == "gpu" or (accelerator == "auto" and CUDA)
+
+
+def simulates_on_gpu():
+    """The crossbar simulator (config device) runs on a GPU: device cuda, or auto with CUDA present."""
+    return CFG["device"] == "cuda" or (CFG["device"] == "auto" and CUDA)
+
+
+def job_gpus(*uses):
+    """The `gpu` resource of a job that trains ('train') and/or simulates crossbars ('simulate'): 1 when one of
+    them runs on the GPU as configured, else 0. `--resources gpu=1` (workflow/profiles/gpu) then runs the GPU
+    jobs one at a time with CPU jobs beside them; on a CPU-only machine every job has gpu=0. SLURM's executor
+    plugin requests a GPU (--gpus) for gpu=1."""
+    on = {"train": trains_on_gpu, "simulate": simulates_on_gpu}
+    return int(any(on[use]() for use in uses))
+
+
+try:
+    CORES = int(workflow.cores)  # --cores; a cluster executor may leave it unset
+except (WorkflowError, TypeError, ValueError):
+    CORES = os.cpu_count() or 1
+# CIFAR-10 at full scale on CPU cores is days (nvmxbar.workplan): config cifar10_on_cpu. A job that Snakemake
+# re-parses this file for (a cluster job; envvars passes the variable on) plans as the main process did.
+if workflow.is_main_process:
+    os.environ["NVMXBAR_PLAN"] = f"{int(CUDA)} {CORES}"
+
+
+envvars:
+    "NVMXBAR_PLAN",
+
+
+_cuda, _cores = os.environ["NVMXBAR_PLAN"].split()
+CIFAR10 = workplan.cifar10_plan(CFG, int(_cores), _cuda == "1")
+# said before the DAG is built, so before any job
+if CIFAR10.message and workflow.is_main_process:
+    logger.warning(CIFAR10.message)
+if not CIFAR10.run:
+    CFG["datasets"] = [ds for ds in CFG["datasets"] if ds != "cifar10"]
+    if not CFG["datasets"]:
+        raise WorkflowError(
+            "datasets holds CIFAR-10 alone, which this run leaves out (above); run it with "
+            "--config cifar10_on_cpu=run or on a GPU machine"
+        )
+# REPORT.md says what was left out, and why
+REPORT_NOTES = [CIFAR10.note] if CIFAR10.note else []
 
 RESULTS = "results"
 MLFLOW_URI = tracking.configure(
@@ -43,6 +117,11 @@ wildcard_constraints:
 
 
 onstart:
+    # before any job and any file: a local run that asks for a GPU it does not have (a cluster's nodes may)
+    if NO_GPU and workflow.local_exec:
+        raise WorkflowError(
+            f"{NO_GPU}. Run on a machine with one, or leave train.accelerator and device at auto."
+        )
     tracking.ensure_experiments(
         {ds: experiment(ds) for ds in CFG["datasets"]}, RESULTS
     )
@@ -55,6 +134,29 @@ onstart:
 SEEDS = CFG[
     "seeds"
 ]  # every deployed model is trained, mapped, evaluated and costed once per seed
+
+
+# Rough wall time of one job in minutes (the `runtime` resource, e.g. SLURM --time), on CPU: HAR from the full
+# run's benchmark files (docs/FINDINGS.md, Run time), with room; CIFAR-10 from nvmxbar.workplan's measured
+# throughput, twice over. A GPU run finishes well inside them.
+HAR_MINUTES = {"train": 30, "search": 60, "finalist": 30}
+
+
+def runtime_train(wc):
+    if wc.dataset == "har":
+        return HAR_MINUTES["train"]
+    variant = parse_model(wc.model)[0]
+    return workplan.cifar10_job_minutes(CFG, variant, CFG["train"]["num_threads"])
+
+
+def runtime_nas(job):
+    """Of a search worker ('search') or a finalist ('finalists')."""
+    threads = CFG["nas_unipolar"]["threads_per_worker"]
+    return lambda wc: (
+        HAR_MINUTES["search" if job == "search" else "finalist"]
+        if wc.dataset == "har"
+        else workplan.cifar10_job_minutes(CFG, job, threads)
+    )
 
 
 def job_threads(n):

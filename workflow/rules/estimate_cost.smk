@@ -17,6 +17,10 @@ rule estimate_cost:
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+        gpu=job_gpus("simulate"),  # the cell activity is measured on the simulator
     params:
         cfg=CFG["estimate_cost"],
         seed=lambda wc: int(wc.seed),

@@ -17,6 +17,8 @@ rule evaluate_noise:
     threads: job_threads(2)
     resources:
         mem_mb=6000,
+        runtime=lambda wc: 240 if wc.dataset == "cifar10" else 30,
+        gpu=job_gpus("simulate"),
     params:
         cfg=CFG["evaluate_noise"],
         seed=lambda wc: int(wc.seed),

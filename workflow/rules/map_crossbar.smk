@@ -18,6 +18,8 @@ rule map_crossbar:
     threads: 1
     resources:
         mem_mb=4000,
+        runtime=30,
+        gpu=job_gpus("simulate"),  # the baseline's DAC/ADC calibration runs the simulator
     params:
         cfg=CFG["map_crossbar"],
         quant_cfg=lambda wc: quant_cfg(wc.variant, int(wc.bits)),

@@ -15,6 +15,8 @@ rule nas_unipolar_search:
     threads: CFG["nas_unipolar"]["threads_per_worker"]
     resources:
         mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
+        runtime=runtime_nas("search"),
+        gpu=job_gpus("train", "simulate"),
     params:
         cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
@@ -56,6 +58,8 @@ rule nas_unipolar_finalist:
     threads: CFG["nas_unipolar"]["threads_per_worker"]
     resources:
         mem_mb=lambda wc: 6000 if wc.dataset == "cifar10" else 2000,
+        runtime=runtime_nas("finalists"),
+        gpu=job_gpus("train", "simulate"),
     params:
         # not finalists.count: more slots must not redo the others
         cfg={
@@ -93,6 +97,10 @@ rule nas_unipolar:
     conda:
         "../envs/nvmxbar.yaml"
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
     params:
         cfg=CFG["nas_unipolar"],
         model_base=lambda wc: CFG["model"][wc.dataset],

@@ -15,6 +15,8 @@ rule prepare_data:
     threads: 1
     resources:
         mem_mb=6000,
+        runtime=30,  # minutes; a download of the CIFAR-10 archive included
+        gpu=0,
     params:
         cfg=lambda wc: CFG["prepare_data"][wc.dataset],
         data_dir=CFG["data_dir"],

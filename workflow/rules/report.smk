@@ -123,6 +123,8 @@ rule report:
     threads: 1
     resources:
         mem_mb=3000,
+        runtime=30,
+        gpu=0,
     params:
         results_dir=lambda wc, output: str(Path(output.report).parents[1]),
         datasets=CFG["datasets"],
@@ -135,5 +137,6 @@ rule report:
         tables_dir=lambda wc, output: str(Path(output.accuracy).parent),
         figures_dir=lambda wc, output: str(Path(output.fig_noise[0]).parent),
         experiments={ds: experiment(ds) for ds in CFG["datasets"]},
+        notes=REPORT_NOTES,  # e.g. CIFAR-10 left out for want of a GPU (cifar10_on_cpu)
     script:
         "../scripts/report.py"

@@ -24,6 +24,8 @@ rule train:
     threads: CFG["train"]["num_threads"]
     resources:
         mem_mb=lambda wc: 8000 if wc.dataset == "cifar10" else 3000,
+        runtime=runtime_train,
+        gpu=job_gpus("train"),
     params:
         variant=lambda wc: parse_model(wc.model)[0],
         bits=lambda wc: parse_model(wc.model)[1],

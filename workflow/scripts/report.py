@@ -10,7 +10,8 @@ with job_log(sm.log[0]):
                          bits=sm.params.bits, seeds=sm.params.seeds, cfg=sm.params.cfg,
                          tables_dir=sm.params.tables_dir, figures_dir=sm.params.figures_dir,
                          report_md=sm.output.report, profile=sm.params.profile,
-                         experiments=sm.params.experiments or None, cost_cfg=sm.params.cost_cfg)
+                         experiments=sm.params.experiments or None, cost_cfg=sm.params.cost_cfg,
+                         notes=sm.params.notes)
     made = {str(Path(p)) for paths in written.values() for p in paths}
     missing = [str(p) for p in sm.output if str(Path(p)) not in made]
     if missing:  # the rule's outputs and the stage's file names must agree

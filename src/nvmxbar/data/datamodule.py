@@ -1,7 +1,9 @@
 """The Lightning DataModule over a prepared results/data/<dataset>.npz, and batch augmentation.
 
-A split lives in memory as two tensors (uint8 images stay uint8 until a batch reaches its device); a batch is
-one index into them (:class:`TensorBatches`), with no per-sample work, no collate and no worker processes."""
+A split lives in memory as two tensors, on the trainer's device (a GPU holds CIFAR-10's 150 MB of uint8 images
+once; they become float only a batch at a time). A batch is one index into them (:class:`TensorBatches`), and
+the augmentation draws every image's crop and flip at once on that device: no per-sample Python work, no
+collate, no worker processes, no host-to-device copy per step."""
 
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class TensorBatches:
             # iterator's base seed, the sampler's permutation, and at its end a second, unused, permutation
             torch.empty((), dtype=torch.int64).random_(generator=self.generator)
             order = torch.randperm(self.n, generator=self.generator)
+            order = order.to(self.tensors[0].device)  # the draws stay on the CPU generator: same order anywhere
             for i in range(0, self.n, self.batch_size):
                 idx = order[i : i + self.batch_size]
                 yield tuple(t[idx] for t in self.tensors)
@@ -62,7 +65,7 @@ class NpzDataModule(L.LightningDataModule):
         super().__init__()
         self.path, self.batch_size, self.augment, self.seed = Path(path), batch_size, augment, seed
         self.fit_on = fit_on  # "train" or "train+val" (checked by train() before any work starts)
-        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._tensors: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         with np.load(self.path, allow_pickle=False) as d:
             self.arrays = {k: d[k] for k in d.files}
         self.class_names = [str(c) for c in self.arrays["class_names"]]
@@ -85,33 +88,50 @@ class NpzDataModule(L.LightningDataModule):
     def in_shape(self) -> list[int]:
         return list(self.arrays["x_train"].shape[1:])
 
-    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, labels) of ``split`` ("train", "val", "test" or "train+val") as tensors sharing the npz's
-        memory (train+val: concatenated once)."""
-        if split not in self._tensors:
-            if split == "train+val":
+    def tensors(self, split: str, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of ``split`` ("train", "val", "test" or "train+val") on ``device``: on the CPU they
+        share the npz's memory (train+val: concatenated once); on another device they are copied there once."""
+        device = torch.device(device)
+        key = (split, str(device))
+        if key not in self._tensors:
+            if device.type != "cpu":
+                self._tensors[key] = tuple(t.to(device) for t in self.tensors(split))
+            elif split == "train+val":
                 tr, va = self.tensors("train"), self.tensors("val")
-                self._tensors[split] = (torch.cat([tr[0], va[0]]), torch.cat([tr[1], va[1]]))
+                self._tensors[key] = (torch.cat([tr[0], va[0]]), torch.cat([tr[1], va[1]]))
             else:
                 x = torch.from_numpy(self.arrays[f"x_{split}"])
-                self._tensors[split] = (x, torch.from_numpy(self.arrays[f"y_{split}"]).long())
-        return self._tensors[split]
+                self._tensors[key] = (x, torch.from_numpy(self.arrays[f"y_{split}"]).long())
+        return self._tensors[key]
 
-    def batches(self, split: str, batch_size: int) -> TensorBatches:
+    @property
+    def device(self) -> torch.device:
+        """The trainer's device (where the splits are held while it trains), the CPU without one."""
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def batches(self, split: str, batch_size: int, device: torch.device | str = "cpu") -> TensorBatches:
         """``split`` in order, ``batch_size`` at a time (evaluation)."""
-        return TensorBatches(self.tensors(split), batch_size)
+        return TensorBatches(self.tensors(split, device), batch_size)
 
     def train_dataloader(self) -> TensorBatches:
         # fit_on train+val: the validation windows train too (they are then not held out)
         return TensorBatches(
-            self.tensors(self.fit_on), self.batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed)
+            self.tensors(self.fit_on, self.device),
+            self.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def val_dataloader(self) -> TensorBatches:
-        return self.batches("val", max(self.batch_size, 512))
+        return self.batches("val", max(self.batch_size, 512), self.device)
 
     def test_dataloader(self) -> TensorBatches:
-        return self.batches("test", max(self.batch_size, 512))
+        return self.batches("test", max(self.batch_size, 512), self.device)
+
+    def teardown(self, stage: str) -> None:
+        """Free the device copies (the CPU ones share the npz's memory)."""
+        self._tensors = {k: v for k, v in self._tensors.items() if k[1] == "cpu"}
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_image:
@@ -126,17 +146,25 @@ class NpzDataModule(L.LightningDataModule):
         return x, y
 
 
+PAD = 4  # pixels of zero padding around an image before its random crop
+
+
 def augment(x: torch.Tensor) -> torch.Tensor:
-    """Images (N,C,H,W): random crop with 4-pixel zero padding and horizontal flip.
+    """Images (N,C,H,W): a random crop of each image with 4-pixel zero padding (its own offset, up to 4 pixels
+    either way) and a horizontal flip of half of them, drawn for the whole batch at once on its device.
     Windows (N,C,T): random amplitude scale (0.9-1.1 per window) and circular time shift (up to 1/8)."""
     n = x.shape[0]
     if x.ndim == 4:
         h, w = x.shape[2:]
-        padded = F.pad(x, (4, 4, 4, 4))
-        dy, dx = torch.randint(0, 9, (2,))
-        x = padded[:, :, dy : dy + h, dx : dx + w]
+        padded = F.pad(x, (PAD, PAD, PAD, PAD))
+        dy, dx = torch.randint(0, 2 * PAD + 1, (2, n), device=x.device)
         flip = torch.rand(n, device=x.device) < 0.5
-        return torch.where(flip[:, None, None, None], x.flip(3), x)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (N, 1, H, 1)
+        cols = dx[:, None] + torch.arange(w, device=x.device)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (N, 1, 1, W)
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return padded[batch, chan, rows, cols]
     scale = 0.9 + 0.2 * torch.rand(n, 1, 1, device=x.device)
     shift = int(torch.randint(-x.shape[-1] // 8, x.shape[-1] // 8 + 1, (1,)))
     return torch.roll(x * scale, shift, dims=-1)

@@ -75,15 +75,17 @@ def build(
     report_md: str | Path,
     profile: str | None,
     cost_cfg: dict | None = None,
+    notes: Iterable[str] = (),
 ) -> Built:
     """Collect the inputs of every seed under ``results_dir``; write the tables (CSV/MD/TeX) to ``tables_dir``,
     the figures (PNG/PDF) to ``figures_dir`` and ``report_md``. ``seeds``: the configured seeds (config ``seeds``),
     each deployment's results are read for every one; ``cfg``: the validated ``report`` section of the config
     (every key present); ``cost_cfg``: the validated ``estimate_cost`` section, how the sensitivity table reprices
-    (None: as cost.json states). The architecture search is reported only when the unipolar variant is among
-    ``variants``. Returns :class:`Built`: the written paths by kind (tables, figures, report), the accuracy table
-    (means over seeds), the cost table, the search table or None, the per-seed accuracy table, the comparisons and
-    the per-seed training rows (with each model's ``mlflow_group_run_id``)."""
+    (None: as cost.json states); ``notes``: lines added to REPORT.md's "What was run". The architecture search is
+    reported only when the unipolar variant is among ``variants``. Returns :class:`Built`: the written paths by
+    kind (tables, figures, report), the accuracy table (means over seeds), the cost table, the search table or
+    None, the per-seed accuracy table, the comparisons and the per-seed training rows (with each model's
+    ``mlflow_group_run_id``)."""
     t0 = time.time()
     results_dir, tables_dir, figures_dir, report_md = map(Path, (results_dir, tables_dir, figures_dir, report_md))
     datasets, variants, seeds = list(datasets), list(variants), seed_list(seeds)
@@ -144,6 +146,7 @@ def build(
         attribution,
         comparisons=comparisons,
         per_seed=per_seed,
+        notes=notes,
     )
     write_text(report_md, text)
     written["report"].append(report_md)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ def render_report(
     *,
     comparisons: pd.DataFrame | None = None,
     per_seed: pd.DataFrame | None = None,
+    notes: Iterable[str] = (),
 ) -> str:
     """The text of REPORT.md. ``acc``: the accuracy table (means over the seeds, :func:`.accuracy.accuracy_table`);
     ``cfg``: the validated ``report`` section (every key present); ``figures``: name -> PNG path, linked relative
@@ -91,7 +92,8 @@ def render_report(
     (:func:`.times.load`), None: no "Where the time went" section; ``sensitivity``: the table of
     :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section; ``comparisons`` and
     ``per_seed``: :func:`.accuracy.comparisons_table` and :func:`.accuracy.per_seed_table`, None: no section on
-    the differences between deployments, no "Seeds" section."""
+    the differences between deployments, no "Seeds" section; ``notes``: lines added to "What was run" (e.g. a
+    dataset the workflow left out)."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
     seeds = list(meta.seeds) if "seeds" in meta else sorted(set(data["training"].get("seed", [0])))
@@ -116,6 +118,7 @@ def render_report(
         }.get(profile, "")
         L.append(f"- Profile: **{profile}**{note}.")
     L.append("- Datasets: " + ", ".join(f"{DATASET_NAMES.get(d, d)} (`{d}`)" for d in datasets) + ".")
+    L += [f"- {note}" for note in notes]
     L.append("- Variants: " + "; ".join(f"`{v}` ({VARIANT_DESCRIPTIONS.get(v, 'see README')})" for v in variants) + ".")
     L.append("- Device resolutions: " + ", ".join(f"{b}-bit ({2**b} levels)" for b in bits) + ".")
     L.append(f"- Seeds: {', '.join(map(str, seeds))} (n = {len(seeds)}; every deployment at each, see *Seeds*).")

@@ -20,6 +20,7 @@ from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
 from ..data.datamodule import NpzDataModule
 from ..settings import CostSettings, MapSettings, MonteCarlo, QuantSettings, Recipe, Score
+from ..training.fit import trainer_flags
 from ..training.module import Classifier
 from .space import hardware_of, sample_model
 
@@ -161,7 +162,7 @@ def make_objective(
                 enable_model_summary=False,
                 num_sanity_val_steps=0,
                 callbacks=[report],
-                deterministic=True,
+                **trainer_flags(net, accelerator),
             )
             trainer.fit(module, datamodule=dm)
             best = max(curve)

@@ -50,9 +50,11 @@ def run(
     profile: str | None,
     experiments: dict[str, str] | None,
     cost_cfg: dict | None = None,
+    notes: Iterable[str] = (),
 ) -> dict[str, list[Path]]:
     """Build the report over ``seeds`` (config ``seeds``); ``cfg``: the validated ``report`` section, ``cost_cfg``
-    the ``estimate_cost`` one (how the sensitivity table reprices; None: as cost.json states). ``experiments`` maps
+    the ``estimate_cost`` one (how the sensitivity table reprices; None: as cost.json states); ``notes``: lines for
+    REPORT.md's "What was run" (e.g. a dataset the workflow left out, and why). ``experiments`` maps
     a dataset to its MLflow experiment (None or empty: nothing is logged). Returns the written paths by kind
     (tables, figures, report)."""
     datasets = list(datasets)
@@ -68,6 +70,7 @@ def run(
         report_md=report_md,
         profile=profile,
         cost_cfg=cost_cfg,
+        notes=notes,
     )
     written = built.written
     if experiments:

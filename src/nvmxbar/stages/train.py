@@ -179,6 +179,8 @@ def run(
             "fit_time_s": round(fitted.fit_s, 2),
             "resumed": bool(resume),
             "threads": torch.get_num_threads(),  # CPU results are reproducible per seed AND thread count
+            "device": fitted.device,
+            "precision": fitted.precision,
             "n_params": int(sum(p.numel() for p in net.layers.parameters())),
             "quant": None
             if net.quant is None

@@ -23,6 +23,30 @@ class Fitted:
     best_epoch: int  # 1-based epoch of the best validation accuracy
     selected_epoch: int  # 1-based epoch exported
     fit_s: float
+    device: str = "cpu"  # where it trained: cpu or cuda
+    precision: str = "32-true"  # Lightning's precision setting used
+
+
+def on_gpu(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` setting trains on a CUDA GPU here."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def trainer_flags(net: Net, accelerator: str) -> dict:
+    """The Trainer's ``precision`` and ``deterministic`` for ``net`` here (and, on a GPU, TF32 set for it).
+
+    bf16 autocast for a float network on a GPU. A quantized network stays float32 without TF32 wherever it
+    trains: its weights, DAC inputs and ADC codes are integers times a step, and bf16 (8 significant bits) or
+    TF32 (11) would round the partial sums that the ADC converts, moving codes across their thresholds.
+    CPU: deterministic, bitwise the same per seed and thread count (tested). GPU: deterministic kernels where
+    torch has them, and a warning, not a failed job, where it has none."""
+    gpu = on_gpu(accelerator)
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = net.quant is None
+    return {
+        "precision": "bf16-mixed" if gpu and net.quant is None else "32-true",
+        "deterministic": "warn" if gpu else True,
+    }
 
 
 def fit(
@@ -50,11 +74,12 @@ def fit(
     cbs = [best, last, EpochLog(recipe.epochs, log_prefix), *(callbacks or [])]
     if logger is not None:
         cbs.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
+    flags = trainer_flags(net, accelerator)
     trainer = L.Trainer(
         max_epochs=recipe.epochs,
         accelerator=accelerator,
         devices=1,
-        deterministic=True,
+        **flags,
         logger=logger if logger is not None else False,
         callbacks=cbs,
         enable_progress_bar=sys.stderr.isatty(),
@@ -68,4 +93,11 @@ def fit(
     ck = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint
     module.load_state_dict(ck["state_dict"])
     best_epoch = int(torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"])
-    return Fitted(net=module.net.cpu(), best_epoch=best_epoch + 1, selected_epoch=int(ck["epoch"]) + 1, fit_s=fit_s)
+    return Fitted(
+        net=module.net.cpu(),
+        best_epoch=best_epoch + 1,
+        selected_epoch=int(ck["epoch"]) + 1,
+        fit_s=fit_s,
+        device=trainer.strategy.root_device.type,
+        precision=flags["precision"],
+    )
