@@ -51,6 +51,7 @@ import argparse
 import json
 import logging
 import multiprocessing
+import os
 import re
 import shutil
 import sys
@@ -219,6 +220,18 @@ def _quiet() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
+
+
+def _die_with_parent() -> None:
+    """A worker's initializer: on Linux, the kernel stops the worker when the tool itself is killed, so that no
+    orphaned training goes on writing into the scratch folder that a rerun uses."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call
+            os._exit(1)
 
 
 def train_teacher(job: dict) -> str:
@@ -470,7 +483,7 @@ def main() -> None:
                         key = teacher_key(arm, a, k, s, digest)
                         teachers[arm.name, k, s] = str(scratch / "teachers" / f"fold{k}-seed{s}-{key}")
         ctx = multiprocessing.get_context("spawn")  # torch is loaded here: no fork of its thread pools
-        with ProcessPoolExecutor(a.jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(a.jobs, mp_context=ctx, initializer=_die_with_parent) as pool:
             tjobs = {}
             for (name, k, s), out in teachers.items():
                 arm = next(x for x in arms if x.name == name)
