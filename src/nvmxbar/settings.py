@@ -320,6 +320,13 @@ def adc_tile_rows(quant_cfg: dict, map_cfg: dict | None) -> int:
     return int(map_cfg["rows"] if value is None else value)
 
 
+def on_gpu(setting: str, cuda_available: bool) -> bool:
+    """Whether a ``train.accelerator`` (auto, cpu, gpu) or ``device`` (auto, cpu, cuda) setting runs on a CUDA GPU,
+    given whether one is visible: gpu/cuda always (a cluster's nodes may have one where this process has none),
+    auto when one is visible."""
+    return setting in ("gpu", "cuda") or (setting == "auto" and cuda_available)
+
+
 @dataclass(frozen=True)
 class QuantSettings:
     """The uniform-scale quantizer of one model (:class:`nvmxbar.core.quant.UniformQuantizer`)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .settings import on_gpu
+
 #: CIFAR-10 training throughput on CPU in images/s per core (forward, backward and AdamW step, batch 128), by the
 #: kind of network trained. Measured on 2 threads, idle, by
 #: ``python benchmarks/train_throughput.py --nets cifar --threads 2`` (docs/FINDINGS.md, "Run time"): float 661,
@@ -145,7 +147,7 @@ def cifar10_plan(cfg: dict, cores: int, cuda_available: bool) -> Cifar10Plan:
     if "cifar10" not in cfg["datasets"] or cfg["profile"] != "full":
         return Cifar10Plan(True)
     accelerator = cfg["train"]["accelerator"]
-    if accelerator == "gpu" or (accelerator == "auto" and cuda_available):
+    if on_gpu(accelerator, cuda_available):
         return Cifar10Plan(True)
     total, parts = cifar10_cpu_estimate(cfg, cores)
     on = f"on {cores} CPU core{'s' if cores != 1 else ''}"

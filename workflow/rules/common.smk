@@ -50,24 +50,13 @@ if NO_GPU and workflow.is_main_process:
     logger.warning(f"nvmxbar: warning: {NO_GPU}")
 
 
-def trains_on_gpu():
-    """Trainings (Lightning, train.accelerator) run on a GPU: accelerator gpu, or auto with CUDA present."""
-    accelerator = CFG["train"]["accelerator"]
-    return accelerator == "gpu" or (accelerator == "auto" and CUDA)
-
-
-def simulates_on_gpu():
-    """The crossbar simulator (config device) runs on a GPU: device cuda, or auto with CUDA present."""
-    return CFG["device"] == "cuda" or (CFG["device"] == "auto" and CUDA)
-
-
 def job_gpus(*uses):
     """The `gpu` resource of a job that trains ('train') and/or simulates crossbars ('simulate'): 1 when one of
     them runs on the GPU as configured, else 0. `--resources gpu=1` (workflow/profiles/gpu) then runs the GPU
     jobs one at a time with CPU jobs beside them; on a CPU-only machine every job has gpu=0. SLURM's executor
     plugin requests a GPU (--gpus) for gpu=1."""
-    on = {"train": trains_on_gpu, "simulate": simulates_on_gpu}
-    return int(any(on[use]() for use in uses))
+    setting = {"train": CFG["train"]["accelerator"], "simulate": CFG["device"]}
+    return int(any(settings.on_gpu(setting[use], CUDA) for use in uses))
 
 
 try:

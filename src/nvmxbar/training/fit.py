@@ -13,7 +13,7 @@ import torch
 
 from ..core.networks import Net
 from ..data.datamodule import NpzDataModule
-from ..settings import Recipe
+from ..settings import Recipe, on_gpu
 from .module import Classifier, EpochLog
 
 
@@ -27,11 +27,6 @@ class Fitted:
     precision: str = "32-true"  # Lightning's precision setting used
 
 
-def on_gpu(accelerator: str) -> bool:
-    """Whether Lightning's ``accelerator`` setting trains on a CUDA GPU here."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-
-
 def trainer_flags(net: Net, accelerator: str) -> dict:
     """The Trainer's ``precision`` and ``deterministic`` for ``net`` here (and, on a GPU, TF32 set for it).
 
@@ -40,7 +35,7 @@ def trainer_flags(net: Net, accelerator: str) -> dict:
     TF32 (11) would round the partial sums that the ADC converts, moving codes across their thresholds.
     CPU: deterministic, bitwise the same per seed and thread count (tested). GPU: deterministic kernels where
     torch has them, and a warning, not a failed job, where it has none."""
-    gpu = on_gpu(accelerator)
+    gpu = on_gpu(accelerator, torch.cuda.is_available())
     if gpu:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = net.quant is None
     return {
