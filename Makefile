@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY = true
 # Idle OpenMP threads sleep: jobs sharing the cores do not starve each other (docs/FINDINGS.md, Run time).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test test-unit test-integration test-workflow lint ui report
+.PHONY: setup run test test-unit test-integration test-workflow test-cluster lint ui report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,9 @@ test-integration: setup
 
 test-workflow: setup
 	$(PY) -m pytest tests/workflow $(ARGS)
+
+test-cluster: setup
+	$(PY) -m pytest tests/cluster $(ARGS)
 
 ## make lint : ruff (rules and format), snakefmt, snakemake --lint, the import contract
 lint: setup

@@ -1,7 +1,8 @@
 """Shared fixtures of the three test tiers.
 
 tests/unit: seconds each, no real data (synthetic fixtures); tests/integration: the real data copies, Lightning
-training, an MLflow server; tests/workflow: real Snakemake runs. Each test gets its tier's marker from its folder
+training, an MLflow server; tests/workflow: real Snakemake runs; tests/cluster: real services started by the tests
+(a SLURM cluster, PostgreSQL, concurrent writers, killed jobs). Each test gets its tier's marker from its folder
 (`pytest -m unit`, or `make test-unit`). A test that needs the real data fails, naming what to set, when the data
 is absent: it never skips silently.
 """
@@ -17,7 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "src"))  # the package under test, even without `pip install -e .`
-TIERS = ("unit", "integration", "workflow")
+TIERS = ("unit", "integration", "workflow", "cluster")
 
 
 def pytest_collection_modifyitems(config, items):
