@@ -6,7 +6,12 @@ zeroes everything after it (docs/FINDINGS.md, "Why the CIFAR-10 sign-group netwo
 Prints figures; not a test. Uses the training split only.
 
 Run: .venv/bin/python benchmarks/layer_activity.py results/data/cifar10.npz --polarity row_groups [--steps 10]
-     [--lr 0.003] [--input-split] [--bits 2] [--threads 1]
+     [--lr 0.003] [--input-split] [--bits 2] [--threads 1] [--shared-tiles]
+
+``--shared-tiles`` probes a circuit the workflow does not build: one-sign weights whose sign alternates from input
+channel to input channel (``row_groups`` = the layer's input channels), every tile holding both signs, the negative
+rows driven with inverted DAC voltages, so each tile's ADC converts a centred sum as in a signed tile. Training
+only (the tiles ignore the sign groups); neither the simulator nor the cost model has this layout.
 """
 
 import argparse
@@ -46,6 +51,16 @@ def layer_rows(net: networks.Net, x: torch.Tensor) -> list[str]:
     return rows
 
 
+def shared_tiles(arch: dict) -> dict:
+    """Every layer after the first: one sign group per input channel (alternating signs), and row tiles that ignore
+    the groups (both signs in one tile). Patches nvmxbar.core.networks.row_tiles for this process."""
+    probe = networks.build({k: v for k, v in arch.items() if k != "polarity"}, None)
+    groups = [{"sign": 1, "row_groups": int(layer.weight.shape[1])} for layer in probe.layers[1:]]
+    rt = networks.row_tiles
+    networks.row_tiles = lambda shape, spec, bias_rows, tile_rows: rt(shape, None, bias_rows, tile_rows)
+    return {**arch, "polarity": [arch["polarity"][0], *groups]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("npz", help="a prepared dataset (results/data/<dataset>.npz)")
@@ -56,6 +71,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--shared-tiles", action="store_true", help="alternating-sign input channels sharing tiles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
@@ -70,7 +86,10 @@ def main() -> None:
         model["polarity"] = [polarity_spec("positive")] + model.get("polarity", [polarity_spec("positive")] * n)[1:]
     quant = QuantSettings.from_config("uniform", args.bits, cfg["quant"], cfg["map_crossbar"])
     torch.manual_seed(0)
-    net = networks.build(networks.make_arch(dm.in_shape, len(dm.class_names), model), quant.quantizer_kwargs())
+    arch = networks.make_arch(dm.in_shape, len(dm.class_names), model)
+    if args.shared_tiles:
+        arch = shared_tiles(arch)
+    net = networks.build(arch, quant.quantizer_kwargs())
     x_all, y_all = dm.tensors("train")
     probe = dm.normalise(x_all[: args.batch])
     net.train()

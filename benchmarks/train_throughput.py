@@ -3,7 +3,8 @@ test. Three parts:
 
 1. steps: images/s of one forward, backward and AdamW step on a batch of 128 synthetic images, for the config's
    CIFAR network and the large search network (six 128-channel 3x3 convolutions), float and quantized with the
-   per-row-tile ADC (quant.adc_tile_rows 128): uniform (4-bit weights) and unipolar (2-bit weights, two row groups);
+   per-row-tile ADC (quant.adc_tile_rows 128): uniform (4-bit weights) and unipolar (2-bit weights, all positive, the first layer fed [x, -x]:
+   the CIFAR-10 search space);
 2. epoch (``--epoch-images N``, 0 = skip): seconds per epoch of the workflow's own training (nvmxbar.training.fit:
    Lightning, the DataModule holding the images on the device, the batch augmentation, the validation pass, the
    precision of nvmxbar.training.fit.trainer_flags) over N synthetic uint8 images, also scaled to the 45,000
@@ -49,9 +50,9 @@ FULL_TRAIN_IMAGES = 45_000  # CIFAR-10's training split in the full profile (50,
 BIG = {"conv": [128, 128, "M", 128, 128, "M", 128, 128, "M"], "kernel_size": 3, "hidden": [256]}
 QUANT = {"dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 128}
 VARIANTS = {
-    "float": (None, None),
-    "uniform": ({**QUANT, "weight_bits": 4}, None),
-    "unipolar": ({**QUANT, "weight_bits": 2}, {"sign": 1, "row_groups": 2, "col_groups": 1}),
+    "float": (None, {}),
+    "uniform": ({**QUANT, "weight_bits": 4}, {}),
+    "unipolar": ({**QUANT, "weight_bits": 2}, {"polarity": "positive", "input_split": True}),
 }
 
 
@@ -68,10 +69,8 @@ def sync(device: torch.device) -> None:
 def measure(model_cfg: dict, variant: str, args, device: torch.device) -> tuple[float, float, float]:
     """(median images/s, best images/s, first step in s) over ``args.steps`` steps after the first one (which
     calibrates a quantized network's full-scales and, with --compile, compiles)."""
-    quant, polarity = VARIANTS[variant]
-    cfg = {"dropout": 0.3, "bias": True, **model_cfg}
-    if polarity is not None:
-        cfg["polarity"] = polarity
+    quant, extra = VARIANTS[variant]
+    cfg = {"dropout": 0.3, "bias": True, **model_cfg, **extra}
     torch.manual_seed(0)
     net = networks.build(networks.make_arch([3, 32, 32], 10, cfg), quant).to(device).train()
     gen = torch.Generator(device=device).manual_seed(0)
@@ -115,8 +114,8 @@ def epoch_seconds(variant: str, n_images: int, accelerator: str) -> tuple[float,
     the precision it used. The recipe is config.yaml's train.cifar10 (batch, augmentation) for one epoch."""
     cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
     recipe = dataclasses.replace(Recipe.from_config(cfg["train"]["cifar10"]), epochs=1, distill=None)
-    quant, polarity = VARIANTS[variant]
-    model = {"dropout": 0.3, "bias": True, **cifar_model(), **({"polarity": polarity} if polarity else {})}
+    quant, extra = VARIANTS[variant]
+    model = {"dropout": 0.3, "bias": True, **cifar_model(), **extra}
     with tempfile.TemporaryDirectory() as tmp:
         dm = NpzDataModule(synthetic_npz(Path(tmp) / "d.npz", n_images, 1000), recipe.batch_size, recipe.augment)
         torch.manual_seed(0)
