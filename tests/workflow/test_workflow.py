@@ -143,6 +143,27 @@ def test_gpu_profile_parses_and_gives_the_gpu_jobs_the_gpu_resource(tmp_path, da
     assert not (tmp_path / "results").exists()
 
 
+def test_cifar10_cpu_profile_is_the_reduced_cifar10_run_with_its_estimate(tmp_path, data_dir):
+    """`snakemake --profile workflow/profiles/cifar10-cpu`: CIFAR-10 alone, reduced (3 seeds x baseline, uniform and
+    unipolar at 2 and 4 bits, a 4-trial search without finalists), trained on the CPU with its estimate printed."""
+    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+        + ["--profile", str(REPO / "workflow" / "profiles" / "cifar10-cpu"), "--config", f"data_dir={data_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=NO_GPU,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "CIFAR-10 trains on the CPU (cifar10_on_cpu: run" in out and "results/har/" not in out
+    counts = job_counts(out)
+    assert counts["train"] == 3 * 5 and counts["nas_unipolar_search"] == 2 and "nas_unipolar_finalist" not in counts
+    assert counts["evaluate_noise"] == 3 * 6 and counts["prepare_data"] == 1
+    assert not (tmp_path / "results").exists()
+
+
 #: The smoke profile: every rule runs on both datasets (1-D and 2-D convolutions) on a few hundred samples, one
 #: device resolution (2 bits), in minutes. Its numbers are compared by tools/compare_results.py.
 LIMITS = {"har": (600, 300, 300), "cifar10": (400, 100, 200)}
