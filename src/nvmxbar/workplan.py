@@ -168,3 +168,21 @@ def cifar10_plan(cfg: dict, cores: int, cuda_available: bool) -> Cifar10Plan:
         f"core{'s' if cores != 1 else ''}); run it with {GPU_HOW}, or on the CPU with "
         "`--config cifar10_on_cpu=run`.",
     )
+
+
+def reduced_datasets(cfg: dict) -> dict[str, str]:
+    """The datasets a full-profile run trains on subsets of (``prepare_data.<dataset>.limit`` set, as in
+    workflow/profiles/cifar10-cpu), each with a line for REPORT.md saying how far from paper scale it is. Empty for
+    the smoke profile (REPORT.md says what smoke is) and for a paper-scale run."""
+    if cfg["profile"] != "full":
+        return {}
+    out = {}
+    for ds in cfg["datasets"]:
+        limit = cfg["prepare_data"][ds].get("limit") or {}
+        if any(limit.get(s) is not None for s in ("train", "val", "test")):
+            sizes = "/".join("all" if limit.get(s) is None else f"{limit[s]:,}" for s in ("train", "val", "test"))
+            out[ds] = (
+                f"{ds} is reduced (train/val/test limited to {sizes} samples, {cfg['train'][ds]['epochs']} epochs): "
+                "its accuracies are not paper-scale figures."
+            )
+    return out

@@ -108,3 +108,17 @@ def test_job_runtimes_follow_the_work():
     search = workplan.cifar10_job_minutes(cfg, "search")  # one worker: 10 of the 20 trials, 8 epochs each
     assert search == pytest.approx(2 * 10 * 8 * 45_000 / UNIPOLAR / 60, abs=1)
     assert workplan.cifar10_job_minutes(load(profile="smoke"), "unipolar") == 10  # the floor
+
+
+def test_a_limited_full_run_is_reported_as_reduced():
+    """workflow/profiles/cifar10-cpu: REPORT.md must not call a subset run paper-scale."""
+    import yaml
+
+    reduced = yaml.safe_load((REPO / "workflow/profiles/cifar10-cpu/reduced.yaml").read_text())
+    notes = workplan.reduced_datasets(load(**reduced))
+    assert list(notes) == ["cifar10"]
+    assert "4,000/1,000/2,000 samples, 4 epochs" in notes["cifar10"] and "not paper-scale" in notes["cifar10"]
+    assert workplan.reduced_datasets(load()) == {}  # the full profile as configured
+    assert workplan.reduced_datasets(load(profile="smoke")) == {}  # REPORT.md says what smoke is
+    half = workplan.reduced_datasets(load(prepare_data={"har": {"limit": {"test": 100}}}))
+    assert list(half) == ["har"] and "all/all/100 samples" in half["har"]

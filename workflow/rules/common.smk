@@ -86,7 +86,13 @@ if not CIFAR10.run:
             "--config cifar10_on_cpu=run or on a GPU machine"
         )
 # REPORT.md says what was left out, and why
-REPORT_NOTES = [CIFAR10.note] if CIFAR10.note else []
+REPORT_NOTES = ([CIFAR10.note] if CIFAR10.note else []) + list(
+    workplan.reduced_datasets(CFG).values()
+)
+# the profile as REPORT.md names it: "full (reduced)" when a dataset trains on subsets
+REPORT_PROFILE = CFG["profile"] + (
+    " (reduced)" if workplan.reduced_datasets(CFG) else ""
+)
 
 RESULTS = "results"
 MLFLOW_URI = tracking.configure(

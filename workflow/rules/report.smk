@@ -133,7 +133,7 @@ rule report:
         seeds=SEEDS,
         cfg=CFG["report"],
         cost_cfg=CFG["estimate_cost"],
-        profile=CFG["profile"],
+        profile=REPORT_PROFILE,
         tables_dir=lambda wc, output: str(Path(output.accuracy).parent),
         figures_dir=lambda wc, output: str(Path(output.fig_noise[0]).parent),
         experiments={ds: experiment(ds) for ds in CFG["datasets"]},
