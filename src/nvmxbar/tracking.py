@@ -45,8 +45,14 @@ def configure(tracking_uri: str | None, results_dir: str | Path) -> str:
     uri = resolve_uri(tracking_uri, results_dir)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ARTIFACT_ROOT", (Path(results_dir).resolve() / "mlartifacts").as_uri())
+    if not is_server(uri):  # a tracking server stores (proxies) the artifacts itself: its --artifacts-destination
+        os.environ.setdefault("MLFLOW_ARTIFACT_ROOT", (Path(results_dir).resolve() / "mlartifacts").as_uri())
     return uri
+
+
+def is_server(uri: str) -> bool:
+    """A tracking server (http/https), as opposed to a store this process writes itself (sqlite, a folder)."""
+    return uri.split("://", 1)[0].lower() in ("http", "https")
 
 
 def experiment_name(prefix: str, dataset: str) -> str:
@@ -61,7 +67,8 @@ def ensure_experiments(names: dict[str, str], results_dir: str | Path) -> dict[s
     for ds, name in names.items():
         exp = client.get_experiment_by_name(name)
         if exp is None:
-            art = (Path(results_dir).resolve() / "mlartifacts" / name).as_uri()
+            local = not is_server(mlflow.get_tracking_uri())  # a server: its own artifact store (mlflow-artifacts:)
+            art = (Path(results_dir).resolve() / "mlartifacts" / name).as_uri() if local else None
             try:
                 ids[ds] = client.create_experiment(
                     name, artifact_location=art, tags={"dataset": ds, "project": "nvmxbar", **EXPERIMENT_KIND}

@@ -117,7 +117,7 @@ def test_a_limited_full_run_is_reported_as_reduced():
     reduced = yaml.safe_load((REPO / "workflow/profiles/cifar10-cpu/reduced.yaml").read_text())
     notes = workplan.reduced_datasets(load(**reduced))
     assert list(notes) == ["cifar10"]
-    assert "4,000/1,000/2,000 samples, 4 epochs" in notes["cifar10"] and "not paper-scale" in notes["cifar10"]
+    assert "10,000/2,000/2,000 samples, 2 epochs" in notes["cifar10"] and "not paper-scale" in notes["cifar10"]
     assert workplan.reduced_datasets(load()) == {}  # the full profile as configured
     assert workplan.reduced_datasets(load(profile="smoke")) == {}  # REPORT.md says what smoke is
     half = workplan.reduced_datasets(load(prepare_data={"har": {"limit": {"test": 100}}}))

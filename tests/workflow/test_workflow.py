@@ -166,7 +166,7 @@ def test_cifar10_cpu_profile_is_the_reduced_cifar10_run_with_its_estimate(tmp_pa
 
 #: The smoke profile: every rule runs on both datasets (1-D and 2-D convolutions) on a few hundred samples, one
 #: device resolution (2 bits), in minutes. Its numbers are compared by tools/compare_results.py.
-LIMITS = {"har": (600, 300, 300), "cifar10": (400, 100, 200)}
+LIMITS = {"har": (600, 300, 300), "cifar10": (1000, 100, 200)}
 SMOKE = ["profile=smoke"]
 MODELS = ("baseline", "perlayer/b2", "uniform/b2", "signed/b2", "unipolar/b2")
 MAPPED = ("baseline/b2", "perlayer/b2", "uniform/b2", "signed/b2", "unipolar/b2")
@@ -197,6 +197,9 @@ def test_smoke_run_outputs(smoke, dataset):
         assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["n_test"] == limits[2]
         if dataset == "har" and m in ("baseline", "uniform/b2"):  # two epochs on 600 windows beat chance (1/6) by far
             assert metrics["test_accuracy"] > 0.4, (m, metrics["test_accuracy"])
+        if dataset == "cifar10" and m in ("baseline", "unipolar/b2"):  # 2 x 32 steps: above chance (0.1; 200 test
+            # images: 0.15 is 2.4 binomial sd above it). The searched all-positive net is shallow (docs/FINDINGS.md)
+            assert metrics["test_accuracy"] >= 0.15, (m, metrics["test_accuracy"])
         assert (res / dataset / m / "seed0" / "model.pt").stat().st_size > 1000
         assert not (res / dataset / m / "seed0" / "checkpoints").exists()
         log = (res / "logs" / "train" / dataset / m / "seed0.log").read_text()

@@ -1,7 +1,8 @@
 rule nas_unipolar_search:
-    """One Optuna search worker: sign-constrained, quantized trials on a study shared (journal file) by all
-    workers, until it holds nas_unipolar.trials finished trials. Each trial is an MLflow run nested under the
-    study's search run."""
+    """One Optuna search worker: sign-constrained, quantized trials on a study shared by all workers
+    (nas_unipolar.storage: a journal file, or a PostgreSQL database for workers on several machines), until
+    it holds nas_unipolar.trials finished trials. Each trial is an MLflow run nested under the study's search
+    run."""
     input:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
     output:
@@ -18,7 +19,12 @@ rule nas_unipolar_search:
         runtime=runtime_nas("search"),
         gpu=job_gpus("train", "simulate"),
     params:
-        cfg={k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
+        # storage: journal is left out, so that searches run before the key existed are not rerun
+        cfg={
+            k: CFG["nas_unipolar"][k]
+            for k in SEARCH_KEYS
+            if k != "storage" or CFG["nas_unipolar"][k] != "journal"
+        },
         model_base=lambda wc: CFG["model"][wc.dataset],
         # trials use nas epochs, do not distill and fit on the training split alone
         train_cfg=lambda wc: {

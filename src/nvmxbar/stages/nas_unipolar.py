@@ -140,7 +140,7 @@ def run(
             for r in sorted(final, key=lambda r: r["finalist_rank"])
         ],
         "study": name,
-        "storage": str(nas_dir / storage.STUDY_FILE),
+        "storage": storage.describe(nas_dir),
         "dataset": dataset,
         "bits": bits,
         "trials": {

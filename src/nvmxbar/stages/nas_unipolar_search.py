@@ -1,5 +1,6 @@
 """Rule ``nas_unipolar_search``: one search worker. Sign-constrained, quantized trials on the study it shares
-(journal file) with the other workers, until the study holds ``nas_unipolar.trials`` finished trials."""
+with the other workers (``nas_unipolar.storage``: a journal file, or a PostgreSQL database for workers on several
+machines), until the study holds ``nas_unipolar.trials`` finished trials."""
 
 from __future__ import annotations
 
@@ -48,20 +49,26 @@ def run(
     torch.set_num_threads(max(1, threads))
     nas_dir = Path(nas_dir)
     name = storage.study_name(dataset, bits, cfg, model_base, seed, train_cfg, quant_cfg)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage.storage(nas_dir),
-        load_if_exists=True,
-        directions=["maximize", "minimize"],
-        sampler=optuna.samplers.TPESampler(seed=seed * 100 + worker, n_startup_trials=int(cfg["startup_trials"])),
-    )
+    url = cfg.get("storage", storage.JOURNAL)
+    shared = storage.open_storage(url, nas_dir)  # a bad or unreachable database stops here, before any training
+    storage.record(nas_dir, url)
+    lock = storage.study_lock(url, nas_dir, name)  # spans the machines of the workers when the study is in a database
+    with lock():  # workers start together: one creates the study, the others load it
+        study = optuna.create_study(
+            study_name=name,
+            storage=shared,
+            load_if_exists=True,
+            directions=["maximize", "minimize"],
+            sampler=optuna.samplers.TPESampler(seed=seed * 100 + worker, n_startup_trials=int(cfg["startup_trials"])),
+        )
+    log.info("worker %d: study %s in %s", worker, name, storage.describe(nas_dir))
     prov = Path(data_npz).with_suffix(".json")
     sha = files.read_json(prov)["source"]["sha256"] if prov.exists() else ""
     parent = storage.search_run(
         nas_dir,
         experiment,
         name,
-        {"nas_unipolar": cfg, "bits": bits},
+        {"nas_unipolar": {**cfg, "storage": storage.masked(url)}, "bits": bits},  # no password in MLflow
         tracking.standard_tags(
             dataset=dataset,
             variant="unipolar",
@@ -71,6 +78,7 @@ def run(
             config_hash=name.rsplit("-", 1)[-1],
             data_sha256=sha,
         ),
+        *(() if storage.is_journal(url) else (study, lock)),  # a database: the study records its search run
     )
     recipe = Recipe.from_config({**train_cfg, "epochs": cfg["epochs"]})
     dm = NpzDataModule(data_npz, recipe.batch_size, recipe.augment, seed)
@@ -94,12 +102,13 @@ def run(
     )
     TS = optuna.trial.TrialState
     total = int(cfg["trials"])
-    with storage.locked(nas_dir / "ask.lock"):  # known architectures first, once per study (workers race)
+    with lock():  # known architectures first, once per study (workers race)
         for model in cfg["space"][dataset]["enqueue"]:
             study.enqueue_trial(enqueue_params(model, cfg["space"][dataset]), skip_if_exists=True)
-    mine = storage.run_trials(study, objective, total, worker, nas_dir / "ask.lock")
+    mine = storage.run_trials(study, objective, total, worker, lock)
     doc = {
         "study": name,
+        "storage": storage.describe(nas_dir),
         "worker": worker,
         "trials_run": mine,
         "wall_time_s": round(time.time() - t0, 2),
