@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY = true
 # Idle OpenMP threads sleep: jobs sharing the cores do not starve each other (docs/FINDINGS.md, Run time).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test test-unit test-integration test-workflow test-cluster lint ui report
+.PHONY: setup services run test test-unit test-integration test-workflow test-cluster lint ui report
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,8 +24,13 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) $(ARGS)
 
-## make test : all three tiers (unit, integration, workflow); real data from $$NVMXBAR_DATA_DIR (default ./data)
-test: setup
+## make services : the Debian packages the cluster tier starts (SLURM + MUNGE, PostgreSQL); root, idempotent
+services:
+	tools/cluster/install_slurm.sh
+	tools/cluster/install_postgres.sh
+
+## make test : every tier (unit, integration, workflow, cluster); real data from $$NVMXBAR_DATA_DIR (default ./data)
+test: setup services
 	$(PY) -m pytest $(ARGS)
 
 ## make test-unit : the unit tier alone (seconds per test, no real data)
@@ -38,7 +43,7 @@ test-integration: setup
 test-workflow: setup
 	$(PY) -m pytest tests/workflow $(ARGS)
 
-test-cluster: setup
+test-cluster: setup services
 	$(PY) -m pytest tests/cluster $(ARGS)
 
 ## make lint : ruff (rules and format), snakefmt, snakemake --lint, the import contract

@@ -8,6 +8,15 @@ MLflow 3 UI opens on its runs table.
 Every stage logs through :func:`stage_run`: it creates (or resumes) the run with its params and tags, nests it
 under a parent run, yields a :class:`Run`, and ends it FINISHED, or FAILED when the block raises. With tracking
 off (``experiment`` None) the same code runs against a :class:`Run` that records nothing.
+
+A killed job (SIGKILL, the out-of-memory killer, a lost node) cannot end its run: the run would stay RUNNING for
+ever. The job's next attempt ends it KILLED (:func:`end_stale`), found through a run file written beside the job's
+output when the run opened (``stage_run(run_file=...)``, :func:`run_file`) or through the training's checkpoint
+state; and a run that ends ends its nested runs still RUNNING (a killed search worker's trials) KILLED. Both carry
+the tag ``nvmxbar.killed`` saying why.
+
+A fresh sqlite store is created (schema migrations) under a file lock beside it, so that jobs that start together
+on an empty store do not run the migrations over one another.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -22,13 +32,38 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 
 from .config import config_hash
-from .files import git_commit
+from .files import git_commit, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 #: The MLflow 3 experiment tag that makes the UI open an experiment on its runs table (not the GenAI pages).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+#: The tag of a run ended KILLED by someone else than its own process: why.
+KILLED_TAG = "nvmxbar.killed"
+
+_READY: set[str] = set()  # sqlite stores this process has opened (created) already
+
+
+def client() -> mlflow.MlflowClient:
+    """An MlflowClient of the current tracking URI. The first one of a sqlite store in a process opens the store
+    under an exclusive file lock (``<db>.lock`` beside it): MLflow creates the tables and runs its schema
+    migrations when it finds an empty database, and processes that do so at the same time on one file fail
+    ("table ... already exists", alembic "expected to match one row"; measured: 7 and 8 of 8 processes failed
+    without the lock). Afterwards sqlite's own locking (MLflow sets busy_timeout 20 s) serialises the writes."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and uri not in _READY:
+        db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(db.name + ".lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+            c = mlflow.MlflowClient(uri)  # opens the store: creates and migrates it if empty
+        _READY.add(uri)
+        return c
+    return mlflow.MlflowClient()
 
 
 def default_uri(results_dir: str | Path) -> str:
@@ -62,23 +97,23 @@ def experiment_name(prefix: str, dataset: str) -> str:
 def ensure_experiments(names: dict[str, str], results_dir: str | Path) -> dict[str, str]:
     """Create the store (schema migrations) and the experiments ``{dataset: name}`` before jobs run in
     parallel; tag each as a model-training experiment. Returns ``{dataset: experiment id}``."""
-    client = mlflow.MlflowClient()
+    c = client()
     ids = {}
     for ds, name in names.items():
-        exp = client.get_experiment_by_name(name)
+        exp = c.get_experiment_by_name(name)
         if exp is None:
             local = not is_server(mlflow.get_tracking_uri())  # a server: its own artifact store (mlflow-artifacts:)
             art = (Path(results_dir).resolve() / "mlartifacts" / name).as_uri() if local else None
             try:
-                ids[ds] = client.create_experiment(
+                ids[ds] = c.create_experiment(
                     name, artifact_location=art, tags={"dataset": ds, "project": "nvmxbar", **EXPERIMENT_KIND}
                 )
             except mlflow.exceptions.MlflowException:  # created by a concurrent process
-                ids[ds] = client.get_experiment_by_name(name).experiment_id
+                ids[ds] = c.get_experiment_by_name(name).experiment_id
         else:
             ids[ds] = exp.experiment_id
         for k, v in EXPERIMENT_KIND.items():
-            client.set_experiment_tag(ids[ds], k, v)
+            c.set_experiment_tag(ids[ds], k, v)
     return ids
 
 
@@ -126,15 +161,17 @@ class Run:
 
     def __init__(self, run_id: str | None):
         self.id = run_id
-        self._client = mlflow.MlflowClient() if run_id else None
+        self._client = client() if run_id else None
 
     def __bool__(self) -> bool:
         return self.id is not None
 
     def log_params(self, params: dict) -> None:
+        """Log ``params`` flattened, in batches (one write each, not one per key)."""
         if self._client:
-            for k, v in flatten(params).items():
-                self._client.log_param(self.id, k, v)
+            items = [Param(k, str(v)) for k, v in flatten(params).items()]
+            for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+                self._client.log_batch(self.id, params=items[i : i + 100])
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         if self._client:
@@ -154,23 +191,70 @@ class Run:
             self._client.set_tag(self.id, key, str(value))
 
     def end(self, status: str) -> None:
+        """End the run with ``status``; its nested runs still RUNNING end KILLED (their processes are gone: a
+        search run ends after every worker has, so a trial still RUNNING is one of a killed worker)."""
         if self._client:
+            end_orphans(self.id, f"still RUNNING when its parent run {self.id} ended {status}: its process was killed")
             self._client.set_terminated(self.id, status)
 
 
-def _experiment_id(client: mlflow.MlflowClient, experiment: str) -> str:
-    exp = client.get_experiment_by_name(experiment)
+def end_stale(run_id: str | None, reason: str, status: str = "KILLED") -> bool:
+    """End run ``run_id`` with ``status`` if it is still RUNNING, tagged ``nvmxbar.killed: reason``: a run whose
+    process died without ending it. Returns whether it did (False: no such run, or already ended)."""
+    if not run_id:
+        return False
+    c = client()
+    try:
+        if c.get_run(run_id).info.status != "RUNNING":
+            return False
+    except mlflow.exceptions.MlflowException:  # not in this store (another store, or deleted)
+        return False
+    c.set_tag(run_id, KILLED_TAG, reason)
+    end_orphans(run_id, f"still RUNNING when its parent run {run_id} was found killed")
+    c.set_terminated(run_id, status)
+    log.warning("MLflow run %s was still RUNNING: ended %s (%s)", run_id, status, reason)
+    return True
+
+
+def end_orphans(parent: str, reason: str, tags: dict[str, str] | None = None) -> list[str]:
+    """End KILLED the runs nested under run ``parent`` (and carrying ``tags``, when given) that are still RUNNING.
+    E.g. a search worker, restarted, for the trials its killed attempt left:
+    ``end_orphans(search_run, reason, {"optuna.study": name, "optuna.trial": str(number)})``. Returns their ids."""
+    c = client()
+    exp = c.get_run(parent).info.experiment_id
+    flt = f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'"
+    for k, v in (tags or {}).items():
+        flt += f" and tags.`{k}` = '{v}'"
+    ended = []
+    for r in c.search_runs([exp], filter_string=flt, max_results=1000):
+        c.set_tag(r.info.run_id, KILLED_TAG, reason)
+        c.set_terminated(r.info.run_id, "KILLED")
+        ended.append(r.info.run_id)
+    if ended:
+        log.warning("MLflow runs %s under %s were still RUNNING: ended KILLED (%s)", ended, parent, reason)
+    return ended
+
+
+def run_file(output: str | Path) -> Path:
+    """Where a job records the MLflow run it opened, beside its output ``output`` (hidden): its next attempt
+    finds the run there when this one was killed. Removed when the run ends."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.mlflow_run.json")
+
+
+def _experiment_id(c: mlflow.MlflowClient, experiment: str) -> str:
+    exp = c.get_experiment_by_name(experiment)
     if exp is not None:
         return exp.experiment_id
     root = os.environ.get("MLFLOW_ARTIFACT_ROOT")  # set by configure(): artifacts beside the store, not in cwd
     try:
-        return client.create_experiment(
+        return c.create_experiment(
             experiment,
             artifact_location=f"{root.rstrip('/')}/{experiment}" if root else None,
             tags=dict(EXPERIMENT_KIND),
         )
     except mlflow.exceptions.MlflowException:  # created by a concurrent process
-        return client.get_experiment_by_name(experiment).experiment_id
+        return c.get_experiment_by_name(experiment).experiment_id
 
 
 def open_run(
@@ -186,15 +270,15 @@ def open_run(
     block, such as a search's parent run. Prefer :func:`stage_run`."""
     if not experiment:
         return Run(None)
-    client = mlflow.MlflowClient()
+    c = client()
     if resume:
-        client.update_run(resume, status="RUNNING")
-        client.set_tag(resume, "resumed", "true")
+        c.update_run(resume, status="RUNNING")
+        c.set_tag(resume, "resumed", "true")
         return Run(resume)
     tags = dict(tags or {})
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run = Run(client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id)
+    run = Run(c.create_run(_experiment_id(c, experiment), run_name=run_name, tags=tags).info.run_id)
     run.log_params(params or {})
     return run
 
@@ -208,10 +292,24 @@ def stage_run(
     params: dict | None = None,
     parent: str | None = None,
     resume: str | None = None,
+    run_file: str | Path | None = None,
 ) -> Iterator[Run]:
     """A stage's run: created with ``params`` and ``tags`` (nested under run ``parent``), or run ``resume``
-    continued; FINISHED when the block ends, FAILED when it raises (KILLED on Ctrl-C)."""
-    run = open_run(experiment, run_name=run_name, tags=tags, params=params, parent=parent, resume=resume)
+    continued; FINISHED when the block ends, FAILED when it raises (KILLED on Ctrl-C). ``run_file``
+    (:func:`run_file` of the job's output): the run's id is kept there while it runs; a run found there still
+    RUNNING, the same job's killed attempt, is ended KILLED first."""
+    if experiment and run_file is not None and Path(run_file).exists():
+        try:
+            before = read_json(run_file).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            before = None
+        if before != resume:
+            end_stale(before, f"its job was killed: run {run_name!r} found RUNNING by the job's next attempt")
+    run = open_run(experiment, run_name=run_name, tags=tags, parent=parent, resume=resume)
+    if run and run_file is not None:  # at once: a job killed from here on leaves its run to its next attempt
+        write_json(run_file, {"run_id": run.id, "run_name": run_name})
+    if not resume:
+        run.log_params(params or {})
     try:
         yield run
     except KeyboardInterrupt:
@@ -220,7 +318,11 @@ def stage_run(
     except BaseException:
         run.end("FAILED")
         raise
-    run.end("FINISHED")
+    else:
+        run.end("FINISHED")
+    finally:  # after the run ended: a job killed before that leaves the file for its next attempt
+        if run and run_file is not None:
+            Path(run_file).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -234,10 +336,12 @@ def model_stage_run(
     variant: str,
     bits: int,
     seed: int,
+    output: str | Path | None = None,
 ) -> Iterator[Run]:
     """:func:`stage_run` of a stage on a trained model (map_crossbar, evaluate_noise, estimate_cost): named
     ``<rule> <dataset>/<variant>/b<bits> seed <seed>``, nested under the training's run recorded in
-    ``model_metrics``, and tagged like it (its data digest, the hash of ``params``)."""
+    ``model_metrics``, and tagged like it (its data digest, the hash of ``params``). ``output``: the job's output,
+    beside which its run file lives (a killed attempt's run is ended KILLED by the next)."""
     parent, data_sha = parent_of(model_metrics)
     tags = standard_tags(
         dataset=dataset,
@@ -249,7 +353,8 @@ def model_stage_run(
         data_sha256=data_sha,
     )
     name = f"{rule} {dataset}/{variant}/b{bits} seed {seed}"
-    with stage_run(experiment, run_name=name, tags=tags, params=params, parent=parent) as run:
+    rf = run_file(output) if output is not None else None
+    with stage_run(experiment, run_name=name, tags=tags, params=params, parent=parent, run_file=rf) as run:
         yield run
 
 
@@ -262,17 +367,17 @@ def group_run(
     lock in ``lock_dir`` (the model's folder, above its seed folders). None when tracking is off."""
     if not experiment:
         return None
-    client = mlflow.MlflowClient()
-    exp_id = _experiment_id(client, experiment)
+    c = client()
+    exp_id = _experiment_id(c, experiment)
     lock = Path(lock_dir) / ".mlflow_group.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
-        found = client.search_runs([exp_id], filter_string=f"tags.group_key = '{key}'", max_results=1)
+        found = c.search_runs([exp_id], filter_string=f"tags.group_key = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id
-        run_id = client.create_run(exp_id, run_name=run_name, tags={**tags, "group_key": key}).info.run_id
-        client.set_terminated(run_id, "FINISHED")  # a container: the report logs the seed statistics into it
+        run_id = c.create_run(exp_id, run_name=run_name, tags={**tags, "group_key": key}).info.run_id
+        c.set_terminated(run_id, "FINISHED")  # a container: the report logs the seed statistics into it
         return run_id
 
 
@@ -284,7 +389,7 @@ def parent_of(metrics_json: str | Path) -> tuple[str | None, str]:
 
 def run_of(run_id: str) -> dict[str, Any]:
     """A run's status, params, metrics and tags (for tests and tools)."""
-    r = mlflow.MlflowClient().get_run(run_id)
+    r = client().get_run(run_id)
     return {"status": r.info.status, "params": r.data.params, "metrics": r.data.metrics, "tags": r.data.tags}
 
 

@@ -111,6 +111,7 @@ def run(
         variant=variant,
         bits=bits,
         seed=seed,
+        output=out_json,
     ) as run_:
         doc = estimate_file(
             mapping_json,

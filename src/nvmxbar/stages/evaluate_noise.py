@@ -61,6 +61,7 @@ def run(
         variant=variant,
         bits=bits,
         seed=seed,
+        output=out_csv,
     ) as run_:
         steps = noise.loss_breakdown(sim, x, y)  # weights alone, + DAC, + ADC (= the ideal crossbar)
         ideal = steps["adc"]

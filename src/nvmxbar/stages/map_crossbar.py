@@ -98,6 +98,7 @@ def run(
         variant=variant,
         bits=bits,
         seed=seed,
+        output=out_json,
     ) as run_:
         with files.atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)

@@ -138,7 +138,12 @@ def run(
         **({"mlflow.parentRunId": group_id} if group_id else {}),
     )
     with tracking.stage_run(
-        experiment, run_name=name, tags=tags, params=params, resume=state.get("run_id") if resume else None
+        experiment,
+        run_name=name,
+        tags=tags,
+        params=params,
+        resume=state.get("run_id") if resume else None,
+        run_file=tracking.run_file(out_model),  # a killed attempt's run: resumed with its checkpoint, else KILLED
     ) as mlrun:
         files.write_json(state_file, {"config_hash": chash, "run_id": mlrun.id})
         L.seed_everything(seed, workers=True, verbose=False)
