@@ -106,25 +106,20 @@ def test_smoke_profile_runs_cifar10_without_a_word(tmp_path, data_dir):
     assert job_counts(out)["prepare_data"] == 2
 
 
+def profile_dry_run(workdir: Path, profile: str, *config: str) -> subprocess.CompletedProcess:
+    """`snakemake -n --profile workflow/profiles/<profile> --config ...` from a folder holding config.yaml, as a
+    user runs it (the profile's settings must survive --config), on a machine where torch sees no GPU."""
+    (workdir / "config.yaml").symlink_to(REPO / "config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n"]
+    cmd += ["--profile", str(REPO / "workflow" / "profiles" / profile), "--config", *config]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=NO_GPU)
+
+
 def test_gpu_profile_parses_and_gives_the_gpu_jobs_the_gpu_resource(tmp_path, data_dir):
     """README's `snakemake --profile workflow/profiles/gpu --config profile=smoke`, from a folder holding
     config.yaml: the profile's GPU settings survive --config; every training job asks for the one GPU. Here, with
     no CUDA device, a dry run warns (a real run stops before any job)."""
-    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
-        + [
-            "--profile",
-            str(REPO / "workflow" / "profiles" / "gpu"),
-            "--config",
-            "profile=smoke",
-            f"data_dir={data_dir}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=NO_GPU,
-    )
+    r = profile_dry_run(tmp_path, "gpu", "profile=smoke", f"data_dir={data_dir}")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     assert "asks for a CUDA GPU (train.accelerator: gpu, device: cuda" in out
@@ -146,15 +141,7 @@ def test_gpu_profile_parses_and_gives_the_gpu_jobs_the_gpu_resource(tmp_path, da
 def test_cifar10_cpu_profile_is_the_reduced_cifar10_run_with_its_estimate(tmp_path, data_dir):
     """`snakemake --profile workflow/profiles/cifar10-cpu`: CIFAR-10 alone, reduced (3 seeds x baseline, uniform and
     unipolar at 2 and 4 bits, a 4-trial search without finalists), trained on the CPU with its estimate printed."""
-    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
-        + ["--profile", str(REPO / "workflow" / "profiles" / "cifar10-cpu"), "--config", f"data_dir={data_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=NO_GPU,
-    )
+    r = profile_dry_run(tmp_path, "cifar10-cpu", f"data_dir={data_dir}")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
     assert "CIFAR-10 trains on the CPU (cifar10_on_cpu: run" in out and "results/har/" not in out
