@@ -29,9 +29,11 @@ services:
 	tools/cluster/install_slurm.sh
 	tools/cluster/install_postgres.sh
 
-## make test : every tier (unit, integration, workflow, cluster); real data from $$NVMXBAR_DATA_DIR (default ./data)
+## make test : every tier (unit, integration, workflow, cluster); real data from $$NVMXBAR_DATA_DIR (default ./data).
+## Two pytest workers, each running whole test files (module fixtures such as the smoke run stay in one process):
+## the cluster tier spends much of its time waiting on services, so the two overlap on two cores.
 test: setup services
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
 
 ## make test-unit : the unit tier alone (seconds per test, no real data)
 test-unit: setup

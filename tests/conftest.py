@@ -21,6 +21,11 @@ sys.path.insert(0, str(REPO / "src"))  # the package under test, even without `p
 TIERS = ("unit", "integration", "workflow", "cluster")
 
 
+#: The order tests run in: the longest files first, so that with two workers (`make test`: pytest-xdist, whole
+#: files) the workflow tier's smoke run starts at once and the rest fills the other worker.
+RUN_ORDER = ("workflow", "cluster", "integration", "unit")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(TESTS)
@@ -28,6 +33,7 @@ def pytest_collection_modifyitems(config, items):
         if tier not in TIERS:
             raise pytest.UsageError(f"{rel}: every test lives in one tier folder: tests/{{{','.join(TIERS)}}}/")
         item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=lambda item: RUN_ORDER.index(Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]))
 
 
 def real_data_dir() -> Path | None:
