@@ -22,7 +22,6 @@ on an empty store do not run the migrations over one another.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 
 from .config import config_hash
-from .files import git_commit, read_json, write_json
+from .files import git_commit, locked, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,7 @@ def client() -> mlflow.MlflowClient:
     if uri.startswith("sqlite:///") and uri not in _READY:
         db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
         db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.with_name(db.name + ".lock"), "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        with locked(db.with_name(db.name + ".lock")):
             c = mlflow.MlflowClient(uri)  # opens the store: creates and migrates it if empty
         _READY.add(uri)
         return c
@@ -369,10 +367,7 @@ def group_run(
         return None
     c = client()
     exp_id = _experiment_id(c, experiment)
-    lock = Path(lock_dir) / ".mlflow_group.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+    with locked(Path(lock_dir) / ".mlflow_group.lock"):
         found = c.search_runs([exp_id], filter_string=f"tags.group_key = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id

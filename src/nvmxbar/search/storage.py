@@ -11,7 +11,6 @@ the stages after it (finalists, selection) open that one."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -24,6 +23,7 @@ import optuna
 
 from .. import files, tracking
 from ..config import config_hash
+from ..files import locked
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +189,6 @@ def study_lock(url: str | None, nas_dir: str | Path, name: str) -> Callable[[], 
     if is_journal(url):
         return lambda: locked(Path(nas_dir) / "ask.lock")
     return lambda: _advisory_lock(url, f"nvmxbar: optuna study {name}")
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 #: The study's user attribute holding its MLflow search run, when the study is in a database.
