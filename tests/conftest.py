@@ -77,19 +77,38 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
     return net.eval(), x
 
 
+#: map_settings' keys that describe the chip (config section chip), in the flat form the tests write them.
+CHIP_KEYS = {"rows": ("tile", "rows"), "cols": ("tile", "cols"), "g_max_us": ("device", "g_max_us")}
+CHIP_KEYS |= {"on_off_ratio": ("device", "on_off_ratio")}
+CHIP_KEYS |= {k: (k,) for k in ("dac_bits", "adc_bits", "adc_ratio", "adc_mux", "input_mode", "subtraction")}
+
+
+def chip_of(net) -> dict:
+    """The chip keys a quantized network was built for (its converters and drive), in map_settings' flat form."""
+    q = getattr(net, "quant", None)
+    if q is None:
+        return {}
+    ratio = "free" if getattr(q, "per_layer", False) else q.adc_ratio
+    return {"dac_bits": q.dac_bits, "adc_bits": q.adc_bits, "adc_ratio": ratio, "input_mode": q.input_mode}
+
+
 def map_settings(**over):
-    """MapSettings of the schema's map_crossbar defaults (dac/adc bits 4/6), with ``over`` replacing keys."""
+    """MapSettings of the shipped defaults (dac/adc bits 4/6), with ``over`` replacing keys: the chip's in their flat
+    form (rows, cols, g_max_us, on_off_ratio, dac_bits, adc_bits, adc_ratio, adc_mux, input_mode, subtraction)
+    and map_crossbar's."""
     from nvmxbar import config
+    from nvmxbar.chip import Chip
     from nvmxbar.settings import MapSettings
 
-    cfg = config.validate(
-        {
-            "model": {"har": {"conv": [], "hidden": []}, "cifar10": {"conv": [], "hidden": []}},
-            "train": {"har": {}, "cifar10": {}},
-            "map_crossbar": over,
-        }
-    )
-    return MapSettings.from_config(cfg["map_crossbar"], cfg["quant"])
+    chip: dict = {}
+    for k, path in CHIP_KEYS.items():
+        if k in over:
+            node = chip
+            for p in path[:-1]:
+                node = node.setdefault(p, {})
+            node[path[-1]] = over.pop(k)
+    cfg = config.validate({"chip": chip, "map_crossbar": over})
+    return MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"]))
 
 
 def make_synthetic_npz(

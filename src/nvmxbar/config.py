@@ -74,18 +74,25 @@ def select_profile(cfg: Any, profile: str, path: tuple = ()) -> Any:
     return cfg
 
 
-def _with_defaults(cls):
+def _with_defaults(cls, profile: str):
+    """A validator class that fills a missing key with its schema default, itself resolved for ``profile`` (a
+    default may be written {full: X, smoke: Y}, as in config.yaml)."""
     validate_props = cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-                elif "$ref" in sub and name not in instance:
-                    ref = validator._resolver.lookup(sub["$ref"]).contents
-                    if "default" in ref:
-                        instance[name] = copy.deepcopy(ref["default"])
+                ref = validator._resolver.lookup(sub["$ref"]).contents if "$ref" in sub else sub
+                sub = sub if "default" in sub else ref
+                if "default" not in sub:
+                    continue
+                default = select_profile(copy.deepcopy(sub["default"]), profile, (name,))
+                if name not in instance:
+                    instance[name] = default
+                elif isinstance(instance[name], dict) and isinstance(default, dict) and "properties" in ref:
+                    # a partial section (model: {har: {conv: [16]}}) keeps the default's other keys, as Snakemake's
+                    # --config merges into config.yaml
+                    instance[name] = deep_merge(default, instance[name])
         yield from validate_props(validator, properties, instance, schema)
 
     return validators.extend(cls, {"properties": set_defaults})
@@ -107,12 +114,12 @@ def validate(cfg: dict) -> dict:
     """Resolve the profile, fill defaults and validate. Returns a new dict; raises ConfigError."""
     if not isinstance(cfg, dict):
         raise ConfigError("the config must be a mapping of keys to values")
-    profile = cfg.get("profile", "full")
+    schema = yaml.safe_load(SCHEMA.read_text())
+    profile = cfg["profile"] if "profile" in cfg else schema["properties"]["profile"]["default"]
     if profile not in PROFILES:
         raise ConfigError(f"config key 'profile': '{profile}' is not one of {list(PROFILES)}")
     resolved = select_profile(_scalars(copy.deepcopy(cfg)), profile)
-    schema = yaml.safe_load(SCHEMA.read_text())
-    Validator = _with_defaults(Draft202012Validator)
+    Validator = _with_defaults(Draft202012Validator, profile)
     errors = sorted(Validator(schema).iter_errors(resolved), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = [_message(e) for e in errors]
@@ -138,10 +145,10 @@ def _check_semantics(cfg: dict) -> None:
             f"config key 'evaluate_noise.sweep.drift_t_s': {early} before evaluate_noise.drift.t0_s ({t0}); the drift "
             "model G(t) = G(t0) (t/t0)^-nu starts at t0 (0 = no drift)"
         )
-    tr, rows = cfg["quant"]["adc_tile_rows"], cfg["map_crossbar"]["rows"]
+    tr, rows = cfg["quant"]["adc_tile_rows"], cfg["chip"]["tile"]["rows"]
     if tr is not None and tr != rows:  # on purpose: models trained for one tile size, mapped onto another
         log.warning(
-            "config: quant.adc_tile_rows (%s) differs from map_crossbar.rows (%s): the networks are trained "
+            "config: quant.adc_tile_rows (%s) differs from chip.tile.rows (%s): the networks are trained "
             "for other row tiles than they are mapped onto, so the ideal crossbar will not equal the trained "
             "network",
             tr,

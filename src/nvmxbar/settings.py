@@ -1,11 +1,14 @@
 """Typed settings: frozen dataclasses built once from the validated config (:func:`nvmxbar.config.validate`)
 and passed to the physics core, training and search.
 
-A config key leads to its code in two hops: ``map_crossbar.rows`` -> :attr:`MapSettings.tile` ->
+A config key leads to its code in two hops: ``chip.tile.rows`` -> :class:`nvmxbar.chip.Tile` ->
 :func:`nvmxbar.core.schemes.map_network`; ``evaluate_noise.sweep.prog_sigma`` -> :class:`NoiseModel` ->
 :class:`nvmxbar.core.noise.Perturbation`. Every default lives in the config schema
-(nvmxbar/resources/config.schema.yaml): the builders here read validated sections, in which every key is
-present, and fill nothing in.
+(nvmxbar/resources/config.schema.yaml, equal to config.yaml: tests/unit/test_defaults.py): the builders here read
+validated sections, in which every key is present, and fill nothing in.
+
+A rule's ``params`` are the settings its stage consumes, as plain data (:func:`params`), read back strictly in the
+job (:func:`from_params`): so a config key reruns exactly the jobs whose settings hold it.
 
 One noise-model type, :class:`NoiseModel`, serves the noise sweep (``evaluate_noise.sweep``), the search's
 score (``nas_unipolar.score``) and hardware-aware training (``quant.train_noise``).
@@ -13,9 +16,14 @@ score (``nas_unipolar.score``) and hardware-aware training (``quant.train_noise`
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import types
+import typing
 from dataclasses import dataclass, replace
 from typing import Any
+
+from .chip import Chip
 
 #: The non-idealities of a chip, in the order of noise.csv's columns.
 NOISE_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
@@ -25,150 +33,96 @@ STUCK_TOLERANCE = 1e-9
 DRIFT_COMPENSATIONS = ("none", "global", "column", "oracle")
 
 
-@dataclass(frozen=True)
-class Tile:
-    """A crossbar sub-array: ``rows`` driven rows (R) by ``cols`` sensed columns (C)."""
-
-    rows: int
-    cols: int
-
-
-@dataclass(frozen=True)
-class Device:
-    """The NVM device's conductance range (microsiemens)."""
-
-    g_max_us: float
-    on_off_ratio: float
-
-    @property
-    def g_min_us(self) -> float:
-        return self.g_max_us / self.on_off_ratio
-
-
 #: The deployments, in the order of the attribution stack: the float baseline (per-layer scales, 8-bit weights
 #: bit-sliced), perlayer (trained at device precision with per-layer scales), uniform (+ one shared scale), signed
 #: (uniform scaling on the searched unipolar architecture, signed weights: + the smaller network) and unipolar
 #: (+ one device per weight).
 VARIANTS = ("baseline", "perlayer", "uniform", "signed", "unipolar")
-INPUT_MODES = ("multibit", "bit_serial")
-SUBTRACTIONS = ("analog", "digital")
-ADC_RATIOS = ("pow2", "free")
+
+
+def params(obj: Any) -> dict[str, Any]:
+    """A settings object's fields as plain data: what a rule's ``params`` hold (Snakemake's params rerun trigger
+    sees exactly the settings the stage consumes) and what :func:`from_params` reads back in the job."""
+    return dataclasses.asdict(obj)
+
+
+def from_params(cls: type, d: Any, where: str | None = None) -> Any:
+    """Rebuild a settings dataclass from :func:`params`' form, strictly: a missing or unknown field is a
+    ValueError naming it (nested settings, optional ones and tuples of them included)."""
+    where = where or cls.__name__
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__}'s fields, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
+    if missing or unknown:
+        raise ValueError(f"{where}: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _typed(hints[k], v, f"{where}.{k}") for k, v in d.items()})
+
+
+def _typed(hint: Any, v: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        nested = [a for a in args if dataclasses.is_dataclass(a) or typing.get_origin(a) is tuple]
+        return _typed(nested[0], v, where) if nested else v
+    if origin is tuple:
+        return tuple(_typed(args[0], x, f"{where}[{i}]") for i, x in enumerate(v))
+    if dataclasses.is_dataclass(hint):
+        return hint.from_dict(v, where) if hint is Chip else from_params(hint, v, where)
+    return v
 
 
 @dataclass(frozen=True)
-class Circuit:
-    """The circuit around the arrays, ONE description read by training's fake quantization
-    (:class:`nvmxbar.core.quant.UniformQuantizer`), the simulator and the cost model (both through mapping.json's
-    ``converters``, :meth:`converters`), so that the circuit whose accuracy is simulated is the circuit priced.
+class BaselineMap:
+    """The float baseline's mapping (``map_crossbar.baseline_*``, ``calibration_samples``): weight bits
+    bit-sliced onto the devices, its converters (``dac_bits``, ``adc_bits``: null in the config = the chip's), the
+    training inputs that calibrate its per-layer DAC and ADC ranges, and the ADC-bit fit."""
 
-    * ``input_mode``: ``multibit`` = one pass of a ``dac_bits``-bit DAC per row and one ADC conversion per row
-      tile's partial sum; ``bit_serial`` = ``dac_bits`` passes of 1-bit drivers, bit j of every input code in pass
-      j, each pass's partial sums converted, then shift-added (x 2^j).
-    * ``subtraction``: ``analog`` = a pair's G+ - G- (a one-device column's G_min offset: a reference column of
-      G_min cells) subtracted before the ADC; ``digital`` = after it (twice the conversions for a pair; a
-      one-device column converted with its offset).
-    * ``adc_ratio`` (uniform scaling): ``pow2`` = ADC step / next DAC step a power of two (a shift between
-      layers); ``free`` = an independent ADC full-scale (a multiply per output, priced).
-    """
-
-    input_mode: str
+    weight_bits: int
     dac_bits: int
     adc_bits: int
-    adc_mux: int
-    subtraction: str
-    adc_ratio: str
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("input_mode", self.input_mode, INPUT_MODES),
-            ("subtraction", self.subtraction, SUBTRACTIONS),
-            ("adc_ratio", self.adc_ratio, ADC_RATIOS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"circuit {name} '{value}': expected one of {list(allowed)}")
-
-    @property
-    def passes(self) -> int:
-        """Array reads (and conversions of every partial sum) per MVM: dac_bits bit-serial, 1 multi-bit."""
-        return self.dac_bits if self.input_mode == "bit_serial" else 1
-
-    @property
-    def driver_bits(self) -> int:
-        return 1 if self.input_mode == "bit_serial" else self.dac_bits
-
-    def converters(self) -> dict[str, Any]:
-        """mapping.json's ``converters`` block: what the simulator simulates and the cost model prices."""
-        return {
-            "dac_bits": self.dac_bits,
-            "adc_bits": self.adc_bits,
-            "adc_mux": self.adc_mux,
-            "input_mode": self.input_mode,
-            "subtraction": self.subtraction,
-            "adc_ratio_mode": self.adc_ratio,
-        }
+    calibration_samples: int
+    adc_fit: bool  # map_crossbar tries more ADC bits until the baseline keeps its float accuracy
+    fit_tolerance_pct: float
 
 
 @dataclass(frozen=True)
 class MapSettings:
-    """``map_crossbar``: tiles, device, bias placement, the circuit and the baseline's bit slicing."""
+    """``map_crossbar``: the chip, the bias placement, and (the float baseline only) its bit slicing. The other
+    variants' mappings carry ``baseline`` None, so that no baseline key reruns them (:meth:`for_variant`)."""
 
-    tile: Tile
-    device: Device
+    chip: Chip
     bias: str  # row (a driven crossbar row) | digital (added after the ADC)
-    circuit: Circuit  # the uniform-scale variants' circuit (converters of quant)
-    baseline_weight_bits: int
-    baseline_dac_bits: int  # resolved: map_crossbar.baseline_dac_bits, else quant.dac_bits
-    baseline_adc_bits: int
-    calibration_samples: int
-    baseline_adc_fit: bool = False  # map_crossbar tries more ADC bits until the baseline keeps its float accuracy
-    baseline_fit_tolerance_pct: float = 1.0
+    baseline: BaselineMap | None
 
     @classmethod
-    def from_config(cls, map_cfg: dict, quant_cfg: dict) -> MapSettings:
+    def from_config(cls, map_cfg: dict, chip: Chip) -> MapSettings:
         return cls(
-            tile=Tile(int(map_cfg["rows"]), int(map_cfg["cols"])),
-            device=Device(float(map_cfg["g_max_us"]), float(map_cfg["on_off_ratio"])),
+            chip=chip,
             bias=map_cfg["bias"],
-            circuit=circuit_for(quant_cfg, map_cfg),
-            baseline_weight_bits=int(map_cfg["baseline_weight_bits"]),
-            baseline_dac_bits=int(map_cfg["baseline_dac_bits"] or quant_cfg["dac_bits"]),
-            baseline_adc_bits=int(map_cfg["baseline_adc_bits"] or quant_cfg["adc_bits"]),
-            calibration_samples=int(map_cfg["calibration_samples"]),
-            baseline_adc_fit=bool(map_cfg.get("baseline_adc_fit", False)),
-            baseline_fit_tolerance_pct=float(map_cfg.get("baseline_fit_tolerance_pct", 1.0)),
+            baseline=BaselineMap(
+                weight_bits=int(map_cfg["baseline_weight_bits"]),
+                dac_bits=int(map_cfg["baseline_dac_bits"] or chip.dac_bits),
+                adc_bits=int(map_cfg["baseline_adc_bits"] or chip.adc_bits),
+                calibration_samples=int(map_cfg["calibration_samples"]),
+                adc_fit=bool(map_cfg["baseline_adc_fit"]),
+                fit_tolerance_pct=float(map_cfg["baseline_fit_tolerance_pct"]),
+            ),
         )
 
-    @property
-    def adc_mux(self) -> int:
-        return self.circuit.adc_mux
+    def for_variant(self, variant: str) -> MapSettings:
+        """What mapping ``variant`` reads: the baseline's slicing only for the baseline."""
+        return self if variant == "baseline" else replace(self, baseline=None)
 
-    @property
-    def input_mode(self) -> str:
-        return self.circuit.input_mode
-
-    def baseline_circuit(self) -> Circuit:
-        """The baseline's circuit: the same drive, subtraction and ADC sharing, its own converter bits (its
-        ADC-to-DAC ratio is a per-layer rescale, whatever adc_ratio says)."""
-        return replace(self.circuit, dac_bits=self.baseline_dac_bits, adc_bits=self.baseline_adc_bits, adc_ratio="free")
-
-
-def circuit_for(quant_cfg: dict, map_cfg: dict | None) -> Circuit:
-    """The circuit from the validated ``quant`` section (converter bits, adc_ratio) and ``map_crossbar`` (input
-    mode, subtraction, ADC sharing). A rule that hands training only the model's ``quant`` section puts
-    ``input_mode`` and ``subtraction`` into it (workflow/rules/common.smk quant_cfg); then ``map_cfg`` may be None
-    (the ADC sharing does not change what training computes)."""
-    src = map_cfg if map_cfg is not None else quant_cfg
-    for key in ("input_mode", "subtraction"):
-        if key not in src:
-            raise ValueError(f"circuit: '{key}' missing: pass the map_crossbar section")
-    return Circuit(
-        input_mode=src["input_mode"],
-        dac_bits=int(quant_cfg["dac_bits"]),
-        adc_bits=int(quant_cfg["adc_bits"]),
-        adc_mux=int(map_cfg["adc_mux"]) if map_cfg is not None else 1,
-        subtraction=src["subtraction"],
-        adc_ratio=quant_cfg.get("adc_ratio", "pow2"),
-    )
+    def baseline_chip(self, adc_bits: int | None = None) -> Chip:
+        """The baseline's chip: the same array, drive, subtraction and ADC sharing, its own converter bits (its
+        ADC-to-DAC ratio is a per-layer rescale: free); ``adc_bits`` overrides (the ADC-bit fit)."""
+        if self.baseline is None:
+            raise ValueError("these mapping settings are a quantized variant's: they hold no baseline slicing")
+        b = self.baseline
+        return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=adc_bits or b.adc_bits, adc_ratio="free")
 
 
 @dataclass(frozen=True)
@@ -280,11 +234,10 @@ class Score:
     samples: int | None
 
     @classmethod
-    def from_config(cls, score_cfg: dict, drift_cfg: dict | None = None) -> Score:
-        """The score never drifts (programming noise alone): ``drift_cfg`` is kept for callers that pass it."""
-        drift = Drift.from_config(drift_cfg) if drift_cfg else None
+    def from_config(cls, score_cfg: dict) -> Score:
+        """The score never drifts: programming noise alone."""
         return cls(
-            NoiseModel.programming(score_cfg["prog_sigma"], drift),
+            NoiseModel.programming(score_cfg["prog_sigma"]),
             int(score_cfg["chips"]),
             score_cfg["samples"],
         )
@@ -302,22 +255,7 @@ def train_noise_for(value: Any, variant: str, bits: int | None) -> float:
         return 0.0
     if isinstance(value, dict):
         return float(value.get(f"{variant}/b{bits}", value.get(f"b{bits}", 0.0)))
-    return float(value or 0.0)
-
-
-def quant_for(quant_cfg: dict, variant: str, bits: int | None) -> dict:
-    """The ``quant`` section as one model sees it (``train_noise`` resolved to its number), so that a rule's
-    params change only when that model's settings do."""
-    return {**quant_cfg, "train_noise": train_noise_for(quant_cfg["train_noise"], variant, bits)}
-
-
-def adc_tile_rows(quant_cfg: dict, map_cfg: dict | None) -> int:
-    """The row tile of the ADC in training: ``quant.adc_tile_rows`` when set on purpose (0 = one conversion of
-    the whole sum), else the tile the network is mapped onto (``map_crossbar.rows``)."""
-    value = quant_cfg["adc_tile_rows"]
-    if value is None and map_cfg is None:
-        raise ValueError("quant.adc_tile_rows is null (= map_crossbar.rows): pass the map_crossbar section")
-    return int(map_cfg["rows"] if value is None else value)
+    return float(value)
 
 
 def on_gpu(setting: str, cuda_available: bool) -> bool:
@@ -329,7 +267,8 @@ def on_gpu(setting: str, cuda_available: bool) -> bool:
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """The uniform-scale quantizer of one model (:class:`nvmxbar.core.quant.UniformQuantizer`)."""
+    """The uniform-scale quantizer of one model (:class:`nvmxbar.core.quant.UniformQuantizer`): the training knobs of
+    ``quant`` and the part of the chip training simulates (converters, drive, row tile)."""
 
     weight_bits: int
     dac_bits: int
@@ -339,39 +278,34 @@ class QuantSettings:
     adc_fullscale: float
     learn_scales: bool
     adc_tile_rows: int
-    train_noise: NoiseModel | None  # hardware-aware training: programming noise on the weights
-    input_mode: str = "multibit"  # the circuit's (Circuit.input_mode): bit_serial trains the passes
-    adc_ratio: str = "free"  # the circuit's (Circuit.adc_ratio): pow2 ties the ADC full-scale to the DAC's
-    per_layer: bool = False  # variant perlayer: a weight, DAC and ADC full-scale per layer (PerLayerQuantizer)
+    train_noise: float  # hardware-aware training: programming-noise sigma on the weights (0 = off)
+    input_mode: str  # the chip's (Chip.input_mode): bit_serial trains the passes
+    adc_ratio: str  # the chip's (Chip.adc_ratio): pow2 ties the ADC full-scale to the DAC's; perlayer: free
+    per_layer: bool  # variant perlayer: a weight, DAC and ADC full-scale per layer (PerLayerQuantizer)
 
     @classmethod
-    def from_config(
-        cls, variant: str, bits: int | None, quant_cfg: dict, map_cfg: dict | None = None
-    ) -> QuantSettings | None:
+    def from_config(cls, variant: str, bits: int | None, quant_cfg: dict, chip: Chip) -> QuantSettings | None:
         """None for the float baseline. ``quant_cfg`` is the validated ``quant`` section (its train_noise a
-        number or a per-model mapping; its adc_tile_rows resolved, or null with ``map_cfg``, the
-        ``map_crossbar`` section, giving the tile)."""
+        number or a per-model mapping; its adc_tile_rows null = the chip's tile rows)."""
         if variant == "baseline":
             return None
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant '{variant}' (known: {', '.join(VARIANTS)})")
-        sigma = train_noise_for(quant_cfg["train_noise"], variant, bits)
-        circuit = circuit_for(quant_cfg, map_cfg)
-        if variant == "perlayer":  # per-layer scales: no shared ADC-to-DAC ratio (a rescale per output)
-            circuit = replace(circuit, adc_ratio="free")
+        tile_rows = quant_cfg["adc_tile_rows"]
         return cls(
-            int(bits),
-            int(quant_cfg["dac_bits"]),
-            int(quant_cfg["adc_bits"]),
-            float(quant_cfg["weight_fullscale"]),
-            float(quant_cfg["act_fullscale"]),
-            float(quant_cfg["adc_fullscale"]),
-            bool(quant_cfg["learn_scales"]),
-            adc_tile_rows(quant_cfg, map_cfg),
-            NoiseModel.programming(sigma) if sigma else None,
-            circuit.input_mode,
-            circuit.adc_ratio,
-            variant == "perlayer",
+            weight_bits=int(bits),
+            dac_bits=chip.dac_bits,
+            adc_bits=chip.adc_bits,
+            weight_fullscale=float(quant_cfg["weight_fullscale"]),
+            act_fullscale=float(quant_cfg["act_fullscale"]),
+            adc_fullscale=float(quant_cfg["adc_fullscale"]),
+            learn_scales=bool(quant_cfg["learn_scales"]),
+            adc_tile_rows=int(chip.tile.rows if tile_rows is None else tile_rows),
+            train_noise=train_noise_for(quant_cfg["train_noise"], variant, bits),
+            input_mode=chip.input_mode,
+            # per-layer scales: no shared ADC-to-DAC ratio (a rescale per output)
+            adc_ratio="free" if variant == "perlayer" else chip.adc_ratio,
+            per_layer=variant == "perlayer",
         )
 
     def quantizer_kwargs(self) -> dict[str, Any]:
@@ -388,8 +322,8 @@ class QuantSettings:
         }
         if self.adc_tile_rows:
             q["adc_tile_rows"] = self.adc_tile_rows
-        if self.train_noise is not None:
-            q["train_noise"] = self.train_noise.prog_sigma
+        if self.train_noise:
+            q["train_noise"] = self.train_noise
         if self.input_mode != "multibit":
             q["input_mode"] = self.input_mode
         if self.adc_ratio != "free":
@@ -422,9 +356,10 @@ class Recipe:
     distill: Distill | None  # None = off (and for the float baseline, the teacher)
 
     @classmethod
-    def from_config(cls, train_cfg: dict) -> Recipe:
-        d = train_cfg.get("distill")  # absent when the rule strips it (no teacher: the model's hash is unchanged)
-        distill = Distill(float(d["alpha"]), float(d["temperature"])) if d and float(d["alpha"]) > 0 else None
+    def from_config(cls, train_cfg: dict, variant: str = "unipolar") -> Recipe:
+        """``variant`` baseline never distills (it is the teacher): its recipe holds no distill settings."""
+        d = train_cfg["distill"]
+        distill = Distill(float(d["alpha"]), float(d["temperature"])) if float(d["alpha"]) > 0 else None
         return cls(
             int(train_cfg["epochs"]),
             int(train_cfg["batch_size"]),
@@ -432,9 +367,9 @@ class Recipe:
             float(train_cfg["weight_decay"]),
             float(train_cfg["label_smoothing"]),
             train_cfg["select"],
-            train_cfg.get("fit_on", "train"),
+            train_cfg["fit_on"],
             bool(train_cfg["augment"]),
-            distill,
+            None if variant == "baseline" else distill,
         )
 
     def params(self) -> dict[str, Any]:
@@ -454,25 +389,36 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class CostSettings:
-    """``estimate_cost``: converter family, node, cell, and how the cell read energy is measured."""
+class Pricing:
+    """How ``estimate_cost`` prices counted components and operations: constants, converter family, node, cell
+    (what the search's area objective needs too)."""
 
     constants: str | None  # None = the packaged constants
     family: str
     tech_nm: int | float  # as configured (cost.json's notes print it)
     cell: str
-    cell_activity: str  # measured | upper_bound
-    activity_samples: int
     adc_time_share: bool
 
     @classmethod
-    def from_config(cls, cost_cfg: dict) -> CostSettings:
+    def from_config(cls, cost_cfg: dict) -> Pricing:
         return cls(
             cost_cfg["constants"] or None,
             cost_cfg["family"],
             cost_cfg["tech_nm"],
             cost_cfg["cell"],
-            cost_cfg["cell_activity"],
-            int(cost_cfg["activity_samples"]),
             bool(cost_cfg["adc_time_share"]),
         )
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """``estimate_cost``: the pricing, and how the cell read energy is measured (``cell_activity`` measured |
+    upper_bound, over ``activity_samples`` training inputs)."""
+
+    pricing: Pricing
+    cell_activity: str
+    activity_samples: int
+
+    @classmethod
+    def from_config(cls, cost_cfg: dict) -> CostSettings:
+        return cls(Pricing.from_config(cost_cfg), cost_cfg["cell_activity"], int(cost_cfg["activity_samples"]))

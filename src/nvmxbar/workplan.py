@@ -178,7 +178,7 @@ def reduced_datasets(cfg: dict) -> dict[str, str]:
         return {}
     out = {}
     for ds in cfg["datasets"]:
-        limit = cfg["prepare_data"][ds].get("limit") or {}
+        limit = cfg["prepare_data"][ds]["limit"]
         if any(limit.get(s) is not None for s in ("train", "val", "test")):
             sizes = "/".join("all" if limit.get(s) is None else f"{limit[s]:,}" for s in ("train", "val", "test"))
             out[ds] = (

@@ -5,6 +5,7 @@ also from a subprocess that a test kills mid-training."""
 from pathlib import Path
 
 from nvmxbar import config
+from nvmxbar.chip import Chip
 from nvmxbar.settings import QuantSettings, Recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,6 +13,7 @@ CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
 MODEL = {**CFG["model"]["har"], "conv": [8, "M", 16, "M"], "hidden": [32]}
 RECIPE = {**CFG["train"]["har"], "epochs": 2, "batch_size": 64}
 EXPERIMENT = "nvmxbar-har"
+CHIP = Chip.from_config(CFG["chip"])
 
 
 def run(har_dir: Path, out: Path, variant="uniform", bits=2, experiment=None, **kw):
@@ -19,7 +21,7 @@ def run(har_dir: Path, out: Path, variant="uniform", bits=2, experiment=None, **
     from nvmxbar.stages import train
 
     recipe = Recipe.from_config({**RECIPE, **kw.pop("recipe", {})})
-    quant = QuantSettings.from_config(variant, bits, CFG["quant"], CFG["map_crossbar"])
+    quant = QuantSettings.from_config(variant, bits, CFG["quant"], CHIP)
     return train.run(
         data_npz=har_dir / "har.npz",
         data_json=har_dir / "har.json",
@@ -32,6 +34,7 @@ def run(har_dir: Path, out: Path, variant="uniform", bits=2, experiment=None, **
         model_cfg=MODEL,
         recipe=recipe,
         quant=quant,
+        chip=None if quant is None else CHIP.trained(),
         experiment=experiment,
         threads=1,
         **kw,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import map_settings, small_net
+from conftest import chip_of, map_settings, small_net
 
 from nvmxbar.core import cost, cost_units, layout
 from nvmxbar.core.networks import make_arch
@@ -38,7 +38,8 @@ def quantized(input_mode="multibit", polarity=None, rows=16, arch=ARCH, seed=0):
 
 
 def mapped(net, x, rows=16, cols=8, **over):
-    s = map_settings(rows=rows, cols=cols, **over)
+    """Map ``net`` onto a chip of its own converters and drive (``over`` replaces chip or map_crossbar keys)."""
+    s = map_settings(rows=rows, cols=cols, **{**chip_of(net), **over})
     return map_network(net, 2, s, calib_x=x)
 
 
@@ -50,7 +51,7 @@ def test_ideal_crossbar_equals_the_network_in_both_input_modes(mode, polarity):
     arch = SPLIT if polarity == "positive" else ARCH
     net, x = quantized(mode, polarity, arch=arch)
     arrays, mapping = mapped(net, x, input_mode=mode)
-    assert mapping["converters"]["input_mode"] == mode and max(s["row_tiles"] for s in mapping["layers"]) > 1
+    assert mapping["chip"]["input_mode"] == mode and max(s["row_tiles"] for s in mapping["layers"]) > 1
     with torch.no_grad():
         xbar = Simulator(arrays, mapping).forward(x)[0]
         assert torch.allclose(xbar, net(x), rtol=0, atol=1e-9)
@@ -65,7 +66,7 @@ def test_bit_serial_differs_from_multibit_and_refuses_the_other_crossbar():
     net.quant.input_mode = "multibit"
     assert not torch.allclose(serial, net(x))
     net.quant.input_mode = "bit_serial"
-    with pytest.raises(ValueError, match="bit_serial inputs cannot be mapped onto a multibit"):
+    with pytest.raises(ValueError, match=r"input_mode 'bit_serial' \(the chip has 'multibit'\)"):
         mapped(net, x, input_mode="multibit")
 
 
@@ -169,9 +170,8 @@ def test_adc_to_dac_ratio_is_a_power_of_two_after_training(polarity):
     net.eval()
     assert (float(net.quant.act_fullscale), float(net.quant.log2_ratio)) != before  # both learned
     _, mapping = mapped(net, x)
-    conv = mapping["converters"]
-    ratio = conv["adc_dac_ratio"]
-    assert conv["adc_ratio_mode"] == "pow2" and math.log2(ratio) == round(math.log2(ratio))
+    ratio = mapping["adc_dac_ratio"]
+    assert mapping["chip"]["adc_ratio"] == "pow2" and math.log2(ratio) == round(math.log2(ratio))
     spec = mapping["layers"][0]
     measured = (mapping["adc_fullscale"] / 31) / (spec["dac_fullscale"] / 15)
     assert measured == pytest.approx(ratio, rel=1e-12)
@@ -181,7 +181,7 @@ def test_adc_to_dac_ratio_is_a_power_of_two_after_training(polarity):
 def test_free_ratio_keeps_a_multiply_and_it_is_costed():
     net, x = small_net(ARCH, {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 16})
     _, mapping = mapped(net, x)
-    assert mapping["converters"]["adc_ratio_mode"] == "free"
+    assert mapping["chip"]["adc_ratio"] == "free"
     assert mapping["total"]["rescale_units"] == sum(s["outputs"] for s in mapping["layers"])
     doc = cost.estimate(mapping, cost_units.load_constants())
     assert doc["total"]["area_by_component"]["rescale"] > 0 and doc["total"]["energy_by_component"]["rescale"] > 0
@@ -242,12 +242,13 @@ def test_baseline_gets_the_adc_bits_it_needs_chosen_on_validation_data(tmp_path,
     npz = make_synthetic_npz(tmp_path / "d.npz", n_val=64)
     torch.manual_seed(0)
     net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
-    s = replace(map_settings(rows=32, cols=32), baseline_adc_bits=3, baseline_fit_tolerance_pct=tolerance)
+    s = map_settings(rows=32, cols=32)
+    s = replace(s, baseline=replace(s.baseline, adc_bits=3, fit_tolerance_pct=tolerance))
     x = torch.randn(64, 9, 32)
     arrays, mapping = fit_baseline_adc(net, 2, s, x, npz, "cpu")
     fit = mapping["baseline_adc_fit"]
     bits = [t["adc_bits"] for t in fit["tries"]]
-    assert bits == list(range(3, bits[-1] + 1)) and mapping["converters"]["adc_bits"] == bits[-1] == fit["adc_bits"]
+    assert bits == list(range(3, bits[-1] + 1)) and mapping["chip"]["adc_bits"] == bits[-1] == fit["adc_bits"]
     assert fit["val_samples"] == 64
     target = fit["float_val_accuracy"] - tolerance / 100
     if tolerance == 100.0:

@@ -9,6 +9,7 @@ import yaml
 from conftest import REPO
 
 from nvmxbar import config, settings
+from nvmxbar.chip import Chip
 from nvmxbar.settings import QuantSettings
 
 
@@ -34,9 +35,9 @@ def test_default_config_is_valid_and_profile_selects_values():
 
 def test_defaults_are_filled_from_the_schema():
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
-    del raw["quant"], raw["seed"], raw["prepare_data"]
+    del raw["quant"], raw["chip"], raw["seed"], raw["prepare_data"]
     cfg = config.validate(raw)
-    assert cfg["quant"]["dac_bits"] == 4 and cfg["quant"]["learn_scales"] is True
+    assert cfg["chip"]["dac_bits"] == 4 and cfg["quant"]["learn_scales"] is True
     assert cfg["seed"] == 0 and cfg["prepare_data"]["har"]["val_subjects"] == 4
 
 
@@ -60,7 +61,7 @@ def test_every_schema_property_has_a_description():
         ({"epochz": 3}, "'epochz'"),
         ({"train": {"har": {"epochs": 0}}}, "train.har.epochs"),
         ({"train": {"har": {"lr": "fast"}}}, "train.har.lr"),
-        ({"quant": {"adc_bits": 1}}, "quant.adc_bits"),
+        ({"chip": {"adc_bits": 1}}, "chip.adc_bits"),
         ({"device_bits": [2, 99]}, "device_bits.1"),
         ({"datasets": ["mnist"]}, "datasets.0"),
         ({"variants": ["baseline", "ternary"]}, "variants.1"),
@@ -139,15 +140,13 @@ def test_adc_tile_rows_other_than_the_crossbar_tiles_warns(caplog):
         )
 
     assert warned(quant={"adc_tile_rows": 64})[1]
-    cfg, warns = warned(quant={"adc_tile_rows": 64}, map_crossbar={"rows": 64})
+    cfg, warns = warned(quant={"adc_tile_rows": 64}, chip={"tile": {"rows": 64}})
     assert cfg["quant"]["adc_tile_rows"] == 64 and not warns
     cfg, warns = warned()
-    # the default (null) trains as mapped: the ADC row tile is map_crossbar.rows
+    # the default (null) trains as mapped: the ADC row tile is chip.tile.rows
     assert cfg["quant"]["adc_tile_rows"] is None and not warns
-    assert settings.adc_tile_rows(cfg["quant"], cfg["map_crossbar"]) == cfg["map_crossbar"]["rows"] == 128
-    assert QuantSettings.from_config("uniform", 2, cfg["quant"], cfg["map_crossbar"]).adc_tile_rows == 128
-    with pytest.raises(ValueError, match="map_crossbar"):
-        settings.adc_tile_rows(cfg["quant"], None)
+    chip = Chip.from_config(cfg["chip"])
+    assert QuantSettings.from_config("uniform", 2, cfg["quant"], chip).adc_tile_rows == chip.tile.rows == 128
 
 
 def test_config_hash_is_stable_and_sensitive():
@@ -197,7 +196,7 @@ def test_command_line_strings_are_read_as_yaml_scalars():
 
 def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
     cfg = load(quant={"train_noise": {"b4": 0.01, "unipolar/b4": 0.02}})
-    q, m = cfg["quant"], cfg["map_crossbar"]
+    q, m = cfg["quant"], Chip.from_config(cfg["chip"])
     assert settings.train_noise_for(q["train_noise"], "unipolar", 4) == 0.02  # the model's own key wins
     assert settings.train_noise_for(q["train_noise"], "uniform", 4) == 0.01  # b<bits>: every variant
     assert settings.train_noise_for(q["train_noise"], "unipolar", 2) == 0.0  # not named: off
@@ -206,7 +205,6 @@ def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
     assert QuantSettings.from_config("unipolar", 4, q, m).quantizer_kwargs()["train_noise"] == 0.02
     # off: the model hash is unchanged
     assert "train_noise" not in QuantSettings.from_config("unipolar", 2, q, m).quantizer_kwargs()
-    assert settings.quant_for(q, "uniform", 4)["train_noise"] == 0.01
 
 
 def test_every_schema_key_has_a_description_and_no_yaml_slip():

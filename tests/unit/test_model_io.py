@@ -6,9 +6,8 @@ import re
 
 import pytest
 import torch
-from conftest import make_synthetic_npz, small_net
+from conftest import make_synthetic_npz, map_settings, small_net
 
-from nvmxbar import config
 from nvmxbar.stages import map_crossbar
 from nvmxbar.training.model_io import MODEL_FORMAT, ModelFileError, load_model, save_model
 
@@ -171,12 +170,6 @@ def test_an_absent_file(tmp_path):
 
 
 def test_map_crossbar_refuses_a_wrong_model_file_before_writing_anything(tmp_path):
-    cfg = config.validate(
-        {
-            "model": {"har": {"conv": [], "hidden": []}, "cifar10": {"conv": [], "hidden": []}},
-            "train": {"har": {}, "cifar10": {}},
-        }
-    )
     npz = make_synthetic_npz(tmp_path / "har.npz", classes=3)
     wide, _ = small_net({**ARCH, "conv": [8, "M", 32, "M"]}, QUANT)
     model = tmp_path / "in" / "model.pt"
@@ -194,8 +187,7 @@ def test_map_crossbar_refuses_a_wrong_model_file_before_writing_anything(tmp_pat
             dataset="har",
             variant="uniform",
             bits=2,
-            cfg=cfg["map_crossbar"],
-            quant_cfg=cfg["quant"],
+            settings=map_settings(),
             seed=0,
             device="cpu",
         )

@@ -10,10 +10,11 @@ import yaml
 from conftest import REPO
 
 from nvmxbar import config
+from nvmxbar.chip import Chip
 from nvmxbar.core import networks
 from nvmxbar.core.quant import polarity_mask
 from nvmxbar.search import objective, selection, space
-from nvmxbar.settings import CostSettings, MapSettings, QuantSettings
+from nvmxbar.settings import MapSettings, Pricing, QuantSettings
 from nvmxbar.workflow import load_config
 
 CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
@@ -177,9 +178,9 @@ def test_area_objective_grows_with_width_and_row_groups():
     args = (
         [9, 128],
         6,
-        QuantSettings.from_config("unipolar", 2, CFG["quant"], CFG["map_crossbar"]),
-        MapSettings.from_config(CFG["map_crossbar"], CFG["quant"]),
-        CostSettings.from_config(CFG["estimate_cost"]),
+        QuantSettings.from_config("unipolar", 2, CFG["quant"], Chip.from_config(CFG["chip"])),
+        MapSettings.from_config(CFG["map_crossbar"], Chip.from_config(CFG["chip"])).for_variant("unipolar"),
+        Pricing.from_config(CFG["estimate_cost"]),
     )
     small = space.hardware_of({**base, "polarity": "positive"}, *args)
     wide = space.hardware_of({**base, "conv": [64, "M"], "polarity": "positive"}, *args)

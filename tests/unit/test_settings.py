@@ -6,6 +6,7 @@ import json
 import pytest
 
 from nvmxbar import config
+from nvmxbar.chip import Chip
 from nvmxbar.settings import (
     NOISE_KEYS,
     Drift,
@@ -13,9 +14,9 @@ from nvmxbar.settings import (
     NoiseModel,
     QuantSettings,
     Recipe,
-    adc_tile_rows,
+    from_params,
     noise_grid,
-    quant_for,
+    params,
     train_noise_for,
 )
 
@@ -32,11 +33,7 @@ OFF = {
 
 def validated(**sections) -> dict:
     """A validated config (every default filled in) with ``sections`` given."""
-    base = {
-        "model": {"har": {"conv": [], "hidden": []}, "cifar10": {"conv": [], "hidden": []}},
-        "train": {"har": {}, "cifar10": {}},
-    }
-    return config.validate({**base, **sections})
+    return config.validate(sections)
 
 
 def old_quantizer_kwargs(variant: str, bits: int | None, quant_cfg: dict) -> dict | None:
@@ -133,7 +130,11 @@ def test_noise_grid_is_the_product_in_noise_keys_order():
 
 def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
     cfg = validated(
-        evaluate_noise={"instances": 6, "sweep": {"read_sigma": [0.0, 0.2]}, "drift": {"t0_s": 2.0, "nu": 0.1}}
+        evaluate_noise={
+            "instances": 6,
+            "sweep": {"prog_sigma": [0.0], "read_sigma": [0.0, 0.2]},
+            "drift": {"t0_s": 2.0, "nu": 0.1},
+        }
     )["evaluate_noise"]
     mc = MonteCarlo.from_config(cfg)
     assert mc.instances == 6 and len(mc.models) == 2
@@ -144,36 +145,48 @@ def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
 
 
 # ------------------------------------------------------------------------------------------- quantizer
-def test_adc_tile_rows_null_is_the_map_rows():
-    cfg = validated(map_crossbar={"rows": 64})
+def test_adc_tile_rows_null_is_the_chips_tile_rows():
+    cfg = validated(chip={"tile": {"rows": 64}})
     assert cfg["quant"]["adc_tile_rows"] is None
-    assert adc_tile_rows(cfg["quant"], cfg["map_crossbar"]) == 64
-    assert adc_tile_rows({**cfg["quant"], "adc_tile_rows": 0}, cfg["map_crossbar"]) == 0  # on purpose: wins
-    assert adc_tile_rows({**cfg["quant"], "adc_tile_rows": 32}, None) == 32
-    with pytest.raises(ValueError, match="map_crossbar"):
-        adc_tile_rows(cfg["quant"], None)
+    chip = Chip.from_config(cfg["chip"])
+    assert QuantSettings.from_config("uniform", 2, cfg["quant"], chip).adc_tile_rows == 64
+    on_purpose = {**cfg["quant"], "adc_tile_rows": 0}  # an ablation: wins
+    assert QuantSettings.from_config("uniform", 2, on_purpose, chip).adc_tile_rows == 0
 
 
-@pytest.mark.parametrize("variant", ["uniform", "unipolar"])
+@pytest.mark.parametrize("variant", ["uniform", "unipolar", "perlayer"])
 @pytest.mark.parametrize("bits", [2, 4])
 @pytest.mark.parametrize(
-    "quant",
+    "quant,chip",
     [
-        {},  # adc_tile_rows null = map_crossbar.rows
-        {"adc_tile_rows": 0},
-        {"adc_tile_rows": 32, "train_noise": 0.05},
-        {"train_noise": {"b2": 0.03, "unipolar/b2": 0.05}, "learn_scales": False},
-        {"weight_fullscale": 0.5, "act_fullscale": 2.0, "adc_fullscale": 3.0, "dac_bits": 3, "adc_bits": 8},
+        ({}, {}),  # adc_tile_rows null = chip.tile.rows
+        ({"adc_tile_rows": 0}, {}),
+        ({"adc_tile_rows": 32, "train_noise": 0.05}, {"input_mode": "bit_serial"}),
+        ({"train_noise": {"b2": 0.03, "unipolar/b2": 0.05}, "learn_scales": False}, {"adc_ratio": "free"}),
+        ({"weight_fullscale": 0.5, "act_fullscale": 2.0, "adc_fullscale": 3.0}, {"dac_bits": 3, "adc_bits": 8}),
     ],
 )
-def test_quantizer_kwargs_equal_what_the_old_code_built(variant, bits, quant):
-    cfg = validated(quant=quant, map_crossbar={"rows": 128})
-    qs = QuantSettings.from_config(variant, bits, cfg["quant"], cfg["map_crossbar"])
-    resolved = {**cfg["quant"], "adc_tile_rows": adc_tile_rows(cfg["quant"], cfg["map_crossbar"])}
-    old = old_quantizer_kwargs(variant, bits, resolved)
+def test_quantizer_kwargs_equal_what_the_old_code_built(variant, bits, quant, chip):
+    """The chip's converters and drive reach the quantizer unchanged: model.pt's quant and the model's hash are
+    what the code before the chip section built from quant and map_crossbar."""
+    cfg = validated(quant=quant, chip=chip)
+    c = Chip.from_config(cfg["chip"])
+    qs = QuantSettings.from_config(variant, bits, cfg["quant"], c)
+    tile_rows = cfg["quant"]["adc_tile_rows"]
+    old_cfg = {
+        **cfg["quant"],
+        "adc_tile_rows": c.tile.rows if tile_rows is None else tile_rows,
+        "dac_bits": c.dac_bits,
+        "adc_bits": c.adc_bits,
+        "input_mode": c.input_mode,
+        "adc_ratio": "free" if variant == "perlayer" else c.adc_ratio,
+    }
+    old = old_quantizer_kwargs(variant, bits, old_cfg)
+    old.update({"per_layer": True} if variant == "perlayer" else {})
     assert qs.quantizer_kwargs() == old
     assert json.dumps(qs.quantizer_kwargs(), sort_keys=True) == json.dumps(old, sort_keys=True)  # the same hash
-    assert QuantSettings.from_config("baseline", None, cfg["quant"], cfg["map_crossbar"]) is None
+    assert QuantSettings.from_config("baseline", None, cfg["quant"], c) is None
+    assert from_params(QuantSettings, params(qs)) == qs  # a rule's params give the job the same settings
 
 
 def test_train_noise_resolution():
@@ -182,9 +195,8 @@ def test_train_noise_resolution():
     assert train_noise_for(value, "unipolar", 2) == 0.05  # the model's own key wins
     assert train_noise_for(value, "unipolar", 4) == 0.0  # not named: no noise
     assert train_noise_for(0.02, "uniform", 4) == 0.02 and train_noise_for(0.02, "baseline", None) == 0.0
-    assert quant_for({"dac_bits": 4, "train_noise": value}, "unipolar", 2) == {"dac_bits": 4, "train_noise": 0.05}
     with pytest.raises(ValueError, match="variant"):
-        QuantSettings.from_config("ternary", 2, validated()["quant"], validated()["map_crossbar"])
+        QuantSettings.from_config("ternary", 2, validated()["quant"], Chip.from_config(validated()["chip"]))
 
 
 # ------------------------------------------------------------------------------------------- recipe

@@ -509,4 +509,4 @@ def test_test_labels_cannot_influence_any_choice(smoke, data_dir, tmp_path):
         moved += ma["test_accuracy"] != mb["test_accuracy"]
     assert moved == len(MODELS)  # the permutation reached the test split, and only the reports saw it
     ma, mb = (json.loads((root / "har/baseline/b2/seed0/mapping.json").read_text()) for root in (res, ref))
-    assert ma["converters"] == mb["converters"]  # the ADC bits fitted on validation data
+    assert ma["chip"] == mb["chip"]  # the ADC bits fitted on validation data

@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: jobs share the cores, and a spinning pool of one job starves the
@@ -16,6 +17,7 @@ import torch
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from nvmxbar import settings, tracking, workplan
+from nvmxbar.chip import Chip
 from nvmxbar.core.cost_units import DEFAULT_CONSTANTS as COST_CONSTANTS
 from nvmxbar.data import DataError, find_source
 from nvmxbar.workflow import ConfigError, load_config
@@ -94,6 +96,28 @@ REPORT_PROFILE = CFG["profile"] + (
     " (reduced)" if workplan.reduced_datasets(CFG) else ""
 )
 
+# ------------------------------------------------------------------ the settings every stage consumes, built once
+# A rule's params are the settings its stage reads, as plain data (settings.params): a config key reruns exactly
+# the jobs whose settings hold it (tests/workflow/test_rerun_scope.py).
+CHIP = Chip.from_config(CFG["chip"])
+MAP = settings.MapSettings.from_config(CFG["map_crossbar"], CHIP)
+COST = settings.CostSettings.from_config(CFG["estimate_cost"])
+MONTE_CARLO = settings.MonteCarlo.from_config(CFG["evaluate_noise"])
+SCORE = settings.Score.from_config(CFG["nas_unipolar"]["score"])
+P = settings.params
+
+
+def quant_params(variant, bits):
+    """The quantizer of one model (None for the float baseline), with the part of the chip training simulates."""
+    q = settings.QuantSettings.from_config(variant, bits, CFG["quant"], CHIP)
+    return None if q is None else P(q)
+
+
+def trained_chip(variant):
+    """What model.pt records of the chip (None for the float baseline, which trains without one)."""
+    return None if variant == "baseline" else CHIP.trained()
+
+
 RESULTS = "results"
 MLFLOW_URI = tracking.configure(
     CFG["mlflow"]["tracking_uri"], RESULTS
@@ -165,20 +189,6 @@ def experiment(dataset):
     return tracking.experiment_name(CFG["mlflow"]["experiment_prefix"], dataset)
 
 
-def quant_cfg(variant, bits):
-    """The quant section as one model sees it: its train_noise resolved to a number, the ADC tile rows resolved
-    to map_crossbar.rows unless set on purpose, and the circuit's input mode and subtraction (params change only
-    when that model's settings do).
-    """
-    return {
-        **settings.quant_for(CFG["quant"], variant, bits),
-        "adc_tile_rows": settings.adc_tile_rows(CFG["quant"], CFG["map_crossbar"]),
-        # the circuit training simulates (settings.Circuit): the same drive and subtraction as the crossbar's
-        "input_mode": CFG["map_crossbar"]["input_mode"],
-        "subtraction": CFG["map_crossbar"]["subtraction"],
-    }
-
-
 def model_tags(dataset=None):
     """The trained-model folders of one dataset: 'baseline' and '<variant>/b<bits>'."""
     tags = []
@@ -214,23 +224,29 @@ def teacher(wc):
     )
 
 
-def train_recipe(dataset, variant, held_out=False):
-    """train.<dataset> as a training of this variant sees it: the baseline never distills, so a change of
-    distill must not rerun it. held_out (the NAS finalists): they score on validation data, so they never fit
-    on it, whatever fit_on says; fit_on: train is left out (it is the default) so that adding the key reran nothing.
-    """
-    cfg = CFG["train"][dataset]
-    drop = set() if variant != "baseline" and distills(dataset) else {"distill"}
-    if held_out or cfg.get("fit_on", "train") == "train":
-        drop.add("fit_on")
-    return {k: v for k, v in cfg.items() if k not in drop}
+def recipe(dataset, variant, **changes):
+    """train.<dataset> as a training of this variant reads it (settings.Recipe: the baseline never distills)."""
+    return replace(settings.Recipe.from_config(CFG["train"][dataset], variant), **changes)
 
 
 def finalist_recipe(dataset):
-    """A NAS finalist's training: the unipolar recipe, held out, over nas_unipolar.finalists.epochs when set."""
-    cfg = train_recipe(dataset, "unipolar", held_out=True)
-    epochs = CFG["nas_unipolar"]["finalists"].get("epochs")
-    return cfg if epochs is None else {**cfg, "epochs": epochs}
+    """A NAS finalist's training: the unipolar recipe on the training split alone (it is scored on validation
+    data), over nas_unipolar.finalists.epochs when set."""
+    epochs = CFG["nas_unipolar"]["finalists"]["epochs"]
+    return P(recipe(dataset, "unipolar", fit_on="train", epochs=epochs or CFG["train"][dataset]["epochs"]))
+
+
+def search_recipe(dataset):
+    """The search trials' recipe: nas_unipolar.epochs, no distillation, the training split."""
+    return P(
+        recipe(
+            dataset,
+            "unipolar",
+            fit_on="train",
+            distill=None,
+            epochs=CFG["nas_unipolar"]["epochs"],
+        )
+    )
 
 
 def model_dir(wc):
@@ -275,10 +291,11 @@ def source_path(dataset):
 
 # ------------------------------------------------------------------ inputs of the nas_unipolar rules
 NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
-# what the search itself depends on: choosing among its trials (finalists, margin) must not rerun it
-SEARCH_KEYS = [
-    k for k in CFG["nas_unipolar"] if k not in ("finalists", "selection_margin")
-]
+# what the search itself reads (its score and recipe are params of their own); choosing among its trials
+# (finalists, margin) and how many workers share it must not rerun it
+SEARCH_KEYS = ("trials", "epochs", "objective", "pruning", "startup_trials", "storage")
+# what the selection (rule nas_unipolar) reads
+SELECTION_KEYS = ("search", "polarity", "objective", "selection_margin", "score", "epochs")
 
 
 def nas_workers(wc):

@@ -22,7 +22,7 @@ rule estimate_cost:
         runtime=15,
         gpu=job_gpus("simulate"),  # the cell activity is measured on the simulator
     params:
-        cfg=CFG["estimate_cost"],
+        cs=P(COST),
         seed=lambda wc: int(wc.seed),
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),

@@ -20,7 +20,7 @@ rule evaluate_noise:
         runtime=lambda wc: 240 if wc.dataset == "cifar10" else 30,
         gpu=job_gpus("simulate"),
     params:
-        cfg=CFG["evaluate_noise"],
+        mc=P(MONTE_CARLO),
         seed=lambda wc: int(wc.seed),
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),

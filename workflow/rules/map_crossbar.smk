@@ -21,8 +21,7 @@ rule map_crossbar:
         runtime=30,
         gpu=job_gpus("simulate"),  # the baseline's DAC/ADC calibration runs the simulator
     params:
-        cfg=CFG["map_crossbar"],
-        quant_cfg=lambda wc: quant_cfg(wc.variant, int(wc.bits)),
+        settings=lambda wc: P(MAP.for_variant(wc.variant)),
         seed=lambda wc: int(wc.seed),
         device=CFG["device"],
         experiment=lambda wc: experiment(wc.dataset),

@@ -19,22 +19,16 @@ rule nas_unipolar_search:
         runtime=runtime_nas("search"),
         gpu=job_gpus("train", "simulate"),
     params:
-        # storage: journal is left out, so that searches run before the key existed are not rerun
-        cfg={
-            k: CFG["nas_unipolar"][k]
-            for k in SEARCH_KEYS
-            if k != "storage" or CFG["nas_unipolar"][k] != "journal"
+        cfg=lambda wc: {
+            **{k: CFG["nas_unipolar"][k] for k in SEARCH_KEYS},
+            "space": {wc.dataset: CFG["nas_unipolar"]["space"][wc.dataset]},
         },
         model_base=lambda wc: CFG["model"][wc.dataset],
-        # trials use nas epochs, do not distill and fit on the training split alone
-        train_cfg=lambda wc: {
-            k: v
-            for k, v in CFG["train"][wc.dataset].items()
-            if k not in ("epochs", "distill", "fit_on")
-        },
-        quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
-        map_cfg=CFG["map_crossbar"],
-        cost_cfg=CFG["estimate_cost"],
+        recipe=lambda wc: search_recipe(wc.dataset),
+        quant=lambda wc: quant_params("unipolar", int(wc.bits)),
+        ms=P(MAP.for_variant("unipolar")),
+        pricing=P(COST.pricing),
+        score=P(SCORE),
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["nas_unipolar"]["threads_per_worker"],  # fixed, whatever --cores is
@@ -68,14 +62,13 @@ rule nas_unipolar_finalist:
         gpu=job_gpus("train", "simulate"),
     params:
         # not finalists.count: more slots must not redo the others
-        cfg={
-            "score": CFG["nas_unipolar"]["score"],
-            "finalists": {"val_folds": CFG["nas_unipolar"]["finalists"]["val_folds"]},
-        },
+        score=P(SCORE),
+        val_folds=CFG["nas_unipolar"]["finalists"]["val_folds"],
         model_base=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: finalist_recipe(wc.dataset),
-        quant_cfg=lambda wc: quant_cfg("unipolar", int(wc.bits)),
-        map_cfg=CFG["map_crossbar"],
+        recipe=lambda wc: finalist_recipe(wc.dataset),
+        quant=lambda wc: quant_params("unipolar", int(wc.bits)),
+        ms=P(MAP.for_variant("unipolar")),
+        chip=trained_chip("unipolar"),
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["nas_unipolar"]["threads_per_worker"],  # fixed, whatever --cores is
@@ -108,7 +101,7 @@ rule nas_unipolar:
         runtime=10,
         gpu=0,
     params:
-        cfg=CFG["nas_unipolar"],
+        cfg={k: CFG["nas_unipolar"][k] for k in SELECTION_KEYS},
         model_base=lambda wc: CFG["model"][wc.dataset],
         seed=CFG["seed"],
         experiment=lambda wc: experiment(wc.dataset),

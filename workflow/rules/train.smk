@@ -31,10 +31,9 @@ rule train:
         bits=lambda wc: parse_model(wc.model)[1],
         seed=lambda wc: int(wc.seed),
         model_cfg=lambda wc: CFG["model"][wc.dataset],
-        train_cfg=lambda wc: train_recipe(wc.dataset, parse_model(wc.model)[0]),
-        quant_cfg=lambda wc: (
-            quant_cfg(*parse_model(wc.model)) if wc.model != "baseline" else {}
-        ),
+        recipe=lambda wc: P(recipe(wc.dataset, parse_model(wc.model)[0])),
+        quant=lambda wc: quant_params(*parse_model(wc.model)),
+        chip=lambda wc: trained_chip(parse_model(wc.model)[0]),
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],
         experiment=lambda wc: experiment(wc.dataset),

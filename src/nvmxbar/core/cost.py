@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..chip import Chip
 from .cost_units import _family, cell_read_energy_pj, const, unit_costs
 from .layout import OPERATION_KEYS
 
@@ -89,15 +90,11 @@ def estimate(
         scale_digital = bool(const(constants, "options.scale_digital_to_node"))
     if rescale_bits is None:
         rescale_bits = int(const(constants, "options.rescale_bits"))
-    conv = _need(mapping, "converters", "the document")
-    dac_bits, adc_bits = int(_need(conv, "dac_bits", "converters")), int(_need(conv, "adc_bits", "converters"))
-    mode = conv.get("input_mode", "multibit")
-    if mode not in ("bit_serial", "multibit"):
-        raise ValueError(f"mapping.json: unknown converters.input_mode '{mode}' (bit_serial or multibit)")
+    chip = Chip.from_dict(_need(mapping, "chip", "the document"), "mapping.json chip")
+    dac_bits, adc_bits, mode = chip.dac_bits, chip.adc_bits, chip.input_mode
     bit_serial = mode == "bit_serial"
-    passes = dac_bits if bit_serial else 1
-    driver_bits = 1 if bit_serial else dac_bits
-    cols = int(_need(_need(mapping, "tile", "the document"), "cols", "tile"))
+    passes, driver_bits = chip.passes, chip.driver_bits
+    cols = chip.tile.cols
     layers = _need(mapping, "layers", "the document")
     if not layers:
         raise ValueError("mapping.json: no layers")
@@ -106,7 +103,7 @@ def estimate(
             _need(layer, k, f"layers[{i}]")
 
     ua, ue, nodes = unit_costs(constants, family, adc_bits, driver_bits, tech_nm, cell, scale_digital, rescale_bits)
-    device = mapping.get("device", {})
+    device = {"g_max_us": chip.device.g_max_us, "g_min_us": chip.device.g_min_us}
     designs: dict[str, int] = {}
     for layer in layers:
         d = layer.get("periphery_design", layer["name"])
@@ -115,7 +112,7 @@ def estimate(
     # cell energy from the measured input activity (cost_stage adds read_g_us_per_mvm), else the upper bound
     measured = all("read_g_us_per_mvm" in layer for layer in layers)
     counted = all("operations" in layer for layer in layers)  # the simulator's counts (estimate_cost adds them)
-    pc = 2 if conv.get("subtraction", "analog") == "digital" else 1
+    pc = 2 if chip.subtraction == "digital" else 1
     out_layers = []
     for layer in layers:
         e_cell = cell_read_energy_pj(constants, device, layer.get("mean_conductance_us"))
@@ -224,8 +221,8 @@ def estimate(
             "tech_nm": tech_nm,
             "cell": cell,
             "input_mode": mode,
-            "subtraction": conv.get("subtraction", "analog"),
-            "adc_ratio": conv.get("adc_dac_ratio"),
+            "subtraction": chip.subtraction,
+            "adc_ratio": mapping.get("adc_dac_ratio"),
             "passes_per_mvm": passes,
             "driver_bits": driver_bits,
             "dac_bits": dac_bits,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..chip import Chip
 from .networks import Net
 from .quant import polarity_groups, row_tiles
 
@@ -191,7 +192,7 @@ OPERATION_KEYS = (
 
 def count(mapping: dict) -> None:
     """Fill per-layer and total component and operation counts (the counting rules of COSTMODEL.md) for the
-    circuit of ``mapping["converters"]`` (nvmxbar.settings.Circuit). Operation counts are per MVM (``*_per_mvm``,
+    circuit of ``mapping["chip"]`` (:class:`nvmxbar.chip.Chip`). Operation counts are per MVM (``*_per_mvm``,
     every pass included) and per inference (``total["operations"]``); the simulator counts the same while it runs.
 
     * Conversions: every converted signal of every row tile, in every pass: outputs x slices per row tile, twice
@@ -207,13 +208,13 @@ def count(mapping: dict) -> None:
     * Rescales: one multiply per output per MVM for the baseline (per-layer scale) and for uniform scaling whose
       ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free).
     * ADC ranges: the baseline calibrates one per layer and slice (adc_ranges), each a reference of its own."""
-    R, C = mapping["tile"]["rows"], mapping["tile"]["cols"]
-    conv = mapping["converters"]
-    mux = conv["adc_mux"]
-    passes = conv["dac_bits"] if conv.get("input_mode", "multibit") == "bit_serial" else 1
-    digital = conv.get("subtraction", "analog") == "digital"
+    chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
+    R, C = chip.tile.rows, chip.tile.cols
+    mux = chip.adc_mux
+    passes = chip.passes
+    digital = chip.subtraction == "digital"
     per_layer = mapping["scheme"] in ("baseline", "perlayer")  # a periphery design (references) per layer
-    rescale = per_layer or conv.get("adc_ratio_mode", "free") != "pow2"
+    rescale = per_layer or chip.rescales
     tot: dict[str, Any] = {
         k: 0
         for k in (
@@ -232,7 +233,7 @@ def count(mapping: dict) -> None:
         )
     }
     ops = dict.fromkeys(OPERATION_KEYS, 0)
-    tot["pair"] = mapping.get("pair", 2)
+    tot["pair"] = mapping["pair"]
     for spec in mapping["layers"]:
         K, N, S, P = spec["rows"], spec["outputs"], spec["slices"], spec["pair"]
         phys = N * S * P

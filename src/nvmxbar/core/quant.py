@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..chip import ADC_RATIOS, INPUT_MODES, passes
+
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round to nearest in the forward pass, identity gradient in the backward pass."""
@@ -290,10 +292,10 @@ class UniformQuantizer(nn.Module):
         adc_ratio: str = "free",
     ) -> None:
         super().__init__()
-        if input_mode not in ("multibit", "bit_serial"):
-            raise ValueError(f"input_mode must be multibit or bit_serial, got {input_mode!r}")
-        if adc_ratio not in ("pow2", "free"):
-            raise ValueError(f"adc_ratio must be pow2 or free, got {adc_ratio!r}")
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
+        if adc_ratio not in ADC_RATIOS:
+            raise ValueError(f"adc_ratio must be one of {ADC_RATIOS}, got {adc_ratio!r}")
         self.input_mode, self.adc_ratio = input_mode, adc_ratio
         if int(adc_tile_rows) < 0:
             raise ValueError(
@@ -402,8 +404,8 @@ class UniformQuantizer(nn.Module):
 
     @property
     def passes(self) -> int:
-        """Array reads per MVM: dac_bits bit-serial (one per input bit), 1 multi-bit."""
-        return self.dac_bits if self.input_mode == "bit_serial" else 1
+        """Array reads per MVM (:func:`nvmxbar.chip.passes`): dac_bits bit-serial, 1 multi-bit."""
+        return passes(self.input_mode, self.dac_bits)
 
     def bit_planes(self, xq: torch.Tensor) -> torch.Tensor:
         """Bit-serial drive: the DAC outputs ``xq`` (codes x the DAC step) as ``dac_bits`` passes stacked on the

@@ -14,13 +14,14 @@ and the mapping document (mapping.json), with one function per scheme:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..chip import Chip
 from ..settings import MapSettings
 from .layout import (
     README,
@@ -132,21 +133,35 @@ def scheme_of(net: Net) -> str:
     return "unipolar" if net.polarity is not None else "uniform"
 
 
+def trained_chip(q: UniformQuantizer, chip: Chip, per_layer: bool = False) -> Chip:
+    """The chip a quantized network runs on: ``chip`` itself, with the free ADC-to-DAC ratio of a per-layer-scaled
+    network. A ValueError names every field the network was trained otherwise (retrain it for this chip)."""
+    want = {"dac_bits": chip.dac_bits, "adc_bits": chip.adc_bits, "input_mode": chip.input_mode}
+    want["adc_ratio"] = "free" if per_layer else chip.adc_ratio
+    diff = [f"{k} {getattr(q, k)!r} (the chip has {v!r})" for k, v in want.items() if getattr(q, k) != v]
+    if diff:
+        raise ValueError(
+            f"model trained for another chip: {'; '.join(diff)}. Retrain it: the chip's converters and drive are "
+            "part of the training"
+        )
+    return chip.with_converters(dac_bits=chip.dac_bits, adc_bits=chip.adc_bits, adc_ratio=want["adc_ratio"])
+
+
 def map_network(
     net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor | None = None, device: str = "cpu"
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Map a trained network onto ``bits``-bit devices. Returns (arrays for crossbar.npz, mapping.json document).
     ``calib_x``: training inputs that set the baseline's per-layer DAC and ADC ranges (simulated on ``device``)."""
-    R, C = settings.tile.rows, settings.tile.cols
+    R, C = settings.chip.tile.rows, settings.chip.tile.cols
     b = int(bits)
     L = 2**b - 1
-    g_max, g_min = settings.device.g_max_us, settings.device.g_min_us
+    g_max, g_min = settings.chip.device.g_max_us, settings.chip.device.g_min_us
     bias_row = settings.bias == "row"
     scheme = scheme_of(net)
     specs = layer_specs(net, net.in_shape)
     if scheme == "baseline":
-        S = math.ceil(settings.baseline_weight_bits / b)
-        circuit = settings.baseline_circuit()
+        S = math.ceil(settings.baseline.weight_bits / b)
+        chip = settings.baseline_chip()
         if calib_x is None:
             raise ValueError("the baseline mapping needs calibration inputs (per-layer DAC ranges)")
         inputs = _float_layer_inputs(net, calib_x)
@@ -155,13 +170,7 @@ def map_network(
         S = 1
         if q.weight_bits != b:
             raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
-        if q.input_mode != settings.circuit.input_mode:
-            raise ValueError(
-                f"model trained with {q.input_mode} inputs cannot be mapped onto a {settings.circuit.input_mode} "
-                "crossbar (map_crossbar.input_mode): retrain it, the circuit is part of the training"
-            )
-        # the trained converters and ADC-to-DAC ratio; the drive, subtraction and ADC sharing of the settings
-        circuit = replace(settings.circuit, dac_bits=q.dac_bits, adc_bits=q.adc_bits, adc_ratio=q.adc_ratio)
+        chip = trained_chip(q, settings.chip, per_layer=scheme == "perlayer")
     P = 1 if scheme == "unipolar" else 2
     arrays = {"README": np.array(README)}
     layers = []
@@ -169,7 +178,7 @@ def map_network(
         bias = layer.bias.detach().double() if layer.bias is not None else None
         row_bias = bias if bias_row else None
         if scheme == "baseline":
-            lc = bitsliced_codes(layer, row_bias, settings.baseline_weight_bits, inputs[i])
+            lc = bitsliced_codes(layer, row_bias, settings.baseline.weight_bits, inputs[i])
         elif scheme in ("uniform", "perlayer"):
             lc = differential_codes(layer, q[i], row_bias, b)
         else:
@@ -212,15 +221,8 @@ def map_network(
     mapping = {
         "bits": b,
         "scheme": scheme,
-        "tile": {"rows": R, "cols": C},
-        "device": {
-            "bits": b,
-            "levels": L + 1,
-            "g_min_us": g_min,
-            "g_max_us": g_max,
-            "on_off_ratio": settings.device.on_off_ratio,
-        },
-        "converters": circuit.converters(),
+        "chip": chip.to_dict(),
+        "device": {"bits": b, "levels": L + 1},  # the chip's device at this resolution
         "pair": P,
         "slices": S,
         "layers": layers,
@@ -229,7 +231,7 @@ def map_network(
         mapping["offset_correction"] = (
             "G_min offset removed in analog: a reference column of G_min cells per tile, read with the tile's "
             "inputs, subtracted from every column before the ADC"
-            if circuit.subtraction == "analog"
+            if chip.subtraction == "analog"
             else "G_min offset removed digitally: each column converted with its offset, then G_min/dG x (sum of "
             "the tile's input codes) subtracted from every conversion (ISAAC-style), one subtractor per ADC"
         )
@@ -239,7 +241,7 @@ def map_network(
             spec["adc_ranges"] = 1
     elif scheme != "baseline":
         mapping["adc_fullscale"] = q.adc_fullscale.item()
-        mapping["converters"]["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
+        mapping["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
     else:
         _calibrate_baseline_adc(arrays, mapping, calib_x, device)
     count(mapping)

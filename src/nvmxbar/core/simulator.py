@@ -15,7 +15,7 @@ dense layer), the network input shared by all of them. The column sums are float
 (integers below 2^24), float64 otherwise; the digital side (rescaling, bias, the next layer's DAC) works in
 the input's dtype, as the network it was trained as does (float32; a float64 network checks exactness).
 
-The circuit is mapping.json's ``converters`` (:class:`nvmxbar.settings.Circuit`): multi-bit inputs in one pass, or
+The circuit is mapping.json's ``chip`` (:class:`nvmxbar.chip.Chip`): multi-bit inputs in one pass, or
 bit-serial passes (bit j of every input code, each pass's partial sums converted, then shifted by j and added); a
 pair subtracted before the ADC (analog) or converted column by column and subtracted after it (digital); a
 one-device column's G_min offset removed by a reference column of G_min cells per tile (analog: the cells are
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..chip import Chip
 from .layout import OPERATION_KEYS
 from .networks import pool
 from .quant import tile_span
@@ -69,17 +70,16 @@ class Simulator:
     def __init__(self, arrays: dict[str, np.ndarray], mapping: dict, device: str | torch.device = "cpu") -> None:
         self.mapping, self.layers = mapping, mapping["layers"]
         self.device = auto_device(device) if isinstance(device, str) else device
-        dev = mapping["device"]
-        self.L = dev["levels"] - 1
-        self.g_off = dev["g_min_us"] / ((dev["g_max_us"] - dev["g_min_us"]) / self.L)
-        self.R, self.C = mapping["tile"]["rows"], mapping["tile"]["cols"]
-        conv = mapping["converters"]
-        self.dac_bits = int(conv["dac_bits"])
-        self.dac_levels = 2 ** conv["dac_bits"] - 1
-        self.adc_levels = 2 ** (conv["adc_bits"] - 1) - 1
-        self.passes = self.dac_bits if conv.get("input_mode", "multibit") == "bit_serial" else 1
-        self.digital = conv.get("subtraction", "analog") == "digital"
-        self.ratio = conv.get("adc_dac_ratio") if conv.get("adc_ratio_mode") == "pow2" else None
+        self.chip = chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
+        self.L = mapping["device"]["levels"] - 1
+        self.g_off = chip.device.g_min_us / ((chip.device.g_max_us - chip.device.g_min_us) / self.L)
+        self.R, self.C = chip.tile.rows, chip.tile.cols
+        self.dac_bits = chip.dac_bits
+        self.dac_levels = 2**chip.dac_bits - 1
+        self.adc_levels = 2 ** (chip.adc_bits - 1) - 1
+        self.passes = chip.passes
+        self.digital = chip.subtraction == "digital"
+        self.ratio = mapping["adc_dac_ratio"] if chip.adc_ratio == "pow2" else None
         self.ops: list[dict[str, float]] | None = None  # count_operations' accumulators, per layer
         # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24
         exact32 = self.dac_levels * self.L * self.R * 2 < 2**24
@@ -459,9 +459,9 @@ class Simulator:
         a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
         number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
         ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
-        dev = self.mapping["device"]
-        dg = (dev["g_max_us"] - dev["g_min_us"]) / self.L
-        self._row_g = [(lev.double() * dg + dev["g_min_us"]).sum(1) for lev in self.levels]  # (K,) per matrix row
+        dev = self.chip.device
+        dg = (dev.g_max_us - dev.g_min_us) / self.L
+        self._row_g = [(lev.double() * dg + dev.g_min_us).sum(1) for lev in self.levels]  # (K,) per matrix row
         self.activity = [[0.0, 0.0, 0] for _ in self.layers]
         try:
             for a in range(0, len(x), bs):

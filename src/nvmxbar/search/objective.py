@@ -19,7 +19,7 @@ from ..core.schemes import map_network
 from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
 from ..data.datamodule import NpzDataModule
-from ..settings import CostSettings, MapSettings, MonteCarlo, QuantSettings, Recipe, Score
+from ..settings import MapSettings, MonteCarlo, Pricing, QuantSettings, Recipe, Score
 from ..training.fit import trainer_flags
 from ..training.module import Classifier
 from .space import hardware_of, sample_model
@@ -54,8 +54,7 @@ def crossbar_score(
 ) -> dict[str, float]:
     """Validation accuracy of a trained trial on the ideal crossbar, and the mean over ``score.chips`` chips under
     ``score.noise`` (map_crossbar's mapping, evaluate_noise's device model), simulated on ``device``."""
-    calib, _ = network_inputs(data_npz, "train", ms.calibration_samples)
-    arrays, mapping = map_network(net.eval().cpu(), bits, ms, calib_x=calib, device=device)
+    arrays, mapping = map_network(net.eval().cpu(), bits, ms, device=device)
     sim = Simulator(arrays, mapping, device=device)
     xv, yv = network_inputs(data_npz, "val", score.samples)
     # every chip at once, in batches whose unfolded layer inputs stay near 16 M values (64 MB) per chip population:
@@ -82,7 +81,7 @@ def make_objective(
     recipe: Recipe,
     quant: QuantSettings,
     ms: MapSettings,
-    cs: CostSettings,
+    pricing: Pricing,
     score: Score,
     seed: int,
     parent_run: str | None,
@@ -100,7 +99,7 @@ def make_objective(
     def objective(trial: optuna.Trial):
         t0 = time.time()
         model_cfg = sample_model(trial, space, model_base)
-        hw = hardware_of(model_cfg, dm.in_shape, len(dm.class_names), quant, ms, cs)
+        hw = hardware_of(model_cfg, dm.in_shape, len(dm.class_names), quant, ms, pricing)
         trial.set_user_attr("model", model_cfg)
         for k, v in hw.items():
             trial.set_user_attr(k, v)

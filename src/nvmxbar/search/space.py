@@ -14,7 +14,7 @@ from ..core import networks
 from ..core.cost import estimate
 from ..core.cost_units import load_constants
 from ..core.schemes import map_network
-from ..settings import CostSettings, MapSettings, QuantSettings
+from ..settings import MapSettings, Pricing, QuantSettings
 
 POLARITY_MODES = ("positive", "row_groups", "col_groups")
 
@@ -133,7 +133,7 @@ def check_enqueue(cfg: dict) -> None:
 
 
 def hardware_of(
-    model_cfg: dict, in_shape: list[int], num_classes: int, quant: QuantSettings, ms: MapSettings, cs: CostSettings
+    model_cfg: dict, in_shape: list[int], num_classes: int, quant: QuantSettings, ms: MapSettings, pricing: Pricing
 ) -> dict[str, float]:
     """Devices, tiles and area of an architecture mapped as unipolar at ``quant.weight_bits`` (weights do not
     matter)."""
@@ -144,11 +144,11 @@ def hardware_of(
         _, mapping = map_network(net, q.weight_bits, ms)
     c = estimate(
         mapping,
-        load_constants(cs.constants),
-        family=cs.family,
-        tech_nm=cs.tech_nm,
-        cell=cs.cell,
-        adc_time_share=cs.adc_time_share,
+        load_constants(pricing.constants),
+        family=pricing.family,
+        tech_nm=pricing.tech_nm,
+        cell=pricing.cell,
+        adc_time_share=pricing.adc_time_share,
     )
     t = mapping["total"]
     return {

@@ -14,6 +14,7 @@ from ..core.cost import analytic_operations, estimate
 from ..core.cost_units import const, load_constants
 from ..data.arrays import network_inputs
 from ..settings import CostSettings
+from ..settings import params as params_of
 from .evaluate_noise import load_crossbar
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def run(
     dataset: str,
     variant: str,
     bits: int,
-    cfg: dict,
+    cs: CostSettings,
     seed: int,
     experiment: str | None = None,
     rule: str = "estimate_cost",
@@ -91,17 +92,17 @@ def run(
     data_npz: str | Path | None = None,
     device: str = "auto",
 ) -> dict:
-    """``cfg``: the validated ``estimate_cost`` section; ``device``: where the activity is simulated."""
-    cs = CostSettings.from_config(cfg)
+    """``cs``: the ``estimate_cost`` settings; ``device``: where the activity is simulated."""
+    pr = cs.pricing
     if crossbar_npz is None or data_npz is None:
         raise ValueError(
             "estimate_cost needs the crossbar.npz and the prepared data (the simulator counts the operations)"
         )
     activity = None
-    if cs.cell_activity == "measured":
+    if pr.cell_activity == "measured":
         activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples, device)
     operations = counted_operations(mapping_json, crossbar_npz, data_npz, device=device)
-    params = {"estimate_cost": cfg, "bits": bits}
+    params = {"estimate_cost": params_of(cs), "bits": bits}
     with tracking.model_stage_run(
         experiment,
         model_metrics=model_metrics,
@@ -116,13 +117,13 @@ def run(
         doc = estimate_file(
             mapping_json,
             out_json,
-            cs.constants,
+            pr.constants,
             activity=activity,
             operations=operations,
-            family=cs.family,
-            tech_nm=cs.tech_nm,
-            cell=cs.cell,
-            adc_time_share=cs.adc_time_share,
+            family=pr.family,
+            tech_nm=pr.tech_nm,
+            cell=pr.cell,
+            adc_time_share=pr.adc_time_share,
         )
         t = doc["total"]
         run_.log_metrics({k: t[k] for k in ("area_um2", "energy_pj_per_inference", "cell_energy_upper_bound_pj")})
@@ -134,6 +135,6 @@ def run(
         bits,
         t["area_um2"],
         t["energy_pj_per_inference"],
-        cs.family,
+        pr.family,
     )
     return doc

@@ -15,6 +15,7 @@ from ..core import noise
 from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
 from ..settings import NOISE_KEYS, MonteCarlo
+from ..settings import params as params_of
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,19 @@ def run(
     dataset: str,
     variant: str,
     bits: int,
-    cfg: dict,
+    mc: MonteCarlo,
     seed: int,
     experiment: str | None = None,
     threads: int = 1,
     rule: str = "evaluate_noise",
     device: str = "auto",
 ) -> list[dict]:
-    """Ideal and noisy crossbar accuracy on the test split. ``cfg``: the validated ``evaluate_noise`` section."""
+    """Ideal and noisy crossbar accuracy on the test split. ``mc``: the ``evaluate_noise`` settings."""
     t0 = time.time()
     torch.set_num_threads(max(1, threads))
-    mc = MonteCarlo.from_config(cfg)
     sim = load_crossbar(crossbar_npz, mapping_json, device)
     x, y = network_inputs(data_npz, "test", mc.samples)
-    params = {"evaluate_noise": cfg, "bits": bits, "device": str(sim.device)}
+    params = {"evaluate_noise": params_of(mc), "bits": bits, "device": str(sim.device)}
     with tracking.model_stage_run(
         experiment,
         model_metrics=model_metrics,

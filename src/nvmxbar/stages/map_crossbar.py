@@ -18,6 +18,7 @@ from ..core.schemes import map_network
 from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
 from ..settings import MapSettings
+from ..settings import params as params_of
 from ..training.model_io import load_model
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,10 @@ def fit_baseline_adc(
     with torch.no_grad():
         hits = sum(int((net(xv[a : a + 512]).argmax(-1) == yv[a : a + 512]).sum()) for a in range(0, len(yv), 512))
     float_acc = hits / len(yv)
-    tries, target = [], float_acc - settings.baseline_fit_tolerance_pct / 100
-    for adc_bits in range(settings.baseline_adc_bits, max(settings.baseline_adc_bits, MAX_ADC_BITS) + 1):
-        s = replace(settings, baseline_adc_bits=adc_bits)
+    base = settings.baseline
+    tries, target = [], float_acc - base.fit_tolerance_pct / 100
+    for adc_bits in range(base.adc_bits, max(base.adc_bits, MAX_ADC_BITS) + 1):
+        s = replace(settings, baseline=replace(base, adc_bits=adc_bits))
         arrays, mapping = map_network(net, bits, s, calib_x=calib_x, device=device)
         acc = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv)
         tries.append({"adc_bits": adc_bits, "val_accuracy": acc})
@@ -50,7 +52,7 @@ def fit_baseline_adc(
             break
     mapping["baseline_adc_fit"] = {
         "float_val_accuracy": float_acc,
-        "tolerance_pct": settings.baseline_fit_tolerance_pct,
+        "tolerance_pct": base.fit_tolerance_pct,
         "tries": tries,
         "adc_bits": tries[-1]["adc_bits"],
         "reached": tries[-1]["val_accuracy"] >= target,
@@ -69,26 +71,30 @@ def run(
     dataset: str,
     variant: str,
     bits: int,
-    cfg: dict,
-    quant_cfg: dict,
+    settings: MapSettings,
     seed: int,
     experiment: str | None = None,
     rule: str = "map_crossbar",
     device: str = "auto",
 ) -> dict:
     """Load model.pt, map it onto ``bits``-bit devices, write crossbar.npz + mapping.json atomically.
-    ``cfg``: the validated ``map_crossbar`` section; ``quant_cfg`` the model's ``quant`` section (the
-    baseline's converters default to its DAC and ADC bits)."""
+    ``settings``: the chip, the bias placement and, for the float baseline alone, its slicing
+    (:meth:`MapSettings.for_variant`)."""
     t0 = time.time()
-    settings = MapSettings.from_config(cfg, quant_cfg)
-    net, _ = load_model(model_path)
-    x, _ = network_inputs(data_npz, "train", settings.calibration_samples)
-    if net.quant is None and settings.baseline_adc_fit:
-        arrays, mapping = fit_baseline_adc(net, bits, settings, x, data_npz, device)
+    net, doc = load_model(model_path)
+    if net.quant is None:
+        if settings.baseline is None:
+            raise ValueError(f"{model_path}: a float network needs the baseline's mapping settings (variant baseline)")
+        x, _ = network_inputs(data_npz, "train", settings.baseline.calibration_samples)
+        if settings.baseline.adc_fit:
+            arrays, mapping = fit_baseline_adc(net, bits, settings, x, data_npz, device)
+        else:
+            arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
     else:
-        arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
+        settings.chip.check_trained(doc.get("chip"), str(model_path))
+        arrays, mapping = map_network(net, bits, settings, device=device)
     mapping = {"dataset": dataset, "variant": variant, **mapping, "source_model": str(model_path)}
-    params = {"map_crossbar": cfg, "bits": bits}
+    params = {"map_crossbar": params_of(settings), "bits": bits}
     with tracking.model_stage_run(
         experiment,
         model_metrics=model_metrics,

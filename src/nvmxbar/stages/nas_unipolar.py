@@ -33,9 +33,9 @@ def run(
     experiment: str | None = None,
     finalists: list | None = None,
 ) -> dict:
-    """trials.csv, pareto.csv, arch.json, pareto.png/.pdf; closes the search run. ``cfg``: the ``nas_unipolar``
-    section; ``finalists``: the nas_unipolar_finalist outputs; when given, the choice is among them, on their mean
-    score."""
+    """trials.csv, pareto.csv, arch.json, pareto.png/.pdf; closes the search run. ``cfg``: what the selection reads
+    of ``nas_unipolar`` (search, polarity, objective, selection_margin, score, epochs); ``finalists``: the
+    nas_unipolar_finalist outputs; when given, the choice is among them, on their mean score."""
     nas_dir = Path(nas_dir)
     t0 = time.time()
     if not cfg["search"]:  # no search: the configured architecture, all-positive unless set otherwise
@@ -57,8 +57,8 @@ def run(
     objective = "area_um2" if cfg["objective"] == "area" else "devices"
     front = pareto_front(rows, objective)
     margin = float(cfg["selection_margin"])
-    score = cfg.get("score") or {}
-    noisy = float(score.get("prog_sigma") or 0) > 0
+    score = cfg["score"]
+    noisy = float(score["prog_sigma"]) > 0
     measured = (
         "mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}".format(**score)
         if noisy

@@ -37,12 +37,13 @@ def run(
     bits: int,
     rank: int,
     rep: int,
-    cfg: dict,
+    score: Score,
+    val_folds: bool,
     model_base: dict,
-    train_cfg: dict,
-    quant_cfg: dict,
-    map_cfg: dict,
-    noise_cfg: dict | None = None,
+    recipe: Recipe,
+    quant: QuantSettings,
+    ms: MapSettings,
+    chip: dict,
     seed: int,
     experiment: str | None = None,
     threads: int = 1,
@@ -50,8 +51,9 @@ def run(
     teacher: str | Path | None = None,
     device: str = "auto",
 ) -> dict:
-    """``cfg``: ``{"score": nas_unipolar.score, "finalists": {"val_folds": ...}}``; ``train_cfg`` the unipolar
-    model's ``train.<dataset>`` recipe; ``noise_cfg`` evaluate_noise's ``drift``."""
+    """``score``: nas_unipolar.score; ``val_folds``: nas_unipolar.finalists.val_folds; ``recipe`` the unipolar
+    model's ``train.<dataset>`` recipe as a finalist trains it (on the training split alone: it is scored on
+    validation data); ``quant``, ``ms`` and ``chip`` (its trained part) the unipolar model's."""
     t0 = time.time()
     out_json = Path(out_json)
     nas_dir = out_json.parent.parent
@@ -67,8 +69,8 @@ def run(
         return doc
     row = fin[rank]
     model_cfg = {**model_base, **json.loads(row["model"])}
-    # scored on validation data, so never fitted on it (train.<dataset>.fit_on is for deployments)
-    recipe = Recipe.from_config({**train_cfg, "fit_on": "train"})
+    if recipe.fit_on != "train":
+        raise ValueError(f"a finalist is scored on validation data, so it fits on train alone, not {recipe.fit_on!r}")
     log.info(
         "%s/b%d rank %d: trial %d (search score %.4f, %.4f mm^2), full recipe (%d epochs), seed %d",
         dataset,
@@ -88,11 +90,10 @@ def run(
         tags["mlflow.parentRunId"] = search["run_id"]
     # rep k validates on its own group of subjects (finalists.val_folds): the mean over reps then rests on
     # seeds x val_subjects people instead of the same few (HAR: 4) for every rep
-    fold, fold_npz = rep if cfg["finalists"]["val_folds"] else 0, folder / "fold.npz"
+    fold, fold_npz = rep if val_folds else 0, folder / "fold.npz"
     val_subjects = subject_fold(data_npz, fold_npz, fold, seed)  # the workflow seed: every finalist, same folds
     if fold > 0 and val_subjects is not None:
         data_npz = fold_npz
-    score = Score.from_config(cfg["score"], (noise_cfg or {}).get("drift"))
     try:  # the fold copy goes whether the training finishes or not
         metrics = train.run(
             data_npz=data_npz,
@@ -105,7 +106,8 @@ def run(
             seed=fseed,
             model_cfg=model_cfg,
             recipe=recipe,
-            quant=QuantSettings.from_config("unipolar", bits, quant_cfg, map_cfg),
+            quant=quant,
+            chip=chip,
             experiment=experiment,
             threads=threads,
             accelerator=accelerator,
@@ -117,9 +119,7 @@ def run(
         )
         if score.noisy:
             net, _ = load_model(folder / "model.pt")
-            scores = crossbar_score(
-                net, data_npz, bits, MapSettings.from_config(map_cfg, quant_cfg), score, fseed, device
-            )
+            scores = crossbar_score(net, data_npz, bits, ms, score, fseed, device)
         else:
             scores = {"val_acc_crossbar": None, "val_acc_noisy": metrics["val_accuracy"], "val_acc_noisy_std": 0.0}
     finally:
@@ -134,7 +134,7 @@ def run(
         val_acc_trained=metrics["val_accuracy"],
         **scores,
         test_accuracy=metrics["test_accuracy"],
-        score={k: cfg["score"][k] for k in ("prog_sigma", "chips", "samples") if k in cfg["score"]},
+        score={"prog_sigma": score.noise.prog_sigma, "chips": score.chips, "samples": score.samples},
         mlflow_run_id=metrics["mlflow_run_id"],
         wall_time_s=round(time.time() - t0, 2),
         val_subjects=val_subjects,

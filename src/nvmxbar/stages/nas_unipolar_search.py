@@ -16,7 +16,8 @@ from ..data.datamodule import NpzDataModule
 from ..search import storage
 from ..search.objective import make_objective
 from ..search.space import enqueue_params
-from ..settings import CostSettings, MapSettings, QuantSettings, Recipe, Score
+from ..settings import MapSettings, Pricing, QuantSettings, Recipe, Score
+from ..settings import params as params_of
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +32,28 @@ def run(
     worker: int,
     cfg: dict,
     model_base: dict,
-    train_cfg: dict,
-    quant_cfg: dict,
-    map_cfg: dict,
-    cost_cfg: dict,
+    recipe: Recipe,
+    quant: QuantSettings,
+    ms: MapSettings,
+    pricing: Pricing,
+    score: Score,
     seed: int,
     experiment: str | None = None,
     threads: int = 1,
     accelerator: str = "auto",
-    noise_cfg: dict | None = None,
     device: str = "auto",
 ) -> dict:
-    """``cfg``: the ``nas_unipolar`` section without its selection keys; ``train_cfg`` the trials' recipe
-    (``train.<dataset>`` without epochs, distill and fit_on); ``quant_cfg`` the unipolar model's ``quant``;
-    ``noise_cfg`` evaluate_noise's ``drift`` (the score's device model)."""
+    """``cfg``: what the search itself reads of ``nas_unipolar`` (trials, epochs, space, pruning, objective,
+    startup_trials, storage); ``recipe`` the trials' (``train.<dataset>`` at nas_unipolar.epochs, no distillation,
+    on the training split); ``quant`` and ``ms`` the unipolar model's; ``pricing`` the area objective's;
+    ``score`` how a trial is scored."""
     t0 = time.time()
     torch.set_num_threads(max(1, threads))
     nas_dir = Path(nas_dir)
-    name = storage.study_name(dataset, bits, cfg, model_base, seed, train_cfg, quant_cfg)
-    url = cfg.get("storage", storage.JOURNAL)
+    name = storage.study_name(
+        dataset, bits, {**cfg, "score": params_of(score)}, model_base, seed, recipe.params(), params_of(quant)
+    )
+    url = cfg["storage"]
     shared = storage.open_storage(url, nas_dir)  # a bad or unreachable database stops here, before any training
     storage.record(nas_dir, url)
     lock = storage.study_lock(url, nas_dir, name)  # spans the machines of the workers when the study is in a database
@@ -80,7 +84,6 @@ def run(
         ),
         *(() if storage.is_journal(url) else (study, lock)),  # a database: the study records its search run
     )
-    recipe = Recipe.from_config({**train_cfg, "epochs": cfg["epochs"]})
     dm = NpzDataModule(data_npz, recipe.batch_size, recipe.augment, seed)
     objective = make_objective(
         dm=dm,
@@ -89,10 +92,10 @@ def run(
         cfg=cfg,
         model_base=model_base,
         recipe=recipe,
-        quant=QuantSettings.from_config("unipolar", bits, quant_cfg, map_cfg),
-        ms=MapSettings.from_config(map_cfg, quant_cfg),
-        cs=CostSettings.from_config(cost_cfg),
-        score=Score.from_config(cfg["score"], (noise_cfg or {}).get("drift")),
+        quant=quant,
+        ms=ms,
+        pricing=pricing,
+        score=score,
         seed=seed,
         parent_run=parent,
         experiment=experiment,

@@ -43,6 +43,7 @@ def run(
     model_cfg: dict,
     recipe: Recipe,
     quant: QuantSettings | None,
+    chip: dict | None = None,
     experiment: str | None = None,
     threads: int = 1,
     accelerator: str = "auto",
@@ -79,6 +80,8 @@ def run(
             "train fit_on 'train+val' trains on the validation split, so select 'best_val' cannot use it "
             "to choose an epoch: use select 'last'"
         )
+    if (quant is None) != (chip is None):
+        raise ValueError(f"{variant}: a quantized training needs the chip it simulates, a float one none ({chip!r})")
     if variant == "baseline":  # the baseline is the teacher
         recipe = dataclasses.replace(recipe, distill=None)
     q = quant.quantizer_kwargs() if quant is not None else None
@@ -205,6 +208,7 @@ def run(
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "arch": arch,
             "quant": q,
+            "chip": chip,  # the chip's part training simulated (Chip.trained): map_crossbar checks it
             "dataset": dataset,
             "variant": variant,
             "bits": bits,

@@ -1,0 +1,76 @@
+"""One source of defaults: the config schema. The shipped config.yaml is what validating an empty config gives, in
+both profiles, so a unit test built on ``config.validate({})`` tests the configuration that ships; no module under
+src/ reads a config section with a fallback of its own."""
+
+import ast
+import re
+
+import pytest
+import yaml
+from conftest import REPO
+
+from nvmxbar import config
+from nvmxbar.tracking import flatten
+
+SHIPPED = yaml.safe_load((REPO / "config.yaml").read_text())
+#: The one command the closing note shows: a config section read with a fallback (`cfg.get(...)`, `CFG[..].get(`).
+GREP = re.compile(r"(cfg|config|CFG)(\[[^]]+\])*\.get\(")
+
+
+@pytest.mark.parametrize("profile", ["full", "smoke"])
+def test_the_shipped_config_is_the_schemas_defaults(profile):
+    shipped = flatten(config.validate({**SHIPPED, "profile": profile}))
+    defaults = flatten(config.validate({"profile": profile}))
+    differ = {
+        k: (shipped.get(k), defaults.get(k)) for k in set(shipped) | set(defaults) if shipped.get(k) != defaults.get(k)
+    }
+    assert not differ, f"config.yaml and the schema's defaults differ (config.yaml, schema): {differ}"
+
+
+def test_the_shipped_config_spells_out_every_section():
+    """A reader of config.yaml sees every section the schema defines (the values are the schema's, tested above)."""
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    assert set(schema["properties"]) == set(SHIPPED)
+
+
+def test_a_partial_section_keeps_the_defaults_other_keys():
+    cfg = config.validate({"model": {"har": {"conv": [16]}}, "chip": {"tile": {"rows": 64}}})
+    assert cfg["model"]["har"]["hidden"] == SHIPPED["model"]["har"]["hidden"]
+    assert cfg["chip"]["tile"] == {"rows": 64, "cols": SHIPPED["chip"]["tile"]["cols"]}
+
+
+def test_no_module_reads_a_config_section_with_a_fallback_of_its_own():
+    hits = []
+    for path in sorted((REPO / "src" / "nvmxbar").rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if GREP.search(line) and "model_cfg" not in line:  # model_cfg: an architecture, also from arch.json
+                hits.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not hits, "config read with a fallback outside the schema:\n" + "\n".join(hits)
+
+
+def test_settings_read_no_key_the_schema_lacks():
+    """Every string key a settings builder reads from a section is a schema property (a typo would be a default)."""
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    tree = ast.parse((REPO / "src" / "nvmxbar" / "settings.py").read_text())
+    read = {
+        n.slice.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.slice, ast.Constant)
+        and isinstance(n.slice.value, str)
+        and isinstance(n.value, ast.Name)
+        and n.value.id.endswith("cfg")
+    }
+    assert read and read <= names, sorted(read - names)
