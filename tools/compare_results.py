@@ -9,7 +9,12 @@ Compared, for every file present in either folder:
 Ignored: what differs from run to run by nature: wall and fit times, MLflow run ids (and group run ids), the file
 paths a run records (VOLATILE below). Exit status 0 when everything compared is identical, 1 otherwise.
 
-    python tools/compare_results.py results_before results_after [--tol 0]
+    python tools/compare_results.py results_before results_after [--tol 0] [--rename OLD=NEW ...]
+
+``--rename OLD=NEW`` compares a key path of the before folder's JSON documents (a prefix, e.g.
+``converters.adc_bits=chip.adc_bits`` or ``tile=chip.tile``) with NEW in the after folder: a field that moved when a
+file's layout changed is still compared by value. ``OLD=-`` says the field was dropped on purpose (it is listed,
+not counted as a difference).
 """
 
 from __future__ import annotations
@@ -71,8 +76,21 @@ def cell(v: str):
         return v
 
 
-def compare_json(a: Path, b: Path, tol: float) -> list[str]:
-    da, db = dict(leaves(json.loads(a.read_text()))), dict(leaves(json.loads(b.read_text())))
+def renamed(key: str, renames: dict[str, str]) -> str | None:
+    """``key`` of the before folder as the after folder names it (None: dropped on purpose)."""
+    for old, new in renames.items():
+        if key == old or key.startswith(old + ".") or key.startswith(old + "["):
+            return None if new == "-" else new + key[len(old) :]
+    return key
+
+
+def compare_json(a: Path, b: Path, tol: float, renames: dict[str, str] | None = None) -> list[str]:
+    da = {}
+    for k, v in leaves(json.loads(a.read_text())):
+        k2 = renamed(k, renames or {})
+        if k2 is not None:
+            da[k2] = v
+    db = dict(leaves(json.loads(b.read_text())))
     out = []
     for k in sorted(set(da) | set(db)):
         if volatile(k):
@@ -84,7 +102,7 @@ def compare_json(a: Path, b: Path, tol: float) -> list[str]:
     return out
 
 
-def compare_csv(a: Path, b: Path, tol: float) -> list[str]:
+def compare_csv(a: Path, b: Path, tol: float, renames: dict[str, str] | None = None) -> list[str]:
     ra, rb = list(csv.DictReader(a.open())), list(csv.DictReader(b.open()))
     if len(ra) != len(rb):
         return [f"{len(ra)} rows != {len(rb)} rows"]
@@ -103,7 +121,12 @@ def main(argv=None) -> int:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("--tol", type=float, default=0.0, help="relative tolerance for numbers (default 0: identical)")
+    ap.add_argument("--rename", action="append", default=[], metavar="OLD=NEW", help="a JSON key path that moved")
     args = ap.parse_args(argv)
+    bad = [r for r in args.rename if r.count("=") != 1 or not r.split("=")[0]]
+    if bad:
+        ap.error(f"--rename takes OLD=NEW (NEW '-' = dropped), got {bad}")
+    renames = dict(r.split("=") for r in args.rename)
     for d in (args.before, args.after):
         if not d.is_dir():
             ap.error(f"{d}: not a results folder")
@@ -125,7 +148,7 @@ def main(argv=None) -> int:
                 differing += 1
                 print(f"DIFF {r}: only in {'before' if a.exists() else 'after'}")
                 continue
-            diffs = fn(a, b, args.tol)
+            diffs = fn(a, b, args.tol, renames)
             if diffs:
                 differing += 1
                 print(f"DIFF {r}: {len(diffs)} value(s)")
@@ -136,6 +159,8 @@ def main(argv=None) -> int:
         name = g.split("/")[-1]
         by[name] = len({p for p in args.before.glob(g) if p.relative_to(args.before).parts[0] not in SKIP})
     print("files compared: " + ", ".join(f"{n} {k}" for k, n in by.items() if n))
+    if renames:
+        print("renamed: " + ", ".join(f"{k} -> {v}" if v != "-" else f"{k} dropped" for k, v in renames.items()))
     print(f"{total} files, {total - differing} identical, {differing} differ (relative tolerance {args.tol})")
     return 1 if differing else 0
 

@@ -44,3 +44,18 @@ def test_a_missing_file_differs(tmp_path):
     (b / "har" / "uniform" / "b2" / "cost.json").unlink()
     r = compare(a, b)
     assert r.returncode == 1 and "har/uniform/b2/cost.json: only in before" in r.stdout
+
+
+def test_a_moved_field_is_compared_by_value_and_a_dropped_one_is_listed(tmp_path):
+    a, b = results(tmp_path / "a"), results(tmp_path / "b")
+    before, after = a / "har" / "uniform" / "b2" / "mapping.json", b / "har" / "uniform" / "b2" / "mapping.json"
+    before.write_text(json.dumps({"converters": {"adc_bits": 6}, "device": {"g_min_us": 1.1}, "total": {"tiles": 1}}))
+    after.write_text(json.dumps({"chip": {"adc_bits": 6}, "total": {"tiles": 1}}))
+    assert compare(a, b).returncode == 1  # without the renames: a layout change
+    renames = ("--rename", "converters=chip", "--rename", "device.g_min_us=-")
+    r = compare(a, b, *renames)
+    assert r.returncode == 0, r.stdout
+    assert "converters -> chip" in r.stdout and "device.g_min_us dropped" in r.stdout
+    after.write_text(json.dumps({"chip": {"adc_bits": 7}, "total": {"tiles": 1}}))
+    r = compare(a, b, *renames)
+    assert r.returncode == 1 and "chip.adc_bits: 6 != 7" in r.stdout

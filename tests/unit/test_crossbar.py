@@ -174,7 +174,7 @@ def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
         Drift(t0_s=1, nu=0.05, nu_std=0.01, compensation="global"),
         instance_chunk=3,
     )
-    rows = noise.evaluate(sim, x, y, mc, seed=3, progress=False)
+    rows = noise.evaluate(sim, x, y, mc, seed=3)
     assert len(rows) == 4 and all(r["instances"] == 6 for r in rows)
     clean = rows[0]
     assert clean["prog_sigma"] == 0 and clean["stuck_max"] == 0
@@ -182,7 +182,7 @@ def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
     for r in rows[1:]:
         assert r["accuracy_mean"] < 1.0 and r["accuracy_std"] > 0
         assert r["accuracy_p5"] <= r["accuracy_p50"] <= r["accuracy_p95"]
-    again = noise.evaluate(sim, x, y, mc, seed=3, progress=False)
+    again = noise.evaluate(sim, x, y, mc, seed=3)
     assert [r["accuracy_mean"] for r in again] == [r["accuracy_mean"] for r in rows]
 
 
@@ -194,9 +194,7 @@ def test_read_noise_and_drift_switch_on_and_off():
         y = sim.forward(x)[0].argmax(1)
     drift = Drift(t0_s=1, nu=0.05, nu_std=0.02, compensation="global")
     mc = monte_carlo(4, 256, {"read_sigma": [0.0, 0.2], "drift_t_s": [0, 1e6]}, drift)
-    acc = {
-        (r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, mc, 0, progress=False)
-    }
+    acc = {(r["read_sigma"], r["drift_t_s"]): r["accuracy_mean"] for r in noise.evaluate(sim, x, y, mc, 0)}
     assert acc[(0.0, 0)] == 1.0 and acc[(0.2, 0)] < 1.0 and acc[(0.0, 1e6)] < 1.0
 
 
@@ -290,7 +288,7 @@ def test_drift_compensation_recovers_accuracy(tiled_sim):
     acc = {}
     for mode in ("none", "global", "column", "oracle"):
         mc = monte_carlo(4, 256, {"drift_t_s": [DRIFT_T]}, Drift(1.0, 0.05, 0.02, mode))
-        acc[mode] = noise.evaluate(tiled_sim, x, y, mc, 0, progress=False)[0]["accuracy_mean"]
+        acc[mode] = noise.evaluate(tiled_sim, x, y, mc, 0)[0]["accuracy_mean"]
     assert acc["none"] < min(acc["global"], acc["column"], acc["oracle"]), acc
 
 

@@ -74,3 +74,9 @@ def test_settings_read_no_key_the_schema_lacks():
         and n.value.id.endswith("cfg")
     }
     assert read and read <= names, sorted(read - names)
+
+
+def test_no_module_is_over_400_lines():
+    sizes = {p: len(p.read_text().splitlines()) for p in (REPO / "src" / "nvmxbar").rglob("*.py")}
+    big = {str(p.relative_to(REPO)): n for p, n in sizes.items() if n > 400}
+    assert not big, big

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
+from nvmxbar.core.fakequant import fake_quant, ste_round, tile_adc, to_int
+from nvmxbar.core.groups import polarity_mask, weight_bounds
 from nvmxbar.core.networks import build
-from nvmxbar.core.quant import UniformQuantizer, fake_quant, polarity_mask, ste_round, tile_adc, to_int, weight_bounds
+from nvmxbar.core.quant import UniformQuantizer
 
 HAR_ARCH = {
     "in_shape": [9, 128],

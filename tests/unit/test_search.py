@@ -12,7 +12,7 @@ from conftest import REPO
 from nvmxbar import config
 from nvmxbar.chip import Chip
 from nvmxbar.core import networks
-from nvmxbar.core.quant import polarity_mask
+from nvmxbar.core.groups import polarity_mask
 from nvmxbar.search import objective, selection, space
 from nvmxbar.settings import MapSettings, Pricing, QuantSettings
 from nvmxbar.workflow import load_config

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nvmxbar.core.groups import row_tiles
 from nvmxbar.core.networks import build, make_arch
-from nvmxbar.core.quant import row_tiles
 
 
 def reference_tiled_mvm(self, i, layer, xq, w, b):

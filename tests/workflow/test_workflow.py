@@ -432,6 +432,48 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     assert "seed0/" not in "".join(re.findall(r"output: (\S+)", r.stdout + r.stderr))
 
 
+def rerun_jobs(smoke, data_dir, *config: str) -> tuple[dict[str, int], list[str]]:
+    """A dry run on the finished smoke run with ``config`` changed: (rule -> job count, output paths)."""
+    work, _ = smoke
+    r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", *config)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    counts = {k: v for k, v in job_counts(out).items() if k not in ("all", "total")}
+    return counts, re.findall(r"output: (\S+)", out)
+
+
+@pytest.mark.slow
+def test_rerun_scope_follows_the_settings_each_stage_reads(smoke, data_dir):
+    """Each rule's params are the settings its stage consumes (nvmxbar.settings.params), so a key reruns exactly
+    what reads it. The job lists are printed for the record (-s shows them)."""
+    # the baseline's ADC-bit fit: the baseline's mappings and what follows them; no search, finalist or training
+    counts, outs = rerun_jobs(smoke, data_dir, "map_crossbar={baseline_fit_tolerance_pct: 2.0}")
+    print("baseline_fit_tolerance_pct:", counts)
+    assert counts == {"map_crossbar": 2, "evaluate_noise": 2, "estimate_cost": 2, "report": 1}, counts
+    assert all("/baseline/b2/" in o or "report" in o or "tables" in o or "figures" in o for o in outs if "seed" in o)
+    # the Monte Carlo: the noise jobs and the report
+    counts, _ = rerun_jobs(smoke, data_dir, "evaluate_noise={instances: 4}")
+    print("evaluate_noise.instances:", counts)
+    assert counts == {"evaluate_noise": 10, "report": 1}, counts
+    # the cell-activity measurement: the cost jobs and the report (the search prices area alone)
+    counts, _ = rerun_jobs(smoke, data_dir, "estimate_cost={activity_samples: 128}")
+    print("estimate_cost.activity_samples:", counts)
+    assert counts == {"estimate_cost": 10, "report": 1}, counts
+    # the ADC sharing: every mapping and price, and the search (its area objective counts ADCs), then what the
+    # search's choice feeds (signed, unipolar); not the trainings of baseline, perlayer and uniform, nor the data
+    counts, outs = rerun_jobs(smoke, data_dir, "chip={adc_mux: 4}")
+    print("chip.adc_mux:", counts)
+    assert counts["map_crossbar"] == 10 and counts["estimate_cost"] == 10 and counts["nas_unipolar_search"] == 2
+    assert counts["train"] == 4 and "prepare_data" not in counts, counts
+    assert not [o for o in outs if o.endswith("model.pt") and re.search(r"/(baseline|perlayer|uniform)/", o)]
+    # the ADC resolution: every quantized training (it trains the ADC) and the baseline's mapping; not the
+    # baseline's training, nor the data
+    counts, outs = rerun_jobs(smoke, data_dir, "chip={adc_bits: 5}")
+    print("chip.adc_bits:", counts)
+    assert counts["train"] == 8 and counts["map_crossbar"] == 10 and "prepare_data" not in counts, counts
+    assert not [o for o in outs if o.endswith("baseline/seed0/model.pt")]
+
+
 @pytest.mark.slow
 def test_one_seed_of_one_deployment_reruns_alone(smoke, data_dir, monkeypatch):
     """A single-rule run for another seed trains, maps and evaluates that seed only, under the same MLflow group."""

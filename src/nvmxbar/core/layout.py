@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..chip import Chip
+from .groups import polarity_groups, row_tiles
 from .networks import Net
-from .quant import polarity_groups, row_tiles
 
 README = """nvmxbar crossbar.npz
 Per weight layer i (in network order): 

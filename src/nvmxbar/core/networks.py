@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import POLARITY_KEYS, PerLayerQuantizer, UniformQuantizer, polarity_mask, row_tiles, tile_span
+from .groups import POLARITY_KEYS, polarity_mask, row_tiles, tile_span
+from .quant import PerLayerQuantizer, UniformQuantizer
 
 #: 2-D convolutions on the CPU in NHWC memory (channels_last): oneDNN's convolutions, forward and backward, run
 #: faster on it (benchmarks/train_throughput.py --no-channels-last measures the other); the values are the same up
@@ -41,7 +42,7 @@ def n_weight_layers(model_cfg: dict[str, Any]) -> int:
 
 
 def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
-    """Per-layer polarity specs (see nvmxbar.core.quant.polarity_groups) from ``"positive"``, ``"negative"``,
+    """Per-layer polarity specs (see nvmxbar.core.groups.polarity_groups) from ``"positive"``, ``"negative"``,
     one spec for every layer, or a list with one spec per weight layer."""
     if polarity in ("positive", "negative"):
         polarity = {"sign": 1 if polarity == "positive" else -1}
@@ -182,7 +183,7 @@ class Net(nn.Module):
             layer.weight.copy_(torch.where(layer.weight * mask < 0, torch.zeros_like(layer.weight), layer.weight))
 
     def _tile_plan(self, i: int, w: torch.Tensor, spec: dict | None, n_bias: int) -> dict[str, Any]:
-        """How layer i's crossbar rows fall into row tiles (quant.row_tiles), for :meth:`_tiled_mvm` (cached per
+        """How layer i's crossbar rows fall into row tiles (groups.row_tiles), for :meth:`_tiled_mvm` (cached per
         tile size, device and dtype). The first ``Tw`` of the ``T`` tiles hold weight rows (the others, bias rows
         only): ``ranges`` (first slot, first channel, count) the block of input channels each of them touches,
         placed at slots ``t * c_max`` (:func:`gather_channels`); ``mask`` (Tw, 1, c_max, kernel...) which of those
@@ -218,7 +219,7 @@ class Net(nn.Module):
         self, i: int, layer: nn.Module, xq: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
     ) -> torch.Tensor:
         """Layer i's quantized outputs as the crossbar computes them: every row tile's partial sum through
-        the ADC, then added up digitally. Row tiles as schemes.map_network places rows (quant.row_tiles);
+        the ADC, then added up digitally. Row tiles as schemes.map_network places rows (groups.row_tiles);
         a bias row belongs to its tile (unipolar: the +A row carries a bias of the column's sign, the -A
         row one of the other sign).
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..settings import MonteCarlo, NoiseModel
 from .simulator import Simulator
@@ -121,15 +119,28 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 
 def evaluate(
-    sim: Simulator, x: torch.Tensor, y: torch.Tensor, mc: MonteCarlo, seed: int, progress: bool = True
+    sim: Simulator,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mc: MonteCarlo,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
     """One row per noise model of ``mc.models``: accuracy mean/std/percentiles over ``mc.instances`` chips
-    (the model's six non-idealities first). Setting k draws from generator seed ``seed * 1000 + k``."""
+    (the model's six non-idealities first). Setting k draws from generator seed ``seed * 1000 + k``.
+    ``progress(done, total)`` is called after every simulated batch (the stage shows it; the core prints nothing)."""
     rows = []
     grid = list(mc.models)
     n_inst, chunk, bs = mc.instances, mc.instance_chunk, mc.batch_size
     total = len(grid) * math.ceil(n_inst / chunk) * math.ceil(len(x) / bs)
-    bar = tqdm(total=total, desc="evaluate_noise", file=sys.stderr, disable=not progress, mininterval=5)
+    done = 0
+
+    def step(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
     for k, model in enumerate(grid):
         gen = torch.Generator().manual_seed(seed * 1000 + k)
         correct = []
@@ -137,7 +148,7 @@ def evaluate(
         if model.ideal:  # nothing perturbed: every chip is the ideal one
             hits = sum(int((sim.forward(x[sl])[0].argmax(-1) == y[sl]).sum()) for sl in _batches(len(x), bs))
             correct.append(torch.full((n_inst,), hits / len(x), dtype=torch.float64))
-            bar.update(math.ceil(n_inst / chunk) * math.ceil(len(x) / bs))
+            step(math.ceil(n_inst / chunk) * math.ceil(len(x) / bs))
         for a in range(0, n_inst if not correct else 0, chunk):
             m = min(chunk, n_inst - a)
             chips = sim.chips(Perturbation(model, m, sim, gen))  # drawn once, reused for every batch
@@ -145,7 +156,7 @@ def evaluate(
             for sl in _batches(len(x), bs):
                 logits = sim.forward(x[sl], perturb=chips)
                 hits += (logits.argmax(-1) == y[sl]).sum(-1).double().cpu()
-                bar.update(1)
+                step()
             correct.append(hits / len(x))
         acc = torch.cat(correct).numpy()
         std = float(acc.std(ddof=1)) if len(acc) > 1 and np.ptp(acc) > 0 else 0.0
@@ -161,7 +172,6 @@ def evaluate(
             }
         )
         log.info("%s: accuracy %.4f +- %.4f", setting, acc.mean(), rows[-1]["accuracy_std"])
-    bar.close()
     return rows
 
 

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 from ..chip import Chip
 from ..settings import MapSettings
+from .fakequant import to_int
+from .groups import polarity_groups, weight_bounds
 from .layout import (
     README,
     _group_rows,
@@ -35,7 +37,7 @@ from .layout import (
     weight_matrix,
 )
 from .networks import Net, pool
-from .quant import UniformQuantizer, polarity_groups, to_int, weight_bounds
+from .quant import UniformQuantizer
 from .simulator import Simulator
 
 

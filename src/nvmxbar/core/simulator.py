@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from ..chip import Chip
+from .groups import tile_span
 from .layout import OPERATION_KEYS
 from .networks import pool
-from .quant import tile_span
 
 #: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
 #: cells) -> perturbed G with a leading chip axis; it may carry ``read_sigma`` and ``generator``

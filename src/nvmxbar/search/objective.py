@@ -63,7 +63,7 @@ def crossbar_score(
     mc = MonteCarlo(
         instances=score.chips, samples=score.samples, batch_size=bs, instance_chunk=score.chips, models=(score.noise,)
     )
-    row = noise.evaluate(sim, xv, yv, mc, seed=seed, progress=False)[0]
+    row = noise.evaluate(sim, xv, yv, mc, seed=seed)[0]
     return {
         "val_acc_crossbar": noise.ideal_accuracy(sim, xv, yv, bs=bs),
         "val_acc_noisy": row["accuracy_mean"],

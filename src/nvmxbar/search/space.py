@@ -20,7 +20,7 @@ POLARITY_MODES = ("positive", "row_groups", "col_groups")
 
 
 def polarity_spec(mode: str) -> dict[str, int]:
-    """A layer's sign groups for a polarity mode (see nvmxbar.core.quant.polarity_groups): ``positive`` = every
+    """A layer's sign groups for a polarity mode (see nvmxbar.core.groups.polarity_groups): ``positive`` = every
     weight >= 0; ``row_groups`` = the first half of the input channels positive, the second negative (each half
     on its own tiles); ``col_groups`` = the first half of the outputs positive, the second negative (sign flips
     after the ADC; a negative hidden output is cut by the next ReLU, so it mainly suits the classifier)."""

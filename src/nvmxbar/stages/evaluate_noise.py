@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .. import files, tracking
 from ..core import noise
@@ -65,7 +67,13 @@ def run(
     ) as run_:
         steps = noise.loss_breakdown(sim, x, y)  # weights alone, + DAC, + ADC (= the ideal crossbar)
         ideal = steps["adc"]
-        rows = noise.evaluate(sim, x, y, mc, seed)
+        with tqdm(desc="evaluate_noise", file=sys.stderr, mininterval=5) as bar:
+
+            def show(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            rows = noise.evaluate(sim, x, y, mc, seed, progress=show)
         files.write_csv(out_csv, rows, COLUMNS)
         summary = {
             "ideal_crossbar_accuracy": ideal,
