@@ -832,7 +832,10 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     uni = lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
     assert "92.9 % (n = 2 seeds, 95 % CI [90.4, 95.5] %)" in uni and "**not reproduced**" in uni
     assert "reaches beyond 92.91 ± 1" in uni
-    area, energy = lines["Area, both techniques combined: up to 80 %"], lines["Energy, both techniques combined: up to 45 %"]
+    area, energy = (
+        lines["Area, both techniques combined: up to 80 %"],
+        lines["Energy, both techniques combined: up to 45 %"],
+    )
     assert "85.0 %" in area and "50.0 %" in energy  # the same cost at every seed: a zero-width interval
     assert "**reproduced**" in area and "**reproduced**" in energy
     for n in names:
