@@ -1,4 +1,4 @@
-"""Sensitivity of the savings (nvmxbar.report.sensitivity, .figures_sensitivity): small mappings (test_cost's
+"""Sensitivity of the savings (nvmxbar.report.sensitivity, .figure_sensitivity): small mappings (test_cost's
 layers, counted by core.layout.count as map_crossbar does) priced by rule estimate_cost's own file step, then
 repriced one assumption at a time, every seed against the baseline of its own seed, then averaged over the seeds
 (two seeds whose measured read conductance differs by 10 %)."""

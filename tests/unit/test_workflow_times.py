@@ -1,4 +1,4 @@
-"""Where the workflow's time went (nvmxbar.report.times, benchmarks/workflow_times.py): Snakemake benchmark files
+"""Where the workflow's time went (benchmarks/workflow_times.py, nvmxbar.report.timing): Snakemake benchmark files
 and metadata written by hand in Snakemake's own formats, the critical path against the longest chain by count,
 the fallback without metadata, the report's table and section, and one tiny real Snakemake run."""
 

@@ -1,5 +1,6 @@
-"""How far the cost model's savings rest on its assumptions: tables/sensitivity.csv and .md, figure
-sensitivity_<dataset> (:mod:`.figures_sensitivity`) and a section of REPORT.md.
+"""How far the cost model's savings rest on its assumptions: the numbers of tables/sensitivity.csv (written, with
+the .md and REPORT.md's section, by :mod:`.sensitivity_text`) and of the figure sensitivity_<dataset>
+(:mod:`.figure_sensitivity`).
 
 For every dataset, device bits and variant, the area and energy saving over the baseline at the same bits
 (:func:`nvmxbar.core.cost.improvement`) is recomputed with ONE assumption moved from the run's point at a time
