@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nvmxbar import files, report
+from nvmxbar import files
 from nvmxbar.core.cost import estimate
 from nvmxbar.core.cost_units import load_constants
 from nvmxbar.core.networks import build
@@ -26,28 +26,25 @@ from nvmxbar.report.accuracy import (
     per_seed_table,
     seeds_section,
 )
-from nvmxbar.report.collect import NOISE_COLUMNS, ReportInputError, collect, collect_nas, component_label
-from nvmxbar.report.figures import figure_names, plot_cost_breakdown, weight_grids
-from nvmxbar.report.figures_nas import plot_nas_pareto
-from nvmxbar.report.figures_seeds import plot_accuracy_seeds
+from nvmxbar.report.collect import NOISE_COLUMNS, Inputs, ReportInputError, component_label
+from nvmxbar.report.collect import collect as collect_declared
+from nvmxbar.report.collect_nas import collect_nas as collect_nas_declared
+from nvmxbar.report.figure_accuracy_seeds import plot_accuracy_seeds
+from nvmxbar.report.figure_cost_breakdown import plot_cost_breakdown
+from nvmxbar.report.figure_nas_pareto import plot_nas_pareto
+from nvmxbar.report.figure_weights import weight_grids
+from nvmxbar.report.figures import figure_kinds, figure_names
+from nvmxbar.report.formatting import latex, markdown
 from nvmxbar.report.paper import DATASET_NAMES
-from nvmxbar.report.render import render_report, verdict
+from nvmxbar.report.render import render_report
 from nvmxbar.report.seeds import mean_over_seeds
-from nvmxbar.report.tables import (
-    DISPLAY,
-    TABLE_NAMES,
-    attribution_table,
-    cost_table,
-    display_nas,
-    latex,
-    markdown,
-    nas_table,
-    reference_row,
-    table_names,
-)
+from nvmxbar.report.tables import attribution_table, cost_table, reference_row
+from nvmxbar.report.tables_nas import display_nas, nas_table
+from nvmxbar.report.verdicts import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, RUN, coverage, verdict
 from nvmxbar.search import selection
 from nvmxbar.settings import MapSettings
 from nvmxbar.stages import report as report_stage
+from nvmxbar.stages import report_tables
 from nvmxbar.stats import welch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -341,6 +338,139 @@ def write_nas(d: Path, ds: str, bits: int) -> None:
     )
 
 
+DEPLOYMENT_FILES = ("mapping.json", "crossbar.npz", "noise.csv", "noise_summary.json", "cost.json")
+
+
+def declared(root: Path, datasets, variants, bits, seeds) -> Inputs:
+    """What rule report_collect would declare for this tree (the test writes the layout, so it knows it)."""
+    root = Path(root)
+    mdir = lambda v, b: "baseline" if v == "baseline" else f"{v}/b{b}"  # noqa: E731
+    keys = [(ds, v, int(b), int(s)) for ds in datasets for v in variants for b in bits for s in seeds]
+    return Inputs(
+        list(datasets),
+        list(variants),
+        [int(b) for b in bits],
+        [int(s) for s in seeds],
+        metrics={(ds, mdir(v, b), s): root / ds / mdir(v, b) / f"seed{s}" / "metrics.json" for ds, v, b, s in keys},
+        deployments={
+            k: {f: root / k[0] / k[1] / f"b{k[2]}" / f"seed{k[3]}" / f for f in DEPLOYMENT_FILES} for k in keys
+        },
+        nas={
+            (ds, int(b)): {
+                f: root / ds / "unipolar" / f"b{b}" / "nas" / f for f in ("trials.csv", "pareto.csv", "arch.json")
+            }
+            for ds in datasets
+            for b in bits
+        },
+    )
+
+
+def collect(root, datasets, variants, bits, seeds):
+    return collect_declared(declared(root, datasets, variants, bits, seeds))
+
+
+def collect_nas(root, datasets, bits):
+    return collect_nas_declared(declared(root, datasets, [], bits, [0]))
+
+
+class IO(list):
+    """A stand-in for Snakemake's named input/output lists: a list of every path, the names as attributes."""
+
+    def __init__(self, **named):
+        super().__init__(p for v in named.values() for p in (v if isinstance(v, list) else [v]))
+        self._named = named
+        for k, v in named.items():
+            setattr(self, k, v)
+
+    def items(self):
+        return self._named.items()
+
+    def get(self, key, default=None):
+        return self._named.get(key, default)
+
+
+def run_script(rule: str, log: Path, **kw) -> None:
+    """workflow/scripts/<rule>.py with a stand-in for Snakemake's `snakemake` object."""
+    sm = types.SimpleNamespace(log=[str(log)], **kw)
+    runpy.run_path(str(REPO / "workflow" / "scripts" / f"{rule}.py"), init_globals={"snakemake": sm})
+
+
+def run_report(tree: Path, out: Path, variants=VARIANTS, datasets=DATASETS, seeds=SEEDS, bits=BITS) -> dict:
+    """The five report rules' scripts in the workflow's order on ``tree``, writing under ``out``; returns the
+    paths the rules declare."""
+    d = declared(tree, datasets, variants, bits, seeds)
+    keys = list(d.deployments)
+    models = list(dict.fromkeys((ds, "baseline" if v == "baseline" else f"{v}/b{b}", s) for ds, v, b, s in keys))
+    nas = list(d.nas) if "unipolar" in variants else []
+    collected, frames = out / "report" / "collected.pkl", out / "report" / "tables.pkl"
+    inputs = {
+        name: [str(d.deployments[k][f]) for k in keys]
+        for name, f in zip(("mapping", "crossbar", "noise", "noise_summary", "cost"), DEPLOYMENT_FILES, strict=True)
+    }
+    inputs["metrics"] = [str(d.metrics[m]) for m in models]
+    for name, f in (("nas_trials", "trials.csv"), ("nas_pareto", "pareto.csv"), ("nas_arch", "arch.json")):
+        inputs[name] = [str(d.nas[k][f]) for k in nas]
+    params = dict(datasets=datasets, variants=variants, bits=bits, seeds=seeds)
+    run_script(
+        "report_collect",
+        out / "logs" / "c.log",
+        input=IO(**inputs),
+        output=IO(collected=str(collected)),
+        params=types.SimpleNamespace(models=models, deployments=keys, nas=nas, **params),
+    )
+    names = [t for t in report_tables.DISPLAY if t != "nas" or nas]
+    tables = {t: str(out / "tables" / f"{t}.csv") for t in names}
+    run_script(
+        "report_tables",
+        out / "logs" / "t.log",
+        input=IO(collected=str(collected)),
+        output=IO(**tables, frames=str(frames)),
+        params=types.SimpleNamespace(reference_prog_sigma=REPORT_CFG["reference_prog_sigma"]),
+    )
+    kept = [v for v in variants if v not in ("perlayer", "signed")]
+    skeys = [k for k in keys if k[1] in kept]
+    sens = {"csv": str(out / "tables" / "sensitivity.csv"), "md": str(out / "tables" / "sensitivity.md")}
+    run_script(
+        "report_sensitivity",
+        out / "logs" / "s.log",
+        input=IO(
+            mapping=[str(d.deployments[k]["mapping.json"]) for k in skeys],
+            cost=[str(d.deployments[k]["cost.json"]) for k in skeys],
+        ),
+        output=IO(**sens),
+        params=types.SimpleNamespace(deployments=skeys, cost_cfg=COST_CFG, **{**params, "variants": kept}),
+    )
+    figures = []
+    for kind in figure_kinds(variants):
+        png = [str(out / "figures" / f"{kind}_{ds}.png") for ds in datasets]
+        extra = {"accuracy_seeds": {"tables": str(frames)}, "sensitivity": {"sensitivity": sens["csv"]}}.get(kind, {})
+        run_script(
+            "report_figure",
+            out / "logs" / f"f_{kind}.log",
+            input=IO(collected=str(collected), **extra),
+            output=IO(png=png),
+            wildcards=types.SimpleNamespace(kind=kind),
+            params=types.SimpleNamespace(datasets=datasets, cfg=REPORT_CFG),
+        )
+        figures += png
+    report_md = str(out / "report" / "REPORT.md")
+    table_files = [str(Path(p).with_suffix(e)) for p in tables.values() for e in (".csv", ".md", ".tex")]
+    run_script(
+        "report",
+        out / "logs" / "r.log",
+        input=IO(
+            collected=str(collected),
+            tables=str(frames),
+            table_files=table_files + list(sens.values()),
+            sensitivity=sens["csv"],
+            figures=figures,
+        ),
+        output=IO(report=report_md),
+        params=types.SimpleNamespace(cfg=REPORT_CFG, profile="full", experiments={}, notes=[]),
+    )
+    return {"tables": tables, "figures": figures, "report": report_md, "collected": collected, "frames": frames}
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     return write_tree(tmp_path_factory.mktemp("report") / "results")
@@ -353,40 +483,11 @@ def data(tree):
 
 @pytest.fixture(scope="module")
 def stage(tree):
-    """The rule's script run with a stand-in for Snakemake's `snakemake` object (one run for all output tests)."""
+    """The report rules' scripts run with stand-ins for Snakemake's `snakemake` object (one run for all output
+    tests)."""
     out = tree.parent
-    names = figure_names(DATASETS, VARIANTS)
-    outputs = [str(out / "tables" / f"{t}.{e}") for t in table_names(VARIANTS) for e in ("csv", "md", "tex")] + [
-        str(out / "figures" / f"{n}.{e}") for n in names for e in ("png", "pdf")
-    ]
-    outputs += [str(out / "tables" / f) for f in ("sensitivity.csv", "sensitivity.md")]
-    report_md = str(out / "report" / "REPORT.md")
-
-    class Output(list):
-        pass
-
-    output = Output(outputs + [report_md])
-    output.report = report_md
-    sm = types.SimpleNamespace(
-        params=types.SimpleNamespace(
-            results_dir=str(tree),
-            datasets=DATASETS,
-            variants=VARIANTS,
-            bits=BITS,
-            seeds=SEEDS,
-            cfg=REPORT_CFG,
-            cost_cfg=COST_CFG,
-            profile="full",
-            tables_dir=str(out / "tables"),
-            figures_dir=str(out / "figures"),
-            experiments={},
-            notes=[],
-        ),
-        output=output,
-        log=[str(out / "logs" / "report.log")],
-    )
-    runpy.run_path(str(REPO / "workflow" / "scripts" / "report.py"), init_globals={"snakemake": sm})
-    return out, names
+    run_report(tree, out)
+    return out, figure_names(DATASETS, VARIANTS)
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -617,8 +718,7 @@ def test_markdown_and_latex_writers_escape():
 def test_tables_written_in_three_formats(stage, data):
     out, _ = stage
     rows = {"accuracy": 6, "cost": 6, "accuracy_per_seed": 6 * len(SEEDS), "comparisons": 2 * (9 + 8)}
-    assert set(TABLE_NAMES) == set(rows)
-    for name in TABLE_NAMES:
+    for name in rows:
         csv = pd.read_csv(out / "tables" / f"{name}.csv")
         assert len(csv) == len(DATASETS) * rows[name], name
         md = (out / "tables" / f"{name}.md").read_text().splitlines()
@@ -722,18 +822,22 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
             assert f"**{a:.1f} %** smaller" in text and f"**{e:.1f} %** lower" in text, (v, b)
     claims = text.split("## The paper's claims")[1].split("## Figures")[0]
     lines = {ln.split("**")[1]: ln for ln in claims.splitlines() if ln.startswith("- **")}
-    assert "**reproduced**" in lines["Datasets CIFAR-10 and HAR"]
-    assert "**reproduced**" in lines["4-bit and 2-bit devices"]
-    # verdicts on the seed means, with n and the spread
+    assert "**run**" in lines["Datasets CIFAR-10 and HAR"]  # both ran: no number to compare
+    assert "**run**" in lines["4-bit and 2-bit devices"]
+    assert "|mean − paper| ≤ 1 points of accuracy" in claims and "95 % t confidence interval" in claims
+    # verdicts on the seed means, with n and the interval
     flt = lines["HAR, floating point: 95 %"]
-    assert "mean of n = 2 seeds: 90.0 ± 0.3 %" in flt and "**differs**" in flt and "5.0 points lower" in flt
-    # 0.9292 ideal crossbar (mean of 0.9272 and 0.9312)
-    assert "mean of n = 2 seeds: 92.9 ± 0.3 %" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
-    assert "**reproduced**" in lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
-    assert "85.0 %" in lines["Area, both techniques combined: up to 80 %"]
-    assert "**reproduced**" in lines["Area, both techniques combined: up to 80 %"]
-    assert "50.0 %" in lines["Energy, both techniques combined: up to 45 %"]
-    assert "**reproduced**" in lines["Energy, both techniques combined: up to 45 %"]
+    assert "90.0 % (n = 2 seeds" in flt and "**not reproduced**" in flt and "5.0 points below" in flt
+    # 0.9292 ideal crossbar (mean of 0.9272 and 0.9312): within 1 point, but two seeds' interval is ±2.5 points
+    uni = lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
+    assert "92.9 % (n = 2 seeds, 95 % CI [90.4, 95.5] %)" in uni and "**not reproduced**" in uni
+    assert "reaches beyond 92.91 ± 1" in uni
+    area, energy = (
+        lines["Area, both techniques combined: up to 80 %"],
+        lines["Energy, both techniques combined: up to 45 %"],
+    )
+    assert "85.0 %" in area and "50.0 %" in energy  # the same cost at every seed: a zero-width interval
+    assert "**reproduced**" in area and "**reproduced**" in energy
     for n in names:
         assert f"](../figures/{n}.png)" in text
     sens = text.split("## Sensitivity of the savings")[1].split("\n## ")[0]
@@ -777,15 +881,39 @@ def test_attribution_steps_over_seeds(data):
     assert np.isnan(r.loc["baseline", "step_ideal_change"]) and np.isnan(r.loc["baseline", "step_noisy_ci_low"])
 
 
-def test_verdict_counts_a_saving_far_beyond_the_papers_as_a_difference():
-    assert verdict(92.5, 92.91, 1.0) == "reproduced" and verdict(97.0, 92.91, 1.0) == "reproduced"
-    assert verdict(90.0, 92.91, 1.0) == "differs" and verdict(None, 92.91, 1.0) == "not yet"
-    assert verdict(48.0, 45.0, 5.0, overshoot_ok=False) == "reproduced"
-    assert verdict(95.2, 45.0, 5.0, overshoot_ok=False) == "differs"  # energy: cell-read-dominated model
-    assert verdict(38.0, 45.0, 5.0, overshoot_ok=False) == "differs"
+def test_verdict_reproduced_needs_the_mean_and_its_interval_inside_the_tolerance():
+    v = verdict([92.6, 92.9, 93.2], 92.91, 1.0)  # mean 92.9, 95 % CI 92.9 ± 0.75: inside 92.91 ± 1
+    assert v.word == REPRODUCED and v.n == 3 and math.isclose(v.mean, 92.9)
+    assert math.isclose(v.ci_high - v.mean, 4.302653 * 0.3 / math.sqrt(3), rel_tol=1e-5)  # t(0.975, 2)
 
 
-def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
+def test_verdict_not_reproduced_outside_the_tolerance_either_way():
+    assert verdict([89.9, 90.1], 92.91, 1.0).word == NOT_REPRODUCED  # 2.8 points below
+    v = verdict([95.0, 95.4], 45.0, 5.0)  # a saving far beyond the paper's: another cost model, not agreement
+    assert v.word == NOT_REPRODUCED and "above" in v.why
+
+
+def test_verdict_not_reproduced_when_the_seed_spread_reaches_beyond_the_tolerance():
+    v = verdict([91.0, 94.8], 92.91, 1.0)  # mean 92.9 (within 1), but the CI of 2 seeds spans ±24 points
+    assert abs(v.mean - 92.91) <= 1.0 and v.word == NOT_REPRODUCED and "reaches beyond" in v.why
+
+
+def test_verdict_with_one_seed_is_never_reproduced():
+    v = verdict([92.9], 92.91, 1.0)
+    assert v.word == NOT_REPRODUCED and v.n == 1 and "one seed" in v.why and math.isnan(v.ci_low)
+
+
+def test_verdict_not_measured_without_a_number():
+    assert verdict([], 92.91, 1.0).word == NOT_MEASURED and verdict([math.nan], 92.91, 1.0).word == NOT_MEASURED
+
+
+def test_claims_without_a_number_are_run_or_not_measured():
+    assert coverage("device resolution", {4: "4-bit", 2: "2-bit"}, [2, 4]).word == RUN
+    v = coverage("device resolution", {4: "4-bit", 2: "2-bit"}, [2])
+    assert v.word == NOT_MEASURED and "4-bit" in v.why
+
+
+def test_claims_without_the_combined_variant_are_not_measured(data, tmp_path):
     """One seed (the smoke profile's): no std, no interval, and the verdict says so; HAR alone, with the note the
     workflow passes when it left CIFAR-10 out (config cifar10_on_cpu)."""
     root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2], seeds=[0])
@@ -809,11 +937,10 @@ def test_claims_without_the_combined_variant_are_not_yet(data, tmp_path):
     what = text.split("## What was run")[1].split("\n## ")[0]
     assert "- CIFAR-10 was not run: no GPU (estimated 167 h" in what  # the workflow's note (config cifar10_on_cpu)
     claims = text.split("## The paper's claims")[1]
-    assert "CIFAR-10 not yet" in claims and "**not yet** for 4-bit" in claims
-    assert claims.count("**not yet**") >= 3
-    assert "Uniform scaling alone gives up to 40.0 %" in claims  # area, uniform vs baseline at 2 bits
-    assert "profile smoke" in claims
-    assert "90.0 % (one seed, no spread)" in claims
+    assert "**not measured** (no CIFAR-10 dataset in this report)" in claims
+    assert "**not measured** (no 4-bit device resolution in this report)" in claims
+    assert claims.count("**not measured**") == 5  # datasets, bits, the unipolar accuracy, area, energy
+    assert "90.0 % (one seed) — **not reproduced**" in claims  # one seed: never reproduced
     assert "0.9291" not in acc.to_csv() and acc.paper_accuracy.notna().sum() == 1  # only the HAR baseline row
     assert (acc.n_seeds == 1).all() and acc.test_accuracy_std.isna().all() and acc.noisy_accuracy_std.isna().all()
     assert comp.ci_low.isna().all() and comp.beyond_seed_spread.isna().all() and comp.note.str.contains("n<2").all()
@@ -1067,7 +1194,7 @@ def test_nas_finalists_reach_the_table_and_the_figure(tree, tmp_path):
     t = nas_table(sub).set_index("bits")
     assert t.loc[2, "finalists"] == 3 and t.loc[2, "search_score_pick"] == 0 and t.loc[2, "chosen_trial"] == 2
     assert t.loc[2, "chosen_val_accuracy_pct"] == pytest.approx(90.25) and t.loc[4, "finalists"] == 0
-    heads, cells = DISPLAY["nas"](t.reset_index())
+    heads, cells = display_nas(t.reset_index())
     assert cells[0][heads.index("finalists")] == "3 (search score alone: trial 0)"
     fig = plot_nas_pareto(sub, "har")
     labels = [h.get_label() for h in fig.axes[0].get_legend().legend_handles]
@@ -1104,25 +1231,13 @@ def test_report_md_nas_section(stage):
 
 def test_report_without_unipolar_has_no_nas(tmp_path):
     root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
-    written, *_ = report.build(
-        root,
-        ["har"],
-        ["baseline", "uniform"],
-        [2],
-        {**REPORT_CFG, "dpi": 60},
-        seeds=SEEDS,
-        tables_dir=root / "tables",
-        figures_dir=root / "figures",
-        report_md=root / "report" / "REPORT.md",
-        profile=None,
-    )
-    names = {p.name for ps in written.values() for p in ps}
-    assert "nas.csv" not in names and not any(n.startswith("nas_pareto") for n in names)
-    assert table_names(["baseline", "uniform"]) == ("accuracy", "accuracy_per_seed", "comparisons", "cost")
+    out = tmp_path / "out"
+    written = run_report(root, out, variants=["baseline", "uniform"], datasets=["har"], bits=[2])
+    assert "nas" not in written["tables"] and not any("nas_pareto" in f for f in written["figures"])
     assert figure_names(["har"], ["baseline", "uniform"]) == figure_names(["har"])
-    text = (root / "report" / "REPORT.md").read_text()
+    text = (out / "report" / "REPORT.md").read_text()
     assert "## Unipolar architecture search" not in text and "`unipolar` (combined" not in text
-    assert set(pd.read_csv(root / "tables" / "cost.csv").variant) == {"baseline", "uniform"}
+    assert set(pd.read_csv(out / "tables" / "cost.csv").variant) == {"baseline", "uniform"}
 
 
 def test_nas_without_search_and_missing_files(tree, tmp_path):

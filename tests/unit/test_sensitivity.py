@@ -1,4 +1,4 @@
-"""Sensitivity of the savings (nvmxbar.report.sensitivity, .figures_sensitivity): small mappings (test_cost's
+"""Sensitivity of the savings (nvmxbar.report.sensitivity, .figure_sensitivity): small mappings (test_cost's
 layers, counted by core.layout.count as map_crossbar does) priced by rule estimate_cost's own file step, then
 repriced one assumption at a time, every seed against the baseline of its own seed, then averaged over the seeds
 (two seeds whose measured read conductance differs by 10 %)."""
@@ -13,19 +13,11 @@ import pytest
 from nvmxbar import files
 from nvmxbar.core.cost import improvement
 from nvmxbar.core.layout import count
+from nvmxbar.report.figure_sensitivity import plot_sensitivity
 from nvmxbar.report.figures import save_figure
-from nvmxbar.report.figures_sensitivity import plot_sensitivity
-from nvmxbar.report.sensitivity import (
-    GRID,
-    Pricing,
-    build_sensitivity,
-    display_sensitivity,
-    marks,
-    report_section,
-    value_label,
-    values,
-    write_sensitivity,
-)
+from nvmxbar.report.sensitivity import GRID, Pricing, marks, value_label, values
+from nvmxbar.report.sensitivity import build_sensitivity as build_declared
+from nvmxbar.report.sensitivity_text import display_sensitivity, report_section, write_sensitivity
 from nvmxbar.stages.estimate_cost import estimate_file
 
 from .test_cost import layer, mapping
@@ -79,6 +71,22 @@ def write_results(root, measured=True):
                 act = activity(mapping, seed) if measured else None
                 estimate_file(d / "mapping.json", d / "cost.json", None, act, **kw)
     return root
+
+
+def build_sensitivity(root, datasets, variants, bits, seeds, cost_cfg):
+    """The table from this test's tree, its mapping.json and cost.json declared as rule report_sensitivity does."""
+    files = {
+        (ds, v, int(b), int(s)): {f: root / ds / v / f"b{b}" / f"seed{s}" / f for f in ("mapping.json", "cost.json")}
+        for ds in datasets
+        for v in variants
+        for b in bits
+        for s in seeds
+    }
+    return build_declared(files, datasets, variants, bits, seeds, cost_cfg)
+
+
+def write_md(t, folder):
+    return write_sensitivity(t, folder / "sensitivity.csv", folder / "sensitivity.md")
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +209,7 @@ def test_value_labels_and_the_run_value_on_the_grid():
 
 
 def test_table_written_as_csv_and_markdown(table, tmp_path):
-    paths = write_sensitivity(table, tmp_path)
+    paths = write_md(table, tmp_path)
     assert [p.name for p in paths] == ["sensitivity.csv", "sensitivity.md"]
     back = pd.read_csv(paths[0])
     assert len(back) == len(table) and {"area_cells_baseline_um2", "energy_adc_variant_pj"} <= set(back.columns)
@@ -232,6 +240,6 @@ def test_a_missing_seed_names_its_file(results):
 def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
     t = build_sensitivity(tmp_path, ["har"], ["uniform"], [2], [0], COST_CFG)
     assert t.empty and "parameter" in t.columns
-    assert write_sensitivity(t, tmp_path)[1].read_text().count("| dataset |") == 1
+    assert write_md(t, tmp_path)[1].read_text().count("| dataset |") == 1
     save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)
     assert Pricing.from_config(COST_CFG).family == "neurosim"

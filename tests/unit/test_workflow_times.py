@@ -1,11 +1,11 @@
-"""Where the workflow's time went (nvmxbar.report.times, benchmarks/workflow_times.py): Snakemake benchmark files
+"""Where the workflow's time went (benchmarks/workflow_times.py, nvmxbar.report.timing): Snakemake benchmark files
 and metadata written by hand in Snakemake's own formats, the critical path against the longest chain by count,
 the fallback without metadata, the report's table and section, and one tiny real Snakemake run."""
 
 import base64
+import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nvmxbar import report
-from nvmxbar.report import times
-from unit.test_report import REPORT_CFG, SEEDS, write_tree
+from nvmxbar.report import timing
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "workflow_times.py"
+_spec = importlib.util.spec_from_file_location("workflow_times", SCRIPT)
+times = sys.modules["workflow_times"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(times)
 T0 = 1_790_000_000.0
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
 
@@ -147,8 +148,8 @@ def test_metadata_gives_times_and_edges(results):
 
 
 def test_rule_table_sums(results):
-    t = times.rule_table(times.load(results))
-    assert list(t.columns) == list(times.RULE_COLUMNS)
+    t = times.rule_table(times.load(results).jobs)
+    assert list(t.columns) == list(timing.RULE_COLUMNS)
     assert t.rule.iloc[0] == "train" and list(t.wall_s_total) == sorted(t.wall_s_total, reverse=True)
     tr = t.set_index("rule").loc["train"]
     assert tr.jobs == 2 and tr.wall_s_total == 120.0 and tr.wall_s_mean == 60.0 and tr.wall_s_max == 100.0
@@ -200,87 +201,17 @@ def test_cli_exits_with_a_message(tmp_path, case):
     assert str(d) in out.stderr and ("does not exist" if case == "missing" else "no benchmark files") in out.stderr
 
 
-def test_report_writes_the_table_and_section_only_with_benchmarks(tmp_path):
-    root = write_tree(tmp_path / "results", ["har"], ["baseline", "uniform"], [2])
-    kw = dict(tables_dir=root / "tables", figures_dir=root / "figures", report_md=root / "report" / "REPORT.md")
-    kw.update(seeds=SEEDS)
-    args = (root, ["har"], ["baseline", "uniform"], [2], {**REPORT_CFG, "dpi": 40})
-    written, *_ = report.build(*args, **kw, profile=None)
-    assert not (root / "tables" / "workflow_times.csv").exists()
-    assert "Where the time went" not in (root / "report" / "REPORT.md").read_text()
-    fake_run(tmp_path)  # benchmark files under the same results/, metadata in its parent
-    written, *_ = report.build(*args, **kw, profile=None)
-    csv = pd.read_csv(root / "tables" / "workflow_times.csv")
-    assert root / "tables" / "workflow_times.csv" in written["tables"]
-    assert list(csv.columns) == list(times.RULE_COLUMNS) and csv.wall_s_total.sum() == pytest.approx(190.0)
-    text = (root / "report" / "REPORT.md").read_text()
-    sec = text[text.index("## Where the time went") : text.index("## Figures")]
-    assert "total wall time 2.0 min" in sec and "add up to 3.2 min" in sec
-    assert "| train | 2 | 2.0 min | 60 s | 100 s | 3.2 min | 900 |" in sec
-    assert "Critical path" in sec and "`prepare_data har` (10 s) → `train har/baseline` (100 s) → `report`" in sec
-    assert "`../tables/workflow_times.csv`" in sec
-
-
-TOY = """
-rule all:
-    input:
-        "results/c/x.txt",
-
-
-rule a:
-    output:
-        "results/a/{s}.txt",
-    log:
-        "results/logs/a/{s}.log",
-    benchmark:
-        "results/benchmarks/a/{s}.tsv"
-    shell:
-        "sleep 0.2; echo a > {output}"
-
-
-rule b:
-    input:
-        "results/a/{s}.txt",
-    output:
-        "results/b/{s}.txt",
-    benchmark:
-        "results/benchmarks/b/{s}.tsv"
-    shell:
-        "sleep 0.2; cat {input} > {output}"
-
-
-rule c:
-    input:
-        "results/a/{s}.txt",
-        "results/b/{s}.txt",
-    output:
-        "results/c/{s}.txt",
-    benchmark:
-        "results/benchmarks/c/{s}.tsv"
-    shell:
-        "sleep 0.2; cat {input} > {output}"
-"""
-
-
-def test_real_snakemake_run(tmp_path):
-    """Snakemake's own benchmark files and metadata (rule b and c have no log: matched by end time)."""
-    pytest.importorskip("snakemake")
-    (tmp_path / "Snakefile").write_text(TOY)
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--quiet"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert any((tmp_path / ".snakemake" / "metadata").iterdir())
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), "results"], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    assert "Critical path total" in out.stdout and "over 3 jobs" in out.stdout, out.stdout
-    wt = times.load(tmp_path / "results")
-    assert wt.edges_known and (wt.jobs.timed_by == "metadata").all()
-    assert names(wt, times.critical_path(wt)) == ["a x", "b x", "c x"]
-    assert all(w >= 0.19 for w in wt.jobs.wall_s)
-    assert wt.total_wall_s >= 0.6 - 0.05
-    # the same folder without the metadata (copied elsewhere): times from the files, the blocking chain
-    shutil.copytree(tmp_path / "results", tmp_path / "copy" / "results", copy_function=shutil.copy2)
-    wt = times.load(tmp_path / "copy" / "results")
-    assert not wt.edges_known and names(wt, times.critical_path(wt)) == ["a x", "b x", "c x"]
+def test_report_section_sums_the_declared_benchmark_files(tmp_path):
+    """REPORT.md's "Where the time went": per rule, the sums of the files rule report declares (no metadata)."""
+    fake_run(tmp_path)
+    bench = tmp_path / "results" / "benchmarks"
+    files = {"train": sorted((bench / "train").rglob("*.tsv")), "prepare_data": [bench / "prepare_data/har.tsv"]}
+    t = timing.rule_table(timing.job_rows(files))
+    assert list(t.columns) == list(timing.RULE_COLUMNS) and list(t.rule) == ["train", "prepare_data"]
+    assert t.set_index("rule").loc["train", "jobs"] == 2 and t.wall_s_total.sum() == pytest.approx(130.0)
+    sec = "\n".join(timing.times_section(t, bench, str))
+    assert "| train | 2 | 2.0 min | 60 s | 100 s | 3.2 min | 900 |" in sec and "3 Snakemake benchmark files" in sec
+    assert "benchmarks/workflow_times.py" in sec and "Critical path" not in sec
+    (bench / "prepare_data/har.tsv").write_text(HEADER + "\n")
+    with pytest.raises(ValueError, match="prepare_data/har.tsv: no benchmark row"):
+        timing.job_rows(files)

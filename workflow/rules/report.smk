@@ -1,7 +1,131 @@
-rule report:
-    """Tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and REPORT.md comparing every deployment with the paper."""
+# The report, one rule per stage (nvmxbar.stages.<rule>, workflow/scripts/<rule>.py); each reads only its input:
+# report_collect (every deployment's files, once) -> report_tables, report_sensitivity, report_figure (one job per
+# figure kind) -> report (REPORT.md, the MLflow runs).
+
+# The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
+REPORT_NAS = "unipolar" in CFG["variants"]
+REPORT_FIGURES = [
+    "accuracy_vs_prog_noise",
+    "accuracy_seeds",
+    "cost_breakdown",
+    "weights",
+    "sensitivity",
+] + (["nas_pareto"] if REPORT_NAS else [])
+# the paper's techniques against the baseline in the sensitivity table (the attribution table holds the ablations)
+REPORT_SENSITIVITY_VARIANTS = [
+    v for v in CFG["variants"] if v not in ("perlayer", "signed")
+]
+REPORT_TABLES = [
+    "accuracy",
+    "accuracy_per_seed",
+    "comparisons",
+    "cost",
+    "attribution",
+] + (["nas"] if REPORT_NAS else [])
+REPORT_COLLECTED = f"{RESULTS}/report/collected.pkl"
+REPORT_TABLE_FRAMES = f"{RESULTS}/report/tables.pkl"
+
+
+def report_deployments(variants=None):
+    """(dataset, variant, bits, seed) of every deployment and seed, in the order of report_inputs."""
+    return [
+        (ds, v, int(b), int(s))
+        for ds in CFG["datasets"]
+        for v in CFG["variants"]
+        for b in CFG["device_bits"]
+        for s in SEEDS
+        if variants is None or v in variants
+    ]
+
+
+def report_inputs(name, variants=None):
+    """<name> of every deployment and seed (report_deployments' order)."""
+    return [
+        f"{RESULTS}/{ds}/{v}/b{b}/seed{s}/{name}"
+        for ds, v, b, s in report_deployments(variants)
+    ]
+
+
+def report_models():
+    """(dataset, model, seed) of every trained model (the float baseline serves every bits)."""
+    return [
+        (ds, m, int(s)) for ds in CFG["datasets"] for m in model_tags(ds) for s in SEEDS
+    ]
+
+
+def report_nas():
+    """(dataset, bits) of every unipolar search; empty without the unipolar variant."""
+    if not REPORT_NAS:
+        return []
+    return [(ds, int(b)) for ds in CFG["datasets"] for b in CFG["device_bits"]]
+
+
+def nas_inputs(name):
+    """<name> (trials.csv, pareto.csv, arch.json) of every search (report_nas' order)."""
+    return [f"{RESULTS}/{ds}/unipolar/b{b}/nas/{name}" for ds, b in report_nas()]
+
+
+def report_benchmarks():
+    """The benchmark files of the jobs whose outputs the report reads, by rule (REPORT.md's time table)."""
+    out = {
+        "prepare_data": [
+            f"{RESULTS}/benchmarks/prepare_data/{ds}.tsv" for ds in CFG["datasets"]
+        ],
+        "train": [
+            f"{RESULTS}/benchmarks/train/{ds}/{m}/seed{s}.tsv"
+            for ds, m, s in report_models()
+        ],
+    }
+    for rule in ("map_crossbar", "evaluate_noise", "estimate_cost"):
+        out[rule] = [
+            f"{RESULTS}/benchmarks/{rule}/{ds}/{v}/b{b}/seed{s}.tsv"
+            for ds, v, b, s in report_deployments()
+        ]
+    out["nas_unipolar"] = [
+        f"{RESULTS}/benchmarks/nas_unipolar/{ds}/b{b}.tsv" for ds, b in report_nas()
+    ]
+    return out
+
+
+def figure_code(wildcards):
+    """The module that draws one figure kind: a change to it reruns that kind's job (and the render) alone."""
+    return str(
+        Path(workflow.basedir)
+        / "src"
+        / "nvmxbar"
+        / "report"
+        / f"figure_{wildcards.kind}.py"
+    )
+
+
+def figure_inputs(wildcards):
+    """What a figure kind reads besides the collected frames."""
+    return {
+        "accuracy_seeds": {"tables": REPORT_TABLE_FRAMES},
+        "sensitivity": {"sensitivity": f"{RESULTS}/tables/sensitivity.csv"},
+    }.get(wildcards.kind, {})
+
+
+FIGURE_TITLES = {
+    "accuracy_vs_prog_noise": "Accuracy vs programming noise",
+    "accuracy_seeds": "Accuracy over seeds",
+    "cost_breakdown": "Area and energy by component",
+    "weights": "Weight codes and conductances",
+    "sensitivity": "Sensitivity of the savings",
+    "nas_pareto": "Unipolar architecture search",
+}
+
+
+wildcard_constraints:
+    kind="|".join(REPORT_FIGURES),
+
+
+rule report_collect:
+    """Every deployment's and seed's files, and the unipolar search's, read once into tidy DataFrames."""
     input:
-        metrics=report_inputs("metrics.json"),
+        metrics=[
+            f"{RESULTS}/{ds}/{m}/seed{s}/metrics.json" for ds, m, s in report_models()
+        ],
         mapping=report_inputs("mapping.json"),
         crossbar=report_inputs("crossbar.npz"),
         noise=report_inputs("noise.csv"),
@@ -10,6 +134,35 @@ rule report:
         nas_trials=nas_inputs("trials.csv"),
         nas_pareto=nas_inputs("pareto.csv"),
         nas_arch=nas_inputs("arch.json"),
+    output:
+        collected=REPORT_COLLECTED,
+    log:
+        f"{RESULTS}/logs/report_collect.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_collect.tsv"
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+        gpu=0,
+    params:
+        models=report_models(),
+        deployments=report_deployments(),
+        nas=report_nas(),
+        datasets=CFG["datasets"],
+        variants=CFG["variants"],
+        bits=CFG["device_bits"],
+        seeds=SEEDS,
+    script:
+        "../scripts/report_collect.py"
+
+
+rule report_tables:
+    """Accuracy (per seed, over the seeds, differences), cost, attribution and search tables: CSV, Markdown, LaTeX."""
+    input:
+        collected=REPORT_COLLECTED,
     output:
         accuracy=report(
             f"{RESULTS}/tables/accuracy.csv",
@@ -48,43 +201,6 @@ rule report:
             labels={"table": "attribution of the savings"},
         ),
         attribution_formatted=multiext(f"{RESULTS}/tables/attribution", ".md", ".tex"),
-        sensitivity=report(
-            f"{RESULTS}/tables/sensitivity.csv",
-            caption="../report/sensitivity_table.rst",
-            category="Tables",
-            labels={"table": "sensitivity of the savings"},
-        ),
-        sensitivity_md=f"{RESULTS}/tables/sensitivity.md",
-        fig_noise=report(
-            report_figures("accuracy_vs_prog_noise"),
-            caption="../report/accuracy_vs_prog_noise.rst",
-            category="Figures",
-            subcategory="Accuracy vs programming noise",
-        ),
-        fig_cost=report(
-            report_figures("cost_breakdown"),
-            caption="../report/cost_breakdown.rst",
-            category="Figures",
-            subcategory="Area and energy by component",
-        ),
-        fig_weights=report(
-            report_figures("weights"),
-            caption="../report/weights.rst",
-            category="Figures",
-            subcategory="Weight codes and conductances",
-        ),
-        fig_seeds=report(
-            report_figures("accuracy_seeds"),
-            caption="../report/accuracy_seeds.rst",
-            category="Figures",
-            subcategory="Accuracy over seeds",
-        ),
-        fig_sensitivity=report(
-            report_figures("sensitivity"),
-            caption="../report/sensitivity.rst",
-            category="Figures",
-            subcategory="Sensitivity of the savings",
-        ),
         nas=(
             report(
                 f"{RESULTS}/tables/nas.csv",
@@ -98,17 +214,110 @@ rule report:
         nas_formatted=(
             multiext(f"{RESULTS}/tables/nas", ".md", ".tex") if REPORT_NAS else []
         ),
-        fig_nas=(
-            report(
-                report_figures("nas_pareto"),
-                caption="../report/nas_pareto.rst",
-                category="Figures",
-                subcategory="Unipolar architecture search",
-            )
-            if REPORT_NAS
-            else []
+        frames=REPORT_TABLE_FRAMES,
+    log:
+        f"{RESULTS}/logs/report_tables.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_tables.tsv"
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=0,
+    params:
+        reference_prog_sigma=CFG["report"]["reference_prog_sigma"],
+    script:
+        "../scripts/report_tables.py"
+
+
+rule report_sensitivity:
+    """The savings over the baseline repriced (nvmxbar.core.cost.estimate) with one cost-model assumption moved."""
+    input:
+        mapping=report_inputs("mapping.json", REPORT_SENSITIVITY_VARIANTS),
+        cost=report_inputs("cost.json", REPORT_SENSITIVITY_VARIANTS),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/sensitivity.csv",
+            caption="../report/sensitivity_table.rst",
+            category="Tables",
+            labels={"table": "sensitivity of the savings"},
         ),
-        pdf=[f for kind in REPORT_FIGURES for f in report_figures(kind, "pdf")],
+        md=f"{RESULTS}/tables/sensitivity.md",
+    log:
+        f"{RESULTS}/logs/report_sensitivity.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_sensitivity.tsv"
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=0,
+    params:
+        deployments=report_deployments(REPORT_SENSITIVITY_VARIANTS),
+        datasets=CFG["datasets"],
+        variants=REPORT_SENSITIVITY_VARIANTS,
+        bits=CFG["device_bits"],
+        seeds=SEEDS,
+        cost_cfg=CFG["estimate_cost"],
+    script:
+        "../scripts/report_sensitivity.py"
+
+
+rule report_figure:
+    """One figure kind for every dataset (PNG, PDF), drawn by nvmxbar.report.figure_<kind> (its code: an input)."""
+    input:
+        unpack(figure_inputs),
+        collected=REPORT_COLLECTED,
+        code=figure_code,
+    output:
+        png=report(
+            [f"{RESULTS}/figures/{{kind}}_{ds}.png" for ds in CFG["datasets"]],
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory=lambda wildcards: FIGURE_TITLES[wildcards.kind],
+        ),
+        pdf=[f"{RESULTS}/figures/{{kind}}_{ds}.pdf" for ds in CFG["datasets"]],
+    log:
+        f"{RESULTS}/logs/report_figure/{{kind}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_figure/{{kind}}.tsv"
+    conda:
+        "../envs/nvmxbar.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+        gpu=0,
+    params:
+        datasets=CFG["datasets"],
+        cfg=CFG["report"],
+    script:
+        "../scripts/report_figure.py"
+
+
+rule report:
+    """REPORT.md comparing every deployment with the paper, from the tables, figures and benchmark files it declares."""
+    input:
+        unpack(lambda wc: {f"bench_{r}": f for r, f in report_benchmarks().items()}),
+        collected=REPORT_COLLECTED,
+        tables=REPORT_TABLE_FRAMES,
+        table_files=[
+            f"{RESULTS}/tables/{t}.{ext}"
+            for t in REPORT_TABLES
+            for ext in ("csv", "md", "tex")
+        ]
+        + [f"{RESULTS}/tables/sensitivity.{ext}" for ext in ("csv", "md")],
+        sensitivity=f"{RESULTS}/tables/sensitivity.csv",
+        figures=[
+            f"{RESULTS}/figures/{kind}_{ds}.png"
+            for ds in CFG["datasets"]
+            for kind in REPORT_FIGURES
+        ],
+    output:
         report=report(
             f"{RESULTS}/report/REPORT.md",
             caption="../report/report_md.rst",
@@ -122,20 +331,12 @@ rule report:
         "../envs/nvmxbar.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=30,
+        mem_mb=2000,
+        runtime=15,
         gpu=0,
     params:
-        results_dir=lambda wc, output: str(Path(output.report).parents[1]),
-        datasets=CFG["datasets"],
-        variants=CFG["variants"],
-        bits=CFG["device_bits"],
-        seeds=SEEDS,
         cfg=CFG["report"],
-        cost_cfg=CFG["estimate_cost"],
         profile=REPORT_PROFILE,
-        tables_dir=lambda wc, output: str(Path(output.accuracy).parent),
-        figures_dir=lambda wc, output: str(Path(output.fig_noise[0]).parent),
         experiments={ds: experiment(ds) for ds in CFG["datasets"]},
         notes=REPORT_NOTES,  # e.g. CIFAR-10 left out for want of a GPU (cifar10_on_cpu)
     script:

@@ -6,7 +6,7 @@
 * :func:`comparisons_table` -> tables/comparisons.csv: differences of means between deployments with a 95 % Welch
   confidence interval, and whether it excludes 0 (``beyond_seed_spread``).
 
-Their Markdown/LaTeX views (percent, "mean ± std") join :data:`.tables.DISPLAY`; :func:`seeds_section` and
+Their Markdown/LaTeX views (percent, "mean ± std"): :func:`display_accuracy` etc.; :func:`seeds_section` and
 :func:`comparisons_section` are REPORT.md's paragraphs on them."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any
 import pandas as pd
 
 from ..stats import LEVEL, summary, welch
+from .formatting import markdown, num, pct_pm, points_ci
 from .paper import paper_accuracy
 from .seeds import DEPLOYMENT
 from .seeds import seeds_text as _seeds_text
-from .tables import DISPLAY, _num, markdown, pct_pm, points_ci, reference_row
+from .tables import reference_row
 
 #: The accuracies of accuracy.csv (each as <quantity>_mean and <quantity>_std): the trained model's (the float
 #: network for baseline rows), its validation accuracy, the loss breakdown of the ideal crossbar (mapped weights
@@ -189,7 +190,7 @@ def display_accuracy(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             format(100 * r.ref_prog_sigma, "g"),
             pct_pm(r.noisy_accuracy_mean, r.noisy_accuracy_std),
             str(r.noisy_instances),
-            _num("g")(100 * r.paper_accuracy),
+            num("g")(100 * r.paper_accuracy),
         ]
         for r in t.itertuples()
     ]
@@ -209,7 +210,7 @@ def display_per_seed(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "chips",
         "threads",
     ]
-    pct = lambda v: _num(".2f")(100 * v)  # noqa: E731
+    pct = lambda v: num(".2f")(100 * v)  # noqa: E731
     rows = [
         [
             r.dataset,
@@ -221,7 +222,7 @@ def display_per_seed(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             pct(r.ideal_crossbar_accuracy),
             pct_pm(r.noisy_accuracy, r.noisy_accuracy_std),
             str(r.noisy_instances),
-            _num("g")(r.threads),
+            num("g")(r.threads),
         ]
         for r in t.itertuples()
     ]
@@ -238,8 +239,8 @@ def display_comparisons(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 str(r.bits),
                 f"{r.a} − {r.b}",
                 QUANTITY_LABELS.get(r.quantity, r.quantity) + (" (a: the float network)" if r.a == FLOAT else ""),
-                _num(".2f")(100 * r.mean_a),
-                _num(".2f")(100 * r.mean_b),
+                num(".2f")(100 * r.mean_a),
+                num(".2f")(100 * r.mean_b),
                 points_ci(r.diff, math.nan, math.nan),
                 "n<2: none" if pd.isna(r.ci_low) else f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
                 f"{r.n_a} / {r.n_b}",
@@ -253,9 +254,6 @@ def verdict_text(beyond: Any) -> str:
     if beyond is None or (isinstance(beyond, float) and math.isnan(beyond)):
         return "no interval (n<2)"
     return "beyond the seed spread" if bool(beyond) else "within the seed spread"
-
-
-DISPLAY.update(accuracy=display_accuracy, accuracy_per_seed=display_per_seed, comparisons=display_comparisons)
 
 
 # ----------------------------------------------------------------------------------------------- REPORT.md

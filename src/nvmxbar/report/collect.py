@@ -1,23 +1,24 @@
 """The report's inputs: :func:`collect` reads metrics.json, mapping.json, crossbar.npz, noise.csv,
 noise_summary.json and cost.json of every dataset x variant x device bits x seed into tidy DataFrames (each with a
-``seed`` column), and :func:`collect_nas` the unipolar architecture search (nas/trials.csv, pareto.csv, arch.json;
-one per dataset and bits, not per seed). A missing or unreadable file stops with a :class:`ReportInputError` naming
-it and the rule that writes it.
-
-Layout: a trained model in ``<dataset>/baseline/seed<s>/`` or ``<dataset>/<variant>/b<bits>/seed<s>/``
-(model.pt, metrics.json); its deployment in ``<dataset>/<variant>/b<bits>/seed<s>/`` (the float baseline deployed
-as ``<dataset>/baseline/b<bits>/seed<s>/``)."""
+``seed`` column), and :func:`.collect_nas.collect_nas` the unipolar architecture search. Every file is read from the
+path rule report_collect declares as its input (:class:`Inputs`: path by key); the results layout is not rebuilt
+here. A missing or unreadable file stops with a :class:`ReportInputError` naming it and the rule that writes it.
+:func:`save_frames` and :func:`load_frames` carry the frames between the report's rules (a pandas pickle:
+exact dtypes and numbers)."""
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..files import atomic_path
 
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
 SETTING_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
@@ -38,7 +39,8 @@ class ReportInputError(FileNotFoundError):
     """An input of the report is missing or unreadable; the message names the file and the rule that writes it."""
 
 
-def _producer(path: Path) -> str:
+def producer(path: Path) -> str:
+    """The rule that writes a report input (by its file name)."""
     name = path.name
     if path.parent.name == "nas":
         return "nas_unipolar"
@@ -52,18 +54,20 @@ def _producer(path: Path) -> str:
     }.get(name, "an earlier rule")
 
 
-def _need(path: Path) -> Path:
+def need(path: Path) -> Path:
+    """``path`` when it is a file, else a :class:`ReportInputError` naming it and the rule that writes it."""
     if not path.is_file():
         raise ReportInputError(
-            f"report input missing: {path} (written by rule {_producer(path)}; "
+            f"report input missing: {path} (written by rule {producer(path)}; "
             f"run that rule first or remove the variant/bits from the report)"
         )
     return path
 
 
-def _json(path: Path, required: Iterable[str] = ()) -> dict:
+def read_json(path: Path, required: Iterable[str] = ()) -> dict:
+    """A report input's JSON document; an error names the file when it is missing, not JSON or lacks a key."""
     try:
-        doc = json.loads(_need(path).read_text())
+        doc = json.loads(need(path).read_text())
     except json.JSONDecodeError as err:
         raise ReportInputError(f"report input unreadable: {path}: not valid JSON ({err})") from None
     missing = [k for k in required if k not in doc]
@@ -78,16 +82,6 @@ def model_dir(variant: str, bits: int) -> str:
     return "baseline" if variant == "baseline" else f"{variant}/b{bits}"
 
 
-def model_path(results_dir: str | Path, dataset: str, variant: str, bits: int, seed: int) -> Path:
-    """Folder of one seed's trained model (model.pt, metrics.json)."""
-    return Path(results_dir) / dataset / model_dir(variant, bits) / f"seed{int(seed)}"
-
-
-def deployment_path(results_dir: str | Path, dataset: str, variant: str, bits: int, seed: int) -> Path:
-    """Folder of one seed's deployment (crossbar.npz, mapping.json, noise.csv, noise_summary.json, cost.json)."""
-    return Path(results_dir) / dataset / variant / f"b{int(bits)}" / f"seed{int(seed)}"
-
-
 def seed_list(seeds: Iterable[int]) -> list[int]:
     """The configured seeds, sorted, each once; at least one."""
     out = sorted({int(s) for s in seeds})
@@ -96,15 +90,79 @@ def seed_list(seeds: Iterable[int]) -> list[int]:
     return out
 
 
-def collect(
-    results_dir: str | Path,
-    datasets: Iterable[str],
-    variants: Iterable[str],
-    bits: Iterable[int],
-    seeds: Iterable[int],
-    with_cost: bool = True,
-) -> dict[str, pd.DataFrame]:
-    """Read every input of the report, every seed's. Returns DataFrames, each with a ``seed`` column:
+Key = tuple[str, str, int, int]  # a deployment: (dataset, variant, bits, seed)
+ModelKey = tuple[str, str, int]  # a trained model: (dataset, model, seed)
+
+
+@dataclass
+class Inputs:
+    """What rule report_collect declares, by key: ``metrics`` the metrics.json of every trained model (dataset,
+    model, seed), ``deployments`` per (dataset, variant, bits, seed) the deployment's files by name (mapping.json,
+    crossbar.npz, noise.csv, noise_summary.json, cost.json), ``nas`` per (dataset, bits) the search's files by name
+    (trials.csv, pareto.csv, arch.json); ``datasets``, ``variants``, ``bits``, ``seeds``: the configured lists."""
+
+    datasets: list[str]
+    variants: list[str]
+    bits: list[int]
+    seeds: list[int]
+    metrics: dict[ModelKey, Path] = field(default_factory=dict)
+    deployments: dict[Key, dict[str, Path]] = field(default_factory=dict)
+    nas: dict[tuple[str, int], dict[str, Path]] = field(default_factory=dict)
+
+    def metrics_file(self, ds: str, model: str, seed: int) -> Path:
+        return self._declared(self.metrics, (ds, model, int(seed)), "metrics.json")
+
+    def deployment_file(self, key: Key, name: str) -> Path:
+        return self._declared(self.deployments.get(key, {}), name, name, key)
+
+    def nas_file(self, ds: str, bits: int, name: str) -> Path:
+        return self._declared(self.nas.get((ds, int(bits)), {}), name, name, (ds, bits))
+
+    @staticmethod
+    def _declared(paths: dict, key, name: str, owner=None) -> Path:
+        if key not in paths:
+            raise ReportInputError(f"{name} of {owner or key} is not among the report's declared inputs")
+        return Path(paths[key])
+
+
+def keyed(keys: Iterable[Iterable], paths: Iterable[str]) -> dict[tuple, Path]:
+    """Declared input paths by their keys (the rule's params list the keys in the order of its inputs)."""
+    keys, paths = [tuple(k) for k in keys], list(paths)
+    if len(keys) != len(paths):
+        raise ValueError(f"{len(keys)} keys for {len(paths)} declared input files: the rule's params and inputs differ")
+    return {tuple(int(x) if isinstance(x, int | np.integer) else x for x in k): Path(p) for k, p in zip(keys, paths)}
+
+
+def save_frames(frames: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """The frames (name -> DataFrame) as one pandas pickle, written atomically."""
+    with atomic_path(Path(path)) as tmp:
+        pd.to_pickle(frames, tmp)
+    return Path(path)
+
+
+def load_frames(path: str | Path) -> dict[str, pd.DataFrame]:
+    """The frames :func:`save_frames` wrote; an error names the file and its rule when it is missing or not one."""
+    try:
+        frames = pd.read_pickle(need(Path(path)))
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ReportInputError(f"report input unreadable: {path}: {err}") from None
+    if not isinstance(frames, dict):
+        raise ReportInputError(f"report input {path}: not a dict of DataFrames")
+    return frames
+
+
+#: The block of mapping.json that holds the converters' settings (dac_bits, adc_bits, adc_mux, input_mode,
+#: subtraction); every read and edit of it in the report goes through :func:`converters`.
+CONVERTERS = "converters"
+
+
+def converters(mapping: dict) -> dict:
+    """mapping.json's converter settings (the block itself: an edit changes the document)."""
+    return mapping[CONVERTERS]
+
+
+def collect(inputs: Inputs, with_cost: bool = True) -> dict[str, pd.DataFrame]:
+    """Read every declared input of the report, every seed's. Returns DataFrames, each with a ``seed`` column:
 
     training (one row per trained model and seed: ``model`` is 'baseline' or '<variant>/b<bits>'), mapping (totals
     and device/converter settings per dataset x variant x bits x seed), layers (per mapped layer), noise (noise.csv
@@ -112,9 +170,8 @@ def collect(
     weight_codes (histogram of the signed integer codes per layer) and conductances (histogram of G of used cells
     per layer); and meta (one row: datasets, variants, bits, seeds).
     """
-    root = Path(results_dir)
-    datasets, variants, bits = list(datasets), list(variants), sorted(int(b) for b in bits)
-    seeds = seed_list(seeds)
+    datasets, variants, bits = list(inputs.datasets), list(inputs.variants), sorted(int(b) for b in inputs.bits)
+    seeds = seed_list(inputs.seeds)
     training, mapping, layers, noise, summary = [], [], [], [], []
     cost, comps, cost_layers, codes, conds = [], [], [], [], []
     trained: set[tuple[str, str, int]] = set()  # the float baseline serves every bits: read its metrics once
@@ -125,16 +182,16 @@ def collect(
                 for s in seeds:
                     if (ds, mdir, s) not in trained:
                         trained.add((ds, mdir, s))
-                        met = model_path(root, ds, v, b, s) / "metrics.json"
+                        met = inputs.metrics_file(ds, mdir, s)
                         training.append(_read_training(met, ds, v, b, mdir, s))
-                    d = deployment_path(root, ds, v, b, s)
+                    dep = (ds, v, b, s)
                     key = {"dataset": ds, "variant": v, "bits": b, "model": mdir, "seed": s}
-                    n_layers = _read_mapping(d / "mapping.json", key, mapping, layers)
-                    _read_crossbar(d / "crossbar.npz", n_layers, key, codes, conds)
-                    noise.append(_read_noise(d / "noise.csv", key))
-                    summary.append(_read_summary(d / "noise_summary.json", key))
+                    n_layers = _read_mapping(inputs.deployment_file(dep, "mapping.json"), key, mapping, layers)
+                    _read_crossbar(inputs.deployment_file(dep, "crossbar.npz"), n_layers, key, codes, conds)
+                    noise.append(_read_noise(inputs.deployment_file(dep, "noise.csv"), key))
+                    summary.append(_read_summary(inputs.deployment_file(dep, "noise_summary.json"), key))
                     if with_cost:
-                        _read_cost(d / "cost.json", key, cost, comps, cost_layers)
+                        _read_cost(inputs.deployment_file(dep, "cost.json"), key, cost, comps, cost_layers)
     out = {
         "training": pd.DataFrame(training),
         "mapping": pd.DataFrame(mapping),
@@ -152,7 +209,7 @@ def collect(
 
 def _read_summary(path: Path, key: dict) -> dict:
     """One row of ``noise_summary``: the ideal crossbar and its loss breakdown."""
-    sm = _json(path, ["ideal_crossbar_accuracy"])
+    sm = read_json(path, ["ideal_crossbar_accuracy"])
     return {
         **key,
         "ideal_crossbar_accuracy": float(sm["ideal_crossbar_accuracy"]),
@@ -166,7 +223,7 @@ def _read_summary(path: Path, key: dict) -> dict:
 
 def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) -> dict:
     """One row of ``training`` from a trained model's metrics.json."""
-    met = _json(path, ["test_accuracy", "epochs"])
+    met = read_json(path, ["test_accuracy", "epochs"])
     q = met.get("quant") or {}
     return {
         "dataset": ds,
@@ -193,7 +250,7 @@ def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) ->
 
 def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
     """mapping.json: one row of ``mapping``, one row of ``layers`` per layer. Returns the number of layers."""
-    mp = _json(path, ["scheme", "tile", "device", "converters", "layers", "total"])
+    mp = read_json(path, ["scheme", "tile", "device", CONVERTERS, "layers", "total"])
     try:
         mapping.append(
             {
@@ -207,9 +264,9 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
                 "g_min_us": mp["device"]["g_min_us"],
                 "g_max_us": mp["device"]["g_max_us"],
                 "on_off_ratio": mp["device"]["on_off_ratio"],
-                "dac_bits": mp["converters"]["dac_bits"],
-                "adc_bits": mp["converters"]["adc_bits"],
-                "adc_mux": mp["converters"].get("adc_mux"),
+                "dac_bits": converters(mp)["dac_bits"],
+                "adc_bits": converters(mp)["adc_bits"],
+                "adc_mux": converters(mp).get("adc_mux"),
                 **{
                     k: mp["total"][k]
                     for k in ("devices", "tiles", "used_cells", "utilisation", "adcs", "dacs", "periphery_designs")
@@ -251,7 +308,7 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
 
 def _read_crossbar(path: Path, n_layers: int, key: dict, codes: list, conds: list) -> None:
     """crossbar.npz: histograms of each layer's signed weight codes and of the conductances of its used cells."""
-    npz = _need(path)
+    npz = need(path)
     try:
         with np.load(npz, allow_pickle=False) as z:
             for i in range(n_layers):
@@ -265,7 +322,7 @@ def _read_crossbar(path: Path, n_layers: int, key: dict, codes: list, conds: lis
 
 def _read_noise(path: Path, key: dict) -> pd.DataFrame:
     """noise.csv with the deployment's key and each row's position in the sweep (``order``)."""
-    csv = _need(path)
+    csv = need(path)
     try:
         nz = pd.read_csv(csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -299,7 +356,7 @@ def component_label(name: str) -> str:
 
 
 def _read_cost(path: Path, key: dict, cost: list, comps: list, cost_layers: list) -> None:
-    doc = _json(path, ["total", "layers"])
+    doc = read_json(path, ["total", "layers"])
     try:
         tot = doc["total"]
         ts = doc.get("time_shared") or {}
@@ -339,97 +396,3 @@ def _read_cost(path: Path, key: dict, cost: list, comps: list, cost_layers: list
             )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ReportInputError(f"report input {path}: missing or malformed entry {err!r}") from None
-
-
-def _nas_csv(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(_need(path))
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=list(NAS_TRIAL_COLUMNS))
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ReportInputError(f"report input unreadable: {path}: {err}") from None
-    if df.empty:  # no search (nas_unipolar.search false): header only
-        return df
-    missing = [c for c in NAS_TRIAL_COLUMNS if c not in df.columns]
-    if missing:
-        raise ReportInputError(f"report input {path}: missing column(s) {missing}")
-    return df
-
-
-def _polarity_text(model: Any) -> str:
-    """Short description of a model's sign constraint (arch.json ``model.polarity``)."""
-    pol = (model or {}).get("polarity") if isinstance(model, dict) else None
-    if pol is None:
-        return ""
-    if isinstance(pol, str):
-        return {"positive": "all positive", "negative": "all negative"}.get(pol, pol)
-    specs = pol if isinstance(pol, list) else [pol]
-    kinds = []
-    for sp in specs:
-        if not isinstance(sp, dict):
-            kinds.append(str(sp))
-        else:
-            r, c = int(sp.get("row_groups", 1) or 1), int(sp.get("col_groups", 1) or 1)
-            kinds.append(
-                "row x column groups"
-                if r > 1 and c > 1
-                else "row groups"
-                if r > 1
-                else "column groups"
-                if c > 1
-                else {1: "positive", -1: "negative"}.get(int(sp.get("sign", 1)), "?")
-            )
-    if len(set(kinds)) == 1:
-        return {"positive": "all positive", "negative": "all negative"}.get(kinds[0], f"{kinds[0]} in every layer")
-    return "per layer: " + ", ".join(kinds)
-
-
-def _number(doc: dict, k: str) -> float:
-    return float(doc[k]) if doc.get(k) is not None else math.nan
-
-
-def collect_nas(results_dir: str | Path, datasets: Iterable[str], bits: Iterable[int]) -> dict[str, pd.DataFrame]:
-    """The unipolar architecture search of every dataset x device bits (rule nas_unipolar): ``nas_trials`` (every
-    row of trials.csv), ``nas_pareto`` (pareto.csv) and ``nas_arch`` (one row per arch.json: the chosen trial,
-    the search's size and time, the selection rule). A missing or unreadable file stops with an error naming it."""
-    root = Path(results_dir)
-    trials, pareto, arch = [], [], []
-    for ds in datasets:
-        for b in sorted(int(x) for x in bits):
-            d = root / ds / NAS_VARIANT / f"b{b}" / "nas"
-            key = {"dataset": ds, "bits": b}
-            t = _nas_csv(d / "trials.csv")
-            f = _nas_csv(d / "pareto.csv")
-            doc = _json(d / "arch.json", NAS_ARCH_KEYS)
-            if len(t):
-                trials.append(t.assign(**key))
-            if len(f):
-                pareto.append(f.assign(**key))
-            counts = doc.get("trials") if isinstance(doc.get("trials"), dict) else {}
-            state = t["state"].astype(str) if len(t) else pd.Series(dtype=str)
-            arch.append(
-                {
-                    **key,
-                    "search": "trial" in doc and len(t) > 0,
-                    "trial": doc.get("trial"),
-                    "val_accuracy": _number(doc, "val_accuracy"),
-                    "area_um2": _number(doc, "area_um2"),
-                    "devices": doc.get("devices"),
-                    "best_val_accuracy": _number(doc, "best_val_accuracy"),
-                    "trials_complete": int(counts.get("complete", (state == "COMPLETE").sum())),
-                    "trials_pruned": int(counts.get("pruned", (state == "PRUNED").sum())),
-                    "pareto_size": len(f),
-                    "search_wall_time_s": _number(doc, "search_wall_time_s"),
-                    "trial_time_s": _number(doc, "trial_time_s"),
-                    "workers": doc.get("workers"),
-                    "epochs_per_trial": doc.get("epochs_per_trial"),
-                    "study": doc.get("study", ""),
-                    "rule": str(doc["rule"]),
-                    "polarity": _polarity_text(doc.get("model")),
-                    "finalists": len(doc.get("finalists") or []),
-                    "search_pick": doc.get("search_pick"),
-                }
-            )
-    empty = pd.DataFrame(columns=[*NAS_TRIAL_COLUMNS, "dataset", "bits"])
-    cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else empty.copy()  # noqa: E731
-    return {"nas_trials": cat(trials), "nas_pareto": cat(pareto), "nas_arch": pd.DataFrame(arch)}

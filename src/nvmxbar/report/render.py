@@ -6,37 +6,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ..stats import summary
-from .accuracy import comparisons_section, display_accuracy, seed_value, seeds_section
-from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
+from .accuracy import comparisons_section, display_accuracy, seeds_section
+from .formatting import fmt_energy, markdown
+from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .render_nas import nas_section
-from .sensitivity import report_section as sensitivity_section
-from .tables import (
-    display_attribution,
-    display_cost,
-    fmt_duration,
-    fmt_energy,
-    markdown,
-)
-from .times import WorkflowTimes, critical_path, path_kind, path_table, rule_table
-
-
-def verdict(ours: float | None, paper: float, tol: float, overshoot_ok: bool = True) -> str:
-    """'reproduced' when ours reaches the paper's (an 'up to' figure) within ``tol`` points, 'differs' when
-    lower, 'not yet' when we have no number. With ``overshoot_ok=False`` (area and energy savings) a number
-    more than ``tol`` ABOVE the paper's also 'differs': a saving far beyond the paper's means a different
-    cost model or baseline, not agreement."""
-    if ours is None or (isinstance(ours, float) and math.isnan(ours)):
-        return "not yet"
-    if ours < paper - tol or (not overshoot_ok and ours > paper + tol):
-        return "differs"
-    return "reproduced"
+from .sensitivity_text import report_section as sensitivity_section
+from .tables import display_attribution, display_cost
+from .timing import times_section
+from .verdicts import claims
 
 
 def _pct(v: float) -> str:
@@ -78,22 +60,23 @@ def render_report(
     figures: dict[str, Path],
     report_path: Path,
     tables_dir: Path,
-    times: WorkflowTimes | None = None,
+    times: pd.DataFrame | None = None,
     sensitivity: pd.DataFrame | None = None,
     attribution: pd.DataFrame | None = None,
     *,
     comparisons: pd.DataFrame | None = None,
     per_seed: pd.DataFrame | None = None,
     notes: Iterable[str] = (),
+    bench_dir: Path | None = None,
 ) -> str:
     """The text of REPORT.md. ``acc``: the accuracy table (means over the seeds, :func:`.accuracy.accuracy_table`);
     ``cfg``: the validated ``report`` section (every key present); ``figures``: name -> PNG path, linked relative
-    to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the workflow's job times
-    (:func:`.times.load`), None: no "Where the time went" section; ``sensitivity``: the table of
+    to ``report_path``'s folder, like the tables under ``tables_dir``; ``times``: the per-rule table of the declared
+    benchmark files (:func:`.timing.rule_table`), None: no "Where the time went" section; ``sensitivity``: the table of
     :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section; ``comparisons`` and
     ``per_seed``: :func:`.accuracy.comparisons_table` and :func:`.accuracy.per_seed_table`, None: no section on
     the differences between deployments, no "Seeds" section; ``notes``: lines added to "What was run" (e.g. a
-    dataset the workflow left out)."""
+    dataset the workflow left out); ``bench_dir``: the folder of the benchmark files (named in the times section)."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
     seeds = list(meta.seeds) if "seeds" in meta else sorted(set(data["training"].get("seed", [0])))
@@ -258,170 +241,13 @@ def render_report(
         L += nas_section(data, acc, cfg, tables_dir, figures, rel)
     # ---- claims
     L += ["## The paper's claims", ""]
-    L += _claims(data, acc, cost, cfg, profile)
+    L += claims(data, per_seed if per_seed is not None else acc.iloc[:0], cost, cfg)
     L.append("")
     if times is not None:
-        L += _times_section(times, tables_dir, rel)
+        L += times_section(times, bench_dir, rel)
     # ---- figures
     L += ["## Figures", ""]
     for name, path in figures.items():
         L.append(f"![{name}]({rel(path)})")
         L.append("")
     return "\n".join(L).rstrip() + "\n"
-
-
-def _times_section(wt: WorkflowTimes, tables_dir: Path, rel: Callable[[Any], str]) -> list[str]:
-    """REPORT.md: wall time per rule from the jobs' benchmark files, the total and the critical path."""
-    t = rule_table(wt)
-    dur = lambda v: "" if pd.isna(v) else f"{v:.1f} s" if v < 10 else fmt_duration(v)  # noqa: E731
-    heads = ["rule", "jobs", "wall time", "mean", "max", "CPU time", "max RSS (MB)"]
-    rows = [
-        [r.rule, str(r.jobs), dur(r.wall_s_total), dur(r.wall_s_mean), dur(r.wall_s_max), dur(r.cpu_s_total)]
-        + ["" if pd.isna(r.max_rss_mb_max) else f"{r.max_rss_mb_max:,.0f}"]
-        for r in t.itertuples()
-    ]
-    p = path_table(wt, critical_path(wt))
-    chain = " → ".join(f"`{r.rule}{' ' + r.job if r.job else ''}` ({dur(r.wall_s)})" for r in p.itertuples())
-    how = (
-        "the chain of dependent jobs with the longest summed wall time, ending at the last job"
-        if wt.edges_known
-        else "some jobs have no Snakemake metadata, so their dependencies are unknown: from the last job to end, "
-        "again and again the job that ended last before the current one started"
-    )
-    return [
-        "## Where the time went",
-        "",
-        f"From the {len(wt.jobs)} jobs' Snakemake benchmark files (`{rel(wt.results_dir / 'benchmarks')}`) as they "
-        "stood when this report was built (the report job's own, if any, is from an earlier run; a job not rerun "
-        f"keeps its earlier times): total wall time {dur(wt.total_wall_s)} from the first job's start to the last "
-        f"one's end, the jobs' wall times add up to {dur(wt.job_wall_sum_s)}.",
-        "",
-        markdown(heads, rows),
-        f"{path_kind(wt).capitalize()} ({how}), {dur(p.wall_s.sum())}: {chain}.",
-        "",
-        f"Table: `{rel(tables_dir / 'workflow_times.csv')}`; the jobs of the path with their times: "
-        "`python benchmarks/workflow_times.py <results folder>`.",
-        "",
-    ]
-
-
-def _claims(data, acc: pd.DataFrame, cost: pd.DataFrame | None, cfg: dict, profile: str | None) -> list[str]:
-    meta = data["meta"].iloc[0]
-    datasets, bits = list(meta.datasets), list(meta.bits)
-    tol_a, tol_c = float(cfg["accuracy_tolerance_pct"]), float(cfg["cost_tolerance_pct"])
-    scale = "" if profile in (None, "full") else f"; profile {profile}, not a paper-scale run"
-    out = [
-        f'Verdicts: *reproduced* = our number (an accuracy: the mean over the seeds) reaches the paper\'s "up to" '
-        f"figure within {tol_a:g} percentage points of accuracy or {tol_c:g} of improvement (config "
-        "`report.accuracy_tolerance_pct`, `report.cost_tolerance_pct`); *differs* = it does not (a saving more than "
-        "that ABOVE the paper's also differs); *not yet* = the run needed for it is not in this report.",
-        "",
-    ]
-    want = {"har": "HAR", "cifar10": "CIFAR-10"}
-    have = [d for d in want if d in datasets]
-    miss = [want[d] for d in want if d not in datasets]
-    out.append(
-        f"- **Datasets CIFAR-10 and HAR**: ran {', '.join(want[d] for d in have) or 'neither'}"
-        + (f"; {', '.join(miss)} not yet" if miss else "")
-        + " — "
-        + ("**reproduced** (both datasets run)." if not miss else ("**not yet**." if not have else "**partly**."))
-    )
-    bmiss = [b for b in (4, 2) if b not in bits]
-    out.append(
-        f"- **4-bit and 2-bit devices**: ran {', '.join(f'{b}-bit' for b in bits)} — "
-        + (
-            "**reproduced** (both resolutions run)."
-            if not bmiss
-            else f"**not yet** for {', '.join(f'{b}-bit' for b in bmiss)}."
-        )
-    )
-    # HAR float accuracy
-    p = PAPER_FIGURES["har_float_accuracy"]
-    t = data["training"]
-    base = t[(t.dataset == "har") & (t.model == "baseline")]
-    mean, std, n = summary(base.test_accuracy)
-    ours = 100 * mean if n else None
-    v = verdict(ours, p["value"], tol_a)
-    out.append(
-        f"- **HAR, floating point: {p['value']:g} %** ({p['source']}): "
-        + (
-            f"our float baseline reaches {seed_value(mean, std, n)} test accuracy — **{v}**"
-            + (f" ({p['value'] - ours:.1f} points lower{scale})" if v == "differs" else "")
-            + "."
-            if ours is not None
-            else "**not yet** (no HAR baseline in this report)."
-        )
-    )
-    # HAR 2-bit only-positive
-    p = PAPER_FIGURES["har_unipolar_b2_accuracy"]
-    row = acc[(acc.dataset == "har") & (acc.variant == "unipolar") & (acc.bits == 2)]
-    if len(row):
-        r = row.iloc[0]
-        ideal = 100 * float(r.ideal_crossbar_accuracy_mean)
-        v = verdict(ideal, p["value"], tol_a)
-        out.append(
-            f"- **HAR, 2-bit devices, only-positive weights: up to {p['value']:g} %** ({p['source']}): our "
-            f"`unipolar` 2-bit network reaches "
-            f"{seed_value(r.ideal_crossbar_accuracy_mean, r.ideal_crossbar_accuracy_std, r.n_seeds)} on the ideal "
-            f"crossbar ({_pct(100 * r.test_accuracy_mean)} as trained, {_pct(100 * r.noisy_accuracy_mean)} with "
-            f"{100 * r.ref_prog_sigma:g} % programming noise; means over the seeds) — **{v}**"
-            + (f" ({p['value'] - ideal:.1f} points lower{scale})" if v == "differs" else "")
-            + "."
-        )
-    else:
-        alt = acc[(acc.dataset == "har") & (acc.variant == "uniform") & (acc.bits == 2)]
-        ctx = (
-            (
-                f" For context, the signed-weight `uniform` 2-bit network reaches "
-                f"{_pct(100 * alt.iloc[0].ideal_crossbar_accuracy_mean)} on the ideal crossbar (seed mean)."
-            )
-            if len(alt)
-            else ""
-        )
-        out.append(
-            f"- **HAR, 2-bit devices, only-positive weights: up to {p['value']:g} %** ({p['source']}): "
-            f"**not yet** — no HAR `unipolar` 2-bit run in this report.{ctx}"
-        )
-    # cost claims
-    for key, v1key, col, what in (
-        ("area_combined", "area_unipolar_v1", "area_improvement_pct", "area"),
-        ("energy_combined", "power_v1", "energy_improvement_pct", "energy"),
-    ):
-        p, p1 = PAPER_FIGURES[key], PAPER_FIGURES[v1key]
-        head = (
-            f"- **{what.capitalize()}, both techniques combined: up to {p['value']:g} %** ({p['source']}; "
-            f"{p1['text']}: {p1['value']:g} %, {p1['source']}): "
-        )
-        if cost is None or not len(cost):
-            out.append(head + "**not yet** — no cost.json in this report.")
-            continue
-        comb = cost[cost.variant.isin(COMBINED_VARIANTS) & cost[col].notna()]
-        uni = cost[(cost.variant == "uniform") & cost[col].notna()]
-        ctx = ""
-        if len(uni):
-            best = uni.loc[uni[col].idxmax()]
-            ctx = (
-                f" Uniform scaling alone gives up to {_pct(best[col])} "
-                f"({DATASET_NAMES.get(best.dataset, best.dataset)}, "
-                f"{best.bits}-bit devices; range {_pct(uni[col].min())} to {_pct(uni[col].max())})."
-            )
-        if len(comb):
-            best = comb.loc[comb[col].idxmax()]
-            v = verdict(float(best[col]), p["value"], tol_c, overshoot_ok=False)
-            gap = p["value"] - float(best[col])
-            why = (
-                f" ({gap:.1f} points short{scale})"
-                if gap > 0
-                else f" ({-gap:.1f} points beyond the paper's: the saving rests on our cost model, our baseline and "
-                f"the size of the network found, which are not the paper's{scale})"
-            )
-            out.append(
-                head + f"our best combined ({best.variant}) {what} improvement is {_pct(best[col])} "
-                f"({DATASET_NAMES.get(best.dataset, best.dataset)}, {best.bits}-bit devices) — **{v}**"
-                + (why if v == "differs" else "")
-                + "."
-                + ctx
-            )
-        else:
-            out.append(head + "**not yet** — the combined (`unipolar`) variant was not run." + ctx)
-    return out

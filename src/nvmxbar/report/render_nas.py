@@ -12,9 +12,10 @@ import pandas as pd
 
 from .accuracy import seed_value
 from .collect import NAS_VARIANT
+from .formatting import fmt_duration, markdown
 from .paper import DATASET_NAMES, PAPER_FIGURES
 from .seeds import first_seed
-from .tables import display_nas, fmt_duration, markdown, nas_table
+from .tables_nas import display_nas, nas_table
 
 
 def _pct(v: float) -> str:

@@ -1,5 +1,6 @@
-"""How far the cost model's savings rest on its assumptions: tables/sensitivity.csv and .md, figure
-sensitivity_<dataset> (:mod:`.figures_sensitivity`) and a section of REPORT.md.
+"""How far the cost model's savings rest on its assumptions: the numbers of tables/sensitivity.csv (written, with
+the .md and REPORT.md's section, by :mod:`.sensitivity_text`) and of the figure sensitivity_<dataset>
+(:mod:`.figure_sensitivity`).
 
 For every dataset, device bits and variant, the area and energy saving over the baseline at the same bits
 (:func:`nvmxbar.core.cost.improvement`) is recomputed with ONE assumption moved from the run's point at a time
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,11 @@ import pandas as pd
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
 from ..core.cost_units import FAMILIES, const, load_constants
 from ..core.layout import count
-from ..files import write_text
 from ..settings import CostSettings
-from .collect import _json, deployment_path, seed_list
-from .paper import DATASET_NAMES, PAPER_FIGURES
+from .collect import CONVERTERS as CONVERTERS_KEY
+from .collect import converters, read_json, seed_list
+from .paper import PAPER_FIGURES
 from .seeds import mean_over_seeds
-from .tables import markdown
 
 #: The values tried per assumption; the run's own value is added (or replaces one within 1 %).
 GRID: dict[str, tuple] = {
@@ -61,7 +61,6 @@ NOTES = {
 }
 AREA_TARGET = float(PAPER_FIGURES["area_combined"]["value"])
 ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
-TABLE_FILES = ("sensitivity.csv", "sensitivity.md")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def read_conductance(mapping: dict, cost_doc: dict) -> list[float] | None:
     layers = cost_doc.get("layers") or []
     if not layers or not all("read_g_us_per_mvm" in lay for lay in layers):
         return None
-    mode = mapping["converters"]["input_mode"]
+    mode = converters(mapping)["input_mode"]
     return [float(lay["read_g_us_per_mvm"][mode]) for lay in layers]
 
 
@@ -114,7 +113,7 @@ def with_activity(mapping: dict, read_g_us: list[float] | None) -> dict:
     """A copy of mapping.json with each layer's measured read conductance (as rule estimate_cost adds it)."""
     m = copy.deepcopy(mapping)
     if read_g_us is not None:
-        mode = m["converters"]["input_mode"]
+        mode = converters(m)["input_mode"]
         for layer, g in zip(m["layers"], read_g_us, strict=True):
             layer["read_g_us_per_mvm"] = {mode: g}
     return m
@@ -124,19 +123,28 @@ Key = tuple[str, str, int, int]  # (dataset, variant, bits, seed)
 
 
 def load_deployments(
-    results_dir: str | Path, datasets: Iterable[str], variants: Iterable[str], bits: Iterable[int], seeds: Iterable[int]
+    files: dict[Key, dict[str, Path]],
+    datasets: Iterable[str],
+    variants: Iterable[str],
+    bits: Iterable[int],
+    seeds: Iterable[int],
 ) -> tuple[dict[Key, dict], dict[Key, dict]]:
     """Every deployment's mapping.json (with the measured activity of its cost.json) and cost.json, by
-    (dataset, variant, bits, seed)."""
+    (dataset, variant, bits, seed), read from the declared paths ``files`` (key -> {"mapping.json": path,
+    "cost.json": path})."""
     maps, costs = {}, {}
     for ds in datasets:
         for v in variants:
             for b in bits:
                 for s in seed_list(seeds):
-                    d = deployment_path(results_dir, ds, v, b, s)
-                    mp, cd = _json(d / "mapping.json", ["converters", "layers"]), _json(d / "cost.json", ["total"])
-                    maps[(ds, v, int(b), s)] = with_activity(mp, read_conductance(mp, cd))
-                    costs[(ds, v, int(b), s)] = cd
+                    key = (ds, v, int(b), s)
+                    paths = files.get(key) or {}
+                    if "mapping.json" not in paths or "cost.json" not in paths:
+                        raise ValueError(f"mapping.json/cost.json of {key} are not among the declared inputs")
+                    mp = read_json(paths["mapping.json"], [CONVERTERS_KEY, "layers"])
+                    cd = read_json(paths["cost.json"], ["total"])
+                    maps[key] = with_activity(mp, read_conductance(mp, cd))
+                    costs[key] = cd
     return maps, costs
 
 
@@ -149,7 +157,7 @@ def r_on_ohm(mapping: dict, constants: dict) -> float:
 
 def run_point(variant: dict, baseline: dict, pricing: Pricing) -> dict[str, Any]:
     """The run's own value of every assumption (None where the two designs differ: no row is the run's)."""
-    cv, cb = variant["converters"], baseline["converters"]
+    cv, cb = converters(variant), converters(baseline)
     same = lambda k, default=None: cv.get(k, default) if cv.get(k, default) == cb.get(k, default) else None  # noqa: E731
     return {
         "r_on_ohm": r_on_ohm(variant, pricing.constants),
@@ -206,9 +214,9 @@ def vary(mapping: dict, pricing: Pricing, parameter: str, value: Any) -> tuple[d
     elif parameter in ("v_read_v", "t_read_ns"):
         pricing = replace(pricing, constants=_set_constant(pricing.constants, f"cell_read.{parameter}", value))
     elif parameter == "adc_bits":
-        m["converters"]["adc_bits"] = int(value)
+        converters(m)["adc_bits"] = int(value)
     elif parameter in ("adc_mux", "subtraction"):
-        m["converters"][parameter] = int(value) if parameter == "adc_mux" else value
+        converters(m)[parameter] = int(value) if parameter == "adc_mux" else value
         count(m)
     elif parameter == "family":
         pricing = replace(pricing, family=value)
@@ -316,127 +324,15 @@ def sensitivity_table(mappings: dict[Key, dict], pricing: Pricing) -> pd.DataFra
     return out[lead + [c for c in out.columns if c not in lead]]
 
 
-# --------------------------------------------------------------------------------------- writing
-def _mark(v: float | None, target: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return f"{v:.1f} ✓" if v >= target else f"{v:.1f}"
-
-
-def display_sensitivity(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Markdown view: per dataset and assumption value, the area and energy saving of each variant x bits
-    (✓ = reaches the paper's 80 % / 45 %; *(run)* = the run's own setting)."""
-    if t.empty:
-        return ["dataset", "assumption", "value"], []
-    deps = t[["variant", "bits"]].drop_duplicates().sort_values(["variant", "bits"]).itertuples(index=False)
-    deps = list(deps)
-    heads = ["dataset", "assumption", "value"]
-    heads += [f"{v} {b}-bit {q} (%)" for v, b in deps for q in ("area", "energy")]
-    rows = []
-    for (ds, p), g in t.groupby(["dataset", "parameter"], sort=False):
-        for label, gv in g.groupby("value_label", sort=False):
-            run = " *(run)*" if gv.configured.any() else ""
-            cells = [ds, LABELS[p], f"{label}{run}"]
-            for v, b in deps:
-                r = gv[(gv.variant == v) & (gv.bits == b)]
-                a, e = (r.area_saving_pct.iloc[0], r.energy_saving_pct.iloc[0]) if len(r) else (None, None)
-                cells += [_mark(a, AREA_TARGET), _mark(e, ENERGY_TARGET)]
-            rows.append(cells)
-    return heads, rows
-
-
-def write_sensitivity(t: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """<out_dir>/sensitivity.csv (every column, the component breakdowns too) and .md (the savings)."""
-    out_dir = Path(out_dir)
-    intro = (
-        "Savings (%) over the baseline at the same device bits with ONE cost-model assumption moved from the "
-        f"run's point; ✓ = reaches the paper's {AREA_TARGET:g} % area / {ENERGY_TARGET:g} % energy. ADC bits: "
-        "cost only, the accuracy is not re-simulated. Component breakdowns: sensitivity.csv.\n\n"
-    )
-    paths = [out_dir / name for name in TABLE_FILES]
-    write_text(paths[0], t.to_csv(index=False, float_format="%.6g"))
-    write_text(paths[1], intro + markdown(*display_sensitivity(t)))
-    return paths
-
-
-# --------------------------------------------------------------------------------------- REPORT.md
-def reaching(t: pd.DataFrame, column: str) -> tuple[list[str], list[str]]:
-    """The assumption values whose row reaches / misses the paper's figure in the boolean ``column``, one item per
-    assumption (``ADC bits 7, 8``)."""
-    out: tuple[list[str], list[str]] = ([], [])
-    for p, g in t.groupby("parameter", sort=False):
-        for hit, lst in ((True, out[0]), (False, out[1])):
-            labels = g[g[column] == hit].value_label.tolist()
-            if labels:
-                lst.append(f"{LABELS[p]} {', '.join(labels)}")
-    return out
-
-
-def _which(reach: list[str], miss: list[str]) -> str:
-    if not miss:
-        return "under every value tried"
-    if not reach:
-        return "under none of the values tried"
-    if len(reach) <= len(miss):
-        return "only with " + "; ".join(reach)
-    return "under every value tried except " + "; ".join(miss)
-
-
-def report_section(
-    t: pd.DataFrame, variant: str, tables_dir: Path, figures: dict[str, Path], rel: Callable[[Any], str]
-) -> list[str]:
-    """REPORT.md's "Sensitivity of the savings": per dataset and bits, which assumptions keep ``variant``'s
-    savings at the paper's 80 % area and 45 % energy, and which do not; links to the table and the figures."""
-    L = [
-        "## Sensitivity of the savings",
-        "",
-        "The cost model's savings over the baseline (same device bits) recomputed with ONE assumption moved from "
-        "the run's point at a time, both designs priced alike: R_on, read voltage and pulse, ADC bits (cost only: "
-        "accuracy not re-simulated), columns per ADC, converter family, pair subtraction.",
-        "",
-    ]
-    sub = t[t.variant == variant] if len(t) else t
-    if sub.empty:
-        return L + [f"No `{variant}` deployment with a baseline at the same bits in this report.", ""]
-    for (ds, b), g in sub.groupby(["dataset", "bits"], sort=False):
-        run = g[g.configured]
-        here = (
-            f"at the run's point {run.area_saving_pct.iloc[0]:.1f} % area, {run.energy_saving_pct.iloc[0]:.1f} % "
-            "energy; "
-            if len(run)
-            else ""
-        )
-        area, energy = reaching(g, "reaches_area_80"), reaching(g, "reaches_energy_45")
-        L.append(
-            f"- {DATASET_NAMES.get(ds, ds)}, {b}-bit devices, `{variant}`: {here}area ≥ {AREA_TARGET:g} % "
-            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}."
-        )
-    flat = [LABELS[p] for p, g in sub.groupby("parameter", sort=False) if _unmoved(g)]
-    if flat:
-        L.append(f"- No effect on either saving: {', '.join(flat)}.")
-    L += ["", f"Table: `{rel(tables_dir / 'sensitivity.csv')}` (also `.md`).", ""]
-    for name, path in figures.items():
-        if name.startswith("sensitivity_"):
-            L += [f"![{name}]({rel(path)})", ""]
-    return L
-
-
-def _unmoved(g: pd.DataFrame) -> bool:
-    """True when no value of this assumption changes any saving (e.g. a setting the counts ignore)."""
-    cols = ["area_saving_pct", "energy_saving_pct"]
-    spread = g.groupby(["dataset", "bits", "variant"])[cols].agg(lambda x: x.max() - x.min())
-    return bool((spread.abs() < 1e-9).all().all())
-
-
 def build_sensitivity(
-    results_dir: str | Path,
+    files: dict[Key, dict[str, Path]],
     datasets: Iterable[str],
     variants: Iterable[str],
     bits: Iterable[int],
     seeds: Iterable[int],
     cost_cfg: dict | None,
 ) -> pd.DataFrame:
-    """The table from the results tree: every deployment's mapping.json and cost.json of every seed, priced as
+    """The table from the declared mapping.json and cost.json of every deployment and seed (``files``), priced as
     rule estimate_cost did (``cost_cfg``: its validated section; None: as the first cost.json states), averaged
     over the seeds."""
     variants = list(variants)
@@ -444,5 +340,5 @@ def build_sensitivity(
         return sensitivity_table({}, Pricing({}))
     pricing = Pricing.from_config(cost_cfg) if cost_cfg is not None else None
     constants = pricing.constants if pricing else load_constants()
-    maps, costs = load_deployments(results_dir, datasets, variants, bits, seeds)
+    maps, costs = load_deployments(files, datasets, variants, bits, seeds)
     return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))

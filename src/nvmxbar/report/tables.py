@@ -1,32 +1,21 @@
-"""The report's tables: :func:`cost_table`, :func:`attribution_table` and :func:`nas_table` build DataFrames from
-:func:`nvmxbar.report.collect.collect`'s (the accuracy tables over seeds: :mod:`.accuracy`); :func:`write_table`
-writes each as CSV (every column), Markdown and LaTeX (formatted for reading: :data:`DISPLAY`), atomically.
-Cost, mapping and the search's deployed results barely depend on the seed: their tables show the mean over the
-seeds of each deployment."""
+"""The cost and attribution tables (:func:`cost_table`, :func:`attribution_table`, and their views) from the
+collected frames (:mod:`.collect`), and the programming-noise sweep helpers the accuracy tables and figures share
+(the accuracy tables over seeds: :mod:`.accuracy`; the search's: :mod:`.tables_nas`; how a table is written:
+:mod:`.formatting`). Cost and mapping barely depend on the seed: their tables show the mean over the seeds of each
+deployment."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..files import write_text
 from ..stats import welch
-from .collect import NAS_VARIANT, SETTING_KEYS
+from .collect import SETTING_KEYS
+from .formatting import fmt_energy, num, pct_pm, points_ci
 from .paper import COMBINED_VARIANTS, PAPER_FIGURES, TECHNIQUES
-from .seeds import DEPLOYMENT, mean_over_seeds
-
-#: Always written (CSV, Markdown, LaTeX); tables/nas.* too when the unipolar variant is configured.
-TABLE_NAMES = ("accuracy", "accuracy_per_seed", "comparisons", "cost")
-
-
-def table_names(variants: Iterable[str]) -> tuple[str, ...]:
-    """The tables the report writes for these variants (nas only with the searched unipolar variant)."""
-    return TABLE_NAMES + (("nas",) if NAS_VARIANT in list(variants) else ())
+from .seeds import mean_over_seeds
 
 
 def _first_values(nz: pd.DataFrame) -> pd.Series:
@@ -211,7 +200,7 @@ def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "step's noisy change (points, 95 % CI)",
         "seeds",
     ]
-    f1 = _num(".1f", "—")
+    f1 = num(".1f", "—")
     rows = [
         [
             r.dataset,
@@ -225,35 +214,11 @@ def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             points_ci(r.step_ideal_change, r.step_ideal_ci_low, r.step_ideal_ci_high),
             pct_pm(r.noisy_accuracy_mean, r.noisy_accuracy_std),
             points_ci(r.step_noisy_change, r.step_noisy_ci_low, r.step_noisy_ci_high),
-            _num("g", "")(r.n_seeds),
+            num("g", "")(r.n_seeds),
         ]
         for r in t.itertuples()
     ]
     return heads, rows
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or bool(pd.isna(v))
-
-
-def pct_pm(mean: float, std: float, digits: int = 2) -> str:
-    """A fraction's mean ± std in percent ('92.80 ± 0.40'; the mean alone when the std is missing)."""
-    if _missing(mean):
-        return ""
-    return f"{100 * mean:.{digits}f}" + ("" if _missing(std) else f" ± {100 * std:.{digits}f}")
-
-
-def points_ci(diff: float, low: float, high: float, digits: int = 2) -> str:
-    """A difference of fractions in percentage points with its interval ('−1.20 [−2.00, −0.40]')."""
-    if _missing(diff):
-        return "—"
-    out = f"{100 * diff:+.{digits}f}"
-    return out if _missing(low) else out + f" [{100 * low:+.{digits}f}, {100 * high:+.{digits}f}]"
-
-
-# display: (column, header, formatter); a formatter returns a str ('' for a missing value)
-def _num(fmt: str, missing: str = "") -> Callable[[Any], str]:
-    return lambda v: missing if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
 def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -274,7 +239,7 @@ def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "paper area impr. (%)",
         "paper energy impr. (%)",
     ]
-    ref = lambda r, v: "ref." if r.variant == "baseline" else _num(".1f", "n/a")(v)  # noqa: E731
+    ref = lambda r, v: "ref." if r.variant == "baseline" else num(".1f", "n/a")(v)  # noqa: E731
     upto = lambda v: "" if math.isnan(v) else f"up to {v:g}"  # noqa: E731
     rows = [
         [
@@ -290,199 +255,10 @@ def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             str(r.periphery_designs),
             ref(r, r.area_improvement_pct),
             ref(r, r.energy_improvement_pct),
-            _num(",.0f")(r.time_shared_area_um2),
+            num(",.0f")(r.time_shared_area_um2),
             upto(r.paper_area_improvement_pct),
             upto(r.paper_energy_improvement_pct),
         ]
         for r in t.itertuples()
     ]
     return heads, rows
-
-
-def nas_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per dataset x device bits of the unipolar search: trials (complete / pruned), search wall time, the chosen
-    trial with its validation accuracy and area, the best validation accuracy, the selection rule, and what the
-    chosen architecture gave once trained with the full recipe and mapped (test accuracy, ideal crossbar, area of
-    cost.json: means over the seeds) where those runs are in the report. Accuracies in %."""
-    arch = data.get("nas_arch")
-    if arch is None or arch.empty:
-        return pd.DataFrame(columns=["dataset", "bits"])
-    tr = mean_over_seeds(data["training"], ["dataset", "model"]).set_index(["dataset", "model"])
-    summ = mean_over_seeds(data["noise_summary"], DEPLOYMENT).set_index(DEPLOYMENT)
-    has_cost = "cost" in data and len(data["cost"])
-    cost = mean_over_seeds(data["cost"], DEPLOYMENT).set_index(DEPLOYMENT) if has_cost else None
-    rows = []
-    for r in arch.itertuples():
-        model, key = f"{NAS_VARIANT}/b{r.bits}", (r.dataset, NAS_VARIANT, r.bits)
-        rows.append(
-            {
-                "dataset": r.dataset,
-                "bits": r.bits,
-                "search": r.search,
-                "trials_complete": r.trials_complete,
-                "trials_pruned": r.trials_pruned,
-                "workers": r.workers,
-                "epochs_per_trial": r.epochs_per_trial,
-                "search_wall_time_s": r.search_wall_time_s,
-                "trial_time_s": r.trial_time_s,
-                "chosen_trial": r.trial,
-                "chosen_val_accuracy_pct": 100 * r.val_accuracy,
-                "chosen_area_um2": r.area_um2,
-                "chosen_area_mm2": r.area_um2 / 1e6,
-                "chosen_devices": r.devices,
-                "best_val_accuracy_pct": 100 * r.best_val_accuracy,
-                "val_accuracy_given_up_pct": 100 * (r.best_val_accuracy - r.val_accuracy),
-                "pareto_size": r.pareto_size,
-                "polarity": r.polarity,
-                "finalists": r.finalists,
-                "search_score_pick": r.search_pick,
-                "trained_test_accuracy_pct": 100 * float(tr.loc[(r.dataset, model), "test_accuracy"])
-                if (r.dataset, model) in tr.index
-                else math.nan,
-                "ideal_crossbar_accuracy_pct": 100 * float(summ.loc[key, "ideal_crossbar_accuracy"])
-                if key in summ.index
-                else math.nan,
-                "deployed_area_um2": float(cost.loc[key, "area_um2"])
-                if cost is not None and key in cost.index
-                else math.nan,
-                "selection_rule": r.rule,
-                "study": r.study,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def fmt_energy(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}"
-
-
-def fmt_duration(s: float) -> str:
-    if s is None or (isinstance(s, float) and math.isnan(s)):
-        return ""
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
-
-
-def display_nas(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    heads = [
-        "dataset",
-        "bits",
-        "trials (complete / pruned)",
-        "search wall time",
-        "finalists",
-        "chosen trial",
-        "chosen val. acc. (%)",
-        "chosen area (mm²)",
-        "best val. acc. (%)",
-        "polarity",
-        "trained test acc. (%)",
-        "selection rule",
-    ]
-    pct, num = _num(".2f"), _num(".4g")
-    rows = []
-    for r in t.itertuples():
-        if not r.search:
-            rows.append(
-                [
-                    r.dataset,
-                    str(r.bits),
-                    "no search",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    r.polarity,
-                    pct(r.trained_test_accuracy_pct),
-                    r.selection_rule,
-                ]
-            )
-            continue
-        rows.append(
-            [
-                r.dataset,
-                str(r.bits),
-                f"{r.trials_complete} / {r.trials_pruned}",
-                fmt_duration(r.search_wall_time_s),
-                f"{int(r.finalists)} (search score alone: trial {int(r.search_score_pick)})"
-                if r.finalists and r.search_score_pick is not None and not pd.isna(r.search_score_pick)
-                else "none",
-                str(int(r.chosen_trial)),
-                pct(r.chosen_val_accuracy_pct),
-                num(r.chosen_area_mm2),
-                pct(r.best_val_accuracy_pct),
-                r.polarity,
-                pct(r.trained_test_accuracy_pct),
-                r.selection_rule,
-            ]
-        )
-    return heads, rows
-
-
-#: How each table is shown in Markdown and LaTeX (the accuracy tables register theirs: :mod:`.accuracy`).
-DISPLAY: dict[str, Callable[[pd.DataFrame], tuple[list[str], list[list[str]]]]] = {
-    "cost": display_cost,
-    "nas": display_nas,
-    "attribution": display_attribution,
-}
-
-
-def markdown(heads: list[str], rows: list[list[str]]) -> str:
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    align = ["---" if i < 2 else "---:" for i in range(len(heads))]
-    lines = ["| " + " | ".join(map(esc, heads)) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-_TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "±": r"$\pm$",
-    "σ": r"$\sigma$",
-    "µ": r"$\mu$",
-    "²": r"$^2$",
-}
-
-
-def latex_escape(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(s))
-
-
-def latex(heads: list[str], rows: list[list[str]], source: str = "") -> str:
-    cols = "l" * 2 + "r" * (len(heads) - 2)
-    out = [
-        f"% generated by nvmxbar.report{' from ' + source if source else ''}; needs \\usepackage{{booktabs}}",
-        f"\\begin{{tabular}}{{{cols}}}",
-        r"\toprule",
-        " & ".join(map(latex_escape, heads)) + r" \\",
-        r"\midrule",
-    ]
-    out += [" & ".join(map(latex_escape, r)) + r" \\" for r in rows]
-    out += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
-
-
-def write_table(table: pd.DataFrame, name: str, out_dir: str | Path) -> list[Path]:
-    """<out_dir>/<name>.csv (all columns, machine-readable), .md and .tex (formatted by ``DISPLAY[name]``), each
-    written atomically."""
-    out_dir = Path(out_dir)
-    heads, rows = DISPLAY[name](table)
-    paths = []
-    for ext, text in (
-        ("csv", table.to_csv(index=False, float_format="%.6g")),
-        ("md", markdown(heads, rows)),
-        ("tex", latex(heads, rows, f"{name}.csv")),
-    ):
-        p = out_dir / f"{name}.{ext}"
-        write_text(p, text)
-        paths.append(p)
-    return paths

@@ -1,4 +1,5 @@
-"""Rule ``report``: the tables, figures and REPORT.md (:func:`nvmxbar.report.build`), per dataset an MLflow run
+"""Rule ``report``: REPORT.md from the tables, figures and benchmark files it declares (:mod:`nvmxbar.report.render`),
+per dataset an MLflow run
 with the improvements over the baseline, the crossbar accuracies (means over the seeds), the architecture search and
 the outputs, and on each trained model's group run (the parent of its seeds' runs) the statistics over its seeds."""
 
@@ -6,12 +7,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from .. import files, report, tracking
+from .. import files, tracking
+from ..report.collect import load_frames
+from ..report.render import render_report
+from ..report.timing import job_rows, rule_table
 from ..stats import summary
 
 log = logging.getLogger(__name__)
@@ -38,44 +43,59 @@ ACC_METRICS = (
 
 def run(
     *,
-    results_dir: str | Path,
-    datasets: Iterable[str],
-    variants: Iterable[str],
-    bits: Iterable[int],
-    seeds: Iterable[int],
+    collected: str | Path,
+    tables: str | Path,
+    table_files: Iterable[str | Path],
+    sensitivity: str | Path,
+    figures: Iterable[str | Path],
+    benchmarks: dict[str, Iterable[str | Path]],
     cfg: dict,
-    tables_dir: str | Path,
-    figures_dir: str | Path,
     report_md: str | Path,
     profile: str | None,
     experiments: dict[str, str] | None,
-    cost_cfg: dict | None = None,
     notes: Iterable[str] = (),
 ) -> dict[str, list[Path]]:
-    """Build the report over ``seeds`` (config ``seeds``); ``cfg``: the validated ``report`` section, ``cost_cfg``
-    the ``estimate_cost`` one (how the sensitivity table reprices; None: as cost.json states); ``notes``: lines for
-    REPORT.md's "What was run" (e.g. a dataset the workflow left out, and why). ``experiments`` maps
-    a dataset to its MLflow experiment (None or empty: nothing is logged). Returns the written paths by kind
-    (tables, figures, report)."""
-    datasets = list(datasets)
-    built = report.build(
-        results_dir,
-        datasets,
-        variants,
-        bits,
+    """Render REPORT.md from the declared frames (``collected``: rule report_collect's, ``tables``: rule
+    report_tables'), the sensitivity table, the figures (PNG; the PDF beside each is logged too) and the benchmark
+    files by rule (``benchmarks``; empty: no "Where the time went"); ``table_files``: every table file, logged to
+    MLflow and linked from their folder. ``cfg``: the validated ``report`` section; ``notes``: lines for "What was
+    run" (e.g. a dataset the workflow left out, and why). ``experiments`` maps a dataset to its MLflow experiment
+    (None or empty: nothing is logged). Returns the files by kind (tables, figures, report)."""
+    data, frames = load_frames(collected), load_frames(tables)
+    table_files = [Path(p) for p in table_files]
+    sens = pd.read_csv(sensitivity)
+    pngs = [Path(p) for p in figures]
+    bench = {rule: list(paths) for rule, paths in benchmarks.items() if list(paths)}
+    times = rule_table(job_rows(bench)) if bench else None
+    bench_dir = Path(os.path.commonpath([str(p) for ps in bench.values() for p in ps])) if bench else None
+    report_md = Path(report_md)
+    text = render_report(
+        data,
+        frames["accuracy"],
+        frames["cost"],
         cfg,
-        seeds=seeds,
-        tables_dir=tables_dir,
-        figures_dir=figures_dir,
-        report_md=report_md,
-        profile=profile,
-        cost_cfg=cost_cfg,
+        profile,
+        {p.stem: p for p in pngs},
+        report_md,
+        Path(sensitivity).parent,
+        times,
+        sens,
+        frames["attribution"],
+        comparisons=frames["comparisons"],
+        per_seed=frames["accuracy_per_seed"],
         notes=notes,
+        bench_dir=bench_dir,
     )
-    written = built.written
+    files.write_text(report_md, text)
+    written = {
+        "tables": table_files,
+        "figures": [f for p in pngs for f in (p, p.with_suffix(".pdf"))],
+        "report": [report_md],
+    }
+    datasets = list(data["meta"].iloc[0].datasets)
     if experiments:
-        log_runs(experiments, datasets, built.accuracy, built.cost, written, cfg, built.nas)
-        log_group_runs(built.training, built.accuracy)
+        log_runs(experiments, datasets, frames["accuracy"], frames["cost"], written, cfg, frames.get("nas"))
+        log_group_runs(data["training"], frames["accuracy"])
     return written
 
 

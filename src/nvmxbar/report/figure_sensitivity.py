@@ -53,6 +53,11 @@ def _legend(fig, deps: list, variants: list, bits: list) -> None:
     fig.legend(handles, labels, loc="outside right upper", title="saving of")
 
 
+def draw(frames: dict[str, pd.DataFrame], dataset: str, cfg: dict):
+    """The figure of ``dataset`` from the sensitivity table (frame ``sensitivity``)."""
+    return plot_sensitivity(frames["sensitivity"], dataset)
+
+
 def plot_sensitivity(table: pd.DataFrame, dataset: str):
     """Savings (%) of every variant x bits over the baseline at the same bits, one column per assumption."""
     t = table[table.dataset == dataset] if len(table) else table

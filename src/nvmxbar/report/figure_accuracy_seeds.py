@@ -30,6 +30,11 @@ def _jitter(n: int, width: float = 0.22) -> np.ndarray:
     return np.zeros(1) if n == 1 else np.linspace(-width, width, n)
 
 
+def draw(frames: dict[str, pd.DataFrame], dataset: str, cfg: dict):
+    """The figure of ``dataset`` from the per-seed accuracy table (frame ``accuracy_per_seed``)."""
+    return plot_accuracy_seeds(frames["accuracy_per_seed"], dataset)
+
+
 def plot_accuracy_seeds(per_seed: pd.DataFrame, dataset: str):
     """One dot per seed and deployment (x: variant and device bits, grouped by bits), a black bar at the mean and
     whiskers of ± one std over the seeds, per panel of :data:`PANELS`; the paper's figure as a red star."""

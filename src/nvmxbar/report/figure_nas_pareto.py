@@ -22,6 +22,11 @@ NAS_Y_RANGE_POINTS = 25.0  # the NAS figure shows this many points of validation
 NAS_STATE_MARKERS = {"COMPLETE": "o", "PRUNED": "X"}
 
 
+def draw(frames: dict[str, pd.DataFrame], dataset: str, cfg: dict):
+    """The figure of ``dataset`` from the collected frames (the search's trials, front and choice)."""
+    return plot_nas_pareto(frames, dataset)
+
+
 def plot_nas_pareto(data: dict[str, pd.DataFrame], dataset: str):
     """The unipolar search of one dataset: every trial of every device resolution (x = crossbar area in mm² from
     the cost model, y = validation accuracy; colour = bits, marker = COMPLETE / PRUNED), the Pareto front of each
