@@ -323,7 +323,7 @@ def run_one(job: dict) -> dict:
             if job["no_adc"]:
                 row[f"{split}_no_adc"] = noise.ideal_accuracy(sim, x, y, adc=False)
             if job["noise"]:  # the same chips' draws for every arm at one (fold, seed)
-                chips = noise.evaluate(sim, x, y, mc, seed=1000 * job["fold"] + job["seed"], progress=False)
+                chips = noise.evaluate(sim, x, y, mc, seed=1000 * job["fold"] + job["seed"])
                 row[f"{split}_noisy"] = chips[0]["accuracy_mean"]
     return row
 
