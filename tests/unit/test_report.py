@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import map_settings
 
 from nvmxbar import files
 from nvmxbar.core.cost import estimate
@@ -42,7 +43,7 @@ from nvmxbar.report.tables import attribution_table, cost_table, reference_row
 from nvmxbar.report.tables_nas import display_nas, nas_table
 from nvmxbar.report.verdicts import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, RUN, coverage, verdict
 from nvmxbar.search import selection
-from nvmxbar.settings import MapSettings
+from nvmxbar.settings import Pricing, params
 from nvmxbar.stages import report as report_stage
 from nvmxbar.stages import report_tables
 from nvmxbar.stats import welch
@@ -57,21 +58,7 @@ ARCH = {
     "dropout": 0.0,
     "bias": True,
 }
-XCFG = {
-    "rows": 64,
-    "cols": 32,
-    "g_max_us": 166.67,
-    "on_off_ratio": 150,
-    "bias": "row",
-    "baseline_weight_bits": 8,
-    "baseline_dac_bits": None,
-    "baseline_adc_bits": None,
-    "adc_mux": 8,
-    "input_mode": "multibit",
-    "subtraction": "analog",
-    "calibration_samples": 64,
-}
-MAP = MapSettings.from_config(XCFG, {"dac_bits": 4, "adc_bits": 6})
+MAP = map_settings(rows=64, cols=32, adc_mux=8, adc_ratio="free", calibration_samples=64, baseline_adc_fit=False)
 #: the validated config section ``report``: every key present (the defaults live in the config schema only)
 REPORT_CFG = {
     "reference_prog_sigma": 0.02,
@@ -80,16 +67,8 @@ REPORT_CFG = {
     "dpi": 110,
     "unipolar_float_gap_pct": 1.5,
 }
-#: the validated config section ``estimate_cost`` (how the sensitivity table reprices the mappings)
-COST_CFG = {
-    "constants": None,
-    "family": "neurosim",
-    "tech_nm": 22,
-    "cell": "1t1r",
-    "cell_activity": "measured",
-    "activity_samples": 16,
-    "adc_time_share": False,
-}
+#: rule estimate_cost's pricing (how the sensitivity table reprices the mappings), as the rule's params hold it
+PRICING = params(Pricing(constants=None, family="neurosim", tech_nm=22, cell="1t1r", adc_time_share=False))
 DATASETS, VARIANTS, BITS = ["har", "cifar10"], ["baseline", "uniform", "unipolar"], [2, 4]
 SEEDS = [0, 1]
 #: per-seed accuracies: the known numbers + SPREAD * (seed − mean seed): 0.002 below and above with two seeds
@@ -438,7 +417,7 @@ def run_report(tree: Path, out: Path, variants=VARIANTS, datasets=DATASETS, seed
             cost=[str(d.deployments[k]["cost.json"]) for k in skeys],
         ),
         output=IO(**sens),
-        params=types.SimpleNamespace(deployments=skeys, cost_cfg=COST_CFG, **{**params, "variants": kept}),
+        params=types.SimpleNamespace(deployments=skeys, pricing=PRICING, **{**params, "variants": kept}),
     )
     figures = []
     for kind in figure_kinds(variants):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nvmxbar import files
+from nvmxbar import files, settings
 from nvmxbar.core.cost import improvement
 from nvmxbar.core.layout import count
 from nvmxbar.report.figure_sensitivity import plot_sensitivity
@@ -22,15 +22,8 @@ from nvmxbar.stages.estimate_cost import estimate_file
 
 from .test_cost import layer, mapping
 
-COST_CFG = {
-    "constants": None,
-    "family": "neurosim",
-    "tech_nm": 22,
-    "cell": "1t1r",
-    "cell_activity": "measured",
-    "activity_samples": 16,
-    "adc_time_share": False,
-}
+#: rule estimate_cost's pricing settings
+COST_CFG = settings.Pricing(constants=None, family="neurosim", tech_nm=22, cell="1t1r", adc_time_share=False)
 VARIANTS, BITS, SEEDS = ["baseline", "uniform", "unipolar"], [2, 4], [0, 1]
 #: (name, matrix rows, outputs, MVMs per inference) of a small three-layer network
 NET = [("layers.0", 150, 16, 64), ("layers.1", 300, 32, 16), ("layers.2", 64, 6, 1)]
@@ -44,7 +37,7 @@ def mapped(variant, bits):
     S, P = (math.ceil(8 / bits), 2) if base else (1, 1 if variant == "unipolar" else 2)
     layers = [{**layer(n, K, N, S=S, P=P, M=M, baseline=base), "weight_rows": K} for n, K, N, M in NET]
     m = {**mapping(layers, scheme=variant, bits=bits), "dataset": "har", "variant": variant}
-    m["device"]["g_max_us"] = 1e6 / 6000  # R_on = 6 kOhm exactly
+    m["chip"]["device"]["g_max_us"] = 1e6 / 6000  # R_on = 6 kOhm exactly
     count(m)  # the counts as map_crossbar writes them
     return m
 
@@ -67,7 +60,7 @@ def write_results(root, measured=True):
                 d = root / "har" / v / f"b{b}" / f"seed{seed}"
                 mapping = mapped(v, b)
                 files.write_json(d / "mapping.json", mapping)
-                kw = {k: COST_CFG[k] for k in ("family", "tech_nm", "cell", "adc_time_share")}
+                kw = {k: getattr(COST_CFG, k) for k in ("family", "tech_nm", "cell", "adc_time_share")}
                 act = activity(mapping, seed) if measured else None
                 estimate_file(d / "mapping.json", d / "cost.json", None, act, **kw)
     return root
@@ -242,4 +235,4 @@ def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
     assert t.empty and "parameter" in t.columns
     assert write_md(t, tmp_path)[1].read_text().count("| dataset |") == 1
     save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)
-    assert Pricing.from_config(COST_CFG).family == "neurosim"
+    assert Pricing.from_settings(COST_CFG).family == "neurosim"

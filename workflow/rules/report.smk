@@ -262,7 +262,7 @@ rule report_sensitivity:
         variants=REPORT_SENSITIVITY_VARIANTS,
         bits=CFG["device_bits"],
         seeds=SEEDS,
-        cost_cfg=CFG["estimate_cost"],
+        pricing=P(COST.pricing),
     script:
         "../scripts/report_sensitivity.py"
 

@@ -151,9 +151,9 @@ def load_frames(path: str | Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
-#: The block of mapping.json that holds the converters' settings (dac_bits, adc_bits, adc_mux, input_mode,
-#: subtraction); every read and edit of it in the report goes through :func:`converters`.
-CONVERTERS = "converters"
+#: The block of mapping.json that holds the chip (nvmxbar.chip.Chip: tile, device, dac_bits, adc_bits, adc_mux,
+#: input_mode, subtraction); every read and edit of it in the report goes through :func:`converters`.
+CONVERTERS = "chip"
 
 
 def converters(mapping: dict) -> dict:
@@ -250,7 +250,8 @@ def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) ->
 
 def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
     """mapping.json: one row of ``mapping``, one row of ``layers`` per layer. Returns the number of layers."""
-    mp = read_json(path, ["scheme", "tile", "device", CONVERTERS, "layers", "total"])
+    mp = read_json(path, ["scheme", "device", CONVERTERS, "layers", "total"])
+    chip = converters(mp)
     try:
         mapping.append(
             {
@@ -258,15 +259,15 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
                 "scheme": mp["scheme"],
                 "slices": mp.get("slices"),
                 "pair": mp.get("pair"),
-                "tile_rows": mp["tile"]["rows"],
-                "tile_cols": mp["tile"]["cols"],
+                "tile_rows": chip["tile"]["rows"],
+                "tile_cols": chip["tile"]["cols"],
                 "levels": mp["device"]["levels"],
-                "g_min_us": mp["device"]["g_min_us"],
-                "g_max_us": mp["device"]["g_max_us"],
-                "on_off_ratio": mp["device"]["on_off_ratio"],
-                "dac_bits": converters(mp)["dac_bits"],
-                "adc_bits": converters(mp)["adc_bits"],
-                "adc_mux": converters(mp).get("adc_mux"),
+                "g_min_us": chip["device"]["g_max_us"] / chip["device"]["on_off_ratio"],
+                "g_max_us": chip["device"]["g_max_us"],
+                "on_off_ratio": chip["device"]["on_off_ratio"],
+                "dac_bits": chip["dac_bits"],
+                "adc_bits": chip["adc_bits"],
+                "adc_mux": chip["adc_mux"],
                 **{
                     k: mp["total"][k]
                     for k in ("devices", "tiles", "used_cells", "utilisation", "adcs", "dacs", "periphery_designs")

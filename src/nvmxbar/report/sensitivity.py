@@ -24,10 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from .. import settings
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
 from ..core.cost_units import FAMILIES, const, load_constants
 from ..core.layout import count
-from ..settings import CostSettings
 from .collect import CONVERTERS as CONVERTERS_KEY
 from .collect import converters, read_json, seed_list
 from .paper import PAPER_FIGURES
@@ -74,10 +74,9 @@ class Pricing:
     adc_time_share: bool = False
 
     @classmethod
-    def from_config(cls, cost_cfg: dict) -> Pricing:
-        """From the validated ``estimate_cost`` section, as rule estimate_cost prices."""
-        cs = CostSettings.from_config(cost_cfg)
-        return cls(load_constants(cs.constants), cs.family, cs.tech_nm, cs.cell, cs.adc_time_share)
+    def from_settings(cls, p: settings.Pricing) -> Pricing:
+        """From rule estimate_cost's pricing settings (:class:`nvmxbar.settings.Pricing`), constants loaded."""
+        return cls(load_constants(p.constants), p.family, p.tech_nm, p.cell, p.adc_time_share)
 
     @classmethod
     def from_cost(cls, cost_doc: dict, constants: dict | None = None) -> Pricing:
@@ -151,8 +150,7 @@ def load_deployments(
 # --------------------------------------------------------------------------------------- one assumption
 def r_on_ohm(mapping: dict, constants: dict) -> float:
     """The on-resistance the mapping's device stands for: 1 / G_max (the constants' R_on without one)."""
-    g_max = (mapping.get("device") or {}).get("g_max_us")
-    return 1e6 / float(g_max) if g_max else float(const(constants, "cell_read.r_on_ohm"))
+    return 1e6 / float(converters(mapping)["device"]["g_max_us"])
 
 
 def run_point(variant: dict, baseline: dict, pricing: Pricing) -> dict[str, Any]:
@@ -193,10 +191,10 @@ def _set_constant(constants: dict, dotted: str, value: float) -> dict:
 
 
 def _scale_conductance(mapping: dict, k: float, constants: dict) -> None:
-    """Every conductance the cost model reads, times ``k``: the device range and the measured read G."""
-    dev = mapping.setdefault("device", {})
-    dev["g_max_us"] = k * float(dev.get("g_max_us", 1e6 / const(constants, "cell_read.r_on_ohm")))
-    dev["g_min_us"] = k * float(dev.get("g_min_us", 1e6 / const(constants, "cell_read.r_off_ohm")))
+    """Every conductance the cost model reads, times ``k``: the device range (G_max; G_min follows at the same
+    ON/OFF ratio) and the measured read G."""
+    dev = converters(mapping)["device"]
+    dev["g_max_us"] = k * float(dev["g_max_us"])
     for layer in mapping["layers"]:
         if "mean_conductance_us" in layer:
             layer["mean_conductance_us"] *= k
@@ -330,15 +328,15 @@ def build_sensitivity(
     variants: Iterable[str],
     bits: Iterable[int],
     seeds: Iterable[int],
-    cost_cfg: dict | None,
+    pricing_settings: settings.Pricing | None,
 ) -> pd.DataFrame:
     """The table from the declared mapping.json and cost.json of every deployment and seed (``files``), priced as
-    rule estimate_cost did (``cost_cfg``: its validated section; None: as the first cost.json states), averaged
+    rule estimate_cost did (``pricing_settings``: its pricing; None: as the first cost.json states), averaged
     over the seeds."""
     variants = list(variants)
     if "baseline" not in variants:
         return sensitivity_table({}, Pricing({}))
-    pricing = Pricing.from_config(cost_cfg) if cost_cfg is not None else None
+    pricing = Pricing.from_settings(pricing_settings) if pricing_settings is not None else None
     constants = pricing.constants if pricing else load_constants()
     maps, costs = load_deployments(files, datasets, variants, bits, seeds)
     return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))

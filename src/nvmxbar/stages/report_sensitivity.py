@@ -11,6 +11,7 @@ from pathlib import Path
 from ..report.collect import keyed
 from ..report.sensitivity import build_sensitivity
 from ..report.sensitivity_text import write_sensitivity
+from ..settings import Pricing
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,17 @@ def run(
     variants: Iterable[str],
     bits: Iterable[int],
     seeds: Iterable[int],
-    cost_cfg: dict | None,
+    pricing: Pricing | None,
     csv: str | Path,
     md: str | Path,
 ) -> list[Path]:
-    """``mapping`` and ``cost``: the declared files, ``keys`` their (dataset, variant, bits, seed) in order."""
+    """``mapping`` and ``cost``: the declared files, ``keys`` their (dataset, variant, bits, seed) in order;
+    ``pricing``: rule estimate_cost's (None: as the first cost.json states)."""
     keys = list(keys)
     files: dict = {}
     for name, paths in (("mapping.json", mapping), ("cost.json", cost)):
         for key, path in keyed(keys, paths).items():
             files.setdefault(key, {})[name] = path
-    table = build_sensitivity(files, datasets, variants, bits, seeds, cost_cfg)
+    table = build_sensitivity(files, datasets, variants, bits, seeds, pricing)
     log.info("sensitivity: %d rows from %d deployments", len(table), len(files))
     return write_sensitivity(table, csv, md)
