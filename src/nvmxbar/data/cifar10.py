@@ -174,10 +174,11 @@ def _dir_images(root: Path):
         for rel, p in folder_files(root / split):
             parts = PurePosixPath(rel).parts
             if len(parts) == 2 and not is_junk(rel):
-                yield split, parts[0], f"{split}/{rel}", p.read_bytes()
+                yield split, parts[0], f"{split}/{rel}", Path(p).read_bytes()
 
 
 def _decode_image(raw: bytes, where: str) -> np.ndarray:
+    """One image as uint8 CHW; ``where``: "<archive or folder>: <member path>", named by every error."""
     from PIL import Image  # imported here so HAR-only use does not need Pillow
 
     try:
@@ -187,8 +188,15 @@ def _decode_image(raw: bytes, where: str) -> np.ndarray:
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except DataError:
         raise
+    except Image.UnidentifiedImageError as exc:  # its message names only an in-memory buffer
+        raise DataError(
+            f"{where}: cannot decode image: no image format Pillow reads ({len(raw)} bytes starting {raw[:8]!r}); "
+            "the file is corrupt or not an image (expected PNG or JPEG)"
+        ) from exc
     except (*READ_ERRORS, Image.DecompressionBombError, SyntaxError) as exc:
-        raise DataError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+        raise DataError(
+            f"{where}: cannot decode image ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
+        ) from exc
     return arr.transpose(2, 0, 1)  # HWC -> CHW
 
 
