@@ -79,7 +79,6 @@ class DigestCache:
         self.path = Path(path) if path is not None else None
         self.sources: dict[str, dict[str, list]] = {}
         self.changed = False
-        self.hashed = 0  # files read in this session (cache misses)
         if self.path is None or not self.path.exists():
             return
         try:
@@ -94,7 +93,8 @@ class DigestCache:
     def digests(self, root: str, files: list[tuple[str, str | Path]]) -> dict[str, str]:
         """{relative path: sha256} of ``files`` (pairs of relative path and path) of the source ``root``
         (its resolved path, the key); files whose stamp is unchanged are not read. OSError propagates."""
-        old = self.sources.get(root, {})
+        old = self.sources.get(root)
+        old = old if isinstance(old, dict) else {}
         new, out = {}, {}
         for rel, path in files:
             stamp = _stamp(os.stat(path))
@@ -103,7 +103,6 @@ class DigestCache:
                 digest = entry[4]
             else:
                 digest = file_digest(path)
-                self.hashed += 1
             new[rel], out[rel] = [*stamp, digest], digest
         if new != old:  # files that are gone are dropped with the rest of the old entry
             self.sources[root] = new

@@ -146,7 +146,7 @@ def is_junk(name: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def source_files(source: Source) -> list[tuple[str, Path]]:
+def source_files(source: Source) -> list[tuple[str, str | Path]]:
     """The files a source consists of, as sorted (relative name, path) pairs: a folder's files, the archive, or
     ``har.npz`` and the ``activity_labels.txt`` beside it (its class names) when there is one."""
     path = source.path
