@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import pickle
+import re
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -594,6 +596,132 @@ def test_undecodable_image(tmp_path):
     write_dir(tmp_path / "imgs", members)
     with pytest.raises(DataError, match=r"train/frog/0000\.jpg: cannot decode image"):
         load_raw(Source("imagefolder_dir", tmp_path / "imgs"))
+
+
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [
+        (b"this is not an image\n" * 3, r"no image format Pillow reads \(63 bytes starting b'this is '\)"),
+        (image_bytes((0, 0, 255), "PNG", (32, 32))[:60], r"\(OSError: image file is truncated.*\); the file is"),
+    ],
+)
+@pytest.mark.parametrize("layout", ["imagefolder_dir", "imagefolder_tar"])
+def test_corrupt_image_names_the_source_the_member_and_the_problem(tmp_path, layout, corrupt, problem):
+    """Real JPEG and PNG files and one corrupt member, in a folder and in a tar: the error names the folder or
+    archive, the member and what is wrong with it, never Pillow's in-memory buffer; prepare writes nothing."""
+    members = make_imagefolder()
+    members["test/ship/0000.jpg"] = corrupt
+    if layout == "imagefolder_dir":
+        path = write_dir(tmp_path / "cifar10" / "CIFAR-10-images", members)
+    else:
+        path = tmp_path / "cifar10" / "images.tar.gz"
+        path.parent.mkdir()
+        path.write_bytes(tar_bytes(members))
+    source = find_source("cifar10", tmp_path, download=False)
+    assert source == Source(layout, path)
+    with pytest.raises(DataError) as err:
+        load_raw(source)
+    message = str(err.value)
+    assert message.startswith(f"{path}: test/ship/0000.jpg: cannot decode image"), message
+    assert re.search(problem, message) and "BytesIO" not in message, message
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=re.escape(f"{path}: test/ship/0000.jpg: cannot decode image")):
+        prepare("cifar10", source, out / "cifar10.npz", out / "cifar10.json", seed=0)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Content identity (rule prepare_data's rerun trigger) and the digest cache
+# --------------------------------------------------------------------------------------------
+
+
+def sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def lines_digest(per_file: dict[str, str]) -> str:
+    return sha("".join(f"{rel} {d}\n" for rel, d in sorted(per_file.items())).encode())
+
+
+def test_content_sha256_covers_every_file_of_each_source_kind(har_zip_dir, har_files):
+    zip_src = find_source("har", har_zip_dir, download=False)
+    assert sources.content_sha256(zip_src) == sha(zip_src.path.read_bytes()) == sources.source_digests(zip_src)[0]
+    folder = write_dir(har_zip_dir / "dir" / "UCI HAR Dataset", har_files[0])
+    dir_src = Source("official_dir", folder)
+    expected = lines_digest({rel: sha(raw) for rel, raw in har_files[0].items()})
+    assert sources.content_sha256(dir_src) == expected == sources.source_digests(dir_src)[0]
+    npz = har_zip_dir / "npz" / "har.npz"
+    write_prepared_npz(npz, har_files[1])
+    npz_src = Source("prepared_npz", npz)
+    assert sources.content_sha256(npz_src) == sha(npz.read_bytes())  # alone: the npz's own digest
+    (npz.parent / "activity_labels.txt").write_text("\n".join(f"{i} A{i}" for i in range(1, 7)) + "\n")
+    both = {name: sha((npz.parent / name).read_bytes()) for name in ("har.npz", "activity_labels.txt")}
+    # with its class names: both files; source_digests keeps the npz's own digest as the source sha256
+    assert sources.content_sha256(npz_src) == lines_digest(both)
+    assert sources.source_digests(npz_src) == (both["har.npz"], both)
+    assert sources.identity_sha256(npz_src, both) == lines_digest(both)
+
+
+def test_digest_cache_reads_only_new_or_changed_files(tmp_path, monkeypatch):
+    from nvmxbar.data import digests
+
+    reads = []
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda p, *a: reads.append(Path(p).name) or real(p, *a))
+    members = make_imagefolder()
+    root = write_dir(tmp_path / "imgs", members)
+    src, cache = Source("imagefolder_dir", root), tmp_path / "results" / "source-digests.json"
+    first = sources.content_sha256(src, cache)
+    assert first == lines_digest({rel: sha(raw) for rel, raw in members.items()})
+    assert len(reads) == len(members) and cache.is_file()
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # written atomically: no temporary left
+
+    def again() -> tuple[str, list[str]]:
+        reads.clear()
+        return sources.content_sha256(src, cache), list(reads)
+
+    assert again() == (first, [])  # warm: nothing read
+    frog = root / "train" / "frog" / "0000.jpg"
+    st = frog.stat()
+    os.utime(frog, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert again() == (first, ["0000.jpg"])  # touched: read once more, same identity
+    assert again() == (first, [])
+    # same size, the old mtime set back: the ctime still tells (any write changes it)
+    frog.write_bytes(members["train/frog/0001.png"][: st.st_size].ljust(st.st_size, b"\0"))
+    os.utime(frog, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert frog.stat().st_size == st.st_size and frog.stat().st_mtime_ns == st.st_mtime_ns
+    changed, read = again()
+    assert changed != first and read == ["0000.jpg"]
+    frog.write_bytes(members["train/frog/0000.jpg"])
+    shutil.rmtree(root)  # re-copied: every file new (inode, times), the same content
+    write_dir(root, members)
+    recopied, read = again()
+    assert recopied == first and len(read) == len(members)
+    (root / "test" / "cat" / "0000.jpg").unlink()  # a file gone: another identity, and out of the cache
+    assert again()[0] != first
+    entry = json.loads(cache.read_text())["sources"][str(root.resolve())]
+    assert "test/cat/0000.jpg" not in entry and len(entry) == len(members) - 1
+
+
+def test_digest_cache_unreadable_or_foreign_is_rebuilt(tmp_path, caplog):
+    path = tmp_path / "a.tar"
+    path.write_bytes(b"content")
+    cache = tmp_path / "cache.json"
+    for bad in ("{not json", json.dumps({"version": 0, "sources": {}}), json.dumps([1, 2])):
+        cache.write_text(bad)
+        with caplog.at_level(logging.INFO, logger="nvmxbar.data.digests"):
+            assert sources.content_sha256(Source("imagefolder_tar", path), cache) == sha(b"content")
+        assert "ignoring the digest cache" in caplog.text
+        caplog.clear()
+        doc = json.loads(cache.read_text())
+        assert doc["version"] == 1 and doc["sources"][str(path.resolve())]["a.tar"][4] == sha(b"content")
+
+
+def test_content_sha256_of_a_vanished_source_names_it(tmp_path):
+    missing = tmp_path / "cifar10" / "images.tar"
+    with pytest.raises(DataError, match=rf"{re.escape(str(missing))}: cannot read the imagefolder_tar source to hash"):
+        sources.content_sha256(Source("imagefolder_tar", missing), tmp_path / "cache.json")
+    assert not (tmp_path / "cache.json").exists()
 
 
 # --------------------------------------------------------------------------------------------

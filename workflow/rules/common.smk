@@ -280,15 +280,6 @@ def all_outputs():
     return out
 
 
-# ------------------------------------------------------------------ inputs of rule prepare_data
-def source_path(dataset):
-    """The source file/folder the job will read, so that replacing it reruns the job ([] before download)."""
-    try:
-        return str(find_source(dataset, CFG["data_dir"], download=False).path)
-    except DataError:
-        return []
-
-
 # ------------------------------------------------------------------ inputs of the nas_unipolar rules
 NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
 # what the search itself reads (its score and recipe are params of their own); choosing among its trials

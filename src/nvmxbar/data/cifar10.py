@@ -17,15 +17,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .digests import folder_files
 from .sources import (
-    _READ_ERRORS,
     CIFAR_PY_DIR,
     CIFAR_TARBALL,
     CIFAR_TRAIN_BATCHES,
+    READ_ERRORS,
     DataError,
     Source,
-    _folder_files,
-    _is_junk,
+    is_junk,
     verify_cifar_tarball,
 )
 
@@ -47,9 +47,9 @@ def load_cifar(source: Source) -> dict:
             with tarfile.open(path, "r|*") as tf:
                 for member in tf:
                     name = PurePosixPath(member.name).name
-                    if member.isfile() and not _is_junk(member.name) and name in _CIFAR_BATCH_FILES:
+                    if member.isfile() and not is_junk(member.name) and name in _CIFAR_BATCH_FILES:
                         blobs[name] = tf.extractfile(member).read()
-        except (*_READ_ERRORS,) as exc:
+        except (*READ_ERRORS,) as exc:
             raise DataError(
                 f"{path}: cannot read the tar archive ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
             ) from exc
@@ -102,7 +102,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def _unpickle(raw: bytes, where: str):
     try:
         return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (*_READ_ERRORS, AttributeError, TypeError) as exc:
+    except (*READ_ERRORS, AttributeError, TypeError) as exc:
         raise DataError(f"{where}: not a valid CIFAR-10 batch pickle ({type(exc).__name__}: {exc})") from exc
 
 
@@ -158,12 +158,12 @@ def _tar_images(path: Path):
     try:
         with tarfile.open(path, "r|*") as tf:
             for member in tf:
-                if not member.isfile() or _is_junk(member.name):
+                if not member.isfile() or is_junk(member.name):
                     continue
                 parts = PurePosixPath(member.name).parts
                 if len(parts) >= 3 and parts[-3] in ("train", "test"):
                     yield parts[-3], parts[-2], member.name, tf.extractfile(member).read()
-    except (*_READ_ERRORS,) as exc:
+    except (*READ_ERRORS,) as exc:
         raise DataError(
             f"{path}: cannot read the tar archive ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
         ) from exc
@@ -171,13 +171,14 @@ def _tar_images(path: Path):
 
 def _dir_images(root: Path):
     for split in ("train", "test"):
-        for rel, p in _folder_files(root / split):
+        for rel, p in folder_files(root / split):
             parts = PurePosixPath(rel).parts
-            if len(parts) == 2 and not _is_junk(rel):
-                yield split, parts[0], f"{split}/{rel}", p.read_bytes()
+            if len(parts) == 2 and not is_junk(rel):
+                yield split, parts[0], f"{split}/{rel}", Path(p).read_bytes()
 
 
 def _decode_image(raw: bytes, where: str) -> np.ndarray:
+    """One image as uint8 CHW; ``where``: "<archive or folder>: <member path>", named by every error."""
     from PIL import Image  # imported here so HAR-only use does not need Pillow
 
     try:
@@ -187,8 +188,15 @@ def _decode_image(raw: bytes, where: str) -> np.ndarray:
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except DataError:
         raise
-    except (*_READ_ERRORS, Image.DecompressionBombError, SyntaxError) as exc:
-        raise DataError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+    except Image.UnidentifiedImageError as exc:  # its message names only an in-memory buffer
+        raise DataError(
+            f"{where}: cannot decode image: no image format Pillow reads ({len(raw)} bytes starting {raw[:8]!r}); "
+            "the file is corrupt or not an image (expected PNG or JPEG)"
+        ) from exc
+    except (*READ_ERRORS, Image.DecompressionBombError, SyntaxError) as exc:
+        raise DataError(
+            f"{where}: cannot decode image ({type(exc).__name__}: {exc}); the file is truncated or corrupt"
+        ) from exc
     return arr.transpose(2, 0, 1)  # HWC -> CHW
 
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .sources import _READ_ERRORS, HAR_DIR, HAR_INNER_ZIP, DataError, Source, _is_junk
+from .sources import HAR_DIR, HAR_INNER_ZIP, READ_ERRORS, DataError, Source, is_junk
 
 INERTIAL_CHANNELS = (
     "body_acc_x",
@@ -55,7 +55,7 @@ def _har_from_zip(path: Path, form: str) -> dict:
     label = str(path)
     try:
         with zipfile.ZipFile(path) as outer:
-            names = [n for n in outer.namelist() if not _is_junk(n)]
+            names = [n for n in outer.namelist() if not is_junk(n)]
             nested = [n for n in names if PurePosixPath(n).name == HAR_INNER_ZIP]
             if nested:
                 label = f"{path} -> {nested[0]}"
@@ -63,7 +63,7 @@ def _har_from_zip(path: Path, form: str) -> dict:
             else:
                 zf = zipfile.ZipFile(path)
         with zf:
-            names = [n for n in zf.namelist() if not _is_junk(n)]
+            names = [n for n in zf.namelist() if not is_junk(n)]
             roots = [n[: -len("train/y_train.txt")] for n in names if n.endswith("train/y_train.txt")]
             if not roots:
                 raise DataError(
@@ -78,7 +78,7 @@ def _har_from_zip(path: Path, form: str) -> dict:
             return _har_from_files(read, label, form)
     except DataError:
         raise
-    except (*_READ_ERRORS,) as exc:
+    except (*READ_ERRORS,) as exc:
         raise DataError(
             f"{label}: cannot read the zip archive ({type(exc).__name__}: {exc}); "
             "the file is truncated or corrupt, expected the official UCI HAR zip"
@@ -180,7 +180,7 @@ def _har_from_npz(path: Path, form: str) -> dict:
             )
     except DataError:
         raise
-    except (*_READ_ERRORS,) as exc:
+    except (*READ_ERRORS,) as exc:
         raise DataError(
             f"{path}: cannot read the npz file ({type(exc).__name__}: {exc}); truncated or corrupt?"
         ) from exc

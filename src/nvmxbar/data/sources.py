@@ -25,6 +25,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .digests import CHUNK, DigestCache, file_digest, folder_digest, folder_files, lines_sha256
+
 log = logging.getLogger(__name__)
 
 
@@ -64,14 +66,17 @@ HAR_DIR = "UCI HAR Dataset"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_TARBALL = "cifar-10-python.tar.gz"
 CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
+# Not published with the dataset; the SHA-256 that torchvision's dataset code and many public projects pin.
+CIFAR_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 CIFAR_PY_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-CHUNK = 1 << 20
+# The content digest of what find_source downloads when no source is found (the official archives).
+DOWNLOAD_SHA256 = {"har": HAR_ZIP_SHA256, "cifar10": CIFAR_SHA256}
 
 # Errors raised by the readers for truncated or corrupt archives and images.
-_READ_ERRORS = (
+READ_ERRORS = (
     OSError,
     EOFError,
     zlib.error,
@@ -130,7 +135,7 @@ def _check_input_form(dataset: str, input_form: str) -> str:
     return "image"
 
 
-def _is_junk(name: str) -> bool:
+def is_junk(name: str) -> bool:
     """macOS resource forks, __MACOSX folders and hidden files found in some archives."""
     parts = PurePosixPath(name).parts
     return any(p == "__MACOSX" or p.startswith(".") for p in parts if p not in (".", ".."))
@@ -141,40 +146,51 @@ def _is_junk(name: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _folder_files(folder: Path) -> list[tuple[str, Path]]:
-    """All regular files under ``folder`` as sorted (posix relative path, path) pairs."""
-    files = [(p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file()]
+def source_files(source: Source) -> list[tuple[str, str | Path]]:
+    """The files a source consists of, as sorted (relative name, path) pairs: a folder's files, the archive, or
+    ``har.npz`` and the ``activity_labels.txt`` beside it (its class names) when there is one."""
+    path = source.path
+    if path.is_dir():
+        return folder_files(path)
+    files = [(path.name, path)]
+    labels = path.parent / "activity_labels.txt"
+    if source.kind == "prepared_npz" and labels.is_file():
+        files.append((labels.name, labels))
     return sorted(files)
 
 
-def _folder_digest(folder: Path) -> tuple[str, dict[str, str]]:
-    """SHA-256 of the sorted lines "relpath sha256" of a folder's files, and the per-file digests."""
-    per_file = {rel: file_digest(p) for rel, p in _folder_files(folder)}
-    text = "".join(f"{rel} {digest}\n" for rel, digest in per_file.items())
-    return hashlib.sha256(text.encode("utf-8")).hexdigest(), per_file
-
-
 def source_digests(source: Source) -> tuple[str, dict]:
-    """(source sha256, {relative file name: sha256}) for the files the source consists of."""
+    """(source sha256, {relative file name: sha256}) for the files the source consists of. The source sha256 is
+    the archive's (or ``har.npz``'s) own digest, or a folder's :func:`~.digests.lines_sha256`."""
     path = source.path
     if path.is_dir():
-        digest, per_file = _folder_digest(path)
-        return digest, per_file
-    digest = file_digest(path)
-    files = {path.name: digest}
-    labels = path.parent / "activity_labels.txt"
-    if source.kind == "prepared_npz" and labels.is_file():
-        files[labels.name] = file_digest(labels)
-    return digest, files
+        return folder_digest(path)
+    files = {rel: file_digest(p) for rel, p in source_files(source)}
+    return files[path.name], files
+
+
+def identity_sha256(source: Source, files: dict[str, str]) -> str:
+    """The source's content digest, its identity, from its per-file digests (see :func:`content_sha256`)."""
+    if source.path.is_dir() or len(files) > 1:
+        return lines_sha256(files)
+    return files[source.path.name]
+
+
+def content_sha256(source: Source, cache: str | Path | None = None) -> str:
+    """The source's identity: its content digest over every file it consists of (:func:`source_files`): the
+    archive's SHA-256, or the :func:`~.digests.lines_sha256` of a folder's files (or of ``har.npz`` and its
+    ``activity_labels.txt``). ``cache``: a JSON file remembering each file's digest under its size, mtime, ctime
+    and inode (written atomically), so that only new or changed files are read; None = read every file."""
+    store = DigestCache(cache)
+    try:
+        files = store.digests(str(source.path.resolve()), source_files(source))
+    except OSError as exc:
+        raise DataError(f"{source.path}: cannot read the {source.kind} source to hash it: {exc}") from exc
+    try:
+        store.save()
+    except OSError as exc:  # a read-only results folder costs time, not correctness
+        log.warning("%s: cannot write the digest cache (%s)", cache, exc)
+    return identity_sha256(source, files)
 
 
 def _verify_md5(expected: str):
@@ -201,7 +217,7 @@ def _verify_har_zip(path: Path) -> None:
             with outer.open(HAR_INNER_ZIP) as inner:
                 for block in iter(lambda: inner.read(CHUNK), b""):
                     h.update(block)
-    except (*_READ_ERRORS,) as exc:
+    except (*READ_ERRORS,) as exc:
         raise DataError(
             f"{path}: SHA-256 differs from the official UCI HAR zip ({HAR_ZIP_SHA256}) "
             f"and no readable {HAR_INNER_ZIP!r} inside: {exc}"
@@ -335,8 +351,8 @@ def _find_har(folders: list[Path]) -> Source | None:
 def _zip_looks_like_har(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not _is_junk(n)]
-    except (*_READ_ERRORS,) as exc:
+            names = [n for n in zf.namelist() if not is_junk(n)]
+    except (*READ_ERRORS,) as exc:
         raise DataError(f"{path} is not a readable zip archive ({exc}); expected the UCI HAR zip") from exc
     return any(PurePosixPath(n).name == HAR_INNER_ZIP or n.endswith("train/y_train.txt") for n in names)
 
@@ -370,13 +386,13 @@ def _peek_tar_layout(path: Path, max_members: int = 50) -> str | None:
             for i, member in enumerate(tf):
                 if i >= max_members:
                     break
-                if _is_junk(member.name):
+                if is_junk(member.name):
                     continue
                 parts = PurePosixPath(member.name).parts
                 if CIFAR_PY_DIR in parts or parts[-1] in CIFAR_TRAIN_BATCHES + ("test_batch", "batches.meta"):
                     return "python_tarball"
                 if "train" in parts[:-1] or "test" in parts[:-1] or (member.isdir() and parts[-1] in ("train", "test")):
                     return "imagefolder_tar"
-    except (*_READ_ERRORS,) as exc:
+    except (*READ_ERRORS,) as exc:
         raise DataError(f"{path} is not a readable tar archive ({exc}); expected a CIFAR-10 tarball") from exc
     return None

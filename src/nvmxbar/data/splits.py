@@ -17,7 +17,16 @@ import numpy as np
 
 from .cifar10 import load_cifar
 from .har import load_har
-from .sources import DataError, Source, _check_dataset, _check_input_form, _dataset_of_kind, file_digest, source_digests
+from .sources import (
+    DataError,
+    Source,
+    _check_dataset,
+    _check_input_form,
+    _dataset_of_kind,
+    file_digest,
+    identity_sha256,
+    source_digests,
+)
 
 
 def load_raw(source: Source, input_form: str = "inertial") -> dict:
@@ -128,7 +137,12 @@ def prepare(
     provenance = {
         "dataset": dataset,
         "input_form": form,
-        "source": {"kind": source.kind, "path": str(source.path), "sha256": source_sha},
+        "source": {
+            "kind": source.kind,
+            "path": str(source.path),
+            "sha256": source_sha,
+            "content_sha256": identity_sha256(source, files),  # the workflow's identity of the source
+        },
         "files": files,
         "seed": int(seed),
         "counts": {s: int(len(arrays[f"y_{s}"])) for s in ("train", "val", "test")},
