@@ -2,10 +2,10 @@
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from itertools import pairwise
 
 import mlflow
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from integration import _killpoint as kp
 from integration._helpers import EXPERIMENT, MODEL, RECIPE, REPO, run
 from nvmxbar import tracking
 from nvmxbar.data.datamodule import NpzDataModule
@@ -81,36 +82,88 @@ def test_mlflow_run_has_params_epoch_metrics_artifacts_and_tags(har_small, tmp_p
     assert {"model.pt", "metrics.json"} <= arts
 
 
-def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkeypatch):
-    """Kill a real training process after its first epoch, rerun, and check it continues (same MLflow run)."""
-    _track(tmp_path, monkeypatch)
-    out = tmp_path / "r"
-    recipe = {**RECIPE, "epochs": 8}
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); sys.path.insert(0, {str(REPO / 'src')!r})\n"
-        "from integration import _helpers as h; from pathlib import Path\n"
-        f"h.run(Path({str(har_small)!r}), Path({str(out)!r}), experiment={EXPERIMENT!r}, recipe={recipe!r})\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    last, deadline = out / "checkpoints" / "last.ckpt", time.time() + 600  # generous: CI machines may be loaded
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert last.exists(), "no checkpoint was written: " + (proc.stderr.read() if proc.poll() is not None else "")
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
-    done = torch.load(last, weights_only=False)["epoch"]
-    assert done < 7
+RESUME_RECIPE = {**RECIPE, "epochs": 4, "augment": True}  # augmentation: one more draw per batch
 
-    m = run(har_small, out, experiment=EXPERIMENT, recipe=recipe)
+
+@pytest.fixture(scope="module")
+def uninterrupted(har_small, tmp_path_factory):
+    """The state_dict and metrics of a training that ran through, per (variant, bits), trained once per module."""
+    done = {}
+
+    def get(variant, bits):
+        if (variant, bits) not in done:
+            out = tmp_path_factory.mktemp(f"uninterrupted-{variant}")
+            m = kp.run(har_small, out, variant, bits, recipe=RESUME_RECIPE)
+            done[variant, bits] = torch.load(out / "model.pt", weights_only=True)["state_dict"], m
+        return done[variant, bits]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("variant", "bits", "point"),
+    [
+        ("uniform", 2, "mid_epoch"),
+        ("uniform", 2, "after_checkpoint"),
+        ("baseline", None, "mid_epoch"),
+        ("baseline", None, "writing_checkpoint"),
+    ],
+)
+def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrupted, variant, bits, point):
+    """SIGKILL a real training (dropout, augmentation, the quantizer's training noise, shuffled batches) at a
+    point it signals: in the middle of an epoch, just after an epoch's checkpoints, or half-way through writing
+    one. The rerun resumes from last.ckpt (the same MLflow run) and ends with the weights, bit for bit, of the
+    training that was never killed."""
+    _track(tmp_path, monkeypatch)
+    out, log = tmp_path / "r", tmp_path / "child.log"
+    ready, ready_w = os.pipe()  # the child writes one line when it stands at its kill point
+    args = {
+        "har_dir": str(har_small),
+        "out": str(out),
+        "ready_fd": ready_w,
+        "variant": variant,
+        "bits": bits,
+        "point": point,
+        "recipe": RESUME_RECIPE,
+        "experiment": EXPERIMENT,
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src")])}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from integration._killpoint import main; main()", json.dumps(args)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=(ready_w,),
+        )
+    os.close(ready_w)  # the child holds the only write end: its exit ends the pipe
+    try:  # generous: CI machines may be loaded
+        line = os.read(ready, 4096) if select.select([ready], [], [], kp.WAIT_S)[0] else b""
+    finally:
+        os.close(ready)
+    if not line:
+        proc.kill()
+        pytest.fail(f"the training never reached its kill point (exit {proc.wait()}): {log.read_text()[-3000:]}")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    where = json.loads(line)
+    ckpt = out / "checkpoints"
+    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
+    last = torch.load(ckpt / "last.ckpt", weights_only=True)  # whole, and loadable as Lightning loads it
+    assert where["epoch"] == 2 and last["epoch"] == 1  # the third epoch was under way: it resumes after the second
+    if point == "writing_checkpoint":
+        assert list(ckpt.glob(".*.tmp.ckpt"))  # killed half-way through a checkpoint: only its temporary file
+
+    starts = kp.Starts()
+    m = kp.run(har_small, out, variant, bits, callbacks=[starts], recipe=RESUME_RECIPE, experiment=EXPERIMENT)
     assert m["resumed"] is True
+    assert starts.start == (2, last["global_step"]) and starts.epochs == [2, 3]  # resumed, not from scratch
+    want_sd, want = uninterrupted(variant, bits)
+    got_sd = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert got_sd.keys() == want_sd.keys()
+    assert [k for k in want_sd if not torch.equal(got_sd[k], want_sd[k])] == []
+    assert (m["test_accuracy"], m["val_accuracy"]) == (want["test_accuracy"], want["val_accuracy"])
+
     everything = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
     runs = [r for r in everything if r.data.tags["rule"] != "group"]  # the parent of the model's seed runs aside
     assert len(runs) == 1 and runs[0].info.run_id == m["mlflow_run_id"] and runs[0].info.status == "FINISHED"
@@ -118,9 +171,9 @@ def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkey
     assert runs[0].data.tags["mlflow.parentRunId"] == m["mlflow_group_run_id"]  # kept by the resumed run
     steps = [h.step for h in mlflow.MlflowClient().get_metric_history(m["mlflow_run_id"], "val_acc")]
     # every epoch logged once across both processes (an epoch the killed process logged but did not checkpoint
-    # is logged again at the same global step): 8 steps, one per epoch, evenly spaced (the batches of an epoch)
+    # is logged again at the same global step): one step per epoch, evenly spaced (the batches of an epoch)
     s = sorted(set(steps))
-    assert len(s) == 8 and len({b - a for a, b in pairwise(s)}) == 1
+    assert len(s) == RESUME_RECIPE["epochs"] and len({b - a for a, b in pairwise(s)}) == 1
 
 
 def test_last_checkpoint_is_rewritten_every_epoch(har_small, tmp_path, monkeypatch):
