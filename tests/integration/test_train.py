@@ -18,6 +18,7 @@ from integration._helpers import EXPERIMENT, MODEL, RECIPE, REPO, run
 from nvmxbar import tracking
 from nvmxbar.data.datamodule import NpzDataModule
 from nvmxbar.training.model_io import load_model
+from nvmxbar.training.resume import AtomicCheckpointIO
 
 
 def _track(tmp_path, monkeypatch):
@@ -174,6 +175,61 @@ def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrup
     # is logged again at the same global step): one step per epoch, evenly spaced (the batches of an epoch)
     s = sorted(set(steps))
     assert len(s) == RESUME_RECIPE["epochs"] and len({b - a for a, b in pairwise(s)}) == 1
+
+
+def test_datamodule_state_continues_the_shuffle_and_a_new_fit_starts_anew(har_small):
+    """The state a checkpoint saves gives a new datamodule (a resumed job's) the next epoch's permutation, not the
+    first one again; the calibration batch does not advance the generator; setup('fit') forgets a restored state."""
+
+    def batches(loader):  # the labels of each batch identify the windows' order
+        return [y for _, y in loader]
+
+    a = NpzDataModule(har_small / "har.npz", 64, seed=3)
+    loader = a.train_dataloader()
+    first = batches(loader)
+    assert torch.equal(a.first_batch()[1], first[0])
+    state = a.state_dict()
+    second = batches(loader)
+    b = NpzDataModule(har_small / "har.npz", 64, seed=3)
+    b.setup("fit")
+    b.load_state_dict(state)
+    assert all(torch.equal(x, y) for x, y in zip(batches(b.train_dataloader()), second, strict=True))
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+    b.setup("fit")  # a fit that does not resume
+    assert all(torch.equal(x, y) for x, y in zip(batches(b.train_dataloader()), first, strict=True))
+    with pytest.raises(ValueError, match="'shuffle'"):
+        b.load_state_dict({})
+
+
+def test_a_checkpoint_is_whole_or_the_previous_one(tmp_path):
+    """AtomicCheckpointIO: a write that fails half-way leaves the previous file and no temporary one."""
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.arange(4)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        io.save_checkpoint({"epoch": 2, "w": torch.arange(1 << 20), "x": Unpicklable()}, path)
+    ck = torch.load(path, weights_only=True)
+    assert ck["epoch"] == 1 and torch.equal(ck["w"], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_checkpoint_without_generator_states_resumes_with_a_warning(har_small, tmp_path, monkeypatch, caplog):
+    """A checkpoint written before the generator states were saved still resumes, and says it is not bitwise."""
+    monkeypatch.setattr("nvmxbar.stages.train.shutil.rmtree", lambda *a, **k: None)  # keep the checkpoints
+    m = run(har_small, tmp_path, variant="baseline", bits=None, recipe={"epochs": 2})
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    ck = torch.load(last, weights_only=True)
+    assert ck["NpzDataModule"]["shuffle"].dtype == torch.uint8 and "RandomStreams" in ck["callbacks"]
+    del ck["NpzDataModule"], ck["callbacks"]["RandomStreams"]  # as the code before 2026-12-07 wrote it
+    torch.save(ck, last)
+    (tmp_path / "checkpoints.json").write_text(json.dumps({"config_hash": m["config_hash"], "run_id": None}))
+    again = run(har_small, tmp_path, variant="baseline", bits=None, recipe={"epochs": 2})
+    assert again["resumed"] is True and "not bitwise" in caplog.text
 
 
 def test_last_checkpoint_is_rewritten_every_epoch(har_small, tmp_path, monkeypatch):
