@@ -95,7 +95,9 @@ def uninterrupted(har_small, tmp_path_factory):
         if (variant, bits) not in done:
             out = tmp_path_factory.mktemp(f"uninterrupted-{variant}")
             m = kp.run(har_small, out, variant, bits, recipe=RESUME_RECIPE)
-            done[variant, bits] = torch.load(out / "model.pt", weights_only=True)["state_dict"], m
+            doc = torch.load(out / "model.pt", weights_only=True)
+            assert doc["quant"] is None or doc["quant"]["train_noise"] == kp.TRAIN_NOISE  # its noise draws too
+            done[variant, bits] = doc["state_dict"], m
         return done[variant, bits]
 
     return get
