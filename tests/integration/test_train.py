@@ -2,10 +2,10 @@
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from itertools import pairwise
 
 import mlflow
@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from integration import _killpoint as kp
 from integration._helpers import EXPERIMENT, MODEL, RECIPE, REPO, run
 from nvmxbar import tracking
 from nvmxbar.data.datamodule import NpzDataModule
 from nvmxbar.training.model_io import load_model
+from nvmxbar.training.resume import AtomicCheckpointIO
 
 
 def _track(tmp_path, monkeypatch):
@@ -81,36 +83,90 @@ def test_mlflow_run_has_params_epoch_metrics_artifacts_and_tags(har_small, tmp_p
     assert {"model.pt", "metrics.json"} <= arts
 
 
-def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkeypatch):
-    """Kill a real training process after its first epoch, rerun, and check it continues (same MLflow run)."""
-    _track(tmp_path, monkeypatch)
-    out = tmp_path / "r"
-    recipe = {**RECIPE, "epochs": 8}
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); sys.path.insert(0, {str(REPO / 'src')!r})\n"
-        "from integration import _helpers as h; from pathlib import Path\n"
-        f"h.run(Path({str(har_small)!r}), Path({str(out)!r}), experiment={EXPERIMENT!r}, recipe={recipe!r})\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    last, deadline = out / "checkpoints" / "last.ckpt", time.time() + 600  # generous: CI machines may be loaded
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert last.exists(), "no checkpoint was written: " + (proc.stderr.read() if proc.poll() is not None else "")
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
-    done = torch.load(last, weights_only=False)["epoch"]
-    assert done < 7
+RESUME_RECIPE = {**RECIPE, "epochs": 4, "augment": True}  # augmentation: one more draw per batch
 
-    m = run(har_small, out, experiment=EXPERIMENT, recipe=recipe)
+
+@pytest.fixture(scope="module")
+def uninterrupted(har_small, tmp_path_factory):
+    """The state_dict and metrics of a training that ran through, per (variant, bits), trained once per module."""
+    done = {}
+
+    def get(variant, bits):
+        if (variant, bits) not in done:
+            out = tmp_path_factory.mktemp(f"uninterrupted-{variant}")
+            m = kp.run(har_small, out, variant, bits, recipe=RESUME_RECIPE)
+            doc = torch.load(out / "model.pt", weights_only=True)
+            assert doc["quant"] is None or doc["quant"]["train_noise"] == kp.TRAIN_NOISE  # its noise draws too
+            done[variant, bits] = doc["state_dict"], m
+        return done[variant, bits]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("variant", "bits", "point"),
+    [
+        ("uniform", 2, "mid_epoch"),
+        ("uniform", 2, "after_checkpoint"),
+        ("baseline", None, "mid_epoch"),
+        ("baseline", None, "writing_checkpoint"),
+    ],
+)
+def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrupted, variant, bits, point):
+    """SIGKILL a real training (dropout, augmentation, the quantizer's training noise, shuffled batches) at a
+    point it signals: in the middle of an epoch, just after an epoch's checkpoints, or half-way through writing
+    one. The rerun resumes from last.ckpt (the same MLflow run) and ends with the weights, bit for bit, of the
+    training that was never killed."""
+    _track(tmp_path, monkeypatch)
+    out, log = tmp_path / "r", tmp_path / "child.log"
+    ready, ready_w = os.pipe()  # the child writes one line when it stands at its kill point
+    args = {
+        "har_dir": str(har_small),
+        "out": str(out),
+        "ready_fd": ready_w,
+        "variant": variant,
+        "bits": bits,
+        "point": point,
+        "recipe": RESUME_RECIPE,
+        "experiment": EXPERIMENT,
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src")])}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from integration._killpoint import main; main()", json.dumps(args)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=(ready_w,),
+        )
+    os.close(ready_w)  # the child holds the only write end: its exit ends the pipe
+    try:  # generous: CI machines may be loaded
+        line = os.read(ready, 4096) if select.select([ready], [], [], kp.WAIT_S)[0] else b""
+    finally:
+        os.close(ready)
+    if not line:
+        proc.kill()
+        pytest.fail(f"the training never reached its kill point (exit {proc.wait()}): {log.read_text()[-3000:]}")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    where = json.loads(line)
+    ckpt = out / "checkpoints"
+    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
+    last = torch.load(ckpt / "last.ckpt", weights_only=True)  # whole, and loadable as Lightning loads it
+    assert where["epoch"] == 2 and last["epoch"] == 1  # the third epoch was under way: it resumes after the second
+    if point == "writing_checkpoint":
+        assert list(ckpt.glob(".*.tmp.ckpt"))  # killed half-way through a checkpoint: only its temporary file
+
+    starts = kp.Starts()
+    m = kp.run(har_small, out, variant, bits, callbacks=[starts], recipe=RESUME_RECIPE, experiment=EXPERIMENT)
     assert m["resumed"] is True
+    assert starts.start == (2, last["global_step"]) and starts.epochs == [2, 3]  # resumed, not from scratch
+    want_sd, want = uninterrupted(variant, bits)
+    got_sd = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    assert got_sd.keys() == want_sd.keys()
+    assert [k for k in want_sd if not torch.equal(got_sd[k], want_sd[k])] == []
+    assert (m["test_accuracy"], m["val_accuracy"]) == (want["test_accuracy"], want["val_accuracy"])
+
     everything = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
     runs = [r for r in everything if r.data.tags["rule"] != "group"]  # the parent of the model's seed runs aside
     assert len(runs) == 1 and runs[0].info.run_id == m["mlflow_run_id"] and runs[0].info.status == "FINISHED"
@@ -118,9 +174,64 @@ def test_killed_job_resumes_from_its_last_checkpoint(har_small, tmp_path, monkey
     assert runs[0].data.tags["mlflow.parentRunId"] == m["mlflow_group_run_id"]  # kept by the resumed run
     steps = [h.step for h in mlflow.MlflowClient().get_metric_history(m["mlflow_run_id"], "val_acc")]
     # every epoch logged once across both processes (an epoch the killed process logged but did not checkpoint
-    # is logged again at the same global step): 8 steps, one per epoch, evenly spaced (the batches of an epoch)
+    # is logged again at the same global step): one step per epoch, evenly spaced (the batches of an epoch)
     s = sorted(set(steps))
-    assert len(s) == 8 and len({b - a for a, b in pairwise(s)}) == 1
+    assert len(s) == RESUME_RECIPE["epochs"] and len({b - a for a, b in pairwise(s)}) == 1
+
+
+def test_datamodule_state_continues_the_shuffle_and_a_new_fit_starts_anew(har_small):
+    """The state a checkpoint saves gives a new datamodule (a resumed job's) the next epoch's permutation, not the
+    first one again; the calibration batch does not advance the generator; setup('fit') forgets a restored state."""
+
+    def batches(loader):  # the labels of each batch identify the windows' order
+        return [y for _, y in loader]
+
+    a = NpzDataModule(har_small / "har.npz", 64, seed=3)
+    loader = a.train_dataloader()
+    first = batches(loader)
+    assert torch.equal(a.first_batch()[1], first[0])
+    state = a.state_dict()
+    second = batches(loader)
+    b = NpzDataModule(har_small / "har.npz", 64, seed=3)
+    b.setup("fit")
+    b.load_state_dict(state)
+    assert all(torch.equal(x, y) for x, y in zip(batches(b.train_dataloader()), second, strict=True))
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+    b.setup("fit")  # a fit that does not resume
+    assert all(torch.equal(x, y) for x, y in zip(batches(b.train_dataloader()), first, strict=True))
+    with pytest.raises(ValueError, match="'shuffle'"):
+        b.load_state_dict({})
+
+
+def test_a_checkpoint_is_whole_or_the_previous_one(tmp_path):
+    """AtomicCheckpointIO: a write that fails half-way leaves the previous file and no temporary one."""
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.arange(4)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        io.save_checkpoint({"epoch": 2, "w": torch.arange(1 << 20), "x": Unpicklable()}, path)
+    ck = torch.load(path, weights_only=True)
+    assert ck["epoch"] == 1 and torch.equal(ck["w"], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_checkpoint_without_generator_states_resumes_with_a_warning(har_small, tmp_path, monkeypatch, caplog):
+    """A checkpoint written before the generator states were saved still resumes, and says it is not bitwise."""
+    monkeypatch.setattr("nvmxbar.stages.train.shutil.rmtree", lambda *a, **k: None)  # keep the checkpoints
+    m = run(har_small, tmp_path, variant="baseline", bits=None, recipe={"epochs": 2})
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    ck = torch.load(last, weights_only=True)
+    assert ck["NpzDataModule"]["shuffle"].dtype == torch.uint8 and "RandomStreams" in ck["callbacks"]
+    del ck["NpzDataModule"], ck["callbacks"]["RandomStreams"]  # as the code before 2026-12-07 wrote it
+    torch.save(ck, last)
+    (tmp_path / "checkpoints.json").write_text(json.dumps({"config_hash": m["config_hash"], "run_id": None}))
+    again = run(har_small, tmp_path, variant="baseline", bits=None, recipe={"epochs": 2})
+    assert again["resumed"] is True and "not bitwise" in caplog.text
 
 
 def test_last_checkpoint_is_rewritten_every_epoch(har_small, tmp_path, monkeypatch):

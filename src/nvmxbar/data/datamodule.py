@@ -66,6 +66,8 @@ class NpzDataModule(L.LightningDataModule):
         self.path, self.batch_size, self.augment, self.seed = Path(path), batch_size, augment, seed
         self.fit_on = fit_on  # "train" or "train+val" (checked by train() before any work starts)
         self._tensors: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._shuffle: torch.Generator | None = None  # the generator of the fit's training batches
+        self._resumed_shuffle: torch.Tensor | None = None  # its state in the checkpoint a fit resumes from
         with np.load(self.path, allow_pickle=False) as d:
             self.arrays = {k: d[k] for k in d.files}
         self.class_names = [str(c) for c in self.arrays["class_names"]]
@@ -114,14 +116,40 @@ class NpzDataModule(L.LightningDataModule):
         """``split`` in order, ``batch_size`` at a time (evaluation)."""
         return TensorBatches(self.tensors(split, device), batch_size)
 
-    def train_dataloader(self) -> TensorBatches:
+    def shuffled(self, generator: torch.Generator) -> TensorBatches:
+        """The training batches (``fit_on``), a new permutation from ``generator`` every pass."""
         # fit_on train+val: the validation windows train too (they are then not held out)
-        return TensorBatches(
-            self.tensors(self.fit_on, self.device),
-            self.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
+        return TensorBatches(self.tensors(self.fit_on, self.device), self.batch_size, shuffle=True, generator=generator)
+
+    def first_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first training batch of a fit from scratch (the quantizer's calibration), drawn from a generator
+        of its own: the fit's shuffle generator is not advanced."""
+        return next(iter(self.shuffled(torch.Generator().manual_seed(self.seed))))
+
+    def train_dataloader(self) -> TensorBatches:
+        """The fit's batches: shuffled by a generator seeded with ``seed``, or, in a fit resumed from a checkpoint,
+        continued from the state the checkpoint saved (:meth:`state_dict`)."""
+        self._shuffle = torch.Generator()
+        if self._resumed_shuffle is not None:
+            self._shuffle.set_state(self._resumed_shuffle)
+        else:
+            self._shuffle.manual_seed(self.seed)
+        return self.shuffled(self._shuffle)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # Lightning calls it before it restores a checkpoint: a fit without one starts anew
+            self._resumed_shuffle = None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Saved in every checkpoint (Lightning writes them at an epoch's end, when the epoch's permutation has
+        been drawn and the next one not yet): the shuffle generator's state, from which the next epoch draws."""
+        return {"shuffle": self._shuffle.get_state()} if self._shuffle is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Called by Lightning when a fit resumes, before it asks for :meth:`train_dataloader`."""
+        if "shuffle" not in state_dict:
+            raise ValueError(f"the checkpoint's {type(self).__qualname__} state has no 'shuffle' generator state")
+        self._resumed_shuffle = state_dict["shuffle"]
 
     def val_dataloader(self) -> TensorBatches:
         return self.batches("val", max(self.batch_size, 512), self.device)

@@ -1,5 +1,6 @@
-"""One Lightning fit with the recipe of ``train.<dataset>``: checkpoints every epoch (a killed job resumes),
-then the selected epoch (the last one, or the best-validation one) loaded back."""
+"""One Lightning fit with the recipe of ``train.<dataset>``: checkpoints every epoch (a killed job resumes,
+bitwise as if it had not been killed: :mod:`.resume`), then the selected epoch (the last one, or the
+best-validation one) loaded back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..core.networks import Net
 from ..data.datamodule import NpzDataModule
 from ..settings import Recipe, on_gpu
 from .module import Classifier, EpochLog
+from .resume import AtomicCheckpointIO, RandomStreams
 
 
 @dataclass
@@ -66,7 +68,7 @@ def fit(
     # Its own callback: Lightning's save_last rewrites last.ckpt only in epochs that also improved the best,
     # so a killed run would resume from the best epoch, not from the last one.
     last = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
-    cbs = [best, last, EpochLog(recipe.epochs, log_prefix), *(callbacks or [])]
+    cbs = [best, last, RandomStreams(), EpochLog(recipe.epochs, log_prefix), *(callbacks or [])]
     if logger is not None:
         cbs.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
     flags = trainer_flags(net, accelerator)
@@ -80,6 +82,7 @@ def fit(
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)

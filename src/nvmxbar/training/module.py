@@ -75,7 +75,7 @@ class Classifier(L.LightningModule):
         # Uniform scaling: calibrate the shared full-scales on the first training batch (once; a resumed
         # run restores them from the checkpoint).
         if self.net.quant is not None and not bool(self.net.quant.calibrated):
-            x, _ = next(iter(self.trainer.datamodule.train_dataloader()))
+            x, _ = self.trainer.datamodule.first_batch()
             self.net.calibrate(self.trainer.datamodule.normalise(x.to(self.device)))
 
     def configure_optimizers(self):
