@@ -19,7 +19,6 @@ from snakemake.logging import logger
 from nvmxbar import settings, tracking, workplan
 from nvmxbar.chip import Chip
 from nvmxbar.core.cost_units import DEFAULT_CONSTANTS as COST_CONSTANTS
-from nvmxbar.data import DataError, find_source
 from nvmxbar.workflow import ConfigError, load_config
 
 try:
@@ -226,14 +225,23 @@ def teacher(wc):
 
 def recipe(dataset, variant, **changes):
     """train.<dataset> as a training of this variant reads it (settings.Recipe: the baseline never distills)."""
-    return replace(settings.Recipe.from_config(CFG["train"][dataset], variant), **changes)
+    return replace(
+        settings.Recipe.from_config(CFG["train"][dataset], variant), **changes
+    )
 
 
 def finalist_recipe(dataset):
     """A NAS finalist's training: the unipolar recipe on the training split alone (it is scored on validation
     data), over nas_unipolar.finalists.epochs when set."""
     epochs = CFG["nas_unipolar"]["finalists"]["epochs"]
-    return P(recipe(dataset, "unipolar", fit_on="train", epochs=epochs or CFG["train"][dataset]["epochs"]))
+    return P(
+        recipe(
+            dataset,
+            "unipolar",
+            fit_on="train",
+            epochs=epochs or CFG["train"][dataset]["epochs"],
+        )
+    )
 
 
 def search_recipe(dataset):
@@ -286,7 +294,14 @@ NAS = f"{RESULTS}/{{dataset}}/unipolar/b{{bits}}/nas"
 # (finalists, margin) and how many workers share it must not rerun it
 SEARCH_KEYS = ("trials", "epochs", "objective", "pruning", "startup_trials", "storage")
 # what the selection (rule nas_unipolar) reads
-SELECTION_KEYS = ("search", "polarity", "objective", "selection_margin", "score", "epochs")
+SELECTION_KEYS = (
+    "search",
+    "polarity",
+    "objective",
+    "selection_margin",
+    "score",
+    "epochs",
+)
 
 
 def nas_workers(wc):
