@@ -161,13 +161,13 @@ def test_adc_to_dac_ratio_is_a_power_of_two_after_training(polarity):
     training steps that move both full-scales, mapping.json's ratio is still an exact power of two, the ADC codes
     reach the next DAC as a shift, and mapping.json says so."""
     net, x = quantized("multibit", polarity)
-    y = torch.randint(0, 6, (len(x),))
+    batch, y = x[:64], torch.randint(0, 6, (64,))  # 5 steps on 64 windows move both (log2 ratio by ~0.13-0.2)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     before = (float(net.quant.act_fullscale), float(net.quant.log2_ratio))
-    for _ in range(20):
+    for _ in range(5):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        torch.nn.functional.cross_entropy(net(batch), y).backward()
         opt.step()
     net.eval()
     assert (float(net.quant.act_fullscale), float(net.quant.log2_ratio)) != before  # both learned
