@@ -56,8 +56,10 @@ lint: setup
 	$(VENV)/bin/snakemake --lint --config data_dir=/nonexistent download=false
 	$(VENV)/bin/lint-imports
 
-## make ui : the MLflow UI on http://127.0.0.1:$(PORT) over results/mlflow.db
+## make ui : the MLflow UI on http://127.0.0.1:$(PORT) over results/mlflow.db; first prints each experiment's
+## runs-table address (the UI itself lands on the GenAI overview)
 ui: setup
+	$(PY) tools/ui_urls.py --store sqlite:///$(abspath results/mlflow.db) --base http://127.0.0.1:$(PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
 	  --backend-store-uri sqlite:///$(abspath results/mlflow.db) \
 	  --default-artifact-root $(abspath results/mlartifacts) --host 127.0.0.1 --port $(PORT) --workers 1

@@ -61,6 +61,23 @@ def _quiet_env(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
+def rounding_bound(sim, y, g_max: float | None = None) -> float:
+    """What rounding may move a crossbar simulation's outputs ``y`` by (Simulator ``sim``, its last layer; the
+    earlier layers' errors are rounded away by the next DAC): the sums' eps (``sim.dtype``) x the roundings in a
+    row (a column's rows, the pair or offset subtraction, the slices' shift-add, the row tiles' sum, the step, the
+    bias) x the largest sum they round (every row driven at full code through a cell of ``g_max`` dG units,
+    default G_max with its G_min offset, in network units), plus float64's rounding of |y| (the digital side)."""
+    import torch
+
+    spec = sim.layers[-1]
+    steps = int(spec["rows"]) + 2 + int(spec["slices"]) + int(spec["row_tiles"]) + 2
+    unit = spec["weight_step"] * spec["dac_fullscale"] / sim.dac_levels
+    shift_add = sum(2 ** (sim.mapping["bits"] * k) for k in range(int(spec["slices"])))
+    g = sim.L + sim.g_off if g_max is None else g_max
+    largest = unit * sim.dac_levels * g * int(spec["rows"]) * shift_add
+    return torch.finfo(sim.dtype).eps * steps * largest + torch.finfo(torch.float64).eps * float(y.abs().max())
+
+
 def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
     """A tiny network in float64 on random inputs (9 x 32 windows); a quantized one has its shared
     full-scales calibrated by one training-mode forward. Returns (net in eval mode, inputs)."""

@@ -2,18 +2,18 @@
 
 Default store: a sqlite database <results>/mlflow.db (no server needed), artifacts under <results>/mlartifacts.
 A team points MLFLOW_TRACKING_URI (or config ``mlflow.tracking_uri``) at a tracking server and nothing else
-changes. One experiment per dataset, ``<prefix>-<dataset>``, tagged as a model-training experiment so that the
-MLflow 3 UI opens on its runs table.
+changes. One experiment per dataset, ``<prefix>-<dataset>``, of the model-training kind (``make ui`` prints its
+runs table's address: tools/ui_urls.py). A run's source is its stage (``rule <rule>``, a JOB: the Source column);
+a training logs its data splits as dataset inputs (:meth:`Run.log_splits`: the Dataset column).
 
 Every stage logs through :func:`stage_run`: it creates (or resumes) the run with its params and tags, nests it
 under a parent run, yields a :class:`Run`, and ends it FINISHED, or FAILED when the block raises. With tracking
 off (``experiment`` None) the same code runs against a :class:`Run` that records nothing.
 
-A killed job (SIGKILL, the out-of-memory killer, a lost node) cannot end its run: the run would stay RUNNING for
-ever. The job's next attempt ends it KILLED (:func:`end_stale`), found through a run file written beside the job's
-output when the run opened (``stage_run(run_file=...)``, :func:`run_file`) or through the training's checkpoint
-state; and a run that ends ends its nested runs still RUNNING (a killed search worker's trials) KILLED. Both carry
-the tag ``nvmxbar.killed`` saying why.
+A killed job (SIGKILL, the out-of-memory killer, a lost node) cannot end its run, left RUNNING: the job's next
+attempt ends it KILLED (:func:`end_stale`), found through its :func:`run_file` or the training's checkpoint state;
+a run that ends ends its nested runs still RUNNING (a killed search worker's trials) KILLED. Both carry the tag
+``nvmxbar.killed`` saying why.
 
 A fresh sqlite store is created (schema migrations) under a file lock beside it, so that jobs that start together
 on an empty store do not run the migrations over one another.
@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 from .config import config_hash
 from .files import git_commit, locked, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-#: The MLflow 3 experiment tag that makes the UI open an experiment on its runs table (not the GenAI pages).
+#: The MLflow 3 experiment kind of model training (the UI may still open the GenAI overview: mlflow issue 24498).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 #: The tag of a run ended KILLED by someone else than its own process: why.
@@ -96,22 +96,12 @@ def ensure_experiments(names: dict[str, str], results_dir: str | Path) -> dict[s
     """Create the store (schema migrations) and the experiments ``{dataset: name}`` before jobs run in
     parallel; tag each as a model-training experiment. Returns ``{dataset: experiment id}``."""
     c = client()
-    ids = {}
-    for ds, name in names.items():
-        exp = c.get_experiment_by_name(name)
-        if exp is None:
-            local = not is_server(mlflow.get_tracking_uri())  # a server: its own artifact store (mlflow-artifacts:)
-            art = (Path(results_dir).resolve() / "mlartifacts" / name).as_uri() if local else None
-            try:
-                ids[ds] = c.create_experiment(
-                    name, artifact_location=art, tags={"dataset": ds, "project": "nvmxbar", **EXPERIMENT_KIND}
-                )
-            except mlflow.exceptions.MlflowException:  # created by a concurrent process
-                ids[ds] = c.get_experiment_by_name(name).experiment_id
-        else:
-            ids[ds] = exp.experiment_id
+    local = not is_server(mlflow.get_tracking_uri())  # a server: its own artifact store (mlflow-artifacts:)
+    root = (Path(results_dir).resolve() / "mlartifacts").as_uri() if local else ""
+    ids = {ds: _experiment_id(c, name, {"dataset": ds, "project": "nvmxbar"}, root) for ds, name in names.items()}
+    for exp_id in ids.values():
         for k, v in EXPERIMENT_KIND.items():
-            c.set_experiment_tag(ids[ds], k, v)
+            c.set_experiment_tag(exp_id, k, v)
     return ids
 
 
@@ -139,18 +129,9 @@ def standard_tags(
     **extra: Any,
 ) -> dict[str, str]:
     """The tags every run of a trained model or a stage on it carries (provenance and grouping)."""
-    tags = {
-        "dataset": dataset,
-        "variant": variant,
-        "bits": "float" if bits is None else str(bits),
-        "seed": str(seed),
-        "rule": rule,
-        "git_commit": git_commit(),
-        "config_hash": config_hash,
-        "data_sha256": data_sha256,
-    }
-    tags.update({k: str(v) for k, v in extra.items()})
-    return tags
+    b = "float" if bits is None else str(bits)
+    tags = dict(dataset=dataset, variant=variant, bits=b, seed=str(seed), rule=rule, git_commit=git_commit())
+    return {**tags, "config_hash": config_hash, "data_sha256": data_sha256, **{k: str(v) for k, v in extra.items()}}
 
 
 class Run:
@@ -183,6 +164,18 @@ class Run:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self._client:
             self._client.log_artifact(self.id, str(path), artifact_path=artifact_path)
+
+    def log_splits(self, npz: str | Path, dataset: str, digest: str, rows: dict[str, int], fit_on: str) -> None:
+        """The data splits ``rows`` ({split: rows}) as MLflow dataset inputs ``<dataset>-<split>`` of the npz and
+        its ``digest`` (sha256; MLflow keeps 36 characters): context training (``fit_on``'s), validation, testing."""
+        if not self._client:
+            return
+        src, inputs = json.dumps({"uri": str(Path(npz).resolve())}), []
+        for split, n in rows.items():
+            ctx = "training" if split in fit_on.split("+") else {"val": "validation"}.get(split, "testing")
+            ds = Dataset(f"{dataset}-{split}", digest[:36], "local", src, profile=json.dumps({"num_rows": n}))
+            inputs.append(DatasetInput(ds, [InputTag("mlflow.data.context", ctx)]))
+        self._client.log_inputs(self.id, datasets=inputs)
 
     def set_tag(self, key: str, value: Any) -> None:
         if self._client:
@@ -240,17 +233,16 @@ def run_file(output: str | Path) -> Path:
     return output.with_name(f".{output.name}.mlflow_run.json")
 
 
-def _experiment_id(c: mlflow.MlflowClient, experiment: str) -> str:
+def _experiment_id(c: mlflow.MlflowClient, experiment: str, tags: dict | None = None, root: str | None = None) -> str:
+    """The experiment's id, created (tagged ``tags``, artifacts under ``root``/<name>) when absent. ``root`` None:
+    $MLFLOW_ARTIFACT_ROOT (set by configure(): artifacts beside the store, not in cwd); "": the server's own."""
     exp = c.get_experiment_by_name(experiment)
     if exp is not None:
         return exp.experiment_id
-    root = os.environ.get("MLFLOW_ARTIFACT_ROOT")  # set by configure(): artifacts beside the store, not in cwd
+    root = os.environ.get("MLFLOW_ARTIFACT_ROOT") if root is None else root
     try:
-        return c.create_experiment(
-            experiment,
-            artifact_location=f"{root.rstrip('/')}/{experiment}" if root else None,
-            tags=dict(EXPERIMENT_KIND),
-        )
+        art = f"{root.rstrip('/')}/{experiment}" if root else None
+        return c.create_experiment(experiment, artifact_location=art, tags={**(tags or {}), **EXPERIMENT_KIND})
     except mlflow.exceptions.MlflowException:  # created by a concurrent process
         return c.get_experiment_by_name(experiment).experiment_id
 
@@ -273,12 +265,17 @@ def open_run(
         c.update_run(resume, status="RUNNING")
         c.set_tag(resume, "resumed", "true")
         return Run(resume)
-    tags = dict(tags or {})
+    tags = {**source_tags((tags or {}).get("rule") or run_name.split()[0]), **(tags or {})}
     if parent:
         tags["mlflow.parentRunId"] = parent
     run = Run(c.create_run(_experiment_id(c, experiment), run_name=run_name, tags=tags).info.run_id)
     run.log_params(params or {})
     return run
+
+
+def source_tags(rule: str) -> dict[str, str]:
+    """The stage that made a run, as MLflow's source (the runs table's Source column): ``rule <rule>``, a JOB."""
+    return {"mlflow.source.name": f"rule {rule}", "mlflow.source.type": "JOB"}
 
 
 @contextlib.contextmanager
@@ -371,7 +368,8 @@ def group_run(
         found = c.search_runs([exp_id], filter_string=f"tags.group_key = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id
-        run_id = c.create_run(exp_id, run_name=run_name, tags={**tags, "group_key": key}).info.run_id
+        tags = {**source_tags("train"), **tags, "group_key": key}  # made by the first of its trainings
+        run_id = c.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         c.set_terminated(run_id, "FINISHED")  # a container: the report logs the seed statistics into it
         return run_id
 

@@ -1,5 +1,6 @@
 """Real Lightning training on a small stratified subset of the real UCI HAR data (nvmxbar.stages.train)."""
 
+import hashlib
 import json
 import os
 import select
@@ -74,6 +75,11 @@ def test_mlflow_run_has_params_epoch_metrics_artifacts_and_tags(har_small, tmp_p
         assert r.data.tags.get(tag), tag
     assert (r.data.tags["dataset"], r.data.tags["variant"], r.data.tags["bits"]) == ("har", "uniform", "2")
     assert r.data.tags["data_sha256"] == json.loads((har_small / "har.json").read_text())["source"]["sha256"]
+    assert r.data.tags["mlflow.source.name"] == "rule train"  # the runs table's Source and Dataset columns
+    npz_sha = hashlib.sha256((har_small / "har.npz").read_bytes()).hexdigest()
+    assert {i.dataset.name: i.dataset.digest for i in r.inputs.dataset_inputs} == {
+        f"har-{split}": npz_sha[:36] for split in ("train", "val", "test")
+    }
     assert r.data.params["model.conv"] == json.dumps(MODEL["conv"]) and r.data.params["train.epochs"] == "2"
     # one point per epoch, in epoch order (Lightning's MLFlowLogger: the step is its global step, not the epoch)
     steps = [h.step for h in client.get_metric_history(r.info.run_id, "val_acc")]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import chip_of, map_settings, small_net
+from conftest import chip_of, map_settings, rounding_bound, small_net
 
 from nvmxbar.core import cost, cost_units, layout
 from nvmxbar.core.networks import make_arch
@@ -97,7 +97,10 @@ def test_digital_subtraction_is_exact_without_the_adc_and_converts_twice(polarit
     a_arr, a_map = mapped(net, x, subtraction="analog")
     d_arr, d_map = mapped(net, x, subtraction="digital")
     sa, sd = Simulator(a_arr, a_map), Simulator(d_arr, d_map)
-    assert torch.allclose(sa.forward(x, adc=False), sd.forward(x, adc=False), rtol=0, atol=1e-6)
+    assert sd.dtype == torch.float64  # a digital column's sums hold G_min / dG: no integers, float32 would round
+    with torch.no_grad():
+        ya, yd = sa.forward(x, adc=False), sd.forward(x, adc=False)
+    assert (ya - yd).abs().max() <= rounding_bound(sd, ya)
     assert not torch.equal(sa.forward(x), sd.forward(x))
     ca, cd = sa.count_operations(x), sd.count_operations(x)
     conv = sum(c["adc_conversions"] for c in cd) / sum(c["adc_conversions"] for c in ca)
@@ -159,13 +162,13 @@ def test_adc_to_dac_ratio_is_a_power_of_two_after_training(polarity):
     training steps that move both full-scales, mapping.json's ratio is still an exact power of two, the ADC codes
     reach the next DAC as a shift, and mapping.json says so."""
     net, x = quantized("multibit", polarity)
-    y = torch.randint(0, 6, (len(x),))
+    batch, y = x[:64], torch.randint(0, 6, (64,))  # 5 steps on 64 windows move both (log2 ratio by ~0.13-0.2)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     before = (float(net.quant.act_fullscale), float(net.quant.log2_ratio))
-    for _ in range(20):
+    for _ in range(5):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        torch.nn.functional.cross_entropy(net(batch), y).backward()
         opt.step()
     net.eval()
     assert (float(net.quant.act_fullscale), float(net.quant.log2_ratio)) != before  # both learned

@@ -1,19 +1,41 @@
 """The tracking seam (nvmxbar.tracking) on a real sqlite MLflow store, and per-job logging (nvmxbar.logs)."""
 
+import importlib.util
 import logging
+import shutil
 
 import mlflow
 import pytest
+from conftest import REPO, make_synthetic_npz
 
-from nvmxbar import logs, tracking
+from nvmxbar import files, logs, tracking
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """One empty sqlite store, its schema migrated once (seconds) for the whole session: each test copies it."""
+    root = tmp_path_factory.mktemp("empty_store")
+    mlflow.set_tracking_uri(tracking.default_uri(root))
+    tracking.client()  # creates and migrates it
+    mlflow.set_tracking_uri(None)
+    return root / "mlflow.db"
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.default_uri(tmp_path))
     mlflow.set_tracking_uri(tracking.default_uri(tmp_path))  # MLflow caches the URI per process
     yield tmp_path
     mlflow.set_tracking_uri(None)
+
+
+def ui_urls():
+    """tools/ui_urls.py (a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("ui_urls", REPO / "tools" / "ui_urls.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_experiments_are_model_training_experiments(store):
@@ -33,6 +55,71 @@ def test_stage_run_finishes_nests_and_records(store):
     assert p["status"] == "FINISHED" and p["params"] == {"a.b": "1"} and p["metrics"]["acc"] == 0.5
     assert c["status"] == "FINISHED" and c["tags"]["mlflow.parentRunId"] == parent.id
     assert c["metrics"] == {"x": 1.0, "y": 2.0}
+
+
+def test_every_run_names_its_stage_as_its_source(store):
+    """The runs table's Source column: ``rule <rule>`` (a JOB), from the run's rule tag or its name's first word; a
+    resumed run keeps its own, and the group run of a model's seeds is made by rule train."""
+    with tracking.stage_run("nvx-har", run_name="map_crossbar har/uniform/b2 seed 0", tags={"rule": "map"}) as a:
+        pass
+    with tracking.stage_run("nvx-har", run_name="prepare_data har") as b:
+        pass
+    with tracking.stage_run("nvx-har", run_name="other name", resume=a.id):
+        pass
+    group = tracking.group_run("nvx-har", key="k", run_name="har/uniform/b2", tags={"rule": "group"}, lock_dir=store)
+    source = {r: tracking.run_of(r)["tags"] for r in (a.id, b.id, group)}
+    assert {r: t["mlflow.source.name"] for r, t in source.items()} == {
+        a.id: "rule map",
+        b.id: "rule prepare_data",
+        group: "rule train",
+    }
+    assert {t["mlflow.source.type"] for t in source.values()} == {"JOB"}
+
+
+def test_a_training_run_lists_its_data_splits_as_dataset_inputs(store, tmp_path):
+    """The runs table's Dataset column: one input per split, named <dataset>-<split>, the npz's sha256 as digest
+    (MLflow's 36 characters), the npz as source, its context; logging them again adds none."""
+    npz = make_synthetic_npz(tmp_path / "har.npz")
+    sha = files.sha256_file(npz)
+    rows = {"train": 96, "val": 48, "test": 48}
+    with tracking.stage_run("nvx-har", run_name="train har/uniform/b2 seed 0", tags={"rule": "train"}) as run:
+        run.log_splits(npz, "har", sha, rows, "train")
+        run.log_splits(npz, "har", sha, rows, "train")
+    with tracking.stage_run("nvx-har", run_name="train har/float seed 1") as both:
+        both.log_splits(npz, "har", sha, rows, "train+val")
+    tracking.Run(None).log_splits(npz, "har", sha, rows, "train")  # tracking off: nothing, no error
+
+    def inputs(run_id):
+        got = mlflow.MlflowClient().get_run(run_id).inputs.dataset_inputs
+        return {i.dataset.name: (i.dataset, {t.key: t.value for t in i.tags}) for i in got}
+
+    got = inputs(run.id)
+    assert sorted(got) == ["har-test", "har-train", "har-val"]
+    assert {n: tags["mlflow.data.context"] for n, (_, tags) in got.items()} == {
+        "har-train": "training",
+        "har-val": "validation",
+        "har-test": "testing",
+    }
+    ds = got["har-train"][0]
+    assert ds.digest == sha[:36] and len(sha) == 64 and str(npz.resolve()) in ds.source
+    assert '"num_rows": 96' in ds.profile
+    assert inputs(both.id)["har-val"][1]["mlflow.data.context"] == "training"  # fit on train+val
+
+
+def test_ui_urls_prints_one_runs_table_address_per_experiment(store):
+    """``make ui``'s list: each experiment's runs table (#/experiments/<id>/runs), read from the store; MLflow's
+    empty Default experiment left out; a store that does not exist is named, and not created."""
+    ids = tracking.ensure_experiments({"har": "nvx-har", "cifar10": "nvx-cifar10"}, store)
+    tool = ui_urls()
+    lines = tool.lines(tracking.default_uri(store), "http://127.0.0.1:5055/")
+    assert lines == [
+        f"nvx-cifar10  http://127.0.0.1:5055/#/experiments/{ids['cifar10']}/runs",
+        f"nvx-har  http://127.0.0.1:5055/#/experiments/{ids['har']}/runs",
+    ]
+    missing = store / "none" / "mlflow.db"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        tool.lines(f"sqlite:///{missing}", "http://127.0.0.1:5055")
+    assert not missing.parent.exists()
 
 
 def test_stage_run_is_failed_when_the_stage_raises(store):
@@ -92,24 +179,3 @@ def test_job_log_writes_one_file_per_job_and_restores_logging(tmp_path):
     assert "nvmxbar.test" in a and "epoch 1/2 done" in a and "GPU available" not in a
     assert "bad input named here" in b and "Traceback" in b and "epoch 1/2" not in b
     assert (list(root.handlers), root.level) == before
-
-
-def test_importing_the_package_changes_no_global_state():
-    """Nothing global changes on import: no logging handlers or levels, no warning filters, no plot backend. The
-    libraries are imported first: their own import-time settings are theirs, not the package's."""
-    import subprocess
-    import sys
-
-    code = (
-        "import logging, warnings, matplotlib\n"
-        "import torch, lightning, mlflow, optuna, pandas, seaborn, numpy, yaml, jsonschema, tqdm\n"
-        "from lightning.pytorch.loggers import MLFlowLogger\n"
-        "state = lambda: (list(logging.getLogger().handlers), logging.getLogger().level,\n"
-        "    logging.getLogger('lightning.pytorch').level, list(warnings.filters), matplotlib.get_backend())\n"
-        "s0 = state()\n"
-        "import nvmxbar.stages.train, nvmxbar.stages.report, nvmxbar.stages.nas_unipolar_search\n"
-        "import nvmxbar.stages.evaluate_noise, nvmxbar.stages.estimate_cost, nvmxbar.stages.map_crossbar\n"
-        "assert state() == s0, (s0, state())\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]

@@ -12,8 +12,9 @@ row tile, plus one more when read noise is on. Perturbed matrices are built once
 A convolution's row tile is a convolution over the input channels its rows touch (the rows of other tiles
 masked out), so inputs are never unfolded; a population of chips is one grouped convolution (one GEMM for a
 dense layer), the network input shared by all of them. The column sums are float32 when they stay exact
-(integers below 2^24), float64 otherwise; the digital side (rescaling, bias, the next layer's DAC) works in
-the input's dtype, as the network it was trained as does (float32; a float64 network checks exactness).
+(integers below 2^24), float64 otherwise (digital subtraction: a column's G_min offset); the digital side
+(rescaling, bias, the next layer's DAC) works in the input's dtype, as the network it was trained as does (float32;
+a float64 network checks exactness).
 
 The circuit is mapping.json's ``chip`` (:class:`nvmxbar.chip.Chip`): multi-bit inputs in one pass, or
 bit-serial passes (bit j of every input code, each pass's partial sums converted, then shifted by j and added); a
@@ -81,8 +82,9 @@ class Simulator:
         self.digital = chip.subtraction == "digital"
         self.ratio = mapping["adc_dac_ratio"] if chip.adc_ratio == "pow2" else None
         self.ops: list[dict[str, float]] | None = None  # count_operations' accumulators, per layer
-        # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24
-        exact32 = self.dac_levels * self.L * self.R * 2 < 2**24
+        # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24; a digital
+        # conversion's sums hold G_min / dG x the inputs (not integers: float32 rounds them, by summation order)
+        exact32 = self.dac_levels * self.L * self.R * 2 < 2**24 and not self.digital
         self.dtype = torch.float32 if exact32 else torch.float64
         self.levels: list[torch.Tensor] = []  # (K, N*S*P) levels of the used cells, matrix-row order
         self.tiles: list[list[tuple[int, int]]] = []  # per row tile: its matrix rows [a, b)
@@ -211,7 +213,7 @@ class Simulator:
         read_sigma = float(getattr(perturb, "read_sigma", 0.0) or 0.0)
         for i, lev in enumerate(self.levels):
             if perturb is None:
-                eff = self._effective(i, (lev + self.g_off)[None])
+                eff = self._effective(i, (lev.double() + self.g_off)[None])  # G_min / dG is no float32
                 w.append((eff if self.digital else eff.round()).to(self.dtype))  # analog: exact integers
                 var.append(None)
                 continue

@@ -149,6 +149,8 @@ def run(
         run_file=tracking.run_file(out_model),  # a killed attempt's run: resumed with its checkpoint, else KILLED
     ) as mlrun:
         files.write_json(state_file, {"config_hash": chash, "run_id": mlrun.id})
+        if mlrun and not resume:  # the runs table's Dataset column: what it trained on (a resumed run has it)
+            mlrun.log_splits(data_npz, dataset, files.sha256_file(data_npz), prov["counts"], recipe.fit_on)
         L.seed_everything(seed, workers=True, verbose=False)
         dm = NpzDataModule(data_npz, recipe.batch_size, recipe.augment, seed, recipe.fit_on)
         arch = networks.make_arch(dm.in_shape, len(dm.class_names), model_cfg)
