@@ -2,11 +2,12 @@
 (:func:`nvmxbar.stages.train.run`) on a prepared subset. Imported by module path (``integration._helpers``),
 also from a subprocess that a test kills mid-training."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from nvmxbar import config
 from nvmxbar.chip import Chip
-from nvmxbar.settings import QuantSettings, Recipe
+from nvmxbar.settings import MapSettings, QuantSettings, Recipe
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
@@ -14,6 +15,20 @@ MODEL = {**CFG["model"]["har"], "conv": [8, "M", 16, "M"], "hidden": [32]}
 RECIPE = {**CFG["train"]["har"], "epochs": 2, "batch_size": 64}
 EXPERIMENT = "nvmxbar-har"
 CHIP = Chip.from_config(CFG["chip"])
+
+
+def unipolar_settings(bits: int = 2) -> dict:
+    """What the search and finalist stages take of the smoke config for a unipolar model at ``bits``: its quantizer,
+    mapping (no baseline slicing) and the area objective's pricing."""
+    return {
+        "quant": QuantSettings.from_config("unipolar", bits, CFG["quant"], CHIP),
+        "ms": MapSettings.from_config(CFG["map_crossbar"], CHIP).for_variant("unipolar"),
+    }
+
+
+def recipe(**changes) -> Recipe:
+    """The smoke HAR recipe (unipolar: it may distill), with ``changes``."""
+    return replace(Recipe.from_config(CFG["train"]["har"], "unipolar"), **changes)
 
 
 def run(har_dir: Path, out: Path, variant="uniform", bits=2, experiment=None, **kw):

@@ -4,17 +4,19 @@ finalists retrained with the full recipe, selection writing the contract, MLflow
 import csv
 import json
 import multiprocessing as mp
+from dataclasses import replace
 
 import mlflow
 import numpy as np
 import optuna
 import pytest
 
-from integration._helpers import CFG
+from integration._helpers import CFG, CHIP, recipe, unipolar_settings
 from nvmxbar import data, tracking
 from nvmxbar.core import networks
 from nvmxbar.search import storage
 from nvmxbar.search.selection import finalist_rows, trial_rows
+from nvmxbar.settings import Pricing, Score
 from nvmxbar.stages import nas_unipolar, nas_unipolar_finalist, nas_unipolar_search
 
 
@@ -90,15 +92,14 @@ def _worker(har_tiny, nas_dir, w, uri):
         worker=w,
         cfg=cfg,
         model_base=CFG["model"]["har"],
-        train_cfg={**CFG["train"]["har"], "batch_size": 64},
-        quant_cfg=CFG["quant"],
-        map_cfg=CFG["map_crossbar"],
-        cost_cfg=CFG["estimate_cost"],
+        recipe=recipe(batch_size=64, epochs=cfg["epochs"], distill=None, fit_on="train"),
+        **unipolar_settings(2),
+        pricing=Pricing.from_config(CFG["estimate_cost"]),
+        score=Score.from_config(cfg["score"]),
         seed=0,
         experiment="nvmxbar-har",
         threads=1,
         accelerator="cpu",
-        noise_cfg=CFG["evaluate_noise"],
     ), cfg
 
 
@@ -175,7 +176,7 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
     # finalists: the best COMPLETE trials retrained with the full recipe (stages.train) and rescored on noisy
     # crossbars; a rank beyond the COMPLETE trials has no candidate; selection is then among the finalists
     fin_cfg = {**cfg, "finalists": {"count": 2, "seeds": 1, "val_folds": False}}
-    train_cfg = {**CFG["train"]["har"], "batch_size": 64, "epochs": 2}
+    train_recipe = recipe(batch_size=64, epochs=2)
     workers = sorted(nas_dir.glob("worker*.json"))
     fdocs = []
     for rank in (0, 1, len(done)):
@@ -189,12 +190,12 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
                 bits=2,
                 rank=rank,
                 rep=0,
-                cfg=fin_cfg,
+                score=Score.from_config(fin_cfg["score"]),
+                val_folds=False,
                 model_base=CFG["model"]["har"],
-                train_cfg=train_cfg,
-                quant_cfg=CFG["quant"],
-                map_cfg=CFG["map_crossbar"],
-                noise_cfg=CFG["evaluate_noise"],
+                recipe=train_recipe,
+                **unipolar_settings(2),
+                chip=CHIP.trained(),
                 seed=0,
                 experiment="nvmxbar-har",
                 accelerator="cpu",
@@ -210,13 +211,13 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
         bits=2,
         rank=0,
         rep=1,
-        cfg={**fin_cfg, "finalists": {**fin_cfg["finalists"], "val_folds": True}},
+        score=Score.from_config(fin_cfg["score"]),
+        val_folds=True,
         model_base=CFG["model"]["har"],
         # fit_on train+val is for deployments: a finalist is scored on held-out people, so it never fits on them
-        train_cfg={**train_cfg, "fit_on": "train+val"},
-        quant_cfg=CFG["quant"],
-        map_cfg=CFG["map_crossbar"],
-        noise_cfg=CFG["evaluate_noise"],
+        recipe=replace(train_recipe, fit_on="train+val"),
+        **unipolar_settings(2),
+        chip=CHIP.trained(),
         seed=0,
         accelerator="cpu",
     )

@@ -116,10 +116,11 @@ def test_the_search_stops_before_training_on_an_unreachable_database(tmp_path):
             worker=0,
             cfg=cfg,
             model_base={},
-            train_cfg={},
-            quant_cfg={},
-            map_cfg={},
-            cost_cfg={},
+            recipe=None,
+            quant=None,
+            ms=None,
+            pricing=None,
+            score=None,
             seed=0,
         )
     assert not (tmp_path / "nas" / "worker0.json").exists() and not (tmp_path / "nas" / "storage.json").exists()

@@ -1,27 +1,18 @@
 """The crossbar simulator: inference on mapped tiles, exact on ideal devices, with a hook for perturbed
-conductances (:mod:`nvmxbar.core.noise`) and read noise.
+conductances (:mod:`nvmxbar.core.noise`) and read noise; every operation is counted while it runs
+(:mod:`nvmxbar.core.accounting`: the cost model prices these counts).
 
-Arithmetic is done where the crossbar does it and nowhere else. Each layer's used cells are held as one
-(matrix rows K) x (physical columns N*S*P) matrix; a row tile is a contiguous range of its matrix rows (the
-mapping places them so), and the padding rows and columns of the tiles are never multiplied. A differential
-pair is subtracted before the multiply (G+ - G-: one matrix of N*S columns, the analog subtraction is linear),
-a unipolar column's sign and G_min offset likewise, so one chip costs one matmul of the layer's own shape per
-row tile, plus one more when read noise is on. Perturbed matrices are built once per chip population
-(:class:`Chips`) and reused for every batch.
+Arithmetic is done where the crossbar does it and nowhere else (docs/DESIGN.md, "How the simulator computes it"):
+a layer's used cells are one (matrix rows) x (physical columns) matrix, a row tile a contiguous range of its rows;
+a pair is subtracted before the multiply, a unipolar column's sign and G_min offset likewise; a convolution's row
+tile is a convolution over the input channels its rows touch; a population of chips is one grouped convolution or
+GEMM, built once (:class:`Chips`). Column sums are float32 where they stay exact (integers below 2^24), float64
+otherwise (digital subtraction: a column's G_min offset); the digital side works in the input's dtype.
 
-A convolution's row tile is a convolution over the input channels its rows touch (the rows of other tiles
-masked out), so inputs are never unfolded; a population of chips is one grouped convolution (one GEMM for a
-dense layer), the network input shared by all of them. The column sums are float32 when they stay exact
-(integers below 2^24), float64 otherwise (digital subtraction: a column's G_min offset); the digital side
-(rescaling, bias, the next layer's DAC) works in the input's dtype, as the network it was trained as does (float32;
-a float64 network checks exactness).
-
-The circuit is mapping.json's ``chip`` (:class:`nvmxbar.chip.Chip`): multi-bit inputs in one pass, or
-bit-serial passes (bit j of every input code, each pass's partial sums converted, then shifted by j and added); a
-pair subtracted before the ADC (analog) or converted column by column and subtracted after it (digital); a
-one-device column's G_min offset removed by a reference column of G_min cells per tile (analog: the cells are
-simulated, perturbed like the others) or subtracted digitally after a conversion that holds it. Every operation is
-counted while it runs (:meth:`Simulator.count_operations`): the cost model prices these counts.
+The circuit is mapping.json's ``chip`` (:class:`nvmxbar.chip.Chip`): multi-bit inputs in one pass or bit-serial
+passes (bit j of every code, each pass converted, shifted by j and added); a pair subtracted before the ADC
+(analog) or after it (digital); a one-device column's G_min offset removed by a reference column of G_min cells
+(analog: simulated, perturbed like the others) or subtracted digitally after a conversion that holds it.
 """
 
 from __future__ import annotations
@@ -31,11 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..chip import Chip
+from .accounting import Accounting, layer_conv
 from .groups import tile_span
-from .layout import OPERATION_KEYS
 from .networks import pool
 
 #: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
@@ -63,7 +53,7 @@ def auto_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-class Simulator:
+class Simulator(Accounting):
     """Inference on mapped tiles. Conductances are handled in units of dG = (G_max - G_min)/(2^b - 1), so a
     programmed cell is ``g_off + level`` with ``g_off = G_min / dG``; non-idealities perturb that. With no
     perturbation the column currents are exact integers and the result equals the integer digital model."""
@@ -306,7 +296,7 @@ class Simulator:
         codes (1 or I, B, features) or (1 or I, B, channels, *spatial); ``m``: the tile's matrix or kernel."""
         if spec["kind"] == "linear":
             return _matmul(u[..., c0:c1], m)
-        conv = _conv(spec)
+        conv = layer_conv(spec)
         x = u[:, :, c0:c1]
         B, sp = x.shape[1], x.shape[3:]
         if x.shape[0] == 1:  # one input (the network's, or one chip's) for every chip: one convolution
@@ -393,103 +383,12 @@ class Simulator:
             )
         return y if adc else y * unit  # the network's units
 
-    def _count_tile(self, i: int, spec: dict, a: int, cur: torch.Tensor, pc: int) -> None:
-        """Add one row tile's operations on this batch to the counters: ``cur`` (I, B x passes, N, S, *spatial) are
-        its converted signals after the subtraction; every chip runs the same operations, counted once."""
-        ops, rows = self.ops[i], self._tile_rows[i][a]
-        reads = cur.shape[1] * int(np.prod(cur.shape[4:], dtype=np.int64))  # MVMs x passes
-        signals = spec["outputs"] * spec["slices"]
-        ct = int(spec["col_tiles"])
-        ops["adc_conversions"] += reads * signals * pc
-        ops["dac_activations"] += reads * rows * ct
-        ops["cell_reads"] += reads * rows * (signals * spec["pair"] + self.ref_cols[i])
-        ops["subtractions"] += reads * signals if self.digital else 0
-        ops["sign_flips"] += reads * int((self.row_sign[i][a] < 0).sum())
-        many = spec["slices"] > 1 or len(self.tiles[i]) > 1 or self.passes > 1
-        ops["shift_adds"] += reads * signals if many else 0
-
-    def _count_layer(self, i: int, spec: dict, mvms: int) -> None:
-        """Per-layer digital operations after the tiles: a rescale of every output (the baseline's per-layer
-        scale, or uniform scaling's ADC-to-DAC ratio when it is not a power of two)."""
-        self.ops[i]["mvms"] += mvms
-        if self.ratio is None:  # the baseline's and perlayer's circuits are "free" too
-            self.ops[i]["rescales"] += mvms * spec["outputs"]
-
-    @torch.no_grad()
-    def count_operations(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
-        """Run ``x`` on the ideal crossbar and count, per layer and inference, every operation the circuit performs
-        (nvmxbar.core.layout.OPERATION_KEYS): ADC conversions, row-driver activations (every pass), cell reads,
-        digital subtractions, sign flips, shift-adds of converted partial sums, per-output rescales, and MVMs. The
-        cost model prices these counts; mapping.json's analytic counts (nvmxbar.core.layout.count) must agree."""
-        self.ops = [dict.fromkeys(OPERATION_KEYS, 0) for _ in self.layers]
-        try:
-            for a in range(0, len(x), bs):
-                self.forward(x[a : a + bs])
-            return [{k: v / len(x) for k, v in layer.items()} for layer in self.ops]
-        finally:
-            self.ops = None
-
-    def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
-        """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
-        driven row, a_r x the row's conductance (a convolution's MVMs are its output positions: a convolution of
-        a_r with the rows' conductances, so inputs are never unfolded)."""
-        code = u.abs().round().long()
-        ones = torch.tensor([bin(c).count("1") for c in range(self.dac_levels + 1)], dtype=torch.float64)
-        ones = ones.to(code.device)[code]  # 1-bits of each code: the bit-serial passes that drive the row
-        sq = (code.double() / self.dac_levels) ** 2
-        g, Kw = self._row_g[i], int(spec["weight_rows"])
-        acc = self.activity[i]
-        if spec["kind"] == "linear":
-            mvms = u.shape[0]
-            acc[0] += float((ones @ g[:Kw]).sum())
-            acc[1] += float((sq @ g[:Kw]).sum())
-        else:
-            conv = _conv(spec)
-            kern = g[:Kw].reshape(1, u.shape[1], *spec["kernel"])
-            out = conv(ones, kern)
-            mvms = out[:, 0].numel()
-            acc[0] += float(out.sum())
-            acc[1] += float(conv(sq, kern).sum())
-        bias = g[Kw:]  # driven at full scale: every bit on, (code / full code)^2 = 1
-        acc[0] += mvms * bin(self.dac_levels).count("1") * float(bias.sum())
-        acc[1] += mvms * float(bias.sum())
-        acc[2] += mvms
-
-    @torch.no_grad()
-    def read_activity(self, x: torch.Tensor, bs: int = 64) -> list[dict[str, float]]:
-        """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
-        a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
-        number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
-        ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
-        dev = self.chip.device
-        dg = (dev.g_max_us - dev.g_min_us) / self.L
-        self._row_g = [(lev.double() * dg + dev.g_min_us).sum(1) for lev in self.levels]  # (K,) per matrix row
-        self.activity = [[0.0, 0.0, 0] for _ in self.layers]
-        try:
-            for a in range(0, len(x), bs):
-                self.forward(x[a : a + bs])
-            return [
-                {"bit_serial": s / n, "multibit": m / n, "mvms_measured": n, "samples": len(x)}
-                for s, m, n in self.activity
-            ]
-        finally:
-            self.activity = None
-
 
 def bit_planes(u: torch.Tensor, bits: int) -> torch.Tensor:
     """Bit-serial passes of integer input codes ``u`` (I, B, ...): (I, bits x B, ...), pass j (block j of the batch
     axis) = sign(u) x bit j of |u|: a row is driven (+V or -V) in the passes of its code's 1-bits."""
     mag, sgn = u.abs(), u.sign()
     return torch.cat([torch.remainder(torch.div(mag, 2**j, rounding_mode="floor"), 2) * sgn for j in range(bits)], 1)
-
-
-def _conv(spec: dict) -> Callable[..., torch.Tensor]:
-    """The layer's convolution with its padding (stride 1): conv(x, weight, groups=1)."""
-    if spec["kind"] == "conv1d":
-        pad1 = spec["padding"][0]
-        return lambda x, w, groups=1: F.conv1d(x, w, padding=pad1, groups=groups)
-    pad2 = tuple(spec["padding"])
-    return lambda x, w, groups=1: F.conv2d(x, w, padding=pad2, groups=groups)
 
 
 def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

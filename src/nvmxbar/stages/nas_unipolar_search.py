@@ -50,12 +50,12 @@ def run(
     t0 = time.time()
     torch.set_num_threads(max(1, threads))
     nas_dir = Path(nas_dir)
-    name = storage.study_name(
-        dataset, bits, {**cfg, "score": params_of(score)}, model_base, seed, recipe.params(), params_of(quant)
-    )
     url = cfg["storage"]
     shared = storage.open_storage(url, nas_dir)  # a bad or unreachable database stops here, before any training
     storage.record(nas_dir, url)
+    name = storage.study_name(
+        dataset, bits, {**cfg, "score": params_of(score)}, model_base, seed, recipe.params(), params_of(quant)
+    )
     lock = storage.study_lock(url, nas_dir, name)  # spans the machines of the workers when the study is in a database
     with lock():  # workers start together: one creates the study, the others load it
         study = optuna.create_study(

@@ -1,0 +1,108 @@
+"""What a mapped circuit does besides computing: every operation it performs (the cost model prices these counts)
+and what its inputs actually read (the cell-read energy), accumulated while :class:`nvmxbar.core.simulator.Simulator`
+runs (its counters ``ops`` and ``activity`` are on while these methods run, None otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .layout import OPERATION_KEYS
+
+
+def layer_conv(spec: dict) -> Callable[..., torch.Tensor]:
+    """The layer's convolution with its padding (stride 1): conv(x, weight, groups=1)."""
+    if spec["kind"] == "conv1d":
+        pad1 = spec["padding"][0]
+        return lambda x, w, groups=1: F.conv1d(x, w, padding=pad1, groups=groups)
+    pad2 = tuple(spec["padding"])
+    return lambda x, w, groups=1: F.conv2d(x, w, padding=pad2, groups=groups)
+
+
+class Accounting:
+    """The Simulator's counting side (a mixin: it reads the simulator's layers, tiles and circuit)."""
+
+    def _count_tile(self, i: int, spec: dict, a: int, cur: torch.Tensor, pc: int) -> None:
+        """Add one row tile's operations on this batch to the counters: ``cur`` (I, B x passes, N, S, *spatial) are
+        its converted signals after the subtraction; every chip runs the same operations, counted once."""
+        ops, rows = self.ops[i], self._tile_rows[i][a]
+        reads = cur.shape[1] * int(np.prod(cur.shape[4:], dtype=np.int64))  # MVMs x passes
+        signals = spec["outputs"] * spec["slices"]
+        ct = int(spec["col_tiles"])
+        ops["adc_conversions"] += reads * signals * pc
+        ops["dac_activations"] += reads * rows * ct
+        ops["cell_reads"] += reads * rows * (signals * spec["pair"] + self.ref_cols[i])
+        ops["subtractions"] += reads * signals if self.digital else 0
+        ops["sign_flips"] += reads * int((self.row_sign[i][a] < 0).sum())
+        many = spec["slices"] > 1 or len(self.tiles[i]) > 1 or self.passes > 1
+        ops["shift_adds"] += reads * signals if many else 0
+
+    def _count_layer(self, i: int, spec: dict, mvms: int) -> None:
+        """Per-layer digital operations after the tiles: a rescale of every output (the baseline's per-layer
+        scale, or uniform scaling's ADC-to-DAC ratio when it is not a power of two)."""
+        self.ops[i]["mvms"] += mvms
+        if self.ratio is None:  # the baseline's and perlayer's circuits are "free" too
+            self.ops[i]["rescales"] += mvms * spec["outputs"]
+
+    @torch.no_grad()
+    def count_operations(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
+        """Run ``x`` on the ideal crossbar and count, per layer and inference, every operation the circuit performs
+        (nvmxbar.core.layout.OPERATION_KEYS): ADC conversions, row-driver activations (every pass), cell reads,
+        digital subtractions, sign flips, shift-adds of converted partial sums, per-output rescales, and MVMs. The
+        cost model prices these counts; mapping.json's analytic counts (nvmxbar.core.layout.count) must agree."""
+        self.ops = [dict.fromkeys(OPERATION_KEYS, 0) for _ in self.layers]
+        try:
+            for a in range(0, len(x), bs):
+                self.forward(x[a : a + bs])
+            return [{k: v / len(x) for k, v in layer.items()} for layer in self.ops]
+        finally:
+            self.ops = None
+
+    def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
+        """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
+        driven row, a_r x the row's conductance (a convolution's MVMs are its output positions: a convolution of
+        a_r with the rows' conductances, so inputs are never unfolded)."""
+        code = u.abs().round().long()
+        ones = torch.tensor([bin(c).count("1") for c in range(self.dac_levels + 1)], dtype=torch.float64)
+        ones = ones.to(code.device)[code]  # 1-bits of each code: the bit-serial passes that drive the row
+        sq = (code.double() / self.dac_levels) ** 2
+        g, Kw = self._row_g[i], int(spec["weight_rows"])
+        acc = self.activity[i]
+        if spec["kind"] == "linear":
+            mvms = u.shape[0]
+            acc[0] += float((ones @ g[:Kw]).sum())
+            acc[1] += float((sq @ g[:Kw]).sum())
+        else:
+            conv = layer_conv(spec)
+            kern = g[:Kw].reshape(1, u.shape[1], *spec["kernel"])
+            out = conv(ones, kern)
+            mvms = out[:, 0].numel()
+            acc[0] += float(out.sum())
+            acc[1] += float(conv(sq, kern).sum())
+        bias = g[Kw:]  # driven at full scale: every bit on, (code / full code)^2 = 1
+        acc[0] += mvms * bin(self.dac_levels).count("1") * float(bias.sum())
+        acc[1] += mvms * float(bias.sum())
+        acc[2] += mvms
+
+    @torch.no_grad()
+    def read_activity(self, x: torch.Tensor, bs: int = 64) -> list[dict[str, float]]:
+        """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
+        a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
+        number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
+        ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
+        dev = self.chip.device
+        dg = (dev.g_max_us - dev.g_min_us) / self.L
+        self._row_g = [(lev.double() * dg + dev.g_min_us).sum(1) for lev in self.levels]  # (K,) per matrix row
+        self.activity = [[0.0, 0.0, 0] for _ in self.layers]
+        try:
+            for a in range(0, len(x), bs):
+                self.forward(x[a : a + bs])
+            return [
+                {"bit_serial": s / n, "multibit": m / n, "mvms_measured": n, "samples": len(x)}
+                for s, m, n in self.activity
+            ]
+        finally:
+            self.activity = None
