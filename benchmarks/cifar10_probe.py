@@ -7,6 +7,8 @@ ARM: float | uniform | deep_positive (the configured network, all-positive, firs
 (two 64-channel convolutions, each with a 2x pool, no dense layer, all-positive, first layer split). A subset as
 in docs/FINDINGS.md: snakemake --cores 1 results/data/cifar10.npz --config
 'prepare_data={cifar10: {limit: {train: 10000, val: 2000, test: 1000}}}'
+Tiny (a 256/64/64-image subset): .venv/bin/python benchmarks/cifar10_probe.py results/data/cifar10.npz
+shallow_positive --epochs 1
 """
 
 import argparse
@@ -22,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from nvmxbar import config  # noqa: E402
+from nvmxbar.chip import Chip  # noqa: E402
 from nvmxbar.core import networks  # noqa: E402
 from nvmxbar.data.datamodule import NpzDataModule  # noqa: E402
 from nvmxbar.settings import QuantSettings, Recipe  # noqa: E402
@@ -56,12 +59,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
+    chip = Chip.from_config(cfg["chip"])
     variant, extra = ARMS[args.arm]
     tc = {**cfg["train"]["cifar10"], "epochs": args.epochs}
     recipe = Recipe.from_config(tc)
-    quant = (
-        None if variant == "baseline" else QuantSettings.from_config("uniform", 2, cfg["quant"], cfg["map_crossbar"])
-    )
+    quant = QuantSettings.from_config("baseline" if variant == "baseline" else "uniform", 2, cfg["quant"], chip)
     L.seed_everything(args.seed, workers=True, verbose=False)
     dm = NpzDataModule(args.npz, recipe.batch_size, recipe.augment, args.seed, "train")
     arch = networks.make_arch(dm.in_shape, len(dm.class_names), {**cfg["model"]["cifar10"], **extra})

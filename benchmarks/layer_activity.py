@@ -1,12 +1,13 @@
-"""Diagnosis: does a quantized network stay alive? Builds a network of the config (2-bit weights, the quant
-section's DAC/ADC), calibrates it on one batch, trains ``--steps`` plain AdamW steps (constant lr, the batch
+"""Diagnosis: does a quantized network stay alive? Builds a network of the config (2-bit weights, the
+chip's DAC/ADC), calibrates it on one batch, trains ``--steps`` plain AdamW steps (constant lr, the batch
 augmentation) and prints, at initialisation and after training, each weight layer's share of non-zero
 inputs, of positive ADC outputs and the outputs' mean and std on one batch. A layer at 0 % positive outputs
 zeroes everything after it (docs/FINDINGS.md, "Why the CIFAR-10 sign-group networks sit at chance").
 Prints figures; not a test. Uses the training split only.
 
 Run: .venv/bin/python benchmarks/layer_activity.py results/data/cifar10.npz --polarity row_groups [--steps 10]
-     [--lr 0.003] [--input-split] [--bits 2] [--threads 1] [--shared-tiles]
+     [--lr 0.003] [--input-split] [--bits 2] [--batch 128] [--threads 1] [--shared-tiles]
+Tiny: .venv/bin/python benchmarks/layer_activity.py results/data/cifar10.npz --steps 2 --batch 16
 
 ``--shared-tiles`` probes a circuit the workflow does not build: one-sign weights whose sign alternates from input
 channel to input channel (``row_groups`` = the layer's input channels), every tile holding both signs, the negative
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from nvmxbar import config  # noqa: E402
+from nvmxbar.chip import Chip  # noqa: E402
 from nvmxbar.core import networks  # noqa: E402
 from nvmxbar.data.datamodule import NpzDataModule, augment  # noqa: E402
 from nvmxbar.search.space import POLARITY_MODES, polarity_spec  # noqa: E402
@@ -84,7 +86,7 @@ def main() -> None:
     if args.input_split:
         model["input_split"] = True
         model["polarity"] = [polarity_spec("positive")] + model.get("polarity", [polarity_spec("positive")] * n)[1:]
-    quant = QuantSettings.from_config("uniform", args.bits, cfg["quant"], cfg["map_crossbar"])
+    quant = QuantSettings.from_config("uniform", args.bits, cfg["quant"], Chip.from_config(cfg["chip"]))
     torch.manual_seed(0)
     arch = networks.make_arch(dm.in_shape, len(dm.class_names), model)
     if args.shared_tiles:

@@ -1,7 +1,12 @@
 """Benchmark: the crossbar simulator against the floor of its arithmetic. One noisy forward of a 561 x 256 layer
-(uniform, 2-bit devices, 128 x 128 tiles) at batch 512, for 1 and 25 chips. The floor per chip is one float32
-matmul of the layer's own weight shape (512 x 561 @ 561 x 256), plus one more when read noise is on.
-Prints figures; not a test.  Run: .venv/bin/python benchmarks/noisy_forward.py [--threads 2] [--device auto]"""
+(uniform, 2-bit devices, config.yaml's chip with 128 x 128 tiles) at batch 512, for 1 and 25 chips. The floor per
+chip is one float32 matmul of the layer's own weight shape (512 x 561 @ 561 x 256), plus one more when read noise
+is on. Prints figures; not a test.
+
+Run: .venv/bin/python benchmarks/noisy_forward.py [--threads 2] [--device auto] [--repeats 5] [--batch 512]
+     [--chips 1 25]
+Tiny: --batch 16 --chips 1 2 --repeats 2
+"""
 
 import argparse
 import sys
@@ -10,82 +15,88 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from nvmxbar import config  # noqa: E402
+from nvmxbar.chip import Chip  # noqa: E402
 from nvmxbar.core import noise  # noqa: E402
 from nvmxbar.core.networks import build  # noqa: E402
 from nvmxbar.core.schemes import map_network  # noqa: E402
 from nvmxbar.core.simulator import Simulator, auto_device  # noqa: E402
-from nvmxbar.settings import Device, Drift, MapSettings, NoiseModel, Tile  # noqa: E402
+from nvmxbar.settings import Drift, MapSettings, NoiseModel, QuantSettings  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--threads", type=int, default=2)
-ap.add_argument("--device", default="auto")
-ap.add_argument("--repeats", type=int, default=5)
-args = ap.parse_args()
-torch.set_num_threads(args.threads)
-torch.manual_seed(0)
-device = auto_device(args.device)
-ARCH = {"in_shape": [561], "num_classes": 256, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0, "bias": True}
-MAP = MapSettings(
-    tile=Tile(128, 128),
-    device=Device(166.67, 150.0),
-    bias="row",
-    adc_mux=8,
-    input_mode="bit_serial",
-    baseline_weight_bits=8,
-    baseline_dac_bits=4,
-    baseline_adc_bits=6,
-    calibration_samples=512,
-)
-net = build(ARCH, {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6})
-x = torch.randn(512, 561)
-net.train()
-net(x)
-net.eval()
-arrays, mapping = map_network(net, 2, MAP)
-sim = Simulator(arrays, mapping, device=device)
-drift = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation="global")
-MODELS = {
-    "programming noise": NoiseModel(0.02, 0.0, 0.0, 0.0, None, 0, drift),
-    "all six non-idealities, read noise on": NoiseModel(0.02, 0.01, 0.001, 0.001, None, 1e4, drift),
-}
+IN, OUT, TILE, BITS = 561, 256, 128, 2
+ARCH = {"in_shape": [IN], "num_classes": OUT, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0, "bias": True}
 
 
-def sync() -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=5, help="timed forwards per figure, the best after the first")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--chips", type=int, nargs="+", default=[1, 25], help="chips simulated at once")
+    args = ap.parse_args()
+    if args.repeats < 1 or args.batch < 1 or min(args.chips) < 1:
+        ap.error("--repeats, --batch and --chips: at least 1")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = auto_device(args.device)
+    # config.yaml's chip (converters, device, drive) on the tile this benchmark is about
+    cfg = config.load(ROOT / "config.yaml", {"chip": {"tile": {"rows": TILE, "cols": TILE}}})
+    chip = Chip.from_config(cfg["chip"])
+    quant = QuantSettings.from_config("uniform", BITS, cfg["quant"], chip)
+    settings = MapSettings.from_config(cfg["map_crossbar"], chip).for_variant("uniform")
+    net = build(ARCH, quant.quantizer_kwargs())
+    x = torch.randn(args.batch, IN)
+    net.train()
+    net(x)  # calibrates the shared full-scales
+    net.eval()
+    arrays, mapping = map_network(net, BITS, settings)
+    sim = Simulator(arrays, mapping, device=device)
+    drift = Drift.from_config(cfg["evaluate_noise"]["drift"])  # the all-six setting drifts for 10^4 s
+    models = {
+        "programming noise": NoiseModel(0.02, 0.0, 0.0, 0.0, None, 0, drift),
+        "all six non-idealities, read noise on": NoiseModel(0.02, 0.01, 0.001, 0.001, None, 1e4, drift),
+    }
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def best_of(fn, repeats: int = args.repeats) -> float:
+        times = []
+        for _ in range(repeats):
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t)
+        return min(times[1:]) if len(times) > 1 else times[0]
+
+    xd = x.to(device)
+    W = torch.randn(IN, OUT, device=device)
+    one_matmul = best_of(lambda: xd @ W)
+    print(
+        f"layer {IN} x {OUT} on {mapping['total']['tiles']} tiles of {TILE} x {TILE} (uniform, {BITS}-bit, "
+        f"{chip.input_mode}), batch {args.batch}, {torch.get_num_threads()} threads, {device}"
+    )
+    print(f"floor: one float32 matmul {args.batch} x {IN} @ {IN} x {OUT} = {one_matmul * 1e3:.3f} ms")
+    print(f"ideal devices (exact integer sums): {best_of(lambda: sim.forward(x)) * 1e3:.3f} ms")
+    for name, model in models.items():
+        matmuls = 2 if model.read_sigma else 1
+        print(f"{name}: floor {matmuls} matmul(s) per chip = {matmuls * one_matmul * 1e3:.3f} ms")
+        for n in args.chips:
+            gen = torch.Generator().manual_seed(0)
+            draw = best_of(lambda: sim.chips(noise.Perturbation(model, n, sim, gen)), min(3, args.repeats))  # noqa: B023
+            chips = sim.chips(noise.Perturbation(model, n, sim, gen))
+            fwd = best_of(lambda: sim.forward(x, perturb=chips))  # noqa: B023
+            per_chip = fwd / n
+            print(
+                f"  {n:2d} chip(s): {fwd * 1e3:8.3f} ms per forward, {per_chip * 1e3:7.3f} ms per chip = "
+                f"{per_chip / (matmuls * one_matmul):5.2f} x the floor (drawing the chips, once: {draw / n * 1e3:.3f} ms per chip)"
+            )
 
 
-def best_of(fn, repeats: int = args.repeats) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return min(times[1:]) if len(times) > 1 else times[0]
-
-
-xd = x.to(device)
-W = torch.randn(561, 256, device=device)
-one_matmul = best_of(lambda: xd @ W)
-print(
-    f"layer 561 x 256 on {mapping['total']['tiles']} tiles of 128 x 128 (uniform, 2-bit), batch 512, "
-    f"{torch.get_num_threads()} threads, {device}"
-)
-print(f"floor: one float32 matmul 512 x 561 @ 561 x 256 = {one_matmul * 1e3:.2f} ms")
-print(f"ideal devices (exact integer sums): {best_of(lambda: sim.forward(x)) * 1e3:.2f} ms")
-for name, model in MODELS.items():
-    matmuls = 2 if model.read_sigma else 1
-    print(f"{name}: floor {matmuls} matmul(s) per chip = {matmuls * one_matmul * 1e3:.2f} ms")
-    for n in (1, 25):
-        gen = torch.Generator().manual_seed(0)
-        draw = best_of(lambda: sim.chips(noise.Perturbation(model, n, sim, gen)), 3)  # noqa: B023
-        chips = sim.chips(noise.Perturbation(model, n, sim, gen))
-        fwd = best_of(lambda: sim.forward(x, perturb=chips))  # noqa: B023
-        per_chip = fwd / n
-        print(
-            f"  {n:2d} chip(s): {fwd * 1e3:8.2f} ms per forward, {per_chip * 1e3:6.2f} ms per chip = "
-            f"{per_chip / (matmuls * one_matmul):4.2f} x the floor (drawing the chips, once: {draw / n * 1e3:.2f} ms per chip)"
-        )
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ HAR's 17 training subjects outside fold 0 make 4 groups: folds 1-4 (fold 5 would
 CIFAR-10 has no subjects: fold 0 only.
 
 Arms (--arm NAME [KEY=VALUE ...], repeatable; the first is the reference; default one arm "config", config.yaml
-as is). KEY is a config path under model.<dataset>, train.<dataset>, quant or map_crossbar, VALUE is YAML, as for
+as is). KEY is a config path under model.<dataset>, train.<dataset>, quant, chip or map_crossbar, VALUE is YAML, as for
 --set (which applies to every arm first); arch=FILE|JSON (unipolar, signed) replaces the architecture: an arch.json
 file, or model keys merged over the searched one (a different number of layers needs "polarity": "positive").
 Every arm trains on the same folds and seeds, so arm B is compared with the reference A pair by pair: the mean
@@ -42,6 +42,8 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
 e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --folds 1 2 3 4 --seeds 0 1 --noise 0.02 \\
         --arm last --arm best_val train.har.select=best_val
      .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --seeds 0 1 2 3 4   (fold 0, one arm)
+Tiny: .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --profile smoke --seeds 0 --jobs 1 \
+        --set train.har.epochs=1 [--noise 0.02 --chips 2]
 Output: the folds' validation subjects, a row per (arm, fold, seed): selected epoch, training time, val_trained,
 val_xbar (ideal crossbar), val_no_adc, val_noisy; per arm mean +- std (ddof 1) and n; per arm after the first the
 paired difference to the reference with its interval and verdict.
@@ -66,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 #: Top-level config sections an arm may change: the ones a training and its crossbar scoring read.
-ARM_SECTIONS = ("model", "train", "quant", "map_crossbar")
+ARM_SECTIONS = ("model", "train", "quant", "chip", "map_crossbar")
 TEST_WARNING = (
     "WARNING (--show-test): the test split must not inform any choice (recipe, architecture, default); its "
     "accuracies are shown only to report a choice already made on the validation folds."
@@ -123,8 +125,9 @@ def slug(name: str) -> str:
 def make_arms(a: argparse.Namespace, scratch: Path) -> list[Arm]:
     """The arms, each checked (config, architecture, fit_on): ValueError naming the arm and the problem."""
     from nvmxbar import config
+    from nvmxbar.chip import Chip
     from nvmxbar.core import networks
-    from nvmxbar.settings import QuantSettings, Recipe, quant_for
+    from nvmxbar.settings import QuantSettings, Recipe
 
     ds, variant = a.dataset, a.variant
     base, global_arch = overrides(a.set, "--set")
@@ -186,9 +189,7 @@ def make_arms(a: argparse.Namespace, scratch: Path) -> list[Arm]:
             model_cfg.update(json.loads(arch.read_text())["model"])
             if variant == "signed":
                 model_cfg.pop("polarity", None)
-        quant = QuantSettings.from_config(
-            variant, a.bits, quant_for(cfg["quant"], variant, a.bits), cfg["map_crossbar"]
-        )
+        quant = QuantSettings.from_config(variant, a.bits, cfg["quant"], Chip.from_config(cfg["chip"]))
         try:  # the network builds (layers, kernel sizes and sign groups agree) before anything trains
             networks.build(networks.make_arch(in_shape, n_classes, model_cfg), quant and quant.quantizer_kwargs())
         except (ValueError, KeyError, TypeError) as e:
@@ -268,16 +269,19 @@ def run_one(job: dict) -> dict:
     _quiet()
     import torch
 
+    from nvmxbar.chip import Chip
     from nvmxbar.core import noise
     from nvmxbar.core.schemes import map_network
     from nvmxbar.core.simulator import Simulator
     from nvmxbar.data.arrays import network_inputs
-    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, QuantSettings, Recipe, quant_for
+    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, QuantSettings, Recipe
     from nvmxbar.stages import train
     from nvmxbar.training.model_io import load_model
 
     cfg, ds, variant, bits, npz = job["cfg"], job["dataset"], job["variant"], job["bits"], job["npz"]
     out = Path(job["out"])
+    chip = Chip.from_config(cfg["chip"])
+    quant = QuantSettings.from_config(variant, bits, cfg["quant"], chip)
     m = train.run(
         data_npz=npz,
         data_json=job["json"],
@@ -289,7 +293,8 @@ def run_one(job: dict) -> dict:
         seed=job["seed"],
         model_cfg=cfg["model"][ds],
         recipe=Recipe.from_config(cfg["train"][ds]),
-        quant=QuantSettings.from_config(variant, bits, quant_for(cfg["quant"], variant, bits), cfg["map_crossbar"]),
+        quant=quant,
+        chip=None if quant is None else chip.trained(),
         experiment=None,
         threads=job["threads"],
         accelerator="cpu",
@@ -310,9 +315,9 @@ def run_one(job: dict) -> dict:
     if bits is not None:
         torch.set_num_threads(job["threads"])
         net, _ = load_model(out / "model.pt")
-        ms = MapSettings.from_config(cfg["map_crossbar"], cfg["quant"])
-        calib, _ = network_inputs(npz, "train", ms.calibration_samples)
-        sim = Simulator(*map_network(net, bits, ms, calib_x=calib))
+        sim = Simulator(
+            *map_network(net, bits, MapSettings.from_config(cfg["map_crossbar"], chip).for_variant(variant))
+        )
         full = MonteCarlo.from_config(cfg["evaluate_noise"])
         mc = MonteCarlo(
             job["chips"], None, full.batch_size, full.instance_chunk, (NoiseModel.programming(job["noise"]),)

@@ -1,10 +1,11 @@
 """Benchmark: CIFAR-10 training throughput on whatever device it finds (cuda when present). Prints figures; not a
 test. Three parts:
 
-1. steps: images/s of one forward, backward and AdamW step on a batch of 128 synthetic images, for the config's
+1. steps: images/s of one forward, backward and AdamW step on a batch of --batch (128) synthetic images, for the config's
    CIFAR network and the large search network (six 128-channel 3x3 convolutions), float and quantized with the
-   per-row-tile ADC (quant.adc_tile_rows 128): uniform (4-bit weights) and unipolar (2-bit weights, all positive, the first layer fed [x, -x]:
-   the CIFAR-10 search space);
+   per-row-tile ADC over 128 rows (config.yaml's chip on 128 x 128 tiles, its converters and drive, as the workflow
+   trains them): uniform (4-bit weights) and unipolar (2-bit weights, all positive, the first layer fed [x, -x]: the
+   CIFAR-10 search space);
 2. epoch (``--epoch-images N``, 0 = skip): seconds per epoch of the workflow's own training (nvmxbar.training.fit:
    Lightning, the DataModule holding the images on the device, the batch augmentation, the validation pass, the
    precision of nvmxbar.training.fit.trainer_flags) over N synthetic uint8 images, also scaled to the 45,000
@@ -12,9 +13,10 @@ test. Three parts:
 3. Monte Carlo (``--mc-chips K``, 0 = skip): noisy-crossbar inference of the CIFAR network mapped on 2-bit devices,
    K chips at programming noise 0.02 at once, in chip-images/s (what evaluate_noise and the search score run).
 
-Run: .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--device cpu|cuda] [--steps 5]
+Run: .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--device cpu|cuda] [--steps 5] [--batch 128]
      [--nets cifar big] [--variants float uniform unipolar] [--compile] [--no-channels-last]
-     [--epoch-images 45000] [--mc-chips 25]
+     [--epoch-images 45000] [--val-images 1000] [--mc-chips 25] [--mc-batch 256]
+Tiny: --nets cifar --steps 1 --batch 8 --epoch-images 64 --val-images 32 --mc-chips 2 --mc-batch 8
 
 ``--compile`` measures torch.compile (mode default; its compile time shows in the first step), ``--no-channels-last``
 the CPU convolutions in NCHW memory (nvmxbar.core.networks.CPU_CHANNELS_LAST off).
@@ -38,22 +40,39 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from nvmxbar import config  # noqa: E402
+from nvmxbar.chip import Chip  # noqa: E402
 from nvmxbar.core import networks, noise  # noqa: E402
 from nvmxbar.core.schemes import map_network  # noqa: E402
 from nvmxbar.core.simulator import Simulator  # noqa: E402
 from nvmxbar.data.datamodule import NpzDataModule  # noqa: E402
-from nvmxbar.settings import MapSettings, NoiseModel, Recipe  # noqa: E402
+from nvmxbar.settings import MapSettings, NoiseModel, QuantSettings, Recipe  # noqa: E402
 from nvmxbar.training.fit import fit  # noqa: E402
 
 FULL_TRAIN_IMAGES = 45_000  # CIFAR-10's training split in the full profile (50,000 less val_fraction 0.1)
 
 BIG = {"conv": [128, 128, "M", 128, 128, "M", 128, 128, "M"], "kernel_size": 3, "hidden": [256]}
-QUANT = {"dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 128}
+#: variant -> (quantized variant and device bits, or None for float; model keys over the network's)
 VARIANTS = {
     "float": (None, {}),
-    "uniform": ({**QUANT, "weight_bits": 4}, {}),
-    "unipolar": ({**QUANT, "weight_bits": 2}, {"polarity": "positive", "input_split": True}),
+    "uniform": (("uniform", 4), {}),
+    "unipolar": (("unipolar", 2), {"polarity": "positive", "input_split": True}),
 }
+
+
+def full_config() -> dict:
+    """config.yaml at the full profile, on config.yaml's chip with 128 x 128 tiles (the per-row-tile ADC over 128
+    rows: quant.adc_tile_rows null = the chip's tile rows)."""
+    return config.load(ROOT / "config.yaml", {"profile": "full", "chip": {"tile": {"rows": 128, "cols": 128}}})
+
+
+def quantizer(variant: str, bits: int | None = None) -> dict | None:
+    """The quantizer keyword arguments the workflow trains ``variant`` with (None: float), at ``bits`` if given."""
+    if VARIANTS[variant][0] is None:
+        return None
+    cfg = full_config()
+    name, default_bits = VARIANTS[variant][0]
+    q = QuantSettings.from_config(name, bits or default_bits, cfg["quant"], Chip.from_config(cfg["chip"]))
+    return q.quantizer_kwargs()
 
 
 def cifar_model() -> dict:
@@ -69,7 +88,7 @@ def sync(device: torch.device) -> None:
 def measure(model_cfg: dict, variant: str, args, device: torch.device) -> tuple[float, float, float]:
     """(median images/s, best images/s, first step in s) over ``args.steps`` steps after the first one (which
     calibrates a quantized network's full-scales and, with --compile, compiles)."""
-    quant, extra = VARIANTS[variant]
+    quant, extra = quantizer(variant), VARIANTS[variant][1]
     cfg = {"dropout": 0.3, "bias": True, **model_cfg, **extra}
     torch.manual_seed(0)
     net = networks.build(networks.make_arch([3, 32, 32], 10, cfg), quant).to(device).train()
@@ -109,15 +128,15 @@ def synthetic_npz(path: Path, n_train: int, n_val: int) -> Path:
     return path
 
 
-def epoch_seconds(variant: str, n_images: int, accelerator: str) -> tuple[float, str]:
-    """Seconds of one epoch (training over ``n_images`` and the validation pass) of the workflow's fit(), and
-    the precision it used. The recipe is config.yaml's train.cifar10 (batch, augmentation) for one epoch."""
-    cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
+def epoch_seconds(variant: str, n_images: int, accelerator: str, n_val: int = 1000) -> tuple[float, str]:
+    """Seconds of one epoch (training over ``n_images`` and the validation pass over ``n_val``) of the workflow's
+    fit(), and the precision it used. The recipe is config.yaml's train.cifar10 (batch, augmentation) for one epoch."""
+    cfg = full_config()
     recipe = dataclasses.replace(Recipe.from_config(cfg["train"]["cifar10"]), epochs=1, distill=None)
-    quant, extra = VARIANTS[variant]
+    quant, extra = quantizer(variant), VARIANTS[variant][1]
     model = {"dropout": 0.3, "bias": True, **cifar_model(), **extra}
     with tempfile.TemporaryDirectory() as tmp:
-        dm = NpzDataModule(synthetic_npz(Path(tmp) / "d.npz", n_images, 1000), recipe.batch_size, recipe.augment)
+        dm = NpzDataModule(synthetic_npz(Path(tmp) / "d.npz", n_images, n_val), recipe.batch_size, recipe.augment)
         torch.manual_seed(0)
         net = networks.build(networks.make_arch([3, 32, 32], 10, model), quant)
         fitted = fit(net, dm, recipe, ckpt_dir=Path(tmp) / "ck", accelerator=accelerator)
@@ -127,17 +146,17 @@ def epoch_seconds(variant: str, n_images: int, accelerator: str) -> tuple[float,
 def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: int = 3) -> tuple[float, int]:
     """(chip-images/s, tiles) of the noisy forward of the CIFAR network, uniform 2-bit, mapped on 128x128 tiles:
     ``chips`` chips drawn at programming noise 0.02, one batch of ``batch`` images through all of them."""
-    cfg = config.load(ROOT / "config.yaml", {"profile": "full"})
+    cfg = full_config()
     torch.manual_seed(0)
     net = networks.build(
-        networks.make_arch([3, 32, 32], 10, {"dropout": 0.3, "bias": True, **cifar_model()}),
-        {**QUANT, "weight_bits": 2},
+        networks.make_arch([3, 32, 32], 10, {"dropout": 0.3, "bias": True, **cifar_model()}), quantizer("uniform", 2)
     )
     x = torch.randn(batch, 3, 32, 32)
     net.train()
     net(x)  # calibrates the full-scales
     net.eval()
-    arrays, mapping = map_network(net, 2, MapSettings.from_config(cfg["map_crossbar"], cfg["quant"]))
+    settings = MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"])).for_variant("uniform")
+    arrays, mapping = map_network(net, 2, settings)
     sim = Simulator(arrays, mapping, device=device)
     model = NoiseModel.programming(0.02)
     chips_drawn = sim.chips(noise.Perturbation(model, chips, sim, torch.Generator().manual_seed(0)))
@@ -167,8 +186,12 @@ def main() -> None:
         default=None,
         help="images of the timed epoch, 0 = skip (default: 45000 on cuda, 2000 on cpu)",
     )
+    ap.add_argument("--val-images", type=int, default=1000, help="validation images of the timed epoch (default 1000)")
     ap.add_argument("--mc-chips", type=int, default=25, help="chips of the Monte Carlo part, 0 = skip (default 25)")
+    ap.add_argument("--mc-batch", type=int, default=256, help="images of the Monte Carlo forward (default 256)")
     args = ap.parse_args()
+    if min(args.batch, args.steps, args.val_images, args.mc_batch) < 1 or args.mc_chips < 0:
+        ap.error("--batch, --steps, --val-images and --mc-batch: at least 1; --mc-chips: 0 (skip) or more")
     torch.set_num_threads(args.threads)
     networks.CPU_CHANNELS_LAST = not args.no_channels_last
     device = torch.device(args.device)
@@ -189,20 +212,24 @@ def main() -> None:
         for name in ("nvmxbar", "lightning.pytorch", "lightning.fabric"):  # the figures only
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore")
-        print(f"\nepoch of the workflow's training (config train.cifar10, {n_epoch} synthetic images + 1000 val):")
+        print(
+            f"\nepoch of the workflow's training (config train.cifar10, {n_epoch} synthetic images + {args.val_images} val):"
+        )
         print(f"{'variant':9s} {'precision':10s} {'s/epoch':>8s} {'img/s':>8s} {'s per 45k-image epoch':>22s}")
         for variant in args.variants:
-            secs, precision = epoch_seconds(variant, n_epoch, "gpu" if device.type == "cuda" else "cpu")
+            secs, precision = epoch_seconds(
+                variant, n_epoch, "gpu" if device.type == "cuda" else "cpu", args.val_images
+            )
             print(
                 f"{variant:9s} {precision:10s} {secs:8.1f} {n_epoch / secs:8.1f} "
                 f"{secs * FULL_TRAIN_IMAGES / n_epoch:21.1f}s",
                 flush=True,
             )
     if args.mc_chips:
-        rate, tiles = mc_throughput(args.mc_chips, device)
+        rate, tiles = mc_throughput(args.mc_chips, device, args.mc_batch)
         print(
             f"\nMonte Carlo: CIFAR network, uniform 2-bit on {tiles} tiles of 128x128, {args.mc_chips} chips at "
-            f"prog_sigma 0.02, batch 256: {rate:.0f} chip-images/s ({device})"
+            f"prog_sigma 0.02, batch {args.mc_batch}: {rate:.0f} chip-images/s ({device})"
         )
 
 
