@@ -80,3 +80,10 @@ def test_no_module_is_over_400_lines():
     sizes = {p: len(p.read_text().splitlines()) for p in (REPO / "src" / "nvmxbar").rglob("*.py")}
     big = {str(p.relative_to(REPO)): n for p, n in sizes.items() if n > 400}
     assert not big, big
+
+
+def test_the_unit_tier_starts_no_snakemake():
+    """Real Snakemake runs belong to the workflow tier: no unit test starts one (`-m snakemake`, the CLI)."""
+    starts = re.compile(r"""["']-m["'],\s*["']snakemake["']|\[\s*["']snakemake["']|SMK\b""")
+    hits = [p.name for p in (REPO / "tests" / "unit").glob("test_*.py") if starts.search(p.read_text())]
+    assert not hits, hits

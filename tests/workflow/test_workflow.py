@@ -31,6 +31,13 @@ def job_counts(out: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def test_a_bad_config_stops_snakemake_before_any_job_and_names_the_key(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "1", "--config", "train={har: {epochs: -5}}", timeout=120)
+    assert r.returncode != 0
+    assert "train.har.epochs" in r.stdout + r.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_dry_run_lists_every_dataset_variant_and_bit_width(tmp_path):
     """The full DAG; without a GPU CIFAR-10 is in it only when asked for (cifar10_on_cpu=run), with the estimate."""
     r = snakemake(
