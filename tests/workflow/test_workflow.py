@@ -441,65 +441,50 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     assert "seed0/" not in "".join(re.findall(r"output: (\S+)", r.stdout + r.stderr))
 
 
-def rerun_jobs(smoke, data_dir, *config: str) -> tuple[dict[str, int], list[str]]:
-    """A dry run on the finished smoke run with ``config`` changed: (rule -> job count, output paths)."""
+#: The report's rules: collect -> tables, one figure per kind, sensitivity -> render (workflow/rules/report.smk).
+REPORT_RULES = {"report_collect", "report_tables", "report_figure", "report_sensitivity", "report"}
+
+
+def rerun_jobs(smoke, data_dir, *config: str) -> tuple[dict[str, int], set[str], list[str]]:
+    """A dry run on the finished smoke run with ``config`` changed: (rule -> job count outside the report, the
+    report's rules that rerun, output paths)."""
     work, _ = smoke
     r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", *config)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     counts = {k: v for k, v in job_counts(out).items() if k not in ("all", "total")}
-    return counts, re.findall(r"output: (\S+)", out)
+    print(f"{' '.join(config)}: {counts}")  # the job list of the closing note (pytest -s)
+    report = {k for k in counts if k in REPORT_RULES}
+    return {k: v for k, v in counts.items() if k not in REPORT_RULES}, report, re.findall(r"output: (\S+)", out)
 
 
 @pytest.mark.slow
 def test_rerun_scope_follows_the_settings_each_stage_reads(smoke, data_dir):
     """Each rule's params are the settings its stage consumes (nvmxbar.settings.params), so a key reruns exactly
-    what reads it. The job lists are printed for the record (-s shows them)."""
+    what reads it; the report reruns what reads the changed files (the sensitivity table: mapping and cost)."""
+    everything_but_sensitivity = REPORT_RULES - {"report_sensitivity"}
     # the baseline's ADC-bit fit: the baseline's mappings and what follows them; no search, finalist or training
-    counts, outs = rerun_jobs(smoke, data_dir, "map_crossbar={baseline_fit_tolerance_pct: 2.0}")
-    print("baseline_fit_tolerance_pct:", counts)
-    assert counts == {"map_crossbar": 2, "evaluate_noise": 2, "estimate_cost": 2, "report": 1}, counts
-    assert all("/baseline/b2/" in o or "report" in o or "tables" in o or "figures" in o for o in outs if "seed" in o)
-    # the Monte Carlo: the noise jobs and the report
-    counts, _ = rerun_jobs(smoke, data_dir, "evaluate_noise={instances: 4}")
-    print("evaluate_noise.instances:", counts)
-    assert counts == {"evaluate_noise": 10, "report": 1}, counts
+    counts, report, outs = rerun_jobs(smoke, data_dir, "map_crossbar={baseline_fit_tolerance_pct: 2.0}")
+    assert counts == {"map_crossbar": 2, "evaluate_noise": 2, "estimate_cost": 2}, counts
+    assert report == REPORT_RULES
+    assert all("/baseline/b2/" in o for o in outs if "/seed0/" in o), outs
+    # the Monte Carlo: the noise jobs and the report's accuracy side
+    counts, report, _ = rerun_jobs(smoke, data_dir, "evaluate_noise={instances: 4}")
+    assert counts == {"evaluate_noise": 10} and report == everything_but_sensitivity, (counts, report)
     # the cell-activity measurement: the cost jobs and the report (the search prices area alone)
-    counts, _ = rerun_jobs(smoke, data_dir, "estimate_cost={activity_samples: 128}")
-    print("estimate_cost.activity_samples:", counts)
-    assert counts == {"estimate_cost": 10, "report": 1}, counts
+    counts, report, _ = rerun_jobs(smoke, data_dir, "estimate_cost={activity_samples: 128}")
+    assert counts == {"estimate_cost": 10} and report == REPORT_RULES, (counts, report)
     # the ADC sharing: every mapping and price, and the search (its area objective counts ADCs), then what the
     # search's choice feeds (signed, unipolar); not the trainings of baseline, perlayer and uniform, nor the data
-    counts, outs = rerun_jobs(smoke, data_dir, "chip={adc_mux: 4}")
-    print("chip.adc_mux:", counts)
+    counts, _, outs = rerun_jobs(smoke, data_dir, "chip={adc_mux: 4}")
     assert counts["map_crossbar"] == 10 and counts["estimate_cost"] == 10 and counts["nas_unipolar_search"] == 2
     assert counts["train"] == 4 and "prepare_data" not in counts, counts
     assert not [o for o in outs if o.endswith("model.pt") and re.search(r"/(baseline|perlayer|uniform)/", o)]
     # the ADC resolution: every quantized training (it trains the ADC) and the baseline's mapping; not the
     # baseline's training, nor the data
-    counts, outs = rerun_jobs(smoke, data_dir, "chip={adc_bits: 5}")
-    print("chip.adc_bits:", counts)
+    counts, _, outs = rerun_jobs(smoke, data_dir, "chip={adc_bits: 5}")
     assert counts["train"] == 8 and counts["map_crossbar"] == 10 and "prepare_data" not in counts, counts
     assert not [o for o in outs if o.endswith("baseline/seed0/model.pt")]
-
-
-@pytest.mark.slow
-def test_a_change_to_one_figure_kind_reruns_that_figure_and_the_render_only(smoke, data_dir):
-    """Rule report_figure declares its kind's module (src/nvmxbar/report/figure_<kind>.py) as an input: a change to
-    it reruns that kind's job and REPORT.md, nothing else. Snakemake compares the checksum of a newer input, so the
-    module's text changes (a comment); text and mtime are restored afterwards."""
-    work, _ = smoke
-    code = REPO / "src" / "nvmxbar" / "report" / "figure_weights.py"
-    text, before = code.read_text(), code.stat()
-    try:
-        code.write_text(text + "# changed by test_workflow\n")
-        r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}")
-    finally:
-        code.write_text(text)
-        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
-    counts = job_counts(r.stdout + r.stderr)
-    assert counts == {"report_figure": 1, "report": 1, "all": 1, "total": 3}, counts
-    assert "wildcards: kind=weights" in r.stdout + r.stderr
 
 
 @pytest.mark.slow
