@@ -324,3 +324,154 @@ def nas_finalists(wc):
         for r in range(fin["count"])
         for i in range(fin["seeds"])
     ]
+
+
+# ------------------------------------------------------------------ inputs of rule prepare_data
+# ------------------------------------------------------------------ the identity of a dataset's source
+# The source is no input of prepare_data (an input reruns by mtime: a touched or re-copied data folder would rerun
+# the whole DAG). Its identity is its content: the digest below is a params entry, so Snakemake's params trigger
+# reruns prepare_data, and all that follows, exactly when a file's content changes (docs/DATA.md).
+from nvmxbar.data import DataError, find_source
+from nvmxbar.data.sources import DOWNLOAD_SHA256, content_sha256
+
+# each file's digest under its size, mtime, ctime and inode; a dry run writes nothing
+DIGEST_CACHE = f"{RESULTS}/data/source-digests.json"
+SOURCE_SHA256 = {}  # per dataset, once per Snakemake process
+
+
+def source_sha256(dataset):
+    """The content digest of the source the job will read. With no source found, that of the official archive
+    the job downloads (so the run after a download reruns nothing); with a source the job cannot read, a value
+    that says so (the job then stops with the reader's error)."""
+    if dataset not in SOURCE_SHA256:
+        try:
+            source = find_source(dataset, CFG["data_dir"], download=False)
+        except DataError:  # absent: the job downloads it, or says where it looked
+            SOURCE_SHA256[dataset] = DOWNLOAD_SHA256[dataset]
+        else:
+            try:
+                SOURCE_SHA256[dataset] = content_sha256(
+                    source, cache=None if workflow.dryrun else DIGEST_CACHE
+                )
+            except DataError as err:
+                SOURCE_SHA256[dataset] = f"unreadable: {err}"
+    return SOURCE_SHA256[dataset]
+
+
+# ------------------------------------------------------------------ inputs and outputs of the report rules
+# The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
+REPORT_NAS = "unipolar" in CFG["variants"]
+REPORT_FIGURES = [
+    "accuracy_vs_prog_noise",
+    "accuracy_seeds",
+    "cost_breakdown",
+    "weights",
+    "sensitivity",
+] + (["nas_pareto"] if REPORT_NAS else [])
+# the paper's techniques against the baseline in the sensitivity table (the attribution table holds the ablations)
+REPORT_SENSITIVITY_VARIANTS = [
+    v for v in CFG["variants"] if v not in ("perlayer", "signed")
+]
+REPORT_TABLES = [
+    "accuracy",
+    "accuracy_per_seed",
+    "comparisons",
+    "cost",
+    "attribution",
+] + (["nas"] if REPORT_NAS else [])
+REPORT_COLLECTED = f"{RESULTS}/report/collected.pkl"
+REPORT_TABLE_FRAMES = f"{RESULTS}/report/tables.pkl"
+
+
+def report_deployments(variants=None):
+    """(dataset, variant, bits, seed) of every deployment and seed, in the order of report_inputs."""
+    return [
+        (ds, v, int(b), int(s))
+        for ds in CFG["datasets"]
+        for v in CFG["variants"]
+        for b in CFG["device_bits"]
+        for s in SEEDS
+        if variants is None or v in variants
+    ]
+
+
+def report_inputs(name, variants=None):
+    """<name> of every deployment and seed (report_deployments' order)."""
+    return [
+        f"{RESULTS}/{ds}/{v}/b{b}/seed{s}/{name}"
+        for ds, v, b, s in report_deployments(variants)
+    ]
+
+
+def report_models():
+    """(dataset, model, seed) of every trained model (the float baseline serves every bits)."""
+    return [
+        (ds, m, int(s)) for ds in CFG["datasets"] for m in model_tags(ds) for s in SEEDS
+    ]
+
+
+def report_nas():
+    """(dataset, bits) of every unipolar search; empty without the unipolar variant."""
+    if not REPORT_NAS:
+        return []
+    return [(ds, int(b)) for ds in CFG["datasets"] for b in CFG["device_bits"]]
+
+
+def nas_inputs(name):
+    """<name> (trials.csv, pareto.csv, arch.json) of every search (report_nas' order)."""
+    return [f"{RESULTS}/{ds}/unipolar/b{b}/nas/{name}" for ds, b in report_nas()]
+
+
+def report_benchmarks():
+    """The benchmark files of the jobs whose outputs the report reads, by rule (REPORT.md's time table)."""
+    out = {
+        "prepare_data": [
+            f"{RESULTS}/benchmarks/prepare_data/{ds}.tsv" for ds in CFG["datasets"]
+        ],
+        "train": [
+            f"{RESULTS}/benchmarks/train/{ds}/{m}/seed{s}.tsv"
+            for ds, m, s in report_models()
+        ],
+    }
+    for stage in ("map_crossbar", "evaluate_noise", "estimate_cost"):
+        out[stage] = [
+            f"{RESULTS}/benchmarks/{stage}/{ds}/{v}/b{b}/seed{s}.tsv"
+            for ds, v, b, s in report_deployments()
+        ]
+    out["nas_unipolar"] = [
+        f"{RESULTS}/benchmarks/nas_unipolar/{ds}/b{b}.tsv" for ds, b in report_nas()
+    ]
+    return out
+
+
+def figure_code(wildcards):
+    """The module that draws one figure kind: a change to it reruns that kind's job (and the render) alone."""
+    return str(
+        Path(workflow.basedir)
+        / "src"
+        / "nvmxbar"
+        / "report"
+        / f"figure_{wildcards.kind}.py"
+    )
+
+
+def figure_inputs(wildcards):
+    """What a figure kind reads besides the collected frames."""
+    return {
+        "accuracy_seeds": {"tables": REPORT_TABLE_FRAMES},
+        "sensitivity": {"sensitivity": f"{RESULTS}/tables/sensitivity.csv"},
+    }.get(wildcards.kind, {})
+
+
+FIGURE_TITLES = {
+    "accuracy_vs_prog_noise": "Accuracy vs programming noise",
+    "accuracy_seeds": "Accuracy over seeds",
+    "cost_breakdown": "Area and energy by component",
+    "weights": "Weight codes and conductances",
+    "sensitivity": "Sensitivity of the savings",
+    "nas_pareto": "Unipolar architecture search",
+}
+
+
+wildcard_constraints:
+    kind="|".join(REPORT_FIGURES),
