@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 import optuna
 
-from .. import tracking
+from .. import files, tracking
 from ..config import config_hash
 from ..core import networks, noise
 from ..core.schemes import map_network
@@ -95,6 +95,8 @@ def make_objective(
     space = cfg["space"][dataset]
     epochs = int(cfg["epochs"])
     recipe = replace(recipe, epochs=epochs, select="last", fit_on="train", distill=None)
+    npz_sha = files.sha256_file(dm.path)  # the runs table's Dataset column: what every trial trains on
+    rows = {split: len(dm.arrays[f"y_{split}"]) for split in ("train", "val", "test")}
 
     def objective(trial: optuna.Trial):
         t0 = time.time()
@@ -120,6 +122,7 @@ def make_objective(
             params={"model": model_cfg, "epochs": epochs, **trial.params},
             parent=parent_run,
         )
+        run.log_splits(dm.path, dataset, npz_sha, rows, "train")
         run.log_metrics(hw)
         curve: list[float] = []
 
