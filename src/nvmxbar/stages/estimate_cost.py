@@ -99,7 +99,7 @@ def run(
             "estimate_cost needs the crossbar.npz and the prepared data (the simulator counts the operations)"
         )
     activity = None
-    if pr.cell_activity == "measured":
+    if cs.cell_activity == "measured":
         activity = measured_activity(mapping_json, crossbar_npz, data_npz, cs.activity_samples, device)
     operations = counted_operations(mapping_json, crossbar_npz, data_npz, device=device)
     params = {"estimate_cost": params_of(cs), "bits": bits}
