@@ -117,7 +117,7 @@ class UniformQuantizer(nn.Module):
 
     @torch.no_grad()
     def adc_dac_ratio(self) -> float:
-        """ADC step / DAC step (mapping.json converters.adc_dac_ratio): 2^k with pow2, any number with free."""
+        """ADC step / DAC step (mapping.json adc_dac_ratio): 2^k with pow2, any number with free."""
         if self.adc_ratio == "pow2":
             return float(2.0 ** round(float(self.log2_ratio)))
         return float((self.adc_fullscale / self.adc_levels) / (self.act_fullscale / self.dac_levels))
