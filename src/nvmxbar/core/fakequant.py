@@ -168,3 +168,16 @@ def to_int(
 def fake_quant_step(x: torch.Tensor, step: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """:func:`fake_quant` on a grid given by its ``step`` (the ADC's, tied to the DAC's by a power of two)."""
     return _FakeQuant.apply(x, step, lo, hi)
+
+
+def abs_quantile(t: torch.Tensor, q: float) -> float:
+    """The ``q`` quantile of ``|t|`` over ALL its values (linear interpolation, as ``torch.quantile``), exact at any
+    size: every calibration sample counts, not a flat prefix of the first ones (``torch.quantile`` refuses more
+    than 2^24 values; ``kthvalue`` has no such limit)."""
+    v = t.detach().abs().flatten().double()
+    if v.numel() == 0:
+        raise ValueError("a quantile of no values")
+    pos = q * (v.numel() - 1)
+    lo, frac = int(pos), pos - int(pos)
+    a = float(v.kthvalue(lo + 1).values)
+    return a if frac == 0 else a + frac * (float(v.kthvalue(min(lo + 2, v.numel())).values) - a)

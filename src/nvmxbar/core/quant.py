@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..chip import ADC_RATIOS, INPUT_MODES, passes
-from .fakequant import fake_quant, fake_quant_step, grad_scale, ste_round, tile_adc_step
+from .fakequant import abs_quantile, fake_quant, fake_quant_step, grad_scale, ste_round, tile_adc_step
 from .groups import weight_bounds
 
 
@@ -86,6 +86,8 @@ class UniformQuantizer(nn.Module):
         init = torch.tensor([weight_fullscale, act_fullscale, adc_fullscale], dtype=torch.float32)
         self.scales = nn.Parameter(init, requires_grad=learn_scales)
         self.register_buffer("calibrated", torch.tensor(bool((init > 0).all())))
+        # the training inputs the full-scales were calibrated on (model.pt records it; 0 = given, not calibrated)
+        self.register_buffer("calibration_samples", torch.zeros((), dtype=torch.long))
         self._n_weights = 1  # for the LSQ gradient scale, set by the network
         if adc_ratio == "pow2":  # log2(ADC step / DAC step), rounded in every forward (straight-through)
             self.log2_ratio = nn.Parameter(torch.zeros(()), requires_grad=learn_scales)
@@ -208,15 +210,16 @@ class UniformQuantizer(nn.Module):
             return
         allw = torch.cat([w.detach().abs().flatten() for w in weights])
         if self.scales[0] <= 0:
-            self.scales[0] = torch.quantile(allw[torch.randperm(allw.numel())[:200_000]], 0.999)
+            self.scales[0] = abs_quantile(allw, 0.999)
         if self.scales[1] <= 0:
-            self.scales[1] = torch.quantile(x.detach().abs().flatten()[:200_000].float(), 0.999)
+            self.scales[1] = abs_quantile(x, 0.999)
+        self.calibration_samples.fill_(len(x))
 
     @torch.no_grad()
     def observe_output(self, y: torch.Tensor) -> None:
         """During calibration: widen the ADC full-scale to cover the 99.9th percentile of this layer's output
         (bit-serial: of one pass's, taken as 2 / 2^dac_bits of the whole sum's; LSQ then learns it)."""
-        q = torch.quantile(y.detach().abs().flatten()[:200_000].float(), 0.999)
+        q = abs_quantile(y, 0.999)
         if self.input_mode == "bit_serial":
             q = q * 2.0 / 2**self.dac_bits
         self.scales[2] = torch.maximum(self.scales[2], q)

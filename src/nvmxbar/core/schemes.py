@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..chip import Chip
 from ..settings import MapSettings
-from .fakequant import to_int
+from .fakequant import abs_quantile, to_int
 from .groups import polarity_groups, weight_bounds
 from .layout import (
     README,
@@ -70,14 +70,20 @@ class LayerCodes:
 
 
 def bitsliced_codes(
-    layer: torch.nn.Module, bias: torch.Tensor | None, weight_bits: int, layer_input: torch.Tensor
+    layer: torch.nn.Module, bias: torch.Tensor | None, weight_bits: int, layer_input: torch.Tensor, name: str = "layer"
 ) -> LayerCodes:
     """Baseline: the float weights quantized with the layer's own scale to ``weight_bits`` (signed), the layer's
-    own DAC range (99.9th percentile of its calibration inputs); a bias row is driven at that range."""
+    own DAC range (99.9th percentile of |its inputs| over every value of every calibration sample); a bias row is
+    driven at that range. A zero range (all-zero weights or inputs) is a ValueError naming the layer."""
     w = weight_matrix(layer).double()
     wmax = float(w.abs().max())
     levels_w = 2 ** (weight_bits - 1) - 1
-    a_l = float(torch.quantile(layer_input.abs().flatten()[:500_000].float(), 0.999)) or 1.0  # per-layer DAC
+    a_l = abs_quantile(layer_input, 0.999)  # per-layer DAC
+    if not wmax > 0 or not a_l > 0:
+        raise ValueError(
+            f"{name}: zero {'weight' if not wmax > 0 else 'input'} range on {len(layer_input)} calibration samples "
+            "(all its weights or the 99.9th percentile of its inputs are 0): no DAC or weight scale can be set"
+        )
     codes = to_int(w, wmax, levels_w, -levels_w, levels_w)
     if bias is not None:
         codes = torch.cat([codes, to_int(bias / a_l, wmax, levels_w, -levels_w, levels_w)[None]], 0)
@@ -180,7 +186,7 @@ def map_network(
         bias = layer.bias.detach().double() if layer.bias is not None else None
         row_bias = bias if bias_row else None
         if scheme == "baseline":
-            lc = bitsliced_codes(layer, row_bias, settings.baseline.weight_bits, inputs[i])
+            lc = bitsliced_codes(layer, row_bias, settings.baseline.weight_bits, inputs[i], specs[i]["name"])
         elif scheme in ("uniform", "perlayer"):
             lc = differential_codes(layer, q[i], row_bias, b)
         else:
@@ -258,5 +264,12 @@ def _calibrate_baseline_adc(arrays: dict[str, np.ndarray], mapping: dict, calib_
     sim = Simulator(arrays, mapping, device=device)
     sim.forward(calib_x, adc=False, record=True)
     for spec, per_slice in zip(mapping["layers"], sim.recorded):
-        spec["adc_fullscale"] = [float(p) if p > 0 else 1.0 for p in per_slice]
+        zero = [k for k, p in enumerate(per_slice) if not p > 0]
+        if zero:
+            raise ValueError(
+                f"{spec['name']}: the partial sums of weight slice(s) {zero} are all zero on {len(calib_x)} "
+                "calibration samples: no ADC range can be set"
+            )
+        spec["adc_fullscale"] = [float(p) for p in per_slice]
         spec["adc_ranges"] = len(per_slice)
+    mapping["calibration"] = {"samples": len(calib_x), "quantile": 0.999, "values": "every value of every sample"}
