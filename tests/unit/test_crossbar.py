@@ -79,7 +79,9 @@ def test_ideal_crossbar_equals_the_quantized_digital_model_exactly(rows, cols):
         xbar = sim.forward(x, adc=False)[0]
         digital = no_adc(net)(x)
     assert torch.allclose(xbar, digital, rtol=0, atol=1e-9)
-    assert torch.equal(xbar.argmax(1), digital.argmax(1))
+    top2 = digital.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-9  # a tie within the tolerance may fall either way
+    assert clear.float().mean() > 0.9 and torch.equal(xbar.argmax(1)[clear], digital.argmax(1)[clear])
     # perturbation object with every non-ideality off gives the same numbers
     off = NoiseModel(
         prog_sigma=0.0,

@@ -222,7 +222,7 @@ class UniformQuantizer(nn.Module):
         q = abs_quantile(y, 0.999)
         if self.input_mode == "bit_serial":
             q = q * 2.0 / 2**self.dac_bits
-        self.scales[2] = torch.maximum(self.scales[2], q)
+        self.scales[2] = max(float(self.scales[2]), q)
         if self.adc_ratio == "pow2":  # the next layers' calibration forward sees the tied ADC
             self.tie_adc()
 
