@@ -211,6 +211,10 @@ def run(
             "arch": arch,
             "quant": q,
             "chip": chip,  # the chip's part training simulated (Chip.trained): map_crossbar checks it
+            # the training inputs (the first batch) the quantizer's full-scales were calibrated on
+            "calibration_samples": None
+            if net.quant is None
+            else int((net.quant.layers[0] if net.quant.per_layer else net.quant).calibration_samples),
             "dataset": dataset,
             "variant": variant,
             "bits": bits,
