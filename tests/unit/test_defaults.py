@@ -122,7 +122,7 @@ def test_a_config_key_reaches_its_settings_in_one_hop():
             if name == "chip":
                 read = leaf in chip_fields  # Chip.from_dict: every field, strictly
             elif parts[0] == "sweep":
-                read = leaf in settings.NOISE_KEYS and '(sweep[k] for k in NOISE_KEYS)' in builders
+                read = leaf in settings.NOISE_KEYS and "(sweep[k] for k in NOISE_KEYS)" in builders
             else:
                 read = f'["{leaf}"]' in builders
             if not read:
