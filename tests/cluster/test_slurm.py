@@ -49,7 +49,8 @@ FAST = [
 ]
 #: The rules whose jobs train or run the crossbar simulator: gpu=1 with device cuda and train.accelerator gpu.
 GPU_RULES = {"train", "nas_unipolar_search", "nas_unipolar_finalist", "map_crossbar", "evaluate_noise", "estimate_cost"}
-CPU_RULES = {"prepare_data", "nas_unipolar", "report"}
+CPU_RULES = {"prepare_data", "nas_unipolar", "report_collect", "report_tables", "report_sensitivity", "report_figure"}
+CPU_RULES |= {"report"}
 
 
 def config(data_dir: Path, *extra: str) -> list[str]:

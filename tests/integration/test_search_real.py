@@ -24,7 +24,7 @@ from nvmxbar.stages import nas_unipolar, nas_unipolar_finalist, nas_unipolar_sea
 def har_tiny(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("har")
     src = data.find_source("har", data_dir, download=False)
-    data.prepare("har", src, out / "har.npz", out / "har.json", seed=0, limit={"train": 300, "val": 120, "test": 120})
+    data.prepare("har", src, out / "har.npz", out / "har.json", seed=0, limit={"train": 900, "val": 120, "test": 120})
     return out
 
 
@@ -167,7 +167,8 @@ def test_two_workers_share_one_study_then_selection_writes_the_contract(har_tiny
         assert t.values[0] == a["val_acc_noisy"] != a["val_acc_crossbar"]
     # within one window of the 120: a network near chance (1/6) after 3 epochs has coarse 2-bit logits whose top
     # two often tie exactly, and float32 (training) and float64 (crossbar) break those ties differently; the
-    # enqueued trial 0 (seed 0, deterministic) always learns, so one trial at least is checked
+    # enqueued trial 0 (seed 0, deterministic) learns on 900 training windows (0.37 after 3 epochs; on 300 it stayed
+    # at chance once the quantizer calibrated on every value of its first batch), so one trial at least is checked
     learnt = [t.user_attrs for t in done if t.user_attrs["val_acc_curve"][-1] > 0.25]
     assert learnt
     for a in learnt:
