@@ -21,8 +21,11 @@ class TensorBatches:
     """Batches of in-memory tensors (same first dimension), for Lightning's loops or a plain ``for``.
 
     ``shuffle``: every pass (epoch) a new permutation drawn from ``generator``, the last batch may be short
-    (drop_last False). The draws are those of ``DataLoader(TensorDataset(*tensors), batch_size, shuffle=True,
-    generator=generator)``, so the batches come in the same order as they did through a DataLoader."""
+    (drop_last False). A pass that runs to its end (a plain ``for``) makes the draws of ``DataLoader(TensorDataset(
+    *tensors), batch_size, shuffle=True, generator=generator)``, the DataLoader's trailing unused permutation
+    included. Lightning's loop stops after ``len(self)`` batches without exhausting the iterator, so under it that
+    trailing draw never happens and, from the second epoch on, the order is not a DataLoader's; it is deterministic
+    all the same, and a resumed training restores the generator (nvmxbar.training.resume)."""
 
     def __init__(
         self,
@@ -43,8 +46,8 @@ class TensorBatches:
 
     def __iter__(self):
         if self.shuffle:
-            # the generator's draws of the DataLoader this replaces (so the batches come in its order): the
-            # iterator's base seed, the sampler's permutation, and at its end a second, unused, permutation
+            # the generator's draws of the DataLoader this replaces: the iterator's base seed, the sampler's
+            # permutation, and, when the pass runs to its end, a second, unused, permutation (see the class)
             torch.empty((), dtype=torch.int64).random_(generator=self.generator)
             order = torch.randperm(self.n, generator=self.generator)
             order = order.to(self.tensors[0].device)  # the draws stay on the CPU generator: same order anywhere
