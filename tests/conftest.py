@@ -9,6 +9,9 @@ is absent: it never skips silently.
 
 import os
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,26 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "src"))  # the package under test, even without `pip install -e .`
 TIERS = ("unit", "integration", "workflow", "cluster")
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Wait for an event only a poll can see (a server answering, a queue draining): ``ready()`` checked every
+    50 ms until it holds (True), ``alive()`` stops holding or ``timeout`` seconds pass (False). The interval only
+    bounds the latency; nothing is assumed to have happened after some time."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and alive():
+        if ready():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers ``url`` with 200 (a refused or unready connection: False)."""
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
 
 
 #: The order tests run in: the longest files first, so that with two workers (`make test`: pytest-xdist, whole

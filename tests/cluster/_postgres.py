@@ -22,12 +22,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import answers, wait_until
 
 USER, PASSWORD = "nvmxbar", "nvmxbar-test-pw"
 INSTALL = "tools/cluster/install_postgres.sh"
@@ -185,13 +184,9 @@ def start_mlflow_server(pg: Postgres, root: Path, db: str = "mlflow") -> tuple[s
     log = open(srv.log, "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
-    deadline = time.time() + 180  # the first start creates the schema (migrations) in PostgreSQL
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if urllib.request.urlopen(srv.url + "/health", timeout=2).status == 200:
-                return proc, srv
-        except OSError:
-            time.sleep(0.5)
+    # the first start creates the schema (migrations) in PostgreSQL
+    if wait_until(lambda: answers(srv.url + "/health"), 180, alive=lambda: proc.poll() is None):
+        return proc, srv
     stop(proc)
     pytest.fail(
         f"mlflow server on PostgreSQL did not answer /health (exit code {proc.returncode}):\n{tail(srv.log)}",

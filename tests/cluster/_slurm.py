@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel", "munge", "unmunge", "mungekey")
@@ -199,9 +200,7 @@ class SlurmCluster:
         ctld = self.procs.get("slurmctld")
         if ctld is not None and ctld.poll() is None:
             self.run("scancel", "--user", str(os.getuid()), check=False)
-            end = time.monotonic() + 30
-            while time.monotonic() < end and self.run("squeue", "-h", "-t", "PD,R,CG", check=False).stdout.strip():
-                time.sleep(0.5)
+            wait_until(lambda: not self.run("squeue", "-h", "-t", "PD,R,CG", check=False).stdout.strip(), 30)
         for name in reversed(DAEMONS):
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:

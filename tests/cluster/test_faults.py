@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import torch
+from conftest import wait_until
 
 from nvmxbar import tracking
 
@@ -253,7 +254,7 @@ with tracking.stage_run("nvmxbar-har", run_name="stage", tags={"rule": "stage"},
         for n in range(3):  # a search's trials, nested under the stage's run and left RUNNING
             tracking.open_run("nvmxbar-har", run_name=f"trial {n}", tags={"optuna.trial": str(n)}, parent=run.id)
         Path(str(out) + ".id").write_text(run.id)
-        time.sleep(600)  # SIGKILLed here
+        sys.stdin.read()  # blocks until SIGKILLed here (or the test's end of the pipe closes)
     out.write_text("done")
 print(run.id)
 """
@@ -267,10 +268,15 @@ def test_a_killed_process_run_is_ended_killed_by_the_next_attempt(tmp_path, monk
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = tmp_path / "job" / "out.json"
     out.parent.mkdir()
-    p = subprocess.Popen([sys.executable, "-c", STAGE, str(out), "kill"], env=env, stderr=subprocess.PIPE, text=True)
-    idf, deadline = Path(str(out) + ".id"), time.time() + 120
-    while not idf.exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    p = subprocess.Popen(
+        [sys.executable, "-c", STAGE, str(out), "kill"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    idf = Path(str(out) + ".id")  # written once the child's runs are open; it then blocks on its stdin
+    wait_until(idf.exists, 120, alive=lambda: p.poll() is None)
     assert idf.exists(), p.stderr.read() if p.poll() is not None else "no run opened in 120 s"
     p.send_signal(signal.SIGKILL)
     p.wait()

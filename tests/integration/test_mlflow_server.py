@@ -4,12 +4,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import answers, wait_until
 
 from integration._helpers import EXPERIMENT, RECIPE, run
 
@@ -41,17 +41,10 @@ def server(tmp_path_factory):
     ]
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}", time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    else:
+    url = f"http://127.0.0.1:{port}"
+    if not wait_until(lambda: answers(url + "/health"), 90, alive=lambda: proc.poll() is None):
         proc.kill()
+        proc.wait()
     if proc.poll() is not None:
         pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-2000:])
     yield url

@@ -15,7 +15,7 @@ from nvmxbar.core.cost import improvement
 from nvmxbar.core.layout import count
 from nvmxbar.report.figure_sensitivity import plot_sensitivity
 from nvmxbar.report.figures import save_figure
-from nvmxbar.report.sensitivity import GRID, Pricing, marks, value_label, values
+from nvmxbar.report.sensitivity import GRID, Repricing, marks, value_label, values
 from nvmxbar.report.sensitivity import build_sensitivity as build_declared
 from nvmxbar.report.sensitivity_text import display_sensitivity, report_section, write_sensitivity
 from nvmxbar.stages.estimate_cost import estimate_file
@@ -235,4 +235,4 @@ def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
     assert t.empty and "parameter" in t.columns
     assert write_md(t, tmp_path)[1].read_text().count("| dataset |") == 1
     save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)
-    assert Pricing.from_settings(COST_CFG).family == "neurosim"
+    assert Repricing.from_settings(COST_CFG).family == "neurosim"

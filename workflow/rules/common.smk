@@ -112,7 +112,7 @@ def quant_params(variant, bits):
     return None if q is None else P(q)
 
 
-def trained_chip(variant):
+def chip_record(variant):
     """What model.pt records of the chip (None for the float baseline, which trains without one)."""
     return None if variant == "baseline" else CHIP.trained()
 

@@ -68,7 +68,7 @@ rule nas_unipolar_finalist:
         recipe=lambda wc: finalist_recipe(wc.dataset),
         quant=lambda wc: quant_params("unipolar", int(wc.bits)),
         ms=P(MAP.for_variant("unipolar")),
-        chip=trained_chip("unipolar"),
+        chip=chip_record("unipolar"),
         seed=CFG["seed"],
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["nas_unipolar"]["threads_per_worker"],  # fixed, whatever --cores is

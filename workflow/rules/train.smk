@@ -33,7 +33,7 @@ rule train:
         model_cfg=lambda wc: CFG["model"][wc.dataset],
         recipe=lambda wc: P(recipe(wc.dataset, parse_model(wc.model)[0])),
         quant=lambda wc: quant_params(*parse_model(wc.model)),
-        chip=lambda wc: trained_chip(parse_model(wc.model)[0]),
+        chip=lambda wc: chip_record(parse_model(wc.model)[0]),
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],
         experiment=lambda wc: experiment(wc.dataset),

@@ -14,7 +14,7 @@ and the mapping document (mapping.json), with one function per scheme:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -152,7 +152,7 @@ def trained_chip(q: UniformQuantizer, chip: Chip, per_layer: bool = False) -> Ch
             f"model trained for another chip: {'; '.join(diff)}. Retrain it: the chip's converters and drive are "
             "part of the training"
         )
-    return chip.with_converters(dac_bits=chip.dac_bits, adc_bits=chip.adc_bits, adc_ratio=want["adc_ratio"])
+    return replace(chip, adc_ratio=want["adc_ratio"])
 
 
 def map_network(

@@ -64,8 +64,9 @@ ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
 
 
 @dataclass(frozen=True)
-class Pricing:
-    """The arguments of rule estimate_cost's :func:`~nvmxbar.core.cost.estimate` call."""
+class Repricing:
+    """Rule estimate_cost's pricing (:class:`nvmxbar.settings.Pricing`) with its constants loaded: what the
+    sensitivity rows pass to :func:`~nvmxbar.core.cost.estimate`, one assumption moved at a time."""
 
     constants: dict
     family: str = "neurosim"
@@ -74,12 +75,12 @@ class Pricing:
     adc_time_share: bool = False
 
     @classmethod
-    def from_settings(cls, p: settings.Pricing) -> Pricing:
+    def from_settings(cls, p: settings.Pricing) -> Repricing:
         """From rule estimate_cost's pricing settings (:class:`nvmxbar.settings.Pricing`), constants loaded."""
         return cls(load_constants(p.constants), p.family, p.tech_nm, p.cell, p.adc_time_share)
 
     @classmethod
-    def from_cost(cls, cost_doc: dict, constants: dict | None = None) -> Pricing:
+    def from_cost(cls, cost_doc: dict, constants: dict | None = None) -> Repricing:
         """From what a cost.json states it was priced with (no config at hand)."""
         a = cost_doc.get("assumptions") or {}
         share = (a.get("adc_time_share") or {}).get("requested", False)
@@ -153,7 +154,7 @@ def r_on_ohm(mapping: dict, constants: dict) -> float:
     return 1e6 / float(converters(mapping)["device"]["g_max_us"])
 
 
-def run_point(variant: dict, baseline: dict, pricing: Pricing) -> dict[str, Any]:
+def run_point(variant: dict, baseline: dict, pricing: Repricing) -> dict[str, Any]:
     """The run's own value of every assumption (None where the two designs differ: no row is the run's)."""
     cv, cb = converters(variant), converters(baseline)
     same = lambda k, default=None: cv.get(k, default) if cv.get(k, default) == cb.get(k, default) else None  # noqa: E731
@@ -204,7 +205,7 @@ def _scale_conductance(mapping: dict, k: float, constants: dict) -> None:
                 read[mode] *= k
 
 
-def vary(mapping: dict, pricing: Pricing, parameter: str, value: Any) -> tuple[dict, Pricing]:
+def vary(mapping: dict, pricing: Repricing, parameter: str, value: Any) -> tuple[dict, Repricing]:
     """A copy of the mapping and the pricing with one assumption set to ``value``."""
     m = copy.deepcopy(mapping)
     if parameter == "r_on_ohm":
@@ -254,7 +255,7 @@ def marks(area_pct: float | None, energy_pct: float | None) -> dict[str, bool]:
     }
 
 
-def saving_row(mv: dict, mb: dict, pricing: Pricing, parameter: str, value: Any) -> dict[str, Any]:
+def saving_row(mv: dict, mb: dict, pricing: Repricing, parameter: str, value: Any) -> dict[str, Any]:
     """The savings of one variant over its baseline with one assumption at ``value``, and both breakdowns."""
     (vm, vp), (bm, bp) = vary(mv, pricing, parameter, value), vary(mb, pricing, parameter, value)
     cv, cb = vp.cost(vm), bp.cost(bm)
@@ -273,7 +274,7 @@ def saving_row(mv: dict, mb: dict, pricing: Pricing, parameter: str, value: Any)
     }
 
 
-def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, pricing: Pricing) -> list[dict]:
+def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, pricing: Repricing) -> list[dict]:
     """Every row of one variant at one device resolution: each assumption over its values."""
     point = run_point(mv, mb, pricing)
     rows = []
@@ -298,7 +299,7 @@ def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, p
 ROW_KEYS = ["dataset", "bits", "variant", "parameter", "value_label"]
 
 
-def sensitivity_table(mappings: dict[Key, dict], pricing: Pricing) -> pd.DataFrame:
+def sensitivity_table(mappings: dict[Key, dict], pricing: Repricing) -> pd.DataFrame:
     """One row per (dataset, bits, variant, assumption, value) for every variant whose baseline at the same
     bits and seed is among ``mappings`` (keyed by (dataset, variant, bits, seed)): each seed's variant priced
     against that seed's baseline, then every number averaged over the seeds (``n_seeds``; the marks from the
@@ -335,8 +336,8 @@ def build_sensitivity(
     over the seeds."""
     variants = list(variants)
     if "baseline" not in variants:
-        return sensitivity_table({}, Pricing({}))
-    pricing = Pricing.from_settings(pricing_settings) if pricing_settings is not None else None
+        return sensitivity_table({}, Repricing({}))
+    pricing = Repricing.from_settings(pricing_settings) if pricing_settings is not None else None
     constants = pricing.constants if pricing else load_constants()
     maps, costs = load_deployments(files, datasets, variants, bits, seeds)
-    return sensitivity_table(maps, pricing or Pricing.from_cost(next(iter(costs.values())), constants))
+    return sensitivity_table(maps, pricing or Repricing.from_cost(next(iter(costs.values())), constants))
