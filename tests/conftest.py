@@ -119,7 +119,7 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
 
 #: map_settings' keys that describe the chip (config section chip), in the flat form the tests write them.
 CHIP_KEYS = {"rows": ("tile", "rows"), "cols": ("tile", "cols"), "g_max_us": ("device", "g_max_us")}
-CHIP_KEYS |= {"on_off_ratio": ("device", "on_off_ratio")}
+CHIP_KEYS |= {k: ("device", k) for k in ("preset", "on_off_ratio", "v_read_v")}
 CHIP_KEYS |= {k: (k,) for k in ("dac_bits", "adc_bits", "adc_ratio", "adc_mux", "input_mode", "subtraction")}
 
 
@@ -134,7 +134,7 @@ def chip_of(net) -> dict:
 
 def map_settings(**over):
     """MapSettings of the shipped defaults (dac/adc bits 4/6), with ``over`` replacing keys: the chip's in their flat
-    form (rows, cols, g_max_us, on_off_ratio, dac_bits, adc_bits, adc_ratio, adc_mux, input_mode, subtraction)
+    form (rows, cols, preset, g_max_us, on_off_ratio, v_read_v, dac_bits, adc_bits, adc_ratio, adc_mux, input_mode, subtraction)
     and map_crossbar's."""
     from nvmxbar import config
     from nvmxbar.chip import Chip

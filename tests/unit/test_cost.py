@@ -71,7 +71,7 @@ def mapping(
         "scheme": scheme,
         "chip": {
             "tile": {"rows": R, "cols": C},
-            "device": {"g_max_us": 166.7, "on_off_ratio": 166.7 / 1.11},
+            "device": {"preset": "neurosim_v13", "g_max_us": 166.7, "on_off_ratio": 166.7 / 1.11, "v_read_v": 0.5},
             "dac_bits": dac_bits,
             "adc_bits": adc_bits,
             "adc_mux": mux,
