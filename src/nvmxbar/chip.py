@@ -6,9 +6,10 @@ whole chip) and model.pt (the part training simulates, :meth:`Chip.trained`), an
 it (the input passes, the driver bits, the device's G_min) are its methods, computed here and nowhere else.
 
 * ``tile``: an R x C sub-array (rows driven, columns sensed).
-* ``device``: the NVM device, resolved from a preset of measured devices (``preset``, package data
-  nvmxbar/resources/devices.yaml, every number with its source): its conductance range (G_max and the ON/OFF ratio,
-  G_min = G_max / ratio) and read voltage; the config may override each (null = the preset's).
+* ``device``: the NVM device (:mod:`nvmxbar.devices`), resolved from a preset of measured devices (``preset``,
+  package data nvmxbar/resources/devices.yaml, every number with its source): its conductance range (G_max and the
+  ON/OFF ratio, G_min = G_max / ratio), read voltage, and noise (programming sigma(G), read noise, drift: what the
+  simulator draws, recorded with the chip); the config may override the range and the voltage (null = the preset's).
 * ``dac_bits``, ``adc_bits``: the row drivers' and the column converters' resolution (signed ADC).
 * ``adc_ratio``: ``pow2`` = ADC step / next DAC step a power of two (a shift between layers); ``free`` = an
   independent ADC full-scale (a multiply per output, priced).
@@ -22,20 +23,17 @@ it (the input passes, the driver bits, the device's G_min) are its methods, comp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from functools import cache
-from importlib import resources
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import yaml
+from .devices import PRESETS, ChipError, Device, DeviceNoise, load_presets
+from .devices import strict as _strict
+
+__all__ = ["PRESETS", "Chip", "ChipError", "Device", "DeviceNoise", "Tile", "load_presets", "passes"]
 
 INPUT_MODES = ("multibit", "bit_serial")
 SUBTRACTIONS = ("analog", "digital")
 ADC_RATIOS = ("pow2", "free")
-
-
-class ChipError(ValueError):
-    """A chip description that is incomplete, has unknown fields, or values out of their domain."""
 
 
 def passes(input_mode: str, dac_bits: int) -> int:
@@ -44,20 +42,6 @@ def passes(input_mode: str, dac_bits: int) -> int:
     if input_mode not in INPUT_MODES:
         raise ChipError(f"input_mode {input_mode!r}: expected one of {list(INPUT_MODES)}")
     return int(dac_bits) if input_mode == "bit_serial" else 1
-
-
-def _strict(cls: type, d: Any, where: str) -> dict:
-    """``d``'s fields for ``cls``: a mapping with exactly the dataclass's fields (ChipError naming what is wrong)."""
-    if not isinstance(d, dict):
-        raise ChipError(f"{where}: expected a mapping with {[f.name for f in fields(cls)]}, got {type(d).__name__}")
-    names = [f.name for f in fields(cls)]
-    missing, unknown = [n for n in names if n not in d], sorted(set(d) - set(names))
-    if missing or unknown:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unknown {', '.join(unknown)}"] if unknown else []
-        )
-        raise ChipError(f"{where}: {'; '.join(parts)} (a chip field is never defaulted)")
-    return d
 
 
 @dataclass(frozen=True)
@@ -70,62 +54,6 @@ class Tile:
     def __post_init__(self) -> None:
         if int(self.rows) < 1 or int(self.cols) < 1:
             raise ChipError(f"tile {self.rows} x {self.cols}: rows and cols must be at least 1")
-
-
-@cache
-def load_presets() -> dict[str, dict[str, Any]]:
-    """The device presets (nvmxbar/resources/devices.yaml): name -> {key: value}, every number checked to carry a
-    source (a ChipError names a number without one)."""
-    doc = yaml.safe_load((resources.files("nvmxbar.resources") / "devices.yaml").read_text())
-    out: dict[str, dict[str, Any]] = {}
-    for name, preset in doc.items():
-        out[name] = {}
-        for key, node in preset.items():
-            if isinstance(node, dict) and "value" in node:
-                if not str(node.get("source") or "").strip():
-                    raise ChipError(f"device preset {name}.{key}: a value without a source")
-                out[name][key] = node["value"]
-            elif isinstance(node, (int, float)) and not isinstance(node, bool):
-                raise ChipError(f"device preset {name}.{key} = {node}: write it as {{value: ..., source: ...}}")
-            else:
-                out[name][key] = node
-    return out
-
-
-PRESETS = tuple(load_presets())
-
-
-@dataclass(frozen=True)
-class Device:
-    """The NVM device, resolved from its ``preset`` (:func:`load_presets`): conductance range (microsiemens) and
-    read voltage (the voltage across a cell driven at the DAC full-scale)."""
-
-    preset: str
-    g_max_us: float
-    on_off_ratio: float
-    v_read_v: float
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ChipError(f"device preset {self.preset!r}: expected one of {list(PRESETS)}")
-        if not self.g_max_us > 0 or not self.on_off_ratio > 1:
-            raise ChipError(f"device g_max_us {self.g_max_us}, on_off_ratio {self.on_off_ratio}: need > 0 and > 1")
-        if not self.v_read_v > 0:
-            raise ChipError(f"device v_read_v {self.v_read_v}: need > 0")
-
-    @classmethod
-    def from_config(cls, device_cfg: dict) -> Device:
-        """The ``chip.device`` section: its ``preset`` with every non-null key overriding the preset's value."""
-        name = device_cfg["preset"]
-        if name not in PRESETS:
-            raise ChipError(f"chip.device.preset {name!r}: expected one of {list(PRESETS)}")
-        preset = load_presets()[name]
-        over = {k: v for k, v in device_cfg.items() if k != "preset" and v is not None}
-        return cls(preset=name, **{f.name: float(over.get(f.name, preset[f.name])) for f in fields(cls)[1:]})
-
-    @property
-    def g_min_us(self) -> float:
-        return self.g_max_us / self.on_off_ratio
 
 
 @dataclass(frozen=True)
@@ -185,9 +113,7 @@ class Chip:
         d = _strict(cls, d, where)
         return cls(
             tile=Tile(**{k: int(v) for k, v in _strict(Tile, d["tile"], f"{where}.tile").items()}),
-            device=Device(
-                **{k: v if k == "preset" else float(v) for k, v in _strict(Device, d["device"], f"{where}.device").items()}
-            ),
+            device=Device.from_dict(d["device"], f"{where}.device"),
             dac_bits=int(d["dac_bits"]),
             adc_bits=int(d["adc_bits"]),
             adc_ratio=str(d["adc_ratio"]),
