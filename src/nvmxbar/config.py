@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from .chip import Device
 from .settings import STUCK_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,24 @@ def _check_semantics(cfg: dict) -> None:
             "config key 'evaluate_noise.sweep': stuck_min + stuck_max must be at most 1 in every setting (both are "
             f"fractions of the same devices), but the Cartesian product combines {pairs}"
         )
-    t0 = cfg["evaluate_noise"]["drift"]["t0_s"]
-    early = [t for t in sweep["drift_t_s"] if 0 < t < t0]
+    device = Device.from_config(cfg["chip"]["device"])
+    drift, times = device.noise.drift, [t for t in sweep["drift_t_s"] if t > 0]
+    if times and drift is None:
+        raise ConfigError(
+            f"config key 'evaluate_noise.sweep.drift_t_s': {times}, but chip.device.preset {device.preset} has no "
+            "drift model (nvmxbar/resources/devices.yaml); use [0] or a preset that drifts"
+        )
+    early = [t for t in times if t < drift.t0_s] if times else []
     if early:
         raise ConfigError(
-            f"config key 'evaluate_noise.sweep.drift_t_s': {early} before evaluate_noise.drift.t0_s ({t0}); the drift "
-            "model G(t) = G(t0) (t/t0)^-nu starts at t0 (0 = no drift)"
+            f"config key 'evaluate_noise.sweep.drift_t_s': {early} before chip.device.preset {device.preset}'s drift "
+            f"t0_s ({drift.t0_s}); the drift model G(t) = G(t0) (t/t0)^-nu starts at t0 (0 = no drift)"
+        )
+    reads = [r for r in sweep["read_sigma"] if r > 0]
+    if reads and device.noise.read is None:
+        raise ConfigError(
+            f"config key 'evaluate_noise.sweep.read_sigma': {reads}, but chip.device.preset {device.preset} has no "
+            "read noise to scale (nvmxbar/resources/devices.yaml); use [0.0] or a preset with read noise"
         )
     tr, rows = cfg["quant"]["adc_tile_rows"], cfg["chip"]["tile"]["rows"]
     if tr is not None and tr != rows:  # on purpose: models trained for one tile size, mapped onto another

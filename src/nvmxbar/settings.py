@@ -10,8 +10,9 @@ validated sections, in which every key is present, and fill nothing in.
 A rule's ``params`` are the settings its stage consumes, as plain data (:func:`params`), read back strictly in the
 job (:func:`from_params`): so a config key reruns exactly the jobs whose settings hold it.
 
-One noise-model type, :class:`NoiseModel`, serves the noise sweep (``evaluate_noise.sweep``), the search's
-score (``nas_unipolar.score``) and hardware-aware training (``quant.train_noise``).
+One noise-model type, :class:`NoiseModel`, serves the noise sweep (``evaluate_noise.sweep``) and the search's
+score (``nas_unipolar.score``): scales of the chip's device noise (nvmxbar.devices.DeviceNoise). Hardware-aware
+training (``quant.train_noise``) is a regularizer of its own, a fraction of the weight range.
 """
 
 from __future__ import annotations
@@ -92,14 +93,12 @@ class MapSettings:
 
 @dataclass(frozen=True)
 class Drift:
-    """Conductance drift G(t) = G(t0) (t/t0)^-nu, nu ~ N(nu, nu_std) per device. ``compensation`` (one of
-    DRIFT_COMPENSATIONS): ``global`` / ``column`` rescale by what an all-ones reference read gives at t0 and at t
-    (one gain per chip and layer / per physical column, estimated on the chip's own devices), ``oracle`` by the
-    exact mean drift (t/t0)^nu, ``none`` not at all (nvmxbar.core.noise.Perturbation)."""
+    """How a chip undoes drift (the drift itself, t0 and nu(G), is the device's: nvmxbar.devices.DriftModel).
+    ``compensation`` (one of DRIFT_COMPENSATIONS): ``global`` / ``column`` rescale by what an all-ones reference read
+    gives at t0 and at t (one gain per chip and layer / per physical column, estimated on the chip's own devices),
+    ``oracle`` by each device's exact mean drift (t/t0)^nu_mean(G), ``none`` not at all
+    (nvmxbar.core.noise.Perturbation)."""
 
-    t0_s: float
-    nu: float
-    nu_std: float
     compensation: str
 
     def __post_init__(self) -> None:
@@ -111,19 +110,16 @@ class Drift:
 
     @classmethod
     def from_config(cls, drift_cfg: dict) -> Drift:
-        return cls(
-            float(drift_cfg["t0_s"]),
-            float(drift_cfg["nu"]),
-            float(drift_cfg["nu_std"]),
-            drift_cfg["compensation"],
-        )
+        return cls(drift_cfg["compensation"])
 
 
 @dataclass(frozen=True)
 class NoiseModel:
     """The non-idealities of one population of chips. 0 (None for ``on_off_ratio``: the mapped device's)
-    switches one off. Sigmas are fractions: programming noise of the conductance range G_max - G_min, read
-    noise of the conductance."""
+    switches one off. ``prog_sigma`` and ``read_sigma`` are scales of the chip's device noise (the preset's,
+    nvmxbar.devices.DeviceNoise): 1 = the measured device, programming noise sigma(G) at each cell's target and
+    read noise q(G) x G per read; ``stuck_min``/``stuck_max`` fractions of the devices; ``drift_t_s`` the time
+    after programming at which the device's drift model is read (at least its t0)."""
 
     prog_sigma: float
     read_sigma: float
@@ -131,16 +127,14 @@ class NoiseModel:
     stuck_max: float
     on_off_ratio: float | None
     drift_t_s: float
-    drift: Drift | None  # the drift model; None where nothing drifts (drift_t_s must then be 0)
+    drift: Drift | None  # the drift compensation; None where nothing drifts (drift_t_s must then be 0)
 
     def __post_init__(self) -> None:
         if self.drift_t_s and self.drift is None:
-            raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift model")
-        if self.drift_t_s and self.drift_t_s < self.drift.t0_s:
-            raise ValueError(
-                f"drift_t_s {self.drift_t_s} is before the drift model's t0_s {self.drift.t0_s}: G(t) = G(t0) "
-                f"(t/t0)^-nu starts at t0 (0 = no drift)"
-            )
+            raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift compensation setting")
+        for k in ("prog_sigma", "read_sigma", "drift_t_s"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} {getattr(self, k)}: must be at least 0 (0 = off)")
         stuck = (self.stuck_min or 0.0) + (self.stuck_max or 0.0)
         if stuck > 1.0 + STUCK_TOLERANCE:
             raise ValueError(
@@ -150,7 +144,7 @@ class NoiseModel:
 
     @classmethod
     def programming(cls, sigma: float, drift: Drift | None = None) -> NoiseModel:
-        """Programming noise alone (the search's score, hardware-aware training)."""
+        """Programming noise alone, ``sigma`` x the device's sigma(G) (the search's score)."""
         return cls(float(sigma), 0.0, 0.0, 0.0, None, 0.0, drift)
 
     @property
@@ -192,7 +186,7 @@ class MonteCarlo:
 @dataclass(frozen=True)
 class Score:
     """``nas_unipolar.score``: a trained trial's validation accuracy on the mapped crossbar under ``noise``
-    (``noise.prog_sigma`` 0 = the trained network's own accuracy), over ``chips`` chips."""
+    (``noise.prog_sigma`` x the device's sigma(G); 0 = the trained network's own accuracy), over ``chips`` chips."""
 
     noise: NoiseModel
     chips: int
@@ -243,7 +237,7 @@ class QuantSettings:
     adc_fullscale: float
     learn_scales: bool
     adc_tile_rows: int
-    train_noise: float  # hardware-aware training: programming-noise sigma on the weights (0 = off)
+    train_noise: float  # hardware-aware training: a noise sigma, fraction of the weight range (0 = off)
     input_mode: str  # the chip's (Chip.input_mode): bit_serial trains the passes
     adc_ratio: str  # the chip's (Chip.adc_ratio): pow2 ties the ADC full-scale to the DAC's; perlayer: free
     per_layer: bool  # variant perlayer: a weight, DAC and ADC full-scale per layer (PerLayerQuantizer)

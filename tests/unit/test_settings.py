@@ -20,7 +20,7 @@ from nvmxbar.settings import (
     train_noise_for,
 )
 
-DRIFT = Drift(t0_s=1.0, nu=0.05, nu_std=0.01, compensation="global")
+DRIFT = Drift(compensation="global")
 OFF = {
     "prog_sigma": [0.0],
     "read_sigma": [0.0],
@@ -99,16 +99,20 @@ def test_stuck_fractions_over_one_are_refused_by_the_noise_model():
     assert NoiseModel(0.0, 0.0, 0.7, 0.3, None, 0, DRIFT).stuck_max == 0.3  # exactly 1 (up to rounding): allowed
 
 
-def test_a_drift_time_before_t0_is_refused():
-    with pytest.raises(ValueError, match="drift_t_s 0.5 is before the drift model's t0_s 1.0"):
-        NoiseModel(0.0, 0.0, 0.0, 0.0, None, 0.5, DRIFT)
+def test_a_drift_time_needs_a_compensation_setting_and_scales_are_not_negative():
+    """t0 is the device's (tests/unit/test_devices.py checks a drift time before it); the model refuses a drift
+    time without a compensation setting and a negative scale."""
+    with pytest.raises(ValueError, match="drift_t_s 10.0: a drift time needs a drift compensation"):
+        NoiseModel(0.0, 0.0, 0.0, 0.0, None, 10.0, None)
+    with pytest.raises(ValueError, match="prog_sigma -1.0: must be at least 0"):
+        NoiseModel(-1.0, 0.0, 0.0, 0.0, None, 0, DRIFT)
     assert not NoiseModel(0.0, 0.0, 0.0, 0.0, None, 1.0, DRIFT).ideal
 
 
 @pytest.mark.parametrize("compensation", [True, False, "mean", None])
 def test_drift_compensation_must_be_one_of_the_named_modes(compensation):
     with pytest.raises(ValueError, match="none, global, column, oracle"):
-        Drift(1.0, 0.05, 0.01, compensation)
+        Drift(compensation)
 
 
 def test_noise_grid_is_the_product_in_noise_keys_order():
@@ -133,7 +137,7 @@ def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
         evaluate_noise={
             "instances": 6,
             "sweep": {"prog_sigma": [0.0], "read_sigma": [0.0, 0.2]},
-            "drift": {"t0_s": 2.0, "nu": 0.1},
+            "drift": {"compensation": "column"},
         }
     )["evaluate_noise"]
     mc = MonteCarlo.from_config(cfg)
@@ -141,7 +145,7 @@ def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
     assert [m.setting() for m in mc.models] == [
         {**{k: v[0] for k, v in OFF.items()}, "read_sigma": s} for s in (0.0, 0.2)
     ]
-    assert mc.models[0].drift.t0_s == 2.0 and mc.models[0].drift.nu == 0.1
+    assert mc.models[0].drift == Drift("column")
 
 
 # ------------------------------------------------------------------------------------------- quantizer

@@ -1,18 +1,24 @@
 """Monte Carlo accuracy of the mapped crossbars under device non-idealities.
 
 Each setting of the sweep (the Cartesian product of the lists in config ``evaluate_noise.sweep``) draws
-``instances`` chips at once (vectorised along a leading instance axis, no Python loop per instance):
-programming noise (Gaussian, sigma relative to the conductance range G_max - G_min), stuck-at-G_min and
-stuck-at-G_max devices, a finite ON/OFF ratio, optional drift G(t) = G(t0) (t/t0)^-nu with per-device nu;
-read noise is redrawn at every inference (exactly, as a Gaussian on each column current with variance
-sum_i V_i^2 (sigma_read G_i)^2). Every setting can be switched off (0; on_off_ratio null keeps the device's).
+``instances`` chips at once (vectorised along a leading instance axis, no Python loop per instance). The noise is
+the chip's device's (``sim.chip.device.noise``, from its preset: nvmxbar.devices), scaled by the setting:
+programming noise G' = clip(G + prog_sigma x sigma(G) x N(0, 1), 0, G_max) with sigma(G) at each cell's target
+level (0: a conductance is non-negative; G_max: the device's highest state), stuck-at-G_min and stuck-at-G_max
+devices, a finite ON/OFF ratio, the device's drift G(t) = G(t0) (t/t0)^-nu with nu = |N(mean(G), std(G))| per
+device; read noise, read_sigma x q(G) x G per cell (q at the programmed conductance, as aihwkit), is redrawn at
+every inference (exactly, as a Gaussian on each column current with variance sum_i V_i^2 s_i^2; a one-device
+tile's reference column read once per MVM and subtracted from every column of the tile: the simulator). Every
+setting can be switched off (0; on_off_ratio null keeps the device's). A drift time on a device without a drift
+model, or read noise on one without read noise, is an error (never a silent no-op).
 
 Drift compensation (``evaluate_noise.drift.compensation``) is what a chip can measure, as aihwkit's
 GlobalDriftCompensation does: right after programming (t0) and again at read time t it applies an all-ones
 reference input and rescales by the ratio of the two readings. The readings see the chip's own devices
 (programming errors, stuck cells, per-device nu, one read-noise draw each), so the gain is an estimate:
 ``global`` one gain per chip and layer (sum of all its column reads), ``column`` one per physical column
-(a row tile's column). ``oracle`` multiplies by the exact mean drift (t/t0)^nu; ``none`` leaves the drift.
+(a row tile's column). ``oracle`` multiplies each device by its exact mean drift (t/t0)^nu_mean(G); ``none``
+leaves the drift.
 """
 
 from __future__ import annotations
@@ -32,55 +38,90 @@ log = logging.getLogger(__name__)
 
 class Perturbation:
     """Draws ``instances`` perturbed copies of each layer's conductances once (cached: a chip keeps its
-    programming errors), and carries the read-noise sigma and generator for the simulator. It sees only
-    conductances (the used cells of a layer, in dG units) and the device's G range: no layout, no network."""
+    programming errors), and carries the read noise (:meth:`read_std`) and generator for the simulator. It sees only
+    conductances (the used cells of a layer, in dG units: sim.L levels above sim.g_off = G_min / dG) and the
+    device (``sim.chip.device``: its G range and noise, in microsiemens): no layout, no network. Draws are made on
+    the CPU with ``generator``."""
 
     def __init__(self, model: NoiseModel, instances: int, sim: Simulator, generator: torch.Generator) -> None:
         self.m, self.n, self.sim, self.generator = model, instances, sim, generator
-        self.read_sigma = float(model.read_sigma or 0.0)
+        self.device = device = sim.chip.device
+        self.dg_us = (device.g_max_us - device.g_min_us) / sim.L  # one level step, microsiemens
+        if model.read_sigma and device.noise.read is None:
+            raise ValueError(
+                f"read_sigma {model.read_sigma}: device preset {device.preset} has no read noise (a scale of nothing); "
+                "use 0 or a preset with read noise"
+            )
+        if model.drift_t_s:
+            drift = device.noise.drift
+            if drift is None:
+                raise ValueError(
+                    f"drift_t_s {model.drift_t_s}: device preset {device.preset} has no drift model; use 0 or a "
+                    "preset that drifts"
+                )
+            if model.drift_t_s < drift.t0_s:
+                raise ValueError(
+                    f"drift_t_s {model.drift_t_s} is before device preset {device.preset}'s drift t0_s "
+                    f"{drift.t0_s}: G(t) = G(t0) (t/t0)^-nu starts at t0 (0 = no drift)"
+                )
         self.cache: dict[int, torch.Tensor] = {}
+        self.read_rel: dict[int, torch.Tensor] = {}  # per layer: read_sigma x q(programmed G), (chips, K, columns)
 
     def __call__(self, i: int, g: torch.Tensor) -> torch.Tensor:
         if i in self.cache:
             return self.cache[i]
-        L, gen, m = self.sim.L, self.generator, self.m
+        L, gen, m, noise = self.sim.L, self.generator, self.m, self.device.noise
         g_off = self.sim.g_off
         if m.on_off_ratio:
             g_off = L / (float(m.on_off_ratio) - 1.0)  # G_min = G_max / ratio, in dG units
-        base = g - self.sim.g_off + g_off
-        out = base.expand(self.n, *g.shape).clone()
+        top = g_off + L  # G_max, dG units
+        target = g.detach().to("cpu", torch.float32) - self.sim.g_off + g_off  # (K, columns)
+        x = (target.double() / top).numpy()  # G / G_max of each cell's target
+        out = target.expand(self.n, *target.shape).clone()
         if m.prog_sigma:
-            out += torch.randn(out.shape, generator=gen) * float(m.prog_sigma) * L
-            out.clamp_(min=0.0)
+            sigma = torch.from_numpy(self.device.prog_sigma_us(x) / self.dg_us).float()  # dG units, per cell
+            out += torch.randn(out.shape, generator=gen) * (float(m.prog_sigma) * sigma)
+            out.clamp_(0.0, top)
         if m.stuck_min or m.stuck_max:
             r = torch.rand(out.shape, generator=gen)
             p0, p1 = float(m.stuck_min or 0.0), float(m.stuck_max or 0.0)
             out = torch.where(r < p0, torch.full_like(out, g_off), out)
-            out = torch.where((r >= p0) & (r < p0 + p1), torch.full_like(out, g_off + L), out)
+            out = torch.where((r >= p0) & (r < p0 + p1), torch.full_like(out, top), out)
+        if m.read_sigma:  # q at the programmed conductance (aihwkit), times the conductance read
+            q = noise.read.relative((out.double() / top).numpy())
+            self.read_rel[i] = float(m.read_sigma) * torch.from_numpy(q).float()
         if m.drift_t_s:
-            d = m.drift
-            ratio = max(float(m.drift_t_s), d.t0_s) / d.t0_s
-            nu = (d.nu + d.nu_std * torch.randn(out.shape, generator=gen)).clamp(min=0.0)
+            d = noise.drift
+            ratio = float(m.drift_t_s) / d.t0_s
+            mean, std = torch.from_numpy(d.nu_mean(x)).float(), torch.from_numpy(d.nu_std(x)).float()
+            nu = (mean + std * torch.randn(out.shape, generator=gen)).abs()
             drifted = out * ratio ** (-nu)
-            if d.compensation == "oracle":
-                drifted = drifted * ratio**d.nu  # the exact mean drift: no chip knows it
-            elif d.compensation in ("global", "column"):
+            if m.drift.compensation == "oracle":
+                drifted = drifted * ratio**mean  # each device's exact mean drift: no chip knows it
+            elif m.drift.compensation in ("global", "column"):
                 drifted = drifted * self.drift_gain(i, out, drifted)
-            elif d.compensation != "none":
-                raise ValueError(f"unknown drift compensation '{d.compensation}' (none, global, column, oracle)")
+            elif m.drift.compensation != "none":
+                raise ValueError(f"unknown drift compensation '{m.drift.compensation}' (none, global, column, oracle)")
             out = drifted
         self.cache[i] = out
         return out
 
+    def read_std(self, i: int, g: torch.Tensor) -> torch.Tensor | None:
+        """Per cell, the read noise's sigma in dG units for the chips' conductances ``g`` of layer i (drawn by
+        :meth:`__call__` first): read_sigma x q(programmed G) x G; None without read noise."""
+        rel = self.read_rel.get(i)
+        return None if rel is None else rel.to(g) * g.abs()
+
     def reference_read(self, i: int, g: torch.Tensor) -> torch.Tensor:
         """What each physical column of layer i reads for an all-ones input: (chips, row tiles, columns) sums of
         ``g`` (chips, K, columns) over each row tile's rows (``sim.tiles``; all K rows where the simulator gives
-        none), with one draw of read noise (sigma_read x sqrt(sum G^2) per column) when it is on."""
+        none), with one draw of read noise (sqrt(sum s^2) per column, s = :meth:`read_std`) when it is on."""
         group = self.row_tile(i, g.shape[-2]).to(g.device)
         sums = g.new_zeros(g.shape[0], int(group.max()) + 1, g.shape[-1]).index_add_(1, group, g)
-        if self.read_sigma:
-            sq = g.new_zeros(sums.shape).index_add_(1, group, g * g)
-            sums = sums + torch.randn(sums.shape, generator=self.generator).to(g) * self.read_sigma * sq.sqrt()
+        s = self.read_std(i, g)
+        if s is not None:
+            sq = g.new_zeros(sums.shape).index_add_(1, group, s * s)
+            sums = sums + torch.randn(sums.shape, generator=self.generator).to(g) * sq.sqrt()
         return sums
 
     def drift_gain(self, i: int, programmed: torch.Tensor, drifted: torch.Tensor) -> torch.Tensor:

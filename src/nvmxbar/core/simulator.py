@@ -17,9 +17,6 @@ passes (bit j of every code, each pass converted, shifted by j and added); a pai
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -28,31 +25,9 @@ from .accounting import Accounting, layer_conv
 from .fakequant import abs_quantile
 from .groups import tile_span
 from .networks import pool
+from .tensors import Chips, Perturb, auto_device, bit_planes, matmul
 
-#: A chip population's conductances: (layer index, nominal G in dG units, shape (K, N*S*P): the layer's used
-#: cells) -> perturbed G with a leading chip axis; it may carry ``read_sigma`` and ``generator``
-#: (see nvmxbar.core.noise.Perturbation).
-Perturb = Callable[[int, torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class Chips:
-    """A population of ``n`` chips, ready to run: per layer and row tile, what the tile computes (its weight rows
-    as a matrix or convolution kernel of effective conductances, G+ - G- or sign x (G - G_min nominal); the same
-    of sigma_read^2 x the sum of G^2 over a column's cells, or None without read noise; its bias rows' sums),
-    see Simulator._tile_ops. Built once by Simulator.chips and reused for every batch."""
-
-    n: int
-    tiles: list[list[tuple]]
-    generator: torch.Generator | None = None
-
-
-def auto_device(device: str = "auto") -> torch.device:
-    """``auto``: cuda when present, cpu otherwise; anything else as torch names it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
+__all__ = ["Chips", "Perturb", "Simulator", "auto_device", "bit_planes"]
 
 class Simulator(Accounting):
     """Inference on mapped tiles. Conductances are handled in units of dG = (G_max - G_min)/(2^b - 1), so a
@@ -141,10 +116,13 @@ class Simulator(Accounting):
             out.append((c0, c1, mask, [(k, drive[k - Kw]) for k in range(max(a, Kw), e)]))
         return out
 
-    def _tile_ops(self, i: int, w: torch.Tensor, var: torch.Tensor | None) -> list[tuple]:
+    def _tile_ops(
+        self, i: int, w: torch.Tensor, var: torch.Tensor | None, rvar: torch.Tensor | None = None
+    ) -> list[tuple]:
         """Layer i's row tiles for a chip population's matrices ``w`` (I, K, N*S): per tile (its weight rows: a
         matrix (I, rows, N*S), or a convolution kernel (I*N*S, channels, *k); the same of the read-noise variances or
-        None; the sum its driven bias rows add (I, N*S); that sum's variance or None)."""
+        None; the sum its driven bias rows add (I, N*S); that sum's variance or None; the same two of the reference
+        columns' read-noise variances ``rvar`` (I, K, column tiles), or None)."""
         spec, I, NS = self.layers[i], w.shape[0], w.shape[2]
         k = spec["kernel"]
         per_ch = 1 if spec["kind"] == "linear" else int(np.prod(k))
@@ -156,14 +134,16 @@ class Simulator(Accounting):
             if mask is None:
                 return blk
             blk = blk * mask[None, :, None]
-            return blk.permute(0, 2, 1).reshape(I * NS, c1 - c0, *k).contiguous()
+            return blk.permute(0, 2, 1).reshape(I * blk.shape[2], c1 - c0, *k).contiguous()
 
         ops = []
         for c0, c1, mask, bias in self.geometry[i]:
             const = sum((d * w[:, r] for r, d in bias), torch.zeros(I, NS, dtype=w.dtype, device=w.device))
             cvar = None if var is None else sum((d * d * var[:, r] for r, d in bias), torch.zeros_like(const))
             vk = None if var is None else rows(var, c0, c1, mask)
-            ops.append((rows(w, c0, c1, mask), vk, const, cvar))
+            rk = None if rvar is None else rows(rvar, c0, c1, mask)
+            rc = None if rvar is None else sum((d * d * rvar[:, r] for r, d in bias), rvar.new_zeros(I, rvar.shape[2]))
+            ops.append((rows(w, c0, c1, mask), vk, const, cvar, rk, rc))
         return ops
 
     def _effective(self, i: int, g: torch.Tensor) -> torch.Tensor:
@@ -184,34 +164,36 @@ class Simulator(Accounting):
             g = g[..., :ncol] - g[..., ncol:][..., tile_of]
         return g * self.row_sign[i]
 
-    def _variance(self, i: int, g2: torch.Tensor) -> torch.Tensor:
-        """Per converted signal, the sum of its cells' G^2 (read noise adds sigma^2 G^2 per cell and unit input):
-        both devices of an analog pair, a column and its reference cell (analog one-device), else the column."""
+    def _variance(self, i: int, s2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per converted signal, the sum of its own cells' read-noise variances ``s2`` (per cell and unit input):
+        both devices of an analog pair, else the column; and an analog one-device layer's reference columns' (I, K,
+        column tiles), or None. A reference column is read once per tile and MVM and subtracted from every column
+        of its tile: its noise is one draw shared by them (:meth:`_mvm`), not a variance added to each."""
         if self.digital:
-            return g2
+            return s2, None
         if self.layers[i]["pair"] == 2:
-            return g2.reshape(*g2.shape[:-1], -1, 2).sum(-1)
+            return s2.reshape(*s2.shape[:-1], -1, 2).sum(-1), None
         refs = self.ref_cols[i]
         if not refs:
-            return g2
-        ncol = g2.shape[-1] - refs
-        return g2[..., :ncol] + g2[..., ncol:][..., torch.arange(ncol, device=g2.device) // self.C]
+            return s2, None
+        return s2[..., :-refs], s2[..., -refs:]
 
     def chips(self, perturb: Perturb | None) -> Chips:
         """The effective matrices of ideal devices (``perturb`` None: one chip, exact integers) or of the chips
         ``perturb`` draws (once: they are reused for every batch)."""
         w, var = [], []
-        read_sigma = float(getattr(perturb, "read_sigma", 0.0) or 0.0)
+        read_std = getattr(perturb, "read_std", None)
         for i, lev in enumerate(self.levels):
             if perturb is None:
                 eff = self._effective(i, (lev.double() + self.g_off)[None])  # G_min / dG is no float32
                 w.append((eff if self.digital else eff.round()).to(self.dtype))  # analog: exact integers
-                var.append(None)
+                var.append((None, None))
                 continue
             g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P [+ references])
             w.append(self._effective(i, g).to(self.dtype))
-            var.append((self._variance(i, g**2) * read_sigma**2).to(self.dtype) if read_sigma else None)
-        ops = [self._tile_ops(i, wi, vi) for i, (wi, vi) in enumerate(zip(w, var))]
+            sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
+            var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
+        ops = [self._tile_ops(i, wi, *vi) for i, (wi, vi) in enumerate(zip(w, var))]
         return Chips(w[0].shape[0], ops, getattr(perturb, "generator", None))
 
     def _adc_steps(self, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,7 +278,7 @@ class Simulator(Accounting):
         """One row tile's column (pair) sums, before its bias rows: (I, B, N*S, *spatial). ``u``: the layer's input
         codes (1 or I, B, features) or (1 or I, B, channels, *spatial); ``m``: the tile's matrix or kernel."""
         if spec["kind"] == "linear":
-            return _matmul(u[..., c0:c1], m)
+            return matmul(u[..., c0:c1], m)
         conv = layer_conv(spec)
         x = u[:, :, c0:c1]
         B, sp = x.shape[1], x.shape[3:]
@@ -323,6 +305,20 @@ class Simulator(Accounting):
             return torch.full((u.shape[0], u.shape[1], 1, *u.shape[3:]), float(drive), dtype=u.dtype, device=u.device)
         return out + drive
 
+    def _draw(
+        self, spec: dict, u: torch.Tensor, c0: int, c1: int, vm: torch.Tensor | None, cvar: torch.Tensor, bias: list,
+        like: torch.Tensor, generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One read's noise on a tile's signals (``cvar.shape[1]`` of them; the MVMs as in ``like``): Gaussian, of
+        variance the tile's rows' u^2 x ``vm`` (+ its bias rows' ``cvar``), exact per MVM."""
+        I, extra = like.shape[0], like.dim() - 3
+        shape = (I, like.shape[1], cvar.shape[1], *like.shape[3:])
+        var = self._tile_sum(spec, u * u, c0, c1, vm, I) if vm is not None else like.new_zeros(shape)
+        if bias:
+            var += cvar.reshape(I, 1, -1, *[1] * extra)
+        noise = torch.randn(var.shape, generator=generator, dtype=like.dtype).to(like.device)
+        return noise.mul_(var.clamp_(min=0).sqrt_())
+
     def _mvm(
         self, i: int, u: torch.Tensor, spec: dict, chips: Chips, adc: bool, record: bool, vd: torch.dtype
     ) -> torch.Tensor:
@@ -338,7 +334,7 @@ class Simulator(Accounting):
         unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         extra = u.dim() - 3  # spatial dims of a convolution's output
         y, diffs = None, []
-        for (c0, c1, mask, bias), (m, vm, const, cvar), (a, _) in zip(
+        for (c0, c1, mask, bias), (m, vm, const, cvar, rm, rc), (a, _) in zip(
             self.geometry[i], chips.tiles[i], self.tiles[i], strict=True
         ):
             if m is None:  # a tile of bias rows only
@@ -347,12 +343,12 @@ class Simulator(Accounting):
                 cur = self._tile_sum(spec, u, c0, c1, m, I)
                 if bias:
                     cur += const.reshape(I, 1, -1, *[1] * extra)
-            if vm is not None or cvar is not None:
-                var = self._tile_sum(spec, u * u, c0, c1, vm, I) if vm is not None else torch.zeros_like(cur)
-                if bias:
-                    var += cvar.reshape(I, 1, -1, *[1] * extra)
-                noise = torch.randn(cur.shape, generator=chips.generator, dtype=cur.dtype).to(cur.device)
-                cur += noise.mul_(var.clamp_(min=0).sqrt_())
+            if cvar is not None:  # read noise of each signal's own cells
+                cur += self._draw(spec, u, c0, c1, vm, cvar, bias, cur, chips.generator)
+            if rc is not None:  # the tile's reference columns: one read per MVM, subtracted from each of its columns
+                ref = self._draw(spec, u, c0, c1, rm, rc, bias, cur, chips.generator)
+                tile_of = torch.arange(cur.shape[2], device=cur.device) // self.C
+                cur -= self.row_sign[i][a].reshape(1, 1, -1, *[1] * extra).to(cur.dtype) * ref[:, :, tile_of]
             cur = cur.reshape(I, cur.shape[1], N, S, pc, *cur.shape[3:])
             if record:  # as the ADC sees them: (chips, MVMs (batch, positions), outputs, slices, columns)
                 diffs.append(cur.movedim(2, -1).movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S, pc).clone())
@@ -381,19 +377,3 @@ class Simulator(Accounting):
             d = torch.stack(diffs, 2).abs()  # (I, MVMs, tiles, N, S, pc)
             self.recorded.append([abs_quantile(d[..., k, :], 0.999) for k in range(S)])
         return y if adc else y * unit  # the network's units
-
-
-def bit_planes(u: torch.Tensor, bits: int) -> torch.Tensor:
-    """Bit-serial passes of integer input codes ``u`` (I, B, ...): (I, bits x B, ...), pass j (block j of the batch
-    axis) = sign(u) x bit j of |u|: a row is driven (+V or -V) in the passes of its code's 1-bits."""
-    mag, sgn = u.abs(), u.sign()
-    return torch.cat([torch.remainder(torch.div(mag, 2**j, rounding_mode="floor"), 2) * sgn for j in range(bits)], 1)
-
-
-def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """(1 or I, Bm, k) @ (1 or I, k, n) -> (I, Bm, n). A shared input (the network input, or one chip) meets every
-    chip's matrix in one GEMM."""
-    if x.shape[0] == 1 and w.shape[0] > 1:
-        I, k, n = w.shape
-        return (x[0] @ w.permute(1, 0, 2).reshape(k, I * n)).reshape(-1, I, n).permute(1, 0, 2)
-    return torch.bmm(x, w) if x.shape[0] == w.shape[0] else torch.matmul(x, w)
