@@ -75,7 +75,9 @@ class Perturbation:
         if m.on_off_ratio:
             g_off = L / (float(m.on_off_ratio) - 1.0)  # G_min = G_max / ratio, in dG units
         top = g_off + L  # G_max, dG units
-        target = g.detach().to("cpu", torch.float32) - self.sim.g_off + g_off  # (K, columns)
+        target = g.detach().to("cpu", torch.float32)  # (K, columns): each cell's programmed target
+        if m.on_off_ratio:
+            target = target - self.sim.g_off + g_off
         x = (target.double() / top).numpy()  # G / G_max of each cell's target
         out = target.expand(self.n, *target.shape).clone()
         if m.prog_sigma:
