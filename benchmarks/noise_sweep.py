@@ -5,7 +5,7 @@ crossbar.npz (no mean over seeds: the seeds' models are different networks, thei
 then a row "all" with the sums:
   * the wall time evaluate_noise recorded in noise_summary.json (the sweep as configured for that run; "nan"
     where the sweep has not run), and
-  * a fresh timing of ONE noisy setting (prog_sigma 0.02) with --chips chips (5) on up to --samples test samples
+  * a fresh timing of ONE noisy setting (prog_sigma 1.0: the device's sigma(G)) with --chips chips (5) on up to --samples test samples
     (512), --threads threads (2), and the cost per chip-sample, extrapolated to the full-profile sweep (noisy
     settings x chips x the whole test split: 2,947 HAR windows, 10,000 CIFAR-10 images), whatever the folder's
     profile.
@@ -79,7 +79,7 @@ def main() -> int:
             sim = Simulator({k: z[k] for k in z.files}, mapping)
         summ = d / "noise_summary.json"
         rec = json.loads(summ.read_text())["wall_time_s"] if summ.exists() else float("nan")
-        model = NoiseModel.programming(0.02, mc.models[0].drift)
+        model = NoiseModel.programming(1.0, mc.models[0].drift)
         t = time.perf_counter()
         chips = sim.chips(noise.Perturbation(model, args.chips, sim, torch.Generator().manual_seed(0)))  # drawn once
         for a in range(0, n, cfg["batch_size"]):

@@ -35,15 +35,15 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
      [--profile full] [--threads 1] [--jobs 2]   trainings in parallel processes, each at --threads torch threads
      [--set quant.adc_tile_rows=128 ...]   config overrides for every arm (YAML values)
      [--arch FILE|JSON]   unipolar/signed: the architecture of every arm (an arm's arch= goes over it)
-     [--noise 0.02] [--chips 10]   also the mean accuracy over --chips chips at this programming-noise sigma
+     [--noise 1.0] [--chips 10]   also the mean accuracy over --chips chips at this programming-noise scale
      [--no-adc]   also the ideal crossbar without its ADC (what the converters cost)
      [--csv rows.csv]   the per-run rows     [--scratch DIR]   keep models and teachers there (default: a
      temporary folder, removed at the end)   [--show-test]   also the test split, to report only
-e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --folds 1 2 3 4 --seeds 0 1 --noise 0.02 \\
+e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --folds 1 2 3 4 --seeds 0 1 --noise 1.0 \\
         --arm last --arm best_val train.har.select=best_val
      .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --seeds 0 1 2 3 4   (fold 0, one arm)
 Tiny: .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --profile smoke --seeds 0 --jobs 1 \
-        --set train.har.epochs=1 [--noise 0.02 --chips 2]
+        --set train.har.epochs=1 [--noise 1.0 --chips 2]
 Output: the folds' validation subjects, a row per (arm, fold, seed): selected epoch, training time, val_trained,
 val_xbar (ideal crossbar), val_no_adc, val_noisy; per arm mean +- std (ddof 1) and n; per arm after the first the
 paired difference to the reference with its interval and verdict.
@@ -404,7 +404,7 @@ def main() -> None:
     )
     p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
     p.add_argument(
-        "--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma"
+        "--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma (x the device's sigma(G))"
     )
     p.add_argument("--chips", type=int, default=10, help="chips per run for --noise")
     p.add_argument(

@@ -11,7 +11,7 @@ test. Three parts:
    precision of nvmxbar.training.fit.trainer_flags) over N synthetic uint8 images, also scaled to the 45,000
    training images of the full profile;
 3. Monte Carlo (``--mc-chips K``, 0 = skip): noisy-crossbar inference of the CIFAR network mapped on 2-bit devices,
-   K chips at programming noise 0.02 at once, in chip-images/s (what evaluate_noise and the search score run).
+   K chips at programming noise 1.0 (x the device's sigma(G)) at once, in chip-images/s (what evaluate_noise and the search score run).
 
 Run: .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--device cpu|cuda] [--steps 5] [--batch 128]
      [--nets cifar big] [--variants float uniform unipolar] [--compile] [--no-channels-last]
@@ -145,7 +145,7 @@ def epoch_seconds(variant: str, n_images: int, accelerator: str, n_val: int = 10
 
 def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: int = 3) -> tuple[float, int]:
     """(chip-images/s, tiles) of the noisy forward of the CIFAR network, uniform 2-bit, mapped on 128x128 tiles:
-    ``chips`` chips drawn at programming noise 0.02, one batch of ``batch`` images through all of them."""
+    ``chips`` chips drawn at programming noise 1.0 (the device's sigma(G)), one batch of ``batch`` images through all of them."""
     cfg = full_config()
     torch.manual_seed(0)
     net = networks.build(
@@ -158,7 +158,7 @@ def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: i
     settings = MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"])).for_variant("uniform")
     arrays, mapping = map_network(net, 2, settings)
     sim = Simulator(arrays, mapping, device=device)
-    model = NoiseModel.programming(0.02)
+    model = NoiseModel.programming(1.0)
     chips_drawn = sim.chips(noise.Perturbation(model, chips, sim, torch.Generator().manual_seed(0)))
     times = []
     for _ in range(repeats + 1):
@@ -229,7 +229,7 @@ def main() -> None:
         rate, tiles = mc_throughput(args.mc_chips, device, args.mc_batch)
         print(
             f"\nMonte Carlo: CIFAR network, uniform 2-bit on {tiles} tiles of 128x128, {args.mc_chips} chips at "
-            f"prog_sigma 0.02, batch {args.mc_batch}: {rate:.0f} chip-images/s ({device})"
+            f"prog_sigma 1.0, batch {args.mc_batch}: {rate:.0f} chip-images/s ({device})"
         )
 
 

@@ -7,15 +7,19 @@ so a wrong formula in cost.py / cost_units.py cannot agree with itself.
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 import yaml
 
 from nvmxbar.config import SCHEMA
 from nvmxbar.core import cost, cost_units, layout
+from nvmxbar.devices import Device
 from nvmxbar.stages.estimate_cost import estimate_file
 
 Y = yaml.safe_load(cost_units.DEFAULT_CONSTANTS.read_text())
+#: the noise mapping.json records with the device (the cost model reads none of it)
+V13_NOISE = asdict(Device.from_config({"preset": "neurosim_v13", "g_max_us": None, "on_off_ratio": None}).noise)
 
 
 def v(*keys):
@@ -71,7 +75,13 @@ def mapping(
         "scheme": scheme,
         "chip": {
             "tile": {"rows": R, "cols": C},
-            "device": {"preset": "neurosim_v13", "g_max_us": 166.7, "on_off_ratio": 166.7 / 1.11, "v_read_v": 0.5},
+            "device": {
+                "preset": "neurosim_v13",
+                "g_max_us": 166.7,
+                "on_off_ratio": 166.7 / 1.11,
+                "v_read_v": 0.5,
+                "noise": V13_NOISE,
+            },
             "dac_bits": dac_bits,
             "adc_bits": adc_bits,
             "adc_mux": mux,

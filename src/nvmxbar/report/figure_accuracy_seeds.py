@@ -80,7 +80,7 @@ def plot_accuracy_seeds(per_seed: pd.DataFrame, dataset: str):
             ax.set_title(
                 title
                 if q != "noisy_accuracy"
-                else f"{title}, σ = {100 * sigma:g} %\n(each dot: mean over {chips} chips)",
+                else f"{title}, programming noise {sigma:g} x the device's σ(G)\n(each dot: mean over {chips} chips)",
                 loc="left",
                 fontsize=10.5,
             )

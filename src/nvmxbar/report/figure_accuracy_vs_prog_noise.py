@@ -42,7 +42,7 @@ def seed_curve(noise: pd.DataFrame, dataset: str, variant: str, bits: int) -> pd
 
 
 def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, reference_prog_sigma: float | None = None):
-    """Accuracy vs programming-noise sigma, one line per variant x bits: the mean over the seeds of each seed's
+    """Accuracy vs programming noise (a scale of the device preset's sigma(G)), one line per variant x bits: the mean over the seeds of each seed's
     mean over chips, error bars the std across the seeds, the band each seed's 5th-95th percentile across chips
     (averaged over the seeds); the float network and the paper's float figure as references."""
 
@@ -59,7 +59,7 @@ def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, referenc
                     continue
                 ls, mk = bits_style(b, bits)
                 col = variant_color(v, variants)
-                x = 100 * c.prog_sigma.to_numpy(float)
+                x = c.prog_sigma.to_numpy(float)
                 ax.fill_between(x, 100 * c.p5, 100 * c.p95, color=col, alpha=0.13, lw=0)
                 ax.errorbar(
                     x,
@@ -90,17 +90,17 @@ def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, referenc
             )
         if reference_prog_sigma is not None:
             ax.axvline(
-                100 * reference_prog_sigma,
+                reference_prog_sigma,
                 color="#777777",
                 lw=1.2,
                 ls=(0, (4, 3)),
                 zorder=1.5,
-                label=f"reference σ of the accuracy table ({100 * reference_prog_sigma:g} %)",
+                label=f"reference noise of the accuracy table ({reference_prog_sigma:g} x σ(G))",
             )
         if dataset == "har":
             p = PAPER_FIGURES["har_float_accuracy"]["value"]
             ax.axhline(p, color="#999999", ls=(0, (1, 2)), lw=1.5, label=f"paper, float ({p:g} %)")
-        ax.set_xlabel("Programming-noise σ (% of the conductance range G$_{max}$ − G$_{min}$)")
+        ax.set_xlabel("Programming noise (x the device preset's σ(G); 1 = the measured device)")
         ax.set_ylabel("Test accuracy (%)")
         ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}: crossbar accuracy under programming noise", loc="left")
         n = "/".join(str(i) for i in sorted(seeds)) or "0"

@@ -134,9 +134,9 @@ def render_report(
     sig = float(cfg["reference_prog_sigma"])
     used = sorted(set(acc.ref_prog_sigma))
     L.append(
-        f"- Noisy accuracy at programming noise σ = {100 * sig:g} % of the conductance range (config "
-        f"`report.reference_prog_sigma` = {sig:g}); nearest swept value used: "
-        + ", ".join(f"{100 * u:g} %" for u in used)
+        f"- Noisy accuracy at programming noise {sig:g} x the device preset's σ(G) (config "
+        f"`report.reference_prog_sigma` = {sig:g}; 1 = the measured device); nearest swept value used: "
+        + ", ".join(f"{u:g}" for u in used)
         + ", other non-idealities at their first swept value"
         + (
             ""

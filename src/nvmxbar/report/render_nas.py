@@ -104,7 +104,7 @@ def nas_section(
                 f"Trained with the full recipe and mapped {sign}, it reaches "
                 f"{seed_value(a.ideal_crossbar_accuracy_mean, a.ideal_crossbar_accuracy_std, a.n_seeds)} test "
                 f"accuracy on the ideal crossbar ({_pct(100 * a.test_accuracy_mean)} as trained, "
-                f"{_pct(100 * a.noisy_accuracy_mean)} with {100 * a.ref_prog_sigma:g} % programming noise; means "
+                f"{_pct(100 * a.noisy_accuracy_mean)} with programming noise {a.ref_prog_sigma:g} x the device's σ(G); means "
                 "over the seeds)."
             )
             if base is not None:

@@ -60,7 +60,9 @@ def run(
     score = cfg["score"]
     noisy = float(score["prog_sigma"]) > 0
     measured = (
-        "mean over {chips} mapped crossbars with programming noise sigma {prog_sigma}".format(**score)
+        "mean over {chips} mapped crossbars with programming noise sigma {prog_sigma} x the device's sigma(G)".format(
+            **score
+        )
         if noisy
         else "the trained network's, last epoch"
     )
@@ -111,7 +113,7 @@ def run(
         search_row,
         f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials",
         nas_dir / "pareto.png",
-        ylabel=f"validation accuracy, crossbar at prog. σ {score['prog_sigma']}\n(pruned: trained net at stop)"
+        ylabel=f"validation accuracy, crossbar at prog. noise {score['prog_sigma']} x σ(G)\n(pruned: trained net at stop)"
         if noisy
         else "validation accuracy (quantized, unipolar)",
         final=final,
