@@ -134,8 +134,8 @@ def chip_of(net) -> dict:
 
 def map_settings(**over):
     """MapSettings of the shipped defaults (dac/adc bits 4/6), with ``over`` replacing keys: the chip's in their flat
-    form (rows, cols, preset, g_max_us, on_off_ratio, v_read_v, dac_bits, adc_bits, adc_ratio, adc_mux, input_mode, subtraction)
-    and map_crossbar's."""
+    form (rows, cols, preset, g_max_us, on_off_ratio, v_read_v, dac_bits, adc_bits, adc_ratio, adc_mux, input_mode,
+    subtraction) and map_crossbar's."""
     from nvmxbar import config
     from nvmxbar.chip import Chip
     from nvmxbar.settings import MapSettings

@@ -105,7 +105,9 @@ class Chip:
     @classmethod
     def from_config(cls, chip_cfg: dict) -> Chip:
         """From the validated ``chip`` section (every key present: the schema requires them)."""
-        return cls.from_dict({**chip_cfg, "device": asdict(Device.from_config(chip_cfg["device"]))}, "config key 'chip'")
+        return cls.from_dict(
+            {**chip_cfg, "device": asdict(Device.from_config(chip_cfg["device"]))}, "config key 'chip'"
+        )
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "chip") -> Chip:

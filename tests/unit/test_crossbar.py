@@ -195,7 +195,9 @@ def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
 def test_read_noise_and_drift_switch_on_and_off():
     """pcm_aihwkit: the preset with both read noise and drift (t0 20 s)."""
     net, x = make_net()
-    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16, preset="pcm_aihwkit", g_max_us=None, on_off_ratio=None))
+    arrays, mapping = map_network(
+        net, BITS, xcfg(rows=32, cols=16, preset="pcm_aihwkit", g_max_us=None, on_off_ratio=None)
+    )
     sim = Simulator(arrays, mapping)
     with torch.no_grad():
         y = sim.forward(x)[0].argmax(1)

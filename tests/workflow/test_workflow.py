@@ -399,7 +399,13 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     assert counts.get("report") == 1 and "estimate_cost" not in counts
     # the drift compensation: the noise sweep only (the search's score never drifts)
     r = snakemake(
-        work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}",
+        work,
+        "-n",
+        "--cores",
+        "2",
+        "--config",
+        *SMOKE,
+        f"data_dir={data_dir}",
         "evaluate_noise={drift: {compensation: column}}",
     )
     counts = job_counts(r.stdout + r.stderr)

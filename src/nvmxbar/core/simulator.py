@@ -29,6 +29,7 @@ from .tensors import Chips, Perturb, auto_device, bit_planes, matmul
 
 __all__ = ["Chips", "Perturb", "Simulator", "auto_device", "bit_planes"]
 
+
 class Simulator(Accounting):
     """Inference on mapped tiles. Conductances are handled in units of dG = (G_max - G_min)/(2^b - 1), so a
     programmed cell is ``g_off + level`` with ``g_off = G_min / dG``; non-idealities perturb that. With no
@@ -306,8 +307,16 @@ class Simulator(Accounting):
         return out + drive
 
     def _draw(
-        self, spec: dict, u: torch.Tensor, c0: int, c1: int, vm: torch.Tensor | None, cvar: torch.Tensor, bias: list,
-        like: torch.Tensor, generator: torch.Generator | None,
+        self,
+        spec: dict,
+        u: torch.Tensor,
+        c0: int,
+        c1: int,
+        vm: torch.Tensor | None,
+        cvar: torch.Tensor,
+        bias: list,
+        like: torch.Tensor,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
         """One read's noise on a tile's signals (``cvar.shape[1]`` of them; the MVMs as in ``like``): Gaussian, of
         variance the tile's rows' u^2 x ``vm`` (+ its bias rows' ``cvar``), exact per MVM."""

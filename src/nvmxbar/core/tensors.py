@@ -35,7 +35,6 @@ def auto_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-
 def bit_planes(u: torch.Tensor, bits: int) -> torch.Tensor:
     """Bit-serial passes of integer input codes ``u`` (I, B, ...): (I, bits x B, ...), pass j (block j of the batch
     axis) = sign(u) x bit j of |u|: a row is driven (+V or -V) in the passes of its code's 1-bits."""

@@ -42,9 +42,10 @@ def seed_curve(noise: pd.DataFrame, dataset: str, variant: str, bits: int) -> pd
 
 
 def plot_accuracy_vs_noise(data: dict[str, pd.DataFrame], dataset: str, reference_prog_sigma: float | None = None):
-    """Accuracy vs programming noise (a scale of the device preset's sigma(G)), one line per variant x bits: the mean over the seeds of each seed's
-    mean over chips, error bars the std across the seeds, the band each seed's 5th-95th percentile across chips
-    (averaged over the seeds); the float network and the paper's float figure as references."""
+    """Accuracy vs programming noise (a scale of the device preset's sigma(G)), one line per variant x bits: the
+    mean over the seeds of each seed's mean over chips, error bars the std across the seeds, the band each seed's
+    5th-95th percentile across chips (averaged over the seeds); the float network and the paper's float figure as
+    references."""
 
     meta = data["meta"].iloc[0]
     variants, bits = list(meta.variants), list(meta.bits)

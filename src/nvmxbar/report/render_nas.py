@@ -104,8 +104,8 @@ def nas_section(
                 f"Trained with the full recipe and mapped {sign}, it reaches "
                 f"{seed_value(a.ideal_crossbar_accuracy_mean, a.ideal_crossbar_accuracy_std, a.n_seeds)} test "
                 f"accuracy on the ideal crossbar ({_pct(100 * a.test_accuracy_mean)} as trained, "
-                f"{_pct(100 * a.noisy_accuracy_mean)} with programming noise {a.ref_prog_sigma:g} x the device's σ(G); means "
-                "over the seeds)."
+                f"{_pct(100 * a.noisy_accuracy_mean)} with programming noise {a.ref_prog_sigma:g} x the device's "
+                "σ(G); means over the seeds)."
             )
             if base is not None:
                 fl = 100 * base[0]

@@ -181,7 +181,8 @@ def make_objective(
                     trial.set_user_attr(k, v)
                 value = scores["val_acc_noisy"]
                 log.info(
-                    "trial %d: val_acc %.4f trained, %.4f ideal crossbar, %.4f +- %.4f at prog noise %s x sigma(G) (%d chips)",
+                    "trial %d: val_acc %.4f trained, %.4f ideal crossbar, %.4f +- %.4f at prog noise %s x sigma(G) "
+                    "(%d chips)",
                     trial.number,
                     curve[-1],
                     scores["val_acc_crossbar"],

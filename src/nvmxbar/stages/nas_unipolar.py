@@ -113,7 +113,8 @@ def run(
         search_row,
         f"{dataset} unipolar, {bits}-bit devices: {len(rows)} trials",
         nas_dir / "pareto.png",
-        ylabel=f"validation accuracy, crossbar at prog. noise {score['prog_sigma']} x σ(G)\n(pruned: trained net at stop)"
+        ylabel=f"validation accuracy, crossbar at prog. noise {score['prog_sigma']} x σ(G)\n"
+        "(pruned: trained net at stop)"
         if noisy
         else "validation accuracy (quantized, unipolar)",
         final=final,
