@@ -718,7 +718,7 @@ def test_tables_written_in_three_formats(stage, data):
     assert r.test_accuracy_mean == pytest.approx(0.93) and r.test_accuracy_std == pytest.approx(SEED_STD, rel=1e-4)
     assert r.seeds == "0 1" and r.n_seeds == 2 and r.paper_accuracy == pytest.approx(0.9291)
     assert (
-        "| har | unipolar | 2 | 0 1 (2) | 93.00 ± 0.28 | 87.92 ± 0.28 | 90.92 ± 0.28 | 92.92 ± 0.28 | 1.5 |"
+        "| har | unipolar | 2 | 0 1 (2) | 93.00 ± 0.28 | 87.92 ± 0.28 | 90.92 ± 0.28 | 92.92 ± 0.28 | 0.015 |"
         in (out / "tables" / "accuracy.md").read_text()
     )
     ps = pd.read_csv(out / "tables" / "accuracy_per_seed.csv")
@@ -786,7 +786,7 @@ def test_accuracy_seeds_figure_draws_every_seed(data):
     # the paper's figures: the float one beside the baseline's trained model (both bits), 92.91 % on the ideal panel
     assert sorted(float(y[0]) for y in dots(trained, 1)) == [95.0, 95.0]
     assert [float(y[0]) for y in dots(ideal, 1)] == [92.91] and not dots(noisy, 1)
-    assert "n = 2" in fig._suptitle.get_text() and "1.5 %" in noisy.get_title(loc="left")
+    assert "n = 2" in fig._suptitle.get_text() and "noise 0.015 x the device's σ(G)" in noisy.get_title(loc="left")
 
 
 def test_report_md_states_datasets_improvements_and_verdicts(stage):
@@ -822,7 +822,7 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     sens = text.split("## Sensitivity of the savings")[1].split("\n## ")[0]
     assert sens.count("`unipolar`: at the run's point") == len(DATASETS) * len(BITS)
     assert "](../figures/sensitivity_har.png)" in sens and "tables/sensitivity.csv" in sens
-    assert "1.5 %" in text  # the swept sigma actually used is stated (the reference 2 % is not in the sweep)
+    assert "used: 0.015" in text  # the swept scale actually used is stated (the reference 0.02 is not in the sweep)
     seeds = text.split("## Seeds")[1].split("\n## ")[0]
     assert "2 seed(s): 0, 1" in seeds and "workflow's `seed`" in seeds and "chips drawn" in seeds
     assert "Every training ran on 2 thread(s)" in seeds and "accuracy_per_seed.csv" in seeds
