@@ -221,7 +221,7 @@ def estimate(
                 "cell_read_energy_pj": e_cell,
                 "operations": dict(ops),
                 **({"read_g_us_per_mvm": layer["read_g_us_per_mvm"]} if measured else {}),  # what priced the cells
-                **{k: layer[k] for k in OPERATING_POINT[:3] if k in layer},  # mapping.json's operating point
+                **({"full_drive": {k: layer[k] for k in OPERATING_POINT[:3]}} if OPERATING_POINT[0] in layer else {}),
             }
         )
 
@@ -295,7 +295,11 @@ def estimate(
             "operations": {k: sum(lay["operations"][k] for lay in out_layers) for k in OPERATION_KEYS},
             "operations_source": "simulator" if counted else "mapping",
             "cell_energy_upper_bound_pj": sum(lay["cell_energy_upper_bound_pj"] for lay in out_layers),
-            **{f"mapped_{k}": mapped_total[k] for k in OPERATING_POINT if k in mapped_total},
+            **(
+                {"full_drive": {k: mapped_total[k] for k in OPERATING_POINT}}
+                if OPERATING_POINT[0] in mapped_total
+                else {}
+            ),
         },
         "layers": out_layers,
         **({"time_shared": time_shared} if time_shared else {}),

@@ -10,6 +10,7 @@ SCHEDULE = (
     "bit-serial passes) in sequence; digital post-processing (shift-and-add, rescale, ReLU, pooling, buffer) "
     "overlapped with the next cycles"
 )
+#: mapping.json's operating point (nvmxbar.core.layout.column_currents), carried into cost.json as ``full_drive``
 OPERATING_POINT = (
     "max_column_current_ua",
     "mean_column_current_ua",
