@@ -10,9 +10,9 @@ Per cell read, at the neurosim_v13 device's mean G (G_max 166.67 uS, ON/OFF 150:
 * DNN+NeuroSim V1.3, 0.072341 W / R_col over its (N + 1) x 1 ns conversion (SarADC.cpp GetColumnPower, 22 nm LP,
   l.213-215, l.229): 0.072341 x G x 7 ns = 0.0425 pJ.
 
-Ours / NeuroSim's = V^2 (t_drive + t_conv) / (0.072341 t_conv) = 0.25 x 8 / (0.072341 x 7) = 3.95 at 0.5 V: we charge the
-cells' own dissipation V_read^2 G over the drive and the conversion; NeuroSim's SAR power fit charges 0.072341 / R_col
-(a Cadence fit at 0.5 V, R_col rescaled by 0.5 / V_read: 0.1447 V_read G) over the conversion only.
+Ours / NeuroSim's = V^2 (t_drive + t_conv) / (0.072341 t_conv) = 0.25 x 8 / (0.072341 x 7) = 3.95 at 0.5 V: we charge
+the cells' own dissipation V_read^2 G over the drive and the conversion; NeuroSim's SAR power fit charges
+0.072341 / R_col (a Cadence fit at 0.5 V, R_col rescaled by 0.5 / V_read: 0.1447 V_read G) over the conversion only.
 """
 
 import math
