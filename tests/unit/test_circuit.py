@@ -130,8 +130,9 @@ def test_one_device_tiles_hold_a_reference_column_that_noise_perturbs():
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("subtraction", SUBTRACTIONS)
 def test_counted_operations_are_the_priced_operations(scheme, mode, subtraction):
-    """The simulator counts every conversion, drive, cell read, subtraction, sign flip, shift-add and rescale while
-    it runs; they equal mapping.json's analytic counts layer by layer, and cost.json prices exactly them."""
+    """The simulator counts every conversion, drive (every mux cycle), cell read, bit line, subtraction, sign flip,
+    shift-add, rescale, ReLU and max-pool comparison and buffer access while it runs; they equal mapping.json's
+    analytic counts layer by layer, and cost.json prices exactly them."""
     if scheme == "baseline":
         net, x = small_net(ARCH, None)
     else:
@@ -143,7 +144,9 @@ def test_counted_operations_are_the_priced_operations(scheme, mode, subtraction)
         layer["operations"] = ops
     passes = 4 if mode == "bit_serial" else 1
     first = mapping["layers"][0]
-    assert counted[0]["dac_activations"] == first["mvms"] * first["rows"] * first["col_tiles"] * passes
+    # one ADC per 8-column tile: each signal a tile converts takes a mux cycle, and every cycle drives the rows again
+    signals = first["outputs"] * first["slices"] * (2 if subtraction == "digital" and first["pair"] == 2 else 1)
+    assert counted[0]["dac_activations"] == first["mvms"] * first["rows"] * signals * passes
     doc = cost.estimate(mapping, cost_units.load_constants())
     assert doc["total"]["operations_source"] == "simulator"
     ue = doc["assumptions"]["unit_energy_pj"]

@@ -40,6 +40,9 @@ def layer(name, K, N, S=1, P=2, M=1, R=128, C=128, mux=8, baseline=False, design
         "kind": "linear",
         "rows": K,
         "weight_rows": K,
+        "in_channels": K,
+        "in_spatial": [],
+        "pool": 0,
         "outputs": N,
         "mvms": M,
         "slices": S,
@@ -169,8 +172,24 @@ def test_digital_node_scaling_factors(constants):
 
 
 # ------------------------------------------------------------------------------------------ hand-computed
+def bit_line_pj(F_um, height_f, v_read, rows=128):
+    """NeuroSim's bit line: rows x height_f F of wire at 0.2 fF/um, charged to V_read."""
+    return rows * height_f * F_um * 0.2e-15 * v_read**2 * 1e12
+
+
+def word_line_pj(F_um, width_f, g_max_us=None, cols=128):
+    """NeuroSim's 1T1R word line: cols x (width_f F of wire + an access gate) charged to V_dd = 0.85 V; the access
+    transistor W = 1.77 x 0.85 V / 791.9 uA/um x 0.2 / (0.25 R_on), its gate (5.245e-10 x 1.2 + 8.004e-10) F/m x W."""
+    gate = 0.0
+    if g_max_us is not None:
+        width_m = 1.77 * 0.85 / 791.9 * 0.2 / (0.25 * 1e6 / g_max_us)
+        gate = (5.245e-10 * 1.2 + 8.004e-10) * width_m
+    return cols * (width_f * F_um * 0.2e-15 + gate) * 0.85**2 * 1e12
+
+
 def test_uniform_dense_layer_by_hand(constants):
-    """neurosim family, 22 nm 1T1R, bit-serial 4-bit inputs, 6-bit ADC, one 64 x 32 layer on one tile."""
+    """neurosim family, 22 nm 1T1R, bit-serial 4-bit inputs, 6-bit ADC, one 64 x 32 layer on one tile: 32 pair
+    signals on the tile's 8 ADCs (64 signals / 8 per ADC) take 4 mux cycles of 1 + 7 ns per pass."""
     m = mapping([layer("fc", K=64, N=32)])
     doc = cost.estimate(m, constants, family="neurosim", tech_nm=22, cell="1t1r", scale_digital=False)
     F2 = 0.022**2
@@ -186,18 +205,28 @@ def test_uniform_dense_layer_by_hand(constants):
         "subtractors": 0.0,  # analog subtraction of the pair: no digital subtractor
         "rescale": 0.0,
         "references": adc_area,
+        "activation": 0.0,  # the last layer: no ReLU
+        "pooling": 0.0,
+        "accumulators": 32 * 16 * 2553.6 * F2,  # a 16-bit register per output (passes are shift-added)
+        "buffers": (64 + 32) * 4 * 280 * F2,  # input + output, 4 bits per value
     }
-    passes = 4
-    e_cell = 0.5**2 * (1.11 + 166.7) / 2 * 1e-6 * 10e-9 * 1e12
+    passes, cycles, t_cycle = 4, 4, 1 + 7
+    g_mean = (166.7 + 166.7 / (166.7 / 1.11)) / 2
+    e_cell = 0.5**2 * g_mean * 1e-6 * t_cycle * 1e-9 * 1e12
     e_adc = (0.538 * 6 + 4.3753) * 7 * 1e-3  # uW x ns = fJ
     energy = {
-        "dac": passes * 64 * 3.9e-3,
-        "cells": passes * 4096 * e_cell,
+        "dac": passes * 64 * cycles * 3.9e-3,  # the rows driven again in every mux cycle
+        "word_lines": passes * 64 * cycles * word_line_pj(0.022, 12, 166.7),
+        "cells": passes * 4096 * e_cell + passes * 64 * bit_line_pj(0.022, 4, 0.5),  # each column in its cycle
         "adc": passes * 32 * e_adc,
         "sample_hold": 0.0,
         "shift_add": passes * 32 * (0.03 + 0.07 / 3),  # 32 outputs x 1 slice per pass
         "subtraction": 0.0,
         "rescale": 0.0,
+        "activation": 0.0,
+        "pooling": 0.0,
+        "accumulators": passes * 32 * 16 * 0.0051043 * 0.5,  # every shift-add writes a 16-bit register
+        "buffers": (64 + 64) * 4 * 10 / 64,  # 64 inputs written, read by the MVM; an 8 KB SRAM's 64-bit access
     }
     tot = doc["total"]
     for k, x in area.items():
@@ -206,17 +235,22 @@ def test_uniform_dense_layer_by_hand(constants):
         assert tot["energy_by_component"][k] == pytest.approx(x), k
     assert tot["area_um2"] == pytest.approx(sum(area.values()))
     assert tot["energy_pj_per_inference"] == pytest.approx(sum(energy.values()))
-    assert e_adc == pytest.approx(0.0532, rel=1e-3) and e_cell == pytest.approx(0.2097, rel=1e-3)
+    assert tot["latency_ns_per_inference"] == pytest.approx(passes * cycles * t_cycle)  # one MVM
+    assert tot["array_power_uw"] == pytest.approx(energy["cells"] / (passes * cycles * t_cycle) * 1e3)
+    assert e_adc == pytest.approx(0.0532, rel=1e-3) and e_cell == pytest.approx(0.1678, rel=1e-3)
+    assert doc["assumptions"]["time_base_ns"] == {"drive_ns": 1.0, "conversion_ns": 7.0, "cycle_ns": 8.0}
 
 
 def test_baseline_dense_layer_by_hand(constants):
-    """isaac family, 32 nm cross-point cells, one 4-bit DAC pass, 8-bit weights on 2-bit devices (S = 4)."""
+    """isaac family, 32 nm cross-point cells, one 4-bit DAC pass, 8-bit weights on 2-bit devices (S = 4): two column
+    tiles of 64 pair signals, each on 8 ADCs: 8 mux cycles of 1 + 1/1.2 ns."""
     lay = layer("fc", K=64, N=32, S=4, M=3, baseline=True)
-    assert (lay["tiles"], lay["adcs"], lay["adc_conversions_per_mvm"]) == (2, 16, 128)
+    assert (lay["tiles"], lay["adcs"], lay["adc_conversions_per_mvm"], lay["mux_cycles"]) == (2, 16, 128, 8)
     m = mapping([lay], scheme="baseline", input_mode="multibit")
     doc = cost.estimate(m, constants, family="isaac", tech_nm=32, cell="crosspoint", scale_digital=False)
+    F2 = 0.032**2
     area = {
-        "cells": 32768 * 4 * 0.032**2,
+        "cells": 32768 * 4 * F2,
         "adcs": 16 * 626.91,
         "dacs": 256 * 0.166015625 * 8,
         "sample_hold": 2 * 64 * 0.0390625,
@@ -224,16 +258,27 @@ def test_baseline_dense_layer_by_hand(constants):
         "subtractors": 0.0,
         "rescale": 32 * 282,
         "references": 626.91,
+        "activation": 0.0,
+        "pooling": 0.0,
+        "accumulators": 32 * 16 * 2553.6 * F2,  # the slices are shift-added
+        "buffers": 3 * (64 + 32) * 4 * 280 * F2,  # 3 MVMs' inputs and outputs
     }
-    e_cell = 0.5**2 * (1.11 + 166.7) / 2 * 1e-6 * 10e-9 * 1e12
+    t_cycle = 1 + 1 / 1.2
+    e_cell = 0.5**2 * (1.11 + 166.7) / 2 * 1e-6 * t_cycle * 1e-9 * 1e12
+    drives = 64 * (8 + 8)  # every row of both column tiles, in each of their 8 cycles
     energy = {
-        "dac": 128 * 0.41667 * 8,
-        "cells": 16384 * e_cell,
+        "dac": drives * 0.41667 * 8,
+        "word_lines": drives * word_line_pj(0.032, 2),  # a cross-point row: its wire only
+        "cells": 16384 * e_cell + 256 * bit_line_pj(0.032, 2, 0.5),
         "adc": 128 * 1.20,
         "sample_hold": 128 * 0.0010417,
         "shift_add": 128 * 0.021,
         "subtraction": 0.0,
         "rescale": 32 * 0.2,
+        "activation": 0.0,
+        "pooling": 0.0,
+        "accumulators": 128 * 16 * 0.0051043 * 0.5,
+        "buffers": (64 + 64) * 4 * 10 / 64,
     }
     tot = doc["total"]
     for k, x in area.items():
@@ -242,6 +287,7 @@ def test_baseline_dense_layer_by_hand(constants):
         assert tot["energy_by_component"][k] == pytest.approx(3 * x), k  # M = 3 MVMs per inference
     assert tot["area_um2"] == pytest.approx(sum(area.values()))
     assert tot["energy_pj_per_inference"] == pytest.approx(3 * sum(energy.values()))
+    assert tot["latency_ns_per_inference"] == pytest.approx(3 * 8 * t_cycle)
 
 
 # ------------------------------------------------------------------------------------------ comparisons
@@ -359,15 +405,19 @@ def test_contract_keys_and_file_output(constants, tmp_path):
 
 @pytest.mark.parametrize("mode, g_read", [("bit_serial", 1000.0), ("multibit", 300.0)])
 def test_measured_cell_activity_prices_the_read_conductance(constants, mode, g_read):
-    """With read_g_us_per_mvm (what the inputs read, from Simulator.read_activity) the cells cost V^2 G t; the
-    all-inputs-on upper bound is still reported, and the notes say which one priced the energy."""
+    """With read_g_us_per_mvm (what the inputs read, from Simulator.read_activity) the column current costs
+    V_read^2 G t_cycle (plus the bit lines, as in the bound); the all-inputs-on upper bound is still reported, and the
+    notes say which one priced the energy."""
     m = mapping([layer("fc", K=64, N=32, M=3)], input_mode=mode)
     bound = cost.estimate(m, constants, scale_digital=False)
     m["layers"][0]["read_g_us_per_mvm"] = {"bit_serial": 1000.0, "multibit": 300.0, "mvms_measured": 30, "samples": 10}
     doc = cost.estimate(m, constants, scale_digital=False)
-    assert doc["total"]["energy_by_component"]["cells"] == pytest.approx(3 * 0.5**2 * g_read * 1e-6 * 10e-9 * 1e12)
+    bit_lines = 3 * 64 * bit_line_pj(0.022, 4, 0.5) * (4 if mode == "bit_serial" else 1)
+    current = 3 * 0.5**2 * g_read * 1e-6 * 8e-9 * 1e12
+    assert doc["total"]["energy_by_component"]["cells"] == pytest.approx(current + bit_lines)
+    assert doc["layers"][0]["array_energy_pj"] == pytest.approx({"column_current": current, "bit_lines": bit_lines})
     assert doc["total"]["cell_energy_upper_bound_pj"] == pytest.approx(bound["total"]["energy_by_component"]["cells"])
     assert doc["assumptions"]["cell_activity"] == "measured" and bound["assumptions"]["cell_activity"] == "upper_bound"
     assert any("measured" in n and "10 training inputs" in n for n in doc["assumptions"]["notes"])
-    for k in ("adc", "dac", "subtraction"):  # only the cells change
+    for k in ("adc", "dac", "word_lines", "subtraction"):  # only the cells change
         assert doc["total"]["energy_by_component"][k] == bound["total"]["energy_by_component"][k]

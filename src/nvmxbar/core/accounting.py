@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .layout import OPERATION_KEYS
+from .layout import OPERATION_KEYS, tile_cycles
+from .networks import pool
 
 
 def layer_conv(spec: dict) -> Callable[..., torch.Tensor]:
@@ -25,34 +26,63 @@ def layer_conv(spec: dict) -> Callable[..., torch.Tensor]:
 class Accounting:
     """The Simulator's counting side (a mixin: it reads the simulator's layers, tiles and circuit)."""
 
+    def _cycles(self, i: int, pc: int) -> list[int]:
+        """Mux cycles per pass of each column tile of layer i: its physical columns (those of the simulator's matrix,
+        reference columns aside) on C-column tiles, converted in turn on each tile's ADCs."""
+        spec = self.layers[i]
+        columns = self.levels[i].shape[1] - self.ref_cols[i]
+        return tile_cycles(columns, self.C, int(spec["pair"]), pc, self.chip.adc_mux)
+
     def _count_tile(self, i: int, spec: dict, a: int, cur: torch.Tensor, pc: int) -> None:
         """Add one row tile's operations on this batch to the counters: ``cur`` (I, B x passes, N, S, *spatial) are
-        its converted signals after the subtraction; every chip runs the same operations, counted once."""
+        its converted signals after the subtraction; every chip runs the same operations, counted once. Its rows are
+        driven in every mux cycle of every column tile; a column conducts in its own cycle, a reference column in
+        every cycle of its tile."""
         ops, rows = self.ops[i], self._tile_rows[i][a]
         reads = cur.shape[1] * int(np.prod(cur.shape[4:], dtype=np.int64))  # MVMs x passes
         signals = spec["outputs"] * spec["slices"]
-        ct = int(spec["col_tiles"])
+        cycles = sum(self._cycles(i, pc))
+        columns = signals * spec["pair"] + (cycles if self.ref_cols[i] else 0)  # conducting, per pass
         ops["adc_conversions"] += reads * signals * pc
-        ops["dac_activations"] += reads * rows * ct
-        ops["cell_reads"] += reads * rows * (signals * spec["pair"] + self.ref_cols[i])
+        ops["dac_activations"] += reads * rows * cycles
+        ops["cell_reads"] += reads * rows * columns
+        ops["column_reads"] += reads * columns
         ops["subtractions"] += reads * signals if self.digital else 0
         ops["sign_flips"] += reads * int((self.row_sign[i][a] < 0).sum())
         many = spec["slices"] > 1 or len(self.tiles[i]) > 1 or self.passes > 1
         ops["shift_adds"] += reads * signals if many else 0
 
-    def _count_layer(self, i: int, spec: dict, mvms: int) -> None:
-        """Per-layer digital operations after the tiles: a rescale of every output (the baseline's per-layer
-        scale, or uniform scaling's ADC-to-DAC ratio when it is not a power of two)."""
+    def _count_layer(self, i: int, spec: dict, mvms: int, inputs: int) -> None:
+        """Per-layer digital operations around the tiles: its ``inputs`` values written to the buffer, every MVM
+        reading its weight rows' inputs from it, a rescale of every output (the baseline's per-layer scale, or uniform
+        scaling's ADC-to-DAC ratio when it is not a power of two)."""
         self.ops[i]["mvms"] += mvms
+        self.ops[i]["buffer_writes"] += inputs
+        self.ops[i]["buffer_reads"] += mvms * int(spec["weight_rows"])
         if self.ratio is None:  # the baseline's and perlayer's circuits are "free" too
             self.ops[i]["rescales"] += mvms * spec["outputs"]
+
+    def _between_layers(self, i: int, spec: dict, y: torch.Tensor, B: int) -> torch.Tensor:
+        """The digital stage after layer i (not the last): ReLU, then its 2x max-pools; ``y`` (I, B, N, *spatial).
+        Counted: a comparison per ReLU output, window - 1 per output each pool keeps (once, for every chip)."""
+        h = torch.relu(y)
+        dims = 1 if spec["kind"] == "conv1d" else 2
+        if self.ops is not None:
+            self.ops[i]["relus"] += h[0].numel()
+        for _ in range(int(spec["pool"])):
+            flat = pool(h.flatten(0, 1), 1, dims)
+            h = flat.reshape(h.shape[0], B, *flat.shape[1:])
+            if self.ops is not None:
+                self.ops[i]["pool_comparisons"] += h[0].numel() * (2**dims - 1)
+        return h
 
     @torch.no_grad()
     def count_operations(self, x: torch.Tensor, bs: int = 256) -> list[dict[str, float]]:
         """Run ``x`` on the ideal crossbar and count, per layer and inference, every operation the circuit performs
-        (nvmxbar.core.layout.OPERATION_KEYS): ADC conversions, row-driver activations (every pass), cell reads,
-        digital subtractions, sign flips, shift-adds of converted partial sums, per-output rescales, and MVMs. The
-        cost model prices these counts; mapping.json's analytic counts (nvmxbar.core.layout.count) must agree."""
+        (nvmxbar.core.layout.OPERATION_KEYS): ADC conversions, row-driver activations (every pass and mux cycle),
+        cell reads and bit lines charged, digital subtractions, sign flips, shift-adds of converted partial sums,
+        per-output rescales, ReLU and max-pool comparisons, buffer writes and reads, and MVMs. The cost model prices
+        these counts; mapping.json's analytic counts (nvmxbar.core.layout.count) must agree."""
         self.ops = [dict.fromkeys(OPERATION_KEYS, 0) for _ in self.layers]
         try:
             for a in range(0, len(x), bs):
@@ -92,10 +122,17 @@ class Accounting:
         """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
         a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
         number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
-        ``multibit``: a_r = (code / full code)^2 (one pass). Times V_read^2 t_read it is the cell read energy."""
+        ``multibit``: a_r = (code / full code)^2 (one pass). A reference column conducts in every mux cycle of its tile
+        (it is subtracted from every converted column): its G counts once per cycle. Times V_read^2 t_cycle it is the
+        array's column-current energy (nvmxbar.core.array_energy)."""
         dev = self.chip.device
         dg = (dev.g_max_us - dev.g_min_us) / self.L
-        self._row_g = [(lev.double() * dg + dev.g_min_us).sum(1) for lev in self.levels]  # (K,) per matrix row
+        self._row_g = []  # (K,) per matrix row: the G its input reads per pass
+        for i, lev in enumerate(self.levels):
+            times = torch.ones(lev.shape[1], dtype=torch.float64, device=lev.device)
+            if self.ref_cols[i]:
+                times[lev.shape[1] - self.ref_cols[i] :] = torch.tensor(self._cycles(i, 1), dtype=torch.float64)
+            self._row_g.append(((lev.double() * dg + dev.g_min_us) * times).sum(1))
         self.activity = [[0.0, 0.0, 0] for _ in self.layers]
         try:
             for a in range(0, len(x), bs):

@@ -1,7 +1,7 @@
-"""Price the component and operation counts of a mapped circuit into area and energy.
+"""Price the component and operation counts of a mapped circuit into area, energy and latency.
 
 `map_crossbar` COUNTS the components (tiles, devices, ADCs, DACs, ...) of the circuit in mapping.json's
-``converters`` (nvmxbar.settings.Circuit, the circuit the simulator simulates); the OPERATIONS priced are the ones the
+``chip`` (nvmxbar.chip.Chip, the circuit the simulator simulates); the OPERATIONS priced are the ones the
 simulator counts while it runs (Simulator.count_operations, added by `estimate_cost` to each layer as
 ``operations``), or else mapping.json's analytic counts (nvmxbar.core.layout.count; the two agree, which a test
 checks). This module PRICES them with the published constants of cost_constants.yaml (every value there carries its
@@ -17,13 +17,19 @@ Area (um^2) of a layer::
     subtractors  (digital subtractors + sign_flips) x A_sub    (8-bit adder; analog subtraction needs none)
     rescale      rescale_units x A_mult                        (8- or 32-bit multiplier)
     references   one block (= one ADC's area) per ADC range of a DISTINCT periphery design, split over its layers
+    activation   relu_units x A_cmp                            (a comparator per output; the last layer has none)
+    pooling      pool_units x A_cmp                            (a comparator per output channel of a pooled layer)
+    accumulators accumulator_registers x acc_bits x A_DFF      (one register per output that sums several codes)
+    buffers      buffer bits x A_SRAM cell, split over the layers (largest input + output at dac_bits per value)
 
-Energy (pJ) per inference of a layer, from its operations per inference (every bit-serial pass counted)::
+Energy (pJ) per inference of a layer, from its operations per inference (every bit-serial pass and mux cycle)::
 
-    dac_activations x E_DAC + cell_reads x E_cell + conversions x (E_ADC + E_S&H) + shift_adds x E_S&A
-    + (subtractions + sign_flips) x E_sub + rescales x E_mult
+    dac_activations x (E_DAC + E_word_line) + [column current + column_reads x E_bit_line] + conversions x
+    (E_ADC + E_S&H) + shift_adds x (E_S&A + acc_bits x E_DFF) + (subtractions + sign_flips) x E_sub + rescales x
+    E_mult + (relus + pool_comparisons) x E_cmp + (buffer_writes + buffer_reads) x dac_bits x E_SRAM
 
-with E_cell = V_read^2 G t_read (or the measured activity: each driven row's input times its cells' G).
+with the column current V_read^2 x sum (u / u_full)^2 G x t_cycle (nvmxbar.core.array_energy; measured activity, or
+every read at the mean G). Latency: mvms x passes x mux_cycles x t_cycle per layer, the layers in sequence.
 Converters come from ONE family per run (``neurosim`` or ``isaac``); improvement() refuses to compare two families.
 """
 
@@ -32,11 +38,39 @@ from __future__ import annotations
 from typing import Any
 
 from ..chip import Chip
-from .cost_units import _family, cell_read_energy_pj, const, unit_costs
+from .array_energy import array_units, upper_bound_conductance_us
+from .cost_notes import OPERATING_POINT, SCHEDULE, notes
+from .cost_units import _family, const, cycle_times, sram_energy_pj_per_bit, unit_costs
 from .layout import OPERATION_KEYS
 
-AREA_KEYS = ("cells", "adcs", "dacs", "sample_hold", "shift_add", "subtractors", "rescale", "references")
-ENERGY_KEYS = ("dac", "cells", "adc", "sample_hold", "shift_add", "subtraction", "rescale")
+AREA_KEYS = (
+    "cells",
+    "adcs",
+    "dacs",
+    "sample_hold",
+    "shift_add",
+    "subtractors",
+    "rescale",
+    "references",
+    "activation",
+    "pooling",
+    "accumulators",
+    "buffers",
+)
+ENERGY_KEYS = (
+    "dac",
+    "word_lines",
+    "cells",
+    "adc",
+    "sample_hold",
+    "shift_add",
+    "subtraction",
+    "rescale",
+    "activation",
+    "pooling",
+    "accumulators",
+    "buffers",
+)
 LAYER_KEYS = (
     "name",
     "rows",
@@ -47,16 +81,23 @@ LAYER_KEYS = (
     "tiles",
     "devices",
     "adcs",
+    "mux_cycles",
     "adc_conversions_per_mvm",
     "dacs",
     "dac_activations_per_mvm",
     "cell_reads_per_mvm",
+    "column_reads_per_mvm",
     "subtractors",
     "subtractions_per_mvm",
     "shift_adds_per_mvm",
     "shift_add_units",
+    "accumulator_registers",
     "rescale_units",
     "rescales_per_mvm",
+    "relu_units",
+    "pool_units",
+    "input_values",
+    "output_values",
 )
 
 
@@ -80,7 +121,8 @@ def estimate(
     scale_digital: bool | None = None,
     rescale_bits: int | None = None,
 ) -> dict:
-    """Price a mapping.json document: the cost.json document (area in um^2, energy in pJ per inference).
+    """Price a mapping.json document: the cost.json document (area in um^2, energy in pJ and latency in ns per
+    inference).
 
     ``scale_digital`` / ``rescale_bits``: None = the constants file's ``options``. ``adc_time_share`` applies
     only with ONE periphery design (uniform scaling); the ``time_shared`` block is reported whenever it applies.
@@ -92,7 +134,6 @@ def estimate(
         rescale_bits = int(const(constants, "options.rescale_bits"))
     chip = Chip.from_dict(_need(mapping, "chip", "the document"), "mapping.json chip")
     dac_bits, adc_bits, mode = chip.dac_bits, chip.adc_bits, chip.input_mode
-    bit_serial = mode == "bit_serial"
     passes, driver_bits = chip.passes, chip.driver_bits
     cols = chip.tile.cols
     layers = _need(mapping, "layers", "the document")
@@ -103,7 +144,11 @@ def estimate(
             _need(layer, k, f"layers[{i}]")
 
     ua, ue, nodes = unit_costs(constants, family, adc_bits, driver_bits, tech_nm, cell, scale_digital, rescale_bits)
-    device = {"g_max_us": chip.device.g_max_us, "g_min_us": chip.device.g_min_us}
+    times = cycle_times(constants, family, adc_bits)
+    au = array_units(constants, chip, tech_nm, cell, times["cycle_ns"])
+    acc_bits = const(constants, "digital.accumulator_bits")
+    buffer_bits = max(lay["input_values"] + lay["output_values"] for lay in layers) * dac_bits
+    e_sram = sram_energy_pj_per_bit(constants, buffer_bits, tech_nm, scale_digital)
     designs: dict[str, int] = {}
     for layer in layers:
         d = layer.get("periphery_design", layer["name"])
@@ -115,10 +160,17 @@ def estimate(
     pc = 2 if chip.subtraction == "digital" else 1
     out_layers = []
     for layer in layers:
-        e_cell = cell_read_energy_pj(constants, device, layer.get("mean_conductance_us"))
+        g_mean = upper_bound_conductance_us(constants, chip.device, layer.get("mean_conductance_us"))
+        e_cell = g_mean * au["per_us_read"]  # one cell read at the mean G, full drive, one mux cycle
         ops = layer["operations"] if counted else analytic_operations(layer)
         flips = layer.get("sign_flips", 0)
         design = layer.get("periphery_design", layer["name"])
+        current = (
+            layer["mvms"] * layer["read_g_us_per_mvm"][mode] * au["per_us_read"]
+            if measured
+            else ops["cell_reads"] * e_cell
+        )
+        bit_lines = ops["column_reads"] * au["bit_line"]
         area = {
             "cells": layer["devices"] * ua["cell"],
             "adcs": layer["adcs"] * ua["adc"],
@@ -132,21 +184,26 @@ def estimate(
             "rescale": layer["rescale_units"] * ua["rescale"],
             # one block per ADC range of a periphery design (baseline: per layer and slice), split over its layers
             "references": layer.get("adc_ranges", 1) * ua["reference"] / designs[design],
+            "activation": layer["relu_units"] * ua["comparator"],
+            "pooling": layer["pool_units"] * ua["comparator"],
+            "accumulators": layer["accumulator_registers"] * acc_bits * ua["register_bit"],
+            "buffers": buffer_bits * ua["sram_bit"] / len(layers),  # one buffer, shared by the layers
         }
         energy = {
             "dac": ops["dac_activations"] * ue["dac"],
-            "cells": (
-                layer["mvms"] * cell_read_energy_pj(constants, mean_conductance_us=layer["read_g_us_per_mvm"][mode])
-                if measured
-                else ops["cell_reads"] * e_cell
-            ),
+            "word_lines": ops["dac_activations"] * au["word_line"],
+            "cells": current + bit_lines,
             "adc": ops["adc_conversions"] * ue["adc"],
             "sample_hold": ops["adc_conversions"] * ue["sample_hold"],
             "shift_add": ops["shift_adds"] * ue["shift_add"],
             "subtraction": (ops["subtractions"] + ops["sign_flips"]) * ue["subtraction"],
             "rescale": ops["rescales"] * ue["rescale"],
+            "activation": ops["relus"] * ue["comparison"],
+            "pooling": ops["pool_comparisons"] * ue["comparison"],
+            "accumulators": ops["shift_adds"] * acc_bits * ue["register_bit_write"],
+            "buffers": (ops["buffer_writes"] + ops["buffer_reads"]) * dac_bits * e_sram,
         }
-        upper = ops["cell_reads"] * e_cell
+        latency = layer["mvms"] * passes * layer["mux_cycles"] * times["cycle_ns"]
         out_layers.append(
             {
                 "name": layer["name"],
@@ -154,19 +211,24 @@ def estimate(
                 "adcs": layer["adcs"],
                 "area_um2": _total(area),
                 "energy_pj_per_inference": _total(energy),
-                "cell_energy_upper_bound_pj": upper,
+                "latency_ns": latency,
+                "mux_cycles": layer["mux_cycles"],
+                "array_power_uw": energy["cells"] / latency * 1e3,  # pJ / ns = mW
+                "array_energy_pj": {"column_current": current, "bit_lines": bit_lines},
+                "cell_energy_upper_bound_pj": ops["cell_reads"] * e_cell + bit_lines,
                 "area_by_component": area,
                 "energy_by_component": energy,
                 "cell_read_energy_pj": e_cell,
                 "operations": dict(ops),
                 **({"read_g_us_per_mvm": layer["read_g_us_per_mvm"]} if measured else {}),  # what priced the cells
+                **({"full_drive": {k: layer[k] for k in OPERATING_POINT[:3]}} if OPERATING_POINT[0] in layer else {}),
             }
         )
 
-    area_total = {k: sum(l["area_by_component"][k] for l in out_layers) for k in AREA_KEYS}
-    energy_total = {k: sum(l["energy_by_component"][k] for l in out_layers) for k in ENERGY_KEYS}
-    adcs_sum = sum(l["adcs"] for l in out_layers)
-    adcs_max = max(l["adcs"] for l in out_layers)
+    area_total = {k: sum(lay["area_by_component"][k] for lay in out_layers) for k in AREA_KEYS}
+    energy_total = {k: sum(lay["energy_by_component"][k] for lay in out_layers) for k in ENERGY_KEYS}
+    adcs_sum = sum(lay["adcs"] for lay in out_layers)
+    adcs_max = max(lay["adcs"] for lay in out_layers)
     shareable = len(designs) == 1
     time_shared = None
     if shareable:  # layers run in sequence and share one periphery design: the ADCs can serve every layer
@@ -174,41 +236,8 @@ def estimate(
         time_shared = {"adcs": adcs_max, "area_um2": _total(ts_area), "area_by_component": ts_area}
     applied = bool(adc_time_share and shareable)
     total_area = time_shared["area_by_component"] if applied else area_total
-
-    notes = [
-        "energy is dynamic energy per inference; static power (references, leakage) is not included",
-        (
-            "cell energy measured: each row's input code as the inputs drive it (bit-serial: its 1-bits; multi-bit: "
-            "(code / full code)^2) times the programmed G of its used cells, averaged over "
-            f"{layers[0]['read_g_us_per_mvm'].get('samples', '?')} training inputs on the mapped crossbar"
-            if measured
-            else "cell energy counts every used cell of every driven row on every pass at the mean G "
-            "(all inputs active: an upper bound)"
-        ),
-        f"converters at the {family} family's node ({nodes['converters_nm']} nm), cells at tech_nm ({tech_nm} nm)",
-        (
-            "digital units (Horowitz 45 nm"
-            + (", ISAAC shift-add 32 nm" if family == "isaac" else "")
-            + f") scaled to {tech_nm} nm with Stillmaker & Baas 2017"
-            if scale_digital
-            else "digital units at their published nodes (not scaled)"
-        ),
-        "reference/gain block modelled as one ADC's area per ADC range of each distinct periphery design (no "
-        "published value found)",
-        (
-            "pair and offset subtraction digital (after the ADC): one 8-bit adder (Horowitz) per ADC and one "
-            "subtraction per converted signal"
-            if pc == 2
-            else "pair and offset subtraction analog (before the ADC): no digital subtractor; the analog subtraction "
-            "and the one-device reference column's periphery are not priced beyond its cells"
-        ),
-        "unipolar sign flips priced as 8-bit adders (Horowitz)",
-        f"operations per inference {'counted by the simulator' if counted else 'from mapping.json (analytic)'}",
-    ]
-    if bit_serial and passes > 1:
-        notes.append(f"bit-serial: {passes} passes of 1-bit drivers, each converted and shift-added")
-    if adc_time_share and not shareable:
-        notes.append(f"adc_time_share requested but not applied: {len(designs)} periphery designs (per-layer tuning)")
+    latency = sum(lay["latency_ns"] for lay in out_layers)
+    mapped_total = mapping.get("total") or {}
 
     return {
         "dataset": mapping.get("dataset"),
@@ -230,16 +259,30 @@ def estimate(
             "rescale_bits": rescale_bits,
             "scale_digital_to_node": scale_digital,
             "nodes": nodes,
+            "device": chip.to_dict()["device"],
             "cell_conductance": const(constants, "cell_read.conductance"),
             "cell_activity": "measured" if measured else "upper_bound",
+            "time_base_ns": times,
+            "schedule": SCHEDULE,
+            "array_units": au,
+            "accumulator_bits": acc_bits,
+            "buffer_bits": buffer_bits,
             "adc_time_share": {"requested": bool(adc_time_share), "applicable": shareable, "applied": applied},
             "unit_area_um2": ua,
-            "unit_energy_pj": dict(ue, cell=cell_read_energy_pj(constants, device)),
-            "notes": notes,
+            "unit_energy_pj": dict(
+                ue,
+                cell=upper_bound_conductance_us(constants, chip.device) * au["per_us_read"],
+                bit_line=au["bit_line"],
+                word_line=au["word_line"],
+                buffer_bit=e_sram,
+            ),
+            "notes": notes(mapping, family, tech_nm, nodes, scale_digital, measured, counted, adc_time_share, designs),
         },
         "total": {
             "area_um2": _total(total_area),
             "energy_pj_per_inference": _total(energy_total),
+            "latency_ns_per_inference": latency,
+            "array_power_uw": energy_total["cells"] / latency * 1e3,
             "area_by_component": total_area,
             "energy_by_component": energy_total,
             "adcs": adcs_max if applied else adcs_sum,
@@ -249,9 +292,14 @@ def estimate(
                 next(x.get("adc_ranges", 1) for x in layers if x.get("periphery_design", x["name"]) == d)
                 for d in designs
             ),
-            "operations": {k: sum(l["operations"][k] for l in out_layers) for k in OPERATION_KEYS},
+            "operations": {k: sum(lay["operations"][k] for lay in out_layers) for k in OPERATION_KEYS},
             "operations_source": "simulator" if counted else "mapping",
-            "cell_energy_upper_bound_pj": sum(l["cell_energy_upper_bound_pj"] for l in out_layers),
+            "cell_energy_upper_bound_pj": sum(lay["cell_energy_upper_bound_pj"] for lay in out_layers),
+            **(
+                {"full_drive": {k: mapped_total[k] for k in OPERATING_POINT}}
+                if OPERATING_POINT[0] in mapped_total
+                else {}
+            ),
         },
         "layers": out_layers,
         **({"time_shared": time_shared} if time_shared else {}),

@@ -1,6 +1,7 @@
 """Cost constants and unit costs: the published constants (package data nvmxbar/resources/cost_constants.yaml,
-every value with its source; docs/COSTMODEL.md gathers them), technology scaling, and the area and energy of one
-ADC, DAC, adder, multiplier and cell read. :mod:`nvmxbar.core.cost` prices a mapping with them."""
+every value with its source; docs/COSTMODEL.md gathers them), technology scaling, the mux cycle's time base, and
+the area and energy of one ADC, DAC, adder, multiplier, comparator, register bit and SRAM bit.
+:mod:`nvmxbar.core.array_energy` prices the array's read, :mod:`nvmxbar.core.cost` a whole mapping."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def dac_energy_pj(constants: dict, family: str, bits: int) -> float:
     if "energy_1b_pj" in (constants["families"][family].get("dac") or {}):
         return const(constants, f"{fam}.dac.energy_1b_pj") * k
     power_uw = const(constants, f"{fam}.dac.power_1b_uw")
-    window_ns = const(constants, f"{fam}.dac.energy_window_ns")
+    window_ns = const(constants, f"{fam}.dac.drive_ns")
     return power_uw * 1e-6 * window_ns * 1e-9 * 1e12 * k
 
 
@@ -179,24 +180,30 @@ def _adder(constants: dict, bits: float) -> tuple[float, float]:
     return a8 + t * (a32 - a8), e8 + t * (e32 - e8)
 
 
-def cell_read_energy_pj(constants: dict, device: dict | None = None, mean_conductance_us: float | None = None) -> float:
-    """E = V_read^2 x G x t_read for one cell and one pass; G as documented in cost_constants.yaml."""
-    v = const(constants, "cell_read.v_read_v")
-    t_ns = const(constants, "cell_read.t_read_ns")
-    if mean_conductance_us is not None:
-        g_us = mean_conductance_us
+def cycle_times(constants: dict, family: str, adc_bits: int) -> dict[str, float]:
+    """The mux cycle (ns): the rows' drive window t_drive (the DAC's), then the conversion t_conv ((N + 1) cycles of
+    the SAR for ``sar_formula``, 1 / sample rate for a ``table`` ADC); t_cycle = t_drive + t_conv."""
+    fam = _family(constants, family)
+    drive = float(const(constants, f"{fam}.dac.drive_ns"))
+    model = const(constants, f"{fam}.adc.model")
+    if model == "sar_formula":
+        conv = (adc_bits + 1) * float(const(constants, f"{fam}.adc.cycle_ns"))
+    elif model == "table":
+        conv = 1.0 / float(const(constants, f"{fam}.adc.sample_rate_gsps"))
     else:
-        device = device or {}
-        g_max = device.get("g_max_us", 1e6 / const(constants, "cell_read.r_on_ohm"))
-        g_min = device.get("g_min_us", 1e6 / const(constants, "cell_read.r_off_ohm"))
-        choice = const(constants, "cell_read.conductance")
-        if choice == "midpoint":
-            g_us = (g_min + g_max) / 2
-        elif choice == "gmax_half":
-            g_us = g_max / 2
-        else:
-            raise ValueError(f"unknown cell_read.conductance '{choice}' (midpoint or gmax_half)")
-    return v**2 * g_us * 1e-6 * t_ns * 1e-9 * 1e12
+        raise ValueError(f"unknown ADC model '{model}' for family '{family}'")
+    return {"drive_ns": drive, "conversion_ns": conv, "cycle_ns": drive + conv}
+
+
+def sram_energy_pj_per_bit(constants: dict, size_bits: float, tech_nm: float, scale_digital: bool) -> float:
+    """One bit of a 64-bit access to an SRAM of ``size_bits`` (Horowitz's cache table, geometric in log2(size) between
+    its sizes, the end segment's ratio beyond 1 MB, the 8 KB figure below 8 KB), scaled from Horowitz's node to
+    ``tech_nm`` when ``scale_digital``."""
+    kb = [float(k) for k in const(constants, "digital.sram_kb")]
+    e64 = [float(e) for e in const(constants, "digital.sram_energy_pj_per_64b")]
+    size_kb = max(size_bits / 8 / 1024, kb[0])
+    e = _table_log_interp([math.log2(k) for k in kb], e64, math.log2(size_kb)) / 64
+    return e * energy_scale(constants, const(constants, "digital.node_nm"), tech_nm) if scale_digital else e
 
 
 def unit_costs(
@@ -234,12 +241,16 @@ def unit_costs(
         raise ValueError(f"unknown shift_add model '{sa.get('model')}' for family '{family}'")
     sub_name = const(constants, "digital.subtractor")
     sub_area, sub_energy = digital(*_horowitz(constants, sub_name), digital_nm)
+    cmp_area, cmp_energy = digital(*_horowitz(constants, const(constants, "digital.comparator")), digital_nm)
+    f2 = (tech_nm * 1e-3) ** 2  # um^2 per F^2 at the cells' node
+    dff_write = const(constants, "digital.dff.energy_pj") * const(constants, "digital.dff.activity")
+    _, dff_energy = digital(0.0, dff_write, const(constants, "digital.dff.node_nm"))  # its area is in F^2
     mult_area, mult_energy = digital(*_horowitz(constants, f"mult{rescale_bits}"), digital_nm)
     if const(constants, "reference.model") != "one_adc_area":
         raise ValueError(f"unknown reference.model '{const(constants, 'reference.model')}'")
     adc_area = adc_area_um2(constants, family, adc_bits)
     area = {
-        "cell": const(constants, f"cells.{cell}.area_f2") * (tech_nm * 1e-3) ** 2,
+        "cell": const(constants, f"cells.{cell}.area_f2") * f2,
         "adc": adc_area,
         "dac": dac_area_um2(constants, family, driver_bits),
         "sample_hold": const(constants, f"{fam}.sample_hold.area_um2"),
@@ -247,6 +258,9 @@ def unit_costs(
         "subtractor": sub_area,
         "rescale": mult_area,
         "reference": const(constants, "reference.adcs_per_block") * adc_area,
+        "comparator": cmp_area,
+        "register_bit": const(constants, "digital.dff.area_f2") * f2,
+        "sram_bit": const(constants, "digital.sram_cell_area_f2") * f2,
     }
     energy = {
         "dac": dac_energy_pj(constants, family, driver_bits),
@@ -255,6 +269,8 @@ def unit_costs(
         "shift_add": sa_energy,
         "subtraction": sub_energy,
         "rescale": mult_energy,
+        "comparison": cmp_energy,
+        "register_bit_write": dff_energy,
     }
     nodes = {
         "cells_nm": tech_nm,

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..chip import Chip
+from .array_energy import column_current_limit_ua
+from .cost_units import load_constants
 from .groups import polarity_groups, row_tiles
 from .networks import Net
 
@@ -57,6 +59,7 @@ def layer_specs(net: Net, in_shape: list[int]) -> list[dict[str, Any]]:
                 "outputs": layer.out_channels,
                 "weight_rows": layer.in_channels * math.prod(k),
                 "mvms": math.prod(shape[1:]),
+                "in_spatial": list(shape[1:]),
             }
             shape = [layer.out_channels] + [s // 2 ** net.pool_after[i] for s in shape[1:]]
         else:
@@ -68,6 +71,7 @@ def layer_specs(net: Net, in_shape: list[int]) -> list[dict[str, Any]]:
                 "outputs": layer.out_features,
                 "weight_rows": layer.in_features,
                 "mvms": 1,
+                "in_spatial": [],
             }
             shape = [layer.out_features]
         spec.update(
@@ -182,31 +186,85 @@ OPERATION_KEYS = (
     "adc_conversions",
     "dac_activations",
     "cell_reads",
+    "column_reads",
     "subtractions",
     "sign_flips",
     "shift_adds",
     "rescales",
+    "relus",
+    "pool_comparisons",
+    "buffer_writes",
+    "buffer_reads",
     "mvms",
+)
+#: Component counts :func:`count` sums over the layers into mapping.json's total.
+TOTAL_KEYS = (
+    "devices",
+    "tiles",
+    "used_cells",
+    "reference_cells",
+    "adcs",
+    "dacs",
+    "subtractors",
+    "shift_add_units",
+    "rescale_units",
+    "relu_units",
+    "pool_units",
+    "accumulator_registers",
+    "sign_flips",
+    "weights",
+    "adc_ranges",
 )
 
 
-def count(mapping: dict) -> None:
+def tile_cycles(columns: int, C: int, pair: int, per_signal: int, mux: int) -> list[int]:
+    """Mux cycles per pass of each column tile of a layer of ``columns`` physical columns on C-column tiles: the
+    signals a tile converts (a pair's one, or ``per_signal`` = 2 when subtracted digitally; a one-device column's one)
+    in turn on its ceil(C / pair x per_signal / mux) ADCs: ceil(signals / ADCs) cycles, in sequence."""
+    adcs = math.ceil((C // pair) * per_signal / mux)
+    return [math.ceil(min(C, columns - j * C) // pair * per_signal / adcs) for j in range(math.ceil(columns / C))]
+
+
+def pool_comparisons(spec: dict) -> int:
+    """Comparisons of the max-pools after a layer, per inference: each 2x stage (window 2^dims) takes window - 1
+    comparisons per output it keeps, on the outputs x spatial positions left by the stages before it."""
+    dims = {"conv1d": 1, "conv2d": 2}.get(spec["kind"], 0)
+    if int(spec["pool"]) and not dims:
+        raise ValueError(f"{spec['name']}: a max-pool after a {spec['kind']} layer")
+    sp, n = list(spec["in_spatial"]), 0
+    for _ in range(int(spec["pool"])):
+        sp = [s // 2 for s in sp]
+        n += spec["outputs"] * math.prod(sp) * (2**dims - 1)
+    return n
+
+
+def count(mapping: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
     """Fill per-layer and total component and operation counts (the counting rules of COSTMODEL.md) for the
     circuit of ``mapping["chip"]`` (:class:`nvmxbar.chip.Chip`). Operation counts are per MVM (``*_per_mvm``,
     every pass included) and per inference (``total["operations"]``); the simulator counts the same while it runs.
+    With the crossbar's ``arrays`` (crossbar.npz), also the operating point (:func:`column_currents`).
 
     * Conversions: every converted signal of every row tile, in every pass: outputs x slices per row tile, twice
       that for a pair subtracted digitally (its two columns converted).
     * ADCs: one per ``adc_mux`` signals of a tile (a tile's C columns: C/2 pair signals with analog subtraction).
+    * Mux cycles: a tile converts its signals in turn on its ADCs, ceil(signals / ADCs) cycles per pass
+      (:func:`tile_cycles`); the rows are driven again in every cycle (drives: rows x cycles of every tile), and a
+      column conducts (its cells read, its bit line charged) in its own cycle. ``mux_cycles``: the layer's longest
+      tile (the tiles of an MVM run in parallel).
     * Subtractions: digital only, one per converted signal (a pair's two codes, or a one-device column's offset);
       one subtractor per ADC (time-shared like it). Analog subtraction needs none (the pair's currents, or the
       reference column's, are subtracted on the column).
     * Reference columns: a one-device tile with analog offset removal holds one column of G_min cells (its
-      devices and reads are counted).
+      devices counted), read with every cycle of its tile (it is subtracted from every converted column).
     * Shift-adds: every converted signal after the subtraction is accumulated into its output when an output has
-      more than one (slices, row tiles or bit-serial passes); one shift-and-add unit per ADC.
+      more than one (slices, row tiles or bit-serial passes); one shift-and-add unit per ADC, one accumulator
+      register per output.
     * Rescales: one multiply per output per MVM for the baseline (per-layer scale) and for uniform scaling whose
       ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free).
+    * ReLU: one comparison per output of every layer but the last (one comparator per output); max-pool: window - 1
+      comparisons per pooled output (:func:`pool_comparisons`, one comparator per output channel).
+    * Buffer: a layer's inputs (in_channels x MVMs values) are written once and read by every MVM (its weight rows);
+      one buffer holds the largest layer input + output at ``dac_bits`` per value (``total["buffer_bits"]``).
     * ADC ranges: the baseline calibrates one per layer and slice (adc_ranges), each a reference of its own."""
     chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
     R, C = chip.tile.rows, chip.tile.cols
@@ -215,26 +273,12 @@ def count(mapping: dict) -> None:
     digital = chip.subtraction == "digital"
     per_layer = mapping["scheme"] in ("baseline", "perlayer")  # a periphery design (references) per layer
     rescale = per_layer or chip.rescales
-    tot: dict[str, Any] = {
-        k: 0
-        for k in (
-            "devices",
-            "tiles",
-            "used_cells",
-            "reference_cells",
-            "adcs",
-            "dacs",
-            "subtractors",
-            "shift_add_units",
-            "rescale_units",
-            "sign_flips",
-            "weights",
-            "adc_ranges",
-        )
-    }
+    tot: dict[str, Any] = dict.fromkeys(TOTAL_KEYS, 0)
     ops = dict.fromkeys(OPERATION_KEYS, 0)
     tot["pair"] = mapping["pair"]
-    for spec in mapping["layers"]:
+    layers = mapping["layers"]
+    in_values = [s["in_channels"] * s["mvms"] for s in layers]
+    for idx, spec in enumerate(layers):
         K, N, S, P = spec["rows"], spec["outputs"], spec["slices"], spec["pair"]
         phys = N * S * P
         rt, ct = spec["row_tiles"], spec["col_tiles"]
@@ -243,7 +287,10 @@ def count(mapping: dict) -> None:
         refs = ct if P == 1 and not digital else 0  # reference columns of the layer, each on every row tile
         signals_per_tile = (C // P) * pc  # what a tile's ADCs convert
         adcs = tiles * math.ceil(signals_per_tile / mux)
+        cycles = tile_cycles(phys, C, P, pc, mux)
+        read_cols = phys + (sum(cycles) if refs else 0)  # columns conducting per pass (a reference: every cycle)
         many = S > 1 or rt > 1 or passes > 1
+        last = idx == len(layers) - 1
         spec.update(
             physical_cols=phys,
             tiles=tiles,
@@ -253,37 +300,83 @@ def count(mapping: dict) -> None:
             utilisation=K * phys / (tiles * R * C),
             adcs=adcs,
             passes=passes,
+            mux_cycles=max(cycles),
             adc_conversions_per_mvm=N * S * pc * rt * passes,
             dacs=tiles * R,
-            dac_activations_per_mvm=K * ct * passes,
-            cell_reads_per_mvm=K * (phys + refs) * passes,
+            dac_activations_per_mvm=K * sum(cycles) * passes,
+            cell_reads_per_mvm=K * read_cols * passes,
+            column_reads_per_mvm=rt * read_cols * passes,
             subtractors=adcs if digital else 0,
             subtractions_per_mvm=N * S * rt * passes if digital else 0,
             shift_adds_per_mvm=N * S * rt * passes if many else 0,
             shift_add_units=adcs if many else 0,
+            accumulator_registers=N if many else 0,
             rescale_units=N if rescale else 0,
             rescales_per_mvm=N if rescale else 0,
+            relu_units=0 if last else N,
+            relus_per_mvm=0 if last else N,
+            pool_units=N if int(spec["pool"]) else 0,
+            pool_comparisons_per_mvm=pool_comparisons(spec) / spec["mvms"],
+            input_values=in_values[idx],
+            output_values=N * spec["mvms"] if last else in_values[idx + 1],
+            buffer_writes_per_mvm=spec["in_channels"],
+            buffer_reads_per_mvm=spec["weight_rows"],
             sign_flips=spec.get("negative_groups", 0),
             sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0) * passes,
             periphery_design=spec["name"] if per_layer else "global",
             adc_ranges=int(spec.get("adc_ranges", 1)),
             weights=spec["weight_rows"] * N,
         )
-        for k in tot:
-            if k != "pair":
-                tot[k] += spec[k]
-        for k, per in (
-            ("adc_conversions", "adc_conversions_per_mvm"),
-            ("dac_activations", "dac_activations_per_mvm"),
-            ("cell_reads", "cell_reads_per_mvm"),
-            ("subtractions", "subtractions_per_mvm"),
-            ("sign_flips", "sign_flips_per_mvm"),
-            ("shift_adds", "shift_adds_per_mvm"),
-            ("rescales", "rescales_per_mvm"),
-        ):
-            ops[k] += spec["mvms"] * spec[per]
-        ops["mvms"] += spec["mvms"]
+        for k in TOTAL_KEYS:
+            tot[k] += spec[k]
+        for k in OPERATION_KEYS:
+            ops[k] += spec["mvms"] * (1 if k == "mvms" else spec[f"{k}_per_mvm"])
     tot["utilisation"] = tot["used_cells"] / max(tot["devices"], 1)
-    tot["periphery_designs"] = len({s["periphery_design"] for s in mapping["layers"]})
+    tot["periphery_designs"] = len({s["periphery_design"] for s in layers})
+    tot["buffer_bits"] = max(s["input_values"] + s["output_values"] for s in layers) * chip.dac_bits
     tot["operations"] = ops
     mapping["total"] = tot
+    if arrays is not None:
+        column_currents(arrays, mapping)
+
+
+def column_currents(arrays: dict[str, np.ndarray], mapping: dict, constants: dict | None = None) -> None:
+    """The operating point, into mapping.json (after :func:`count`): per layer, the column currents with every driven
+    row at the DAC full-scale, I = V_read x the sum of G over the column's cells on driven rows, over the tile
+    columns that hold a used cell (reference columns included): ``max_column_current_ua``,
+    ``mean_column_current_ua``; ``array_power_uw``, what the array draws at full drive: V_read x the mean current x
+    the columns conducting at once (one signal per ADC of every tile; a pair's two columns, a reference column).
+    In ``total``: the largest current, the mean over every column, the largest layer's power (layers run one after
+    another), and the limit a design is flagged against (:func:`nvmxbar.core.array_energy.column_current_limit_ua`,
+    from ``constants``, default the packaged ones) with ``column_current_within_limit``."""
+    chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
+    v, g_min, C = chip.device.v_read_v, chip.device.g_min_us, chip.tile.cols
+    digital = chip.subtraction == "digital"
+    currents = []
+    for i, spec in enumerate(mapping["layers"]):
+        g = arrays[f"L{i}.G_us"].astype(np.float64)  # (rt, ct, R, C)
+        rt, ct, R, _ = g.shape
+        driven = (arrays[f"L{i}.row_index"].reshape(rt, R) >= 0).astype(np.float64)
+        col = v * np.einsum("tr,tcrk->tck", driven, g)[arrays[f"L{i}.used"].any(axis=2)]
+        P, pc = spec["pair"], 2 if digital and spec["pair"] == 2 else 1
+        refs = P == 1 and not digital
+        if refs:  # one reference column of G_min cells per tile, on the tile's driven rows
+            col = np.concatenate([col, np.repeat(v * g_min * driven.sum(1), ct)])
+        adcs = math.ceil((C // P) * pc / chip.adc_mux)
+        signals = [min(C, spec["physical_cols"] - j * C) // P * pc for j in range(ct)]
+        at_once = rt * sum(min(adcs, s) * (2 if P == 2 and not digital else 1) + int(refs) for s in signals)
+        spec.update(
+            max_column_current_ua=float(col.max()),
+            mean_column_current_ua=float(col.mean()),
+            array_power_uw=float(v * col.mean() * at_once),
+        )
+        currents.append(col)
+    tot = mapping["total"]
+    limit = column_current_limit_ua(constants or load_constants(), v, chip.tile.rows)
+    tot.update(
+        max_column_current_ua=max(s["max_column_current_ua"] for s in mapping["layers"]),
+        mean_column_current_ua=float(np.concatenate(currents).mean()),
+        array_power_uw=max(s["array_power_uw"] for s in mapping["layers"]),
+        column_current_limit_ua=limit,
+    )
+    tot["column_current_within_limit"] = bool(tot["max_column_current_ua"] <= limit)

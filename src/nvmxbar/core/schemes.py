@@ -252,7 +252,7 @@ def map_network(
         mapping["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
     else:
         _calibrate_baseline_adc(arrays, mapping, calib_x, device)
-    count(mapping)
+    count(mapping, arrays)
     return arrays, mapping
 
 

@@ -24,7 +24,6 @@ from ..chip import Chip
 from .accounting import Accounting, layer_conv
 from .fakequant import abs_quantile
 from .groups import tile_span
-from .networks import pool
 from .tensors import Chips, Perturb, auto_device, bit_planes, matmul
 
 __all__ = ["Chips", "Perturb", "Simulator", "auto_device", "bit_planes"]
@@ -264,15 +263,10 @@ class Simulator(Accounting):
             if self.passes > 1:  # the passes' outputs shifted by their bit and added (digital)
                 y = sum(part * float(2**j) for j, part in enumerate(y.unflatten(1, (self.passes, B)).unbind(1)))
             if self.ops is not None:
-                self._count_layer(i, spec, B * int(np.prod(y.shape[3:], dtype=np.int64)))
+                self._count_layer(i, spec, B * int(np.prod(y.shape[3:], dtype=np.int64)), u[0, :B].numel())
             if self.bias[i] is not None:
                 y = y + self.bias[i].to(vd).reshape(-1, *[1] * (y.dim() - 3))
-            h = y
-            if i < len(self.layers) - 1:
-                h = torch.relu(h)
-                if spec["pool"]:
-                    flat = pool(h.flatten(0, 1), int(spec["pool"]), 1 if spec["kind"] == "conv1d" else 2)
-                    h = flat.reshape(h.shape[0], B, *flat.shape[1:])
+            h = self._between_layers(i, spec, y, B) if i < len(self.layers) - 1 else y  # ReLU, max-pools
         return h.to(x.device)
 
     def _tile_sum(self, spec: dict, u: torch.Tensor, c0: int, c1: int, m: torch.Tensor | None, I: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ the .md and REPORT.md's section, by :mod:`.sensitivity_text`) and of the figure 
 For every dataset, device bits and variant, the area and energy saving over the baseline at the same bits
 (:func:`nvmxbar.core.cost.improvement`) is recomputed with ONE assumption moved from the run's point at a time
 (:data:`GRID`), both designs priced alike by :func:`nvmxbar.core.cost.estimate`: the cells' on-resistance (every
-conductance scales with 1/R_on, the on/off ratio kept), the read voltage and pulse, the ADC resolution (cost only:
+conductance scales with 1/R_on, the on/off ratio kept), the chip's read voltage, the ADC resolution (cost only:
 the accuracy is not re-simulated), the ADC sharing and the pair subtraction (both recounted by
 :func:`nvmxbar.core.layout.count`) and the converter family. Pure functions over mapping.json and cost.json
 documents; the measured cell activity that priced cost.json is kept. Every seed's deployment is repriced against the
@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import settings
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
-from ..core.cost_units import FAMILIES, const, load_constants
+from ..core.cost_units import FAMILIES, load_constants
 from ..core.layout import count
 from .collect import CONVERTERS as CONVERTERS_KEY
 from .collect import converters, read_json, seed_list
@@ -37,7 +37,6 @@ from .seeds import mean_over_seeds
 GRID: dict[str, tuple] = {
     "r_on_ohm": (6e3, 20e3, 100e3, 1e6),
     "v_read_v": (0.1, 0.2, 0.3, 0.5),
-    "t_read_ns": (1.0, 10.0),
     "adc_bits": (4, 5, 6, 7, 8),
     "adc_mux": (1, 4, 8, 16),
     "family": FAMILIES,
@@ -46,7 +45,6 @@ GRID: dict[str, tuple] = {
 LABELS = {
     "r_on_ohm": "on-resistance R_on",
     "v_read_v": "read voltage",
-    "t_read_ns": "read pulse",
     "adc_bits": "ADC bits",
     "adc_mux": "columns per ADC",
     "family": "converter family",
@@ -54,6 +52,7 @@ LABELS = {
 }
 NOTES = {
     "r_on_ohm": "every conductance (device range, measured read G) scaled by R_on(run) / R_on, on/off ratio kept",
+    "v_read_v": "the chip device's read voltage (the cells' read time is the mux cycle, set by the converters)",
     "adc_bits": "cost only: the accuracy is not re-simulated at these ADC bits",
     "adc_mux": "ADCs, shift-and-add units and subtractors recounted (layout.count)",
     "subtraction": "analog: a pair subtracted before one conversion; digital: both columns converted, then "
@@ -158,10 +157,10 @@ def run_point(variant: dict, baseline: dict, pricing: Repricing) -> dict[str, An
     """The run's own value of every assumption (None where the two designs differ: no row is the run's)."""
     cv, cb = converters(variant), converters(baseline)
     same = lambda k, default=None: cv.get(k, default) if cv.get(k, default) == cb.get(k, default) else None  # noqa: E731
+    same_device = lambda k: cv["device"][k] if cv["device"][k] == cb["device"][k] else None  # noqa: E731
     return {
         "r_on_ohm": r_on_ohm(variant, pricing.constants),
-        "v_read_v": float(const(pricing.constants, "cell_read.v_read_v")),
-        "t_read_ns": float(const(pricing.constants, "cell_read.t_read_ns")),
+        "v_read_v": same_device("v_read_v"),
         "adc_bits": same("adc_bits"),
         "adc_mux": same("adc_mux"),
         "family": pricing.family,
@@ -176,19 +175,6 @@ def values(parameter: str, point: Any) -> list:
         return vals if point is None or point in vals else [*vals, point]
     vals = [v for v in vals if not math.isclose(v, point, rel_tol=0.01)] + [point]
     return sorted(vals)
-
-
-def _set_constant(constants: dict, dotted: str, value: float) -> dict:
-    c = copy.deepcopy(constants)
-    *path, last = dotted.split(".")
-    node = c
-    for k in path:
-        node = node[k]
-    if isinstance(node[last], dict):
-        node[last]["value"] = value
-    else:
-        node[last] = value
-    return c
 
 
 def _scale_conductance(mapping: dict, k: float, constants: dict) -> None:
@@ -210,8 +196,8 @@ def vary(mapping: dict, pricing: Repricing, parameter: str, value: Any) -> tuple
     m = copy.deepcopy(mapping)
     if parameter == "r_on_ohm":
         _scale_conductance(m, r_on_ohm(mapping, pricing.constants) / float(value), pricing.constants)
-    elif parameter in ("v_read_v", "t_read_ns"):
-        pricing = replace(pricing, constants=_set_constant(pricing.constants, f"cell_read.{parameter}", value))
+    elif parameter == "v_read_v":
+        converters(m)["device"]["v_read_v"] = float(value)
     elif parameter == "adc_bits":
         converters(m)["adc_bits"] = int(value)
     elif parameter in ("adc_mux", "subtraction"):
@@ -231,7 +217,7 @@ def value_label(parameter: str, value: Any) -> str:
         return value
     if parameter == "r_on_ohm":
         return f"{value / 1e6:g} MΩ" if value >= 1e6 else f"{value / 1e3:.3g} kΩ"
-    return f"{value:g}{ {'v_read_v': ' V', 't_read_ns': ' ns'}.get(parameter, '') }"
+    return f"{value:g}{ {'v_read_v': ' V'}.get(parameter, '') }"
 
 
 def _breakdown(cost_v: dict, cost_b: dict) -> dict[str, float]:

@@ -1,6 +1,6 @@
-"""Rule ``estimate_cost``: price mapping.json's component and operation counts into area and energy per
+"""Rule ``estimate_cost``: price mapping.json's component and operation counts into area, energy and latency per
 component, per layer and per inference (cost.json), and an MLflow run nested under the training's run. With
-``cell_activity: measured`` the cell read energy follows what training inputs actually read on the crossbar."""
+``cell_activity: measured`` the array's read energy follows what training inputs actually read on the crossbar."""
 
 from __future__ import annotations
 
@@ -126,15 +126,17 @@ def run(
             adc_time_share=pr.adc_time_share,
         )
         t = doc["total"]
-        run_.log_metrics({k: t[k] for k in ("area_um2", "energy_pj_per_inference", "cell_energy_upper_bound_pj")})
+        logged = ("area_um2", "energy_pj_per_inference", "cell_energy_upper_bound_pj", "latency_ns_per_inference")
+        run_.log_metrics({k: t[k] for k in (*logged, "array_power_uw")})
         run_.log_artifact(out_json)
     log.info(
-        "%s/%s/b%d: %.4g um^2, %.4g pJ/inference (%s)",
+        "%s/%s/b%d: %.4g um^2, %.4g pJ and %.4g ns per inference (%s)",
         dataset,
         variant,
         bits,
         t["area_um2"],
         t["energy_pj_per_inference"],
+        t["latency_ns_per_inference"],
         pr.family,
     )
     return doc
