@@ -206,8 +206,13 @@ def count(mapping: dict) -> None:
     * Shift-adds: every converted signal after the subtraction is accumulated into its output when an output has
       more than one (slices, row tiles or bit-serial passes); one shift-and-add unit per ADC.
     * Rescales: one multiply per output per MVM for the baseline (per-layer scale) and for uniform scaling whose
-      ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free).
-    * ADC ranges: the baseline calibrates one per layer and slice (adc_ranges), each a reference of its own."""
+      ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free). The baseline's
+      slices combined with free ranges (``converters.combination`` free) add one multiply per converted code of
+      every slice but the least significant (one multiplier per ADC); pow2 slice shifts add none.
+    * Offset encoding (``weight_offset`` 2^(wb-1)): per MVM, K adds that sum the input codes (bias drive included)
+      and one subtraction of 2^(wb-1) x that sum per output: N + K subtractions, N + 1 subtractors.
+    * ADC ranges: the baseline calibrates one per layer and distinct slice range (adc_ranges), each a reference of
+      its own."""
     chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
     R, C = chip.tile.rows, chip.tile.cols
     mux = chip.adc_mux
@@ -244,6 +249,8 @@ def count(mapping: dict) -> None:
         signals_per_tile = (C // P) * pc  # what a tile's ADCs convert
         adcs = tiles * math.ceil(signals_per_tile / mux)
         many = S > 1 or rt > 1 or passes > 1
+        free = spec.get("converters", {}).get("combination") == "free"  # baseline: a multiply per non-LSB slice code
+        offset = N + K if spec.get("weight_offset") else 0  # offset encoding: K adds (input sum), N subtractions
         spec.update(
             physical_cols=phys,
             tiles=tiles,
@@ -257,12 +264,12 @@ def count(mapping: dict) -> None:
             dacs=tiles * R,
             dac_activations_per_mvm=K * ct * passes,
             cell_reads_per_mvm=K * (phys + refs) * passes,
-            subtractors=adcs if digital else 0,
-            subtractions_per_mvm=N * S * rt * passes if digital else 0,
+            subtractors=(adcs if digital else 0) + (N + 1 if offset else 0),
+            subtractions_per_mvm=(N * S * rt * passes if digital else 0) + offset,
             shift_adds_per_mvm=N * S * rt * passes if many else 0,
             shift_add_units=adcs if many else 0,
-            rescale_units=N if rescale else 0,
-            rescales_per_mvm=N if rescale else 0,
+            rescale_units=(N if rescale else 0) + (adcs if free and S > 1 else 0),
+            rescales_per_mvm=(N if rescale else 0) + (N * (S - 1) * rt * passes if free else 0),
             sign_flips=spec.get("negative_groups", 0),
             sign_flips_per_mvm=spec.get("negative_conversions_per_mvm", 0) * passes,
             periphery_design=spec["name"] if per_layer else "global",
