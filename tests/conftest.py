@@ -148,7 +148,9 @@ def map_settings(**over):
                 node = node.setdefault(p, {})
             node[path[-1]] = over.pop(k)
     cfg = config.validate({"chip": chip, "map_crossbar": over})
-    return MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"]))
+    return MapSettings.from_config(
+        cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"])
+    )
 
 
 def make_synthetic_npz(

@@ -54,13 +54,8 @@ class BaselineMap:
     weight_fit: bool  # ... and the fewest weight bits
     fit_tolerance_pct: float
     slice_combination: str  # pow2 (a shift per slice) | free (a multiply per code)
-    encodings: tuple[str, ...]  # differential | offset; map_network maps the first
+    encodings: tuple[str, ...]  # differential | offset; map_network maps the first, map_crossbar fits each
     pricing: Pricing  # estimate_cost's, to price the fitted candidates
-
-    @property
-    def encoding(self) -> str:
-        """The encoding :func:`nvmxbar.core.schemes.map_network` maps (map_crossbar tries each in turn)."""
-        return self.encodings[0]
 
 
 @dataclass(frozen=True)
@@ -73,8 +68,7 @@ class MapSettings:
     baseline: BaselineMap | None
 
     @classmethod
-    def from_config(cls, map_cfg: dict, chip: Chip, pricing: Pricing) -> MapSettings:
-        """``pricing``: estimate_cost's (:meth:`Pricing.from_config`), held by the baseline's settings alone."""
+    def from_config(cls, map_cfg: dict, chip: Chip, pricing: Pricing) -> MapSettings:  # pricing: the baseline's
         return cls(
             chip=chip,
             bias=map_cfg["bias"],

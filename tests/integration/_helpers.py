@@ -22,7 +22,9 @@ def unipolar_settings(bits: int = 2) -> dict:
     mapping (no baseline slicing) and the area objective's pricing."""
     return {
         "quant": QuantSettings.from_config("unipolar", bits, CFG["quant"], CHIP),
-        "ms": MapSettings.from_config(CFG["map_crossbar"], CHIP, Pricing.from_config(CFG["estimate_cost"])).for_variant("unipolar"),
+        "ms": MapSettings.from_config(CFG["map_crossbar"], CHIP, Pricing.from_config(CFG["estimate_cost"])).for_variant(
+            "unipolar"
+        ),
     }
 
 

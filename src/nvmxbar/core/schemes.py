@@ -170,7 +170,7 @@ def map_network(
     specs = layer_specs(net, net.in_shape)
     encoding, offset = None, 0
     if scheme == "baseline":
-        encoding = settings.baseline.encoding
+        encoding = settings.baseline.encodings[0]  # map_crossbar fits each encoding in turn
         offset = weight_offset(encoding, settings.baseline.weight_bits)
         S = slices_of(encoding, settings.baseline.weight_bits, b)
         chip = settings.baseline_chip()
@@ -246,14 +246,13 @@ def map_network(
         "layers": layers,
     }
     if offset:
-        mapping["encoding"] = encoding
         mapping["weight_offset"] = (
             f"offset encoding (ISAAC): every weight code c stored as c + {offset} in {S} unsigned {b}-bit digits, one "
             f"device each; {offset} x (the sum of the layer's input codes, the bias row's drive included) subtracted "
             "digitally from every output after the shift-and-add"
         )
-    elif scheme == "baseline":
-        mapping["encoding"] = encoding
+    if scheme == "baseline":  # the float weights' quantization, and how they are stored
+        mapping.update(encoding=encoding, weight_bits=settings.baseline.weight_bits)
     if P == 1:
         mapping["offset_correction"] = (
             "G_min offset removed in analog: a reference column of G_min cells per tile, read with the tile's "

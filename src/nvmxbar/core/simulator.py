@@ -310,8 +310,9 @@ class Simulator(Accounting):
     ) -> torch.Tensor:
         """Per row tile: the converted signals' sums for every chip, read noise, the ADC, the digital subtraction (a
         pair's two codes, or a one-device column's offset) when it is digital; then the digital shift-and-add over
-        slices, the sum over row tiles and the offset encoding's correction: (I, B, N, *spatial) in dtype ``vd``, in the network's units (an ADC code
-        times its step). The ADC codes and their shift-and-add are small integers, exact in the sums' dtype."""
+        slices, the sum over row tiles and the offset encoding's correction: (I, B, N, *spatial) in dtype ``vd``, in
+        the network's units (an ADC code times its step). The ADC codes and their shift-and-add are small integers,
+        exact in the sums' dtype."""
         I = max(u.shape[0], chips.n)
         N, S = spec["outputs"], spec["slices"]
         pc = 2 if self.digital and spec["pair"] == 2 else 1  # conversions per signal: a pair's two columns
