@@ -177,9 +177,7 @@ class Chip:
     @classmethod
     def from_config(cls, chip_cfg: dict) -> Chip:
         """From the validated ``chip`` section (every key present: the schema requires them)."""
-        return cls.from_dict(
-            {**chip_cfg, "device": asdict(Device.from_config(chip_cfg["device"]))}, "config key 'chip'"
-        )
+        return cls.from_dict({**chip_cfg, "device": asdict(Device.from_config(chip_cfg["device"]))}, "config key 'chip'")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "chip") -> Chip:
@@ -188,10 +186,7 @@ class Chip:
         return cls(
             tile=Tile(**{k: int(v) for k, v in _strict(Tile, d["tile"], f"{where}.tile").items()}),
             device=Device(
-                **{
-                    k: v if k == "preset" else float(v)
-                    for k, v in _strict(Device, d["device"], f"{where}.device").items()
-                }
+                **{k: v if k == "preset" else float(v) for k, v in _strict(Device, d["device"], f"{where}.device").items()}
             ),
             dac_bits=int(d["dac_bits"]),
             adc_bits=int(d["adc_bits"]),

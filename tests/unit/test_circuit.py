@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import chip_of, map_settings, rounding_bound, small_net
 
-from nvmxbar.core import cost, cost_units, layout
+from nvmxbar.core import cost, cost_units
 from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
