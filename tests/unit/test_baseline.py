@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import make_synthetic_npz, map_settings, small_net
+from conftest import chip_of, make_synthetic_npz, map_settings, small_net
 
+from nvmxbar.core import noise
 from nvmxbar.core.converters import ENCODINGS, adc_code_range, adc_steps, slice_ranges, slices_of
+from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
-from nvmxbar.settings import MapSettings, from_params, params
+from nvmxbar.settings import MapSettings, NoiseModel, from_params, params
 from nvmxbar.stages import map_crossbar
 from nvmxbar.stages.estimate_cost import check_operations
 from nvmxbar.stages.map_crossbar import fewest_bits, fit_baseline, price
@@ -106,6 +108,30 @@ def test_offset_encoding_is_exact_through_an_adc_that_does_not_clip(mode):
     assert adc == ["signed"] + ["unsigned"] * (len(adc) - 1)
     assert adc_code_range(m["layers"][1], 6) == (0, 63) and adc_code_range(m["layers"][0], 6) == (-31, 31)
     assert torch.allclose(out["offset"], out["differential"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("scheme", ["offset", "unipolar"])
+@pytest.mark.parametrize("subtraction", SUBTRACTIONS)
+def test_a_population_of_chips_runs_one_device_columns(scheme, subtraction):
+    """Three chips drawn with programming and read noise: each chip's own inputs reach the input-code sums (the
+    offset encoding's, and a digitally subtracted G_min offset's) of every layer; with a zero sigma every chip is the
+    ideal one."""
+    if scheme == "offset":
+        net, x = small_net(ARCH, None)
+        arrays, m = mapped(net, x, rows=16, cols=8, subtraction=subtraction, baseline_encodings=["offset"])
+    else:
+        quant = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 16, "adc_ratio": "pow2"}
+        net, x = small_net(make_arch(ARCH["in_shape"], 6, {**ARCH, "polarity": "positive"}), quant)
+        arrays, m = map_network(net, 2, map_settings(rows=16, cols=8, subtraction=subtraction, **chip_of(net)))
+    sim = Simulator(arrays, m)
+    with torch.no_grad():
+        ideal = sim.forward(x[:16])[0]
+        for sigma in (0.0, 0.05):
+            model = replace(NoiseModel.programming(sigma), read_sigma=sigma / 5)
+            chips = sim.chips(noise.Perturbation(model, 3, sim, torch.Generator().manual_seed(0)))
+            y = sim.forward(x[:16], perturb=chips)
+            assert y.shape == (3, 16, 6) and torch.isfinite(y).all()
+            assert (y == ideal).all() if sigma == 0 else not torch.allclose(y[0], y[1])
 
 
 @pytest.mark.parametrize("subtraction", SUBTRACTIONS)

@@ -299,7 +299,9 @@ class Simulator(Accounting):
             ones = torch.ones(1, c1 - c0, *k, dtype=u.dtype, device=u.device)
             if mask is not None:
                 ones = ones * mask.reshape(1, c1 - c0, *k)
-        out = self._tile_sum(spec, u, c0, c1, ones, u.shape[0]) if c1 > c0 else None
+        I, B = u.shape[:2]  # every chip's inputs as one batch (one all-ones kernel, not one per chip)
+        out = self._tile_sum(spec, u.reshape(1, I * B, *u.shape[2:]), c0, c1, ones, 1) if c1 > c0 else None
+        out = None if out is None else out.reshape(I, B, *out.shape[2:])
         drive = sum(d for _, d in bias)
         if out is None:
             return torch.full((u.shape[0], u.shape[1], 1, *u.shape[3:]), float(drive), dtype=u.dtype, device=u.device)
