@@ -23,7 +23,7 @@ from nvmxbar.core import noise  # noqa: E402
 from nvmxbar.core.networks import build  # noqa: E402
 from nvmxbar.core.schemes import map_network  # noqa: E402
 from nvmxbar.core.simulator import Simulator, auto_device  # noqa: E402
-from nvmxbar.settings import Drift, MapSettings, NoiseModel, QuantSettings  # noqa: E402
+from nvmxbar.settings import Drift, MapSettings, NoiseModel, Pricing, QuantSettings  # noqa: E402
 
 IN, OUT, TILE, BITS = 561, 256, 128, 2
 ARCH = {"in_shape": [IN], "num_classes": OUT, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0, "bias": True}
@@ -48,7 +48,7 @@ def main() -> None:
     cfg = config.load(ROOT / "config.yaml", over)
     chip = Chip.from_config(cfg["chip"])
     quant = QuantSettings.from_config("uniform", BITS, cfg["quant"], chip)
-    settings = MapSettings.from_config(cfg["map_crossbar"], chip).for_variant("uniform")
+    settings = MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])).for_variant("uniform")
     net = build(ARCH, quant.quantizer_kwargs())
     x = torch.randn(args.batch, IN)
     net.train()

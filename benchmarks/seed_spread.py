@@ -274,7 +274,7 @@ def run_one(job: dict) -> dict:
     from nvmxbar.core.schemes import map_network
     from nvmxbar.core.simulator import Simulator
     from nvmxbar.data.arrays import network_inputs
-    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, QuantSettings, Recipe
+    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, Pricing, QuantSettings, Recipe
     from nvmxbar.stages import train
     from nvmxbar.training.model_io import load_model
 
@@ -316,7 +316,7 @@ def run_one(job: dict) -> dict:
         torch.set_num_threads(job["threads"])
         net, _ = load_model(out / "model.pt")
         sim = Simulator(
-            *map_network(net, bits, MapSettings.from_config(cfg["map_crossbar"], chip).for_variant(variant))
+            *map_network(net, bits, MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])).for_variant(variant))
         )
         full = MonteCarlo.from_config(cfg["evaluate_noise"])
         mc = MonteCarlo(

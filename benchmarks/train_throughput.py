@@ -45,7 +45,7 @@ from nvmxbar.core import networks, noise  # noqa: E402
 from nvmxbar.core.schemes import map_network  # noqa: E402
 from nvmxbar.core.simulator import Simulator  # noqa: E402
 from nvmxbar.data.datamodule import NpzDataModule  # noqa: E402
-from nvmxbar.settings import MapSettings, NoiseModel, QuantSettings, Recipe  # noqa: E402
+from nvmxbar.settings import MapSettings, NoiseModel, Pricing, QuantSettings, Recipe  # noqa: E402
 from nvmxbar.training.fit import fit  # noqa: E402
 
 FULL_TRAIN_IMAGES = 45_000  # CIFAR-10's training split in the full profile (50,000 less val_fraction 0.1)
@@ -155,7 +155,7 @@ def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: i
     net.train()
     net(x)  # calibrates the full-scales
     net.eval()
-    settings = MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"])).for_variant("uniform")
+    settings = MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"])).for_variant("uniform")
     arrays, mapping = map_network(net, 2, settings)
     sim = Simulator(arrays, mapping, device=device)
     model = NoiseModel.programming(1.0)

@@ -138,7 +138,7 @@ def map_settings(**over):
     subtraction) and map_crossbar's."""
     from nvmxbar import config
     from nvmxbar.chip import Chip
-    from nvmxbar.settings import MapSettings
+    from nvmxbar.settings import MapSettings, Pricing
 
     chip: dict = {}
     for k, path in CHIP_KEYS.items():
@@ -148,7 +148,9 @@ def map_settings(**over):
                 node = node.setdefault(p, {})
             node[path[-1]] = over.pop(k)
     cfg = config.validate({"chip": chip, "map_crossbar": over})
-    return MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"]))
+    return MapSettings.from_config(
+        cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"])
+    )
 
 
 def make_synthetic_npz(

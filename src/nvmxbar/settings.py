@@ -44,14 +44,19 @@ VARIANTS = ("baseline", "perlayer", "uniform", "signed", "unipolar")
 class BaselineMap:
     """The float baseline's mapping (``map_crossbar.baseline_*``, ``calibration_samples``): weight bits
     bit-sliced onto the devices, its converters (``dac_bits``, ``adc_bits``: null in the config = the chip's), the
-    training inputs that calibrate its per-layer DAC and ADC ranges, and the ADC-bit fit."""
+    training inputs that calibrate its per-layer DAC and ADC ranges, how its slices combine, the ADC- and weight-bit
+    fits, the encodings tried and the pricing that picks the cheapest (nvmxbar.stages.map_crossbar)."""
 
     weight_bits: int
     dac_bits: int
     adc_bits: int
     calibration_samples: int
-    adc_fit: bool  # map_crossbar tries more ADC bits until the baseline keeps its float accuracy
+    adc_fit: bool  # map_crossbar fits the fewest ADC bits that keep the float accuracy (validation split)
+    weight_fit: bool  # ... and the fewest weight bits
     fit_tolerance_pct: float
+    slice_combination: str  # pow2 (a shift per slice) | free (a multiply per code)
+    encodings: tuple[str, ...]  # differential | offset; map_network maps the first, map_crossbar fits each
+    pricing: Pricing  # estimate_cost's, to price the fitted candidates
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class MapSettings:
     baseline: BaselineMap | None
 
     @classmethod
-    def from_config(cls, map_cfg: dict, chip: Chip) -> MapSettings:
+    def from_config(cls, map_cfg: dict, chip: Chip, pricing: Pricing) -> MapSettings:  # pricing: the baseline's
         return cls(
             chip=chip,
             bias=map_cfg["bias"],
@@ -74,7 +79,11 @@ class MapSettings:
                 adc_bits=int(map_cfg["baseline_adc_bits"] or chip.adc_bits),
                 calibration_samples=int(map_cfg["calibration_samples"]),
                 adc_fit=bool(map_cfg["baseline_adc_fit"]),
+                weight_fit=bool(map_cfg["baseline_weight_fit"]),
                 fit_tolerance_pct=float(map_cfg["baseline_fit_tolerance_pct"]),
+                slice_combination=map_cfg["baseline_slice_combination"],
+                encodings=tuple(map_cfg["baseline_encodings"]),
+                pricing=pricing,
             ),
         )
 
@@ -82,13 +91,13 @@ class MapSettings:
         """What mapping ``variant`` reads: the baseline's slicing only for the baseline."""
         return self if variant == "baseline" else replace(self, baseline=None)
 
-    def baseline_chip(self, adc_bits: int | None = None) -> Chip:
+    def baseline_chip(self) -> Chip:
         """The baseline's chip: the same array, drive, subtraction and ADC sharing, its own converter bits (its
-        ADC-to-DAC ratio is a per-layer rescale: free); ``adc_bits`` overrides (the ADC-bit fit)."""
+        ADC-to-DAC ratio is a per-layer rescale: free)."""
         if self.baseline is None:
             raise ValueError("these mapping settings are a quantized variant's: they hold no baseline slicing")
         b = self.baseline
-        return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=adc_bits or b.adc_bits, adc_ratio="free")
+        return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=b.adc_bits, adc_ratio="free")
 
 
 @dataclass(frozen=True)

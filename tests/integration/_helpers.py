@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nvmxbar import config
 from nvmxbar.chip import Chip
-from nvmxbar.settings import MapSettings, QuantSettings, Recipe
+from nvmxbar.settings import MapSettings, Pricing, QuantSettings, Recipe
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = config.load(REPO / "config.yaml", {"profile": "smoke"})
@@ -22,7 +22,9 @@ def unipolar_settings(bits: int = 2) -> dict:
     mapping (no baseline slicing) and the area objective's pricing."""
     return {
         "quant": QuantSettings.from_config("unipolar", bits, CFG["quant"], CHIP),
-        "ms": MapSettings.from_config(CFG["map_crossbar"], CHIP).for_variant("unipolar"),
+        "ms": MapSettings.from_config(CFG["map_crossbar"], CHIP, Pricing.from_config(CFG["estimate_cost"])).for_variant(
+            "unipolar"
+        ),
     }
 
 

@@ -1,6 +1,6 @@
 """One circuit, simulated and costed the same (nvmxbar.settings.Circuit): the operations the simulator performs are
 the ones the cost model prices, both input modes and both subtraction schemes are simulated exactly, uniform
-scaling's ADC-to-DAC ratio is a power of two, and the baseline has an ADC range per slice."""
+scaling's ADC-to-DAC ratio is a power of two (the baseline's own converters: tests/unit/test_baseline.py)."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import chip_of, map_settings, rounding_bound, small_net
 
-from nvmxbar.core import cost, cost_units, layout
+from nvmxbar.core import cost, cost_units
 from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
@@ -126,18 +126,25 @@ def test_one_device_tiles_hold_a_reference_column_that_noise_perturbs():
         assert not torch.allclose(sim.forward(x, perturb=refs_only, adc=False), sim.forward(x, adc=False))
 
 
-@pytest.mark.parametrize("scheme", ["baseline", "uniform", "unipolar"])
+@pytest.mark.parametrize("scheme", ["baseline", "baseline/offset", "baseline/free", "uniform", "unipolar"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("subtraction", SUBTRACTIONS)
 def test_counted_operations_are_the_priced_operations(scheme, mode, subtraction):
     """The simulator counts every conversion, drive (every mux cycle), cell read, bit line, subtraction, sign flip,
     shift-add, rescale, ReLU and max-pool comparison and buffer access while it runs; they equal mapping.json's
-    analytic counts layer by layer, and cost.json prices exactly them."""
-    if scheme == "baseline":
+    analytic counts layer by layer, and cost.json prices exactly them: the baseline's offset encoding (its input-code
+    sums and output subtractions) and free slice ranges (a multiply per converted code) included."""
+    over = {}
+    if scheme.startswith("baseline"):
         net, x = small_net(ARCH, None)
+        over = {"baseline_encodings": ["offset" if scheme == "baseline/offset" else "differential"]}
+        over["baseline_slice_combination"] = "free" if scheme == "baseline/free" else "pow2"
     else:
         net, x = quantized(mode, MIXED if scheme == "unipolar" else None)
-    arrays, mapping = mapped(net, x, input_mode=mode, subtraction=subtraction)
+    arrays, mapping = mapped(net, x, input_mode=mode, subtraction=subtraction, **over)
+    if scheme == "baseline/offset":
+        assert mapping["pair"] == 1 and all(s["weight_offset"] == 128 for s in mapping["layers"])
+        assert mapping["total"]["operations"]["subtractions"] > 0
     counted = Simulator(arrays, mapping).count_operations(x[:5], bs=2)
     for layer, ops in zip(mapping["layers"], counted, strict=True):
         check_operations(layer, ops)  # raises on any difference
@@ -153,8 +160,12 @@ def test_counted_operations_are_the_priced_operations(scheme, mode, subtraction)
     ops = doc["total"]["operations"]
     assert doc["total"]["energy_by_component"]["adc"] == pytest.approx(ops["adc_conversions"] * ue["adc"])
     assert doc["total"]["energy_by_component"]["rescale"] == pytest.approx(ops["rescales"] * ue["rescale"])
-    if scheme != "baseline":
+    if not scheme.startswith("baseline"):
         assert ops["rescales"] == 0  # a power-of-two ratio is a shift
+    elif scheme == "baseline/free":  # a multiply per converted code of every slice but the LSB, on top of the rescale
+        layer = mapping["layers"][-1]
+        per_mvm = layer["outputs"] * (1 + (layer["slices"] - 1) * layer["row_tiles"] * passes)
+        assert counted[-1]["rescales"] == layer["mvms"] * per_mvm
     with pytest.raises(ValueError, match="the costed circuit is not the simulated one"):
         check_operations(mapping["layers"][0], {**counted[0], "adc_conversions": counted[0]["adc_conversions"] + 1})
 
@@ -193,25 +204,6 @@ def test_free_ratio_keeps_a_multiply_and_it_is_costed():
     assert doc["total"]["area_by_component"]["rescale"] > 0 and doc["total"]["energy_by_component"]["rescale"] > 0
 
 
-def test_baseline_has_an_adc_range_per_slice_and_counts_its_references():
-    """Each slice of a baseline layer gets its own ADC range, each a reference the cost model counts."""
-    net, x = small_net(ARCH, None)
-    arrays, mapping = mapped(net, x, rows=32, cols=32)
-    S = mapping["slices"]
-    assert S == 4
-    for spec in mapping["layers"]:
-        assert len(spec["adc_fullscale"]) == S == spec["adc_ranges"]
-        # the most significant digit of most (small) weights is 0: its partial sums need a far smaller range, which
-        # one shared range (set by the busy low slices) would give only a few ADC codes
-        assert spec["adc_fullscale"][-1] < spec["adc_fullscale"][0] / 2
-    doc = cost.estimate(mapping, cost_units.load_constants())
-    assert doc["total"]["reference_blocks"] == S * len(mapping["layers"])
-    ref = cost_units.adc_area_um2(cost_units.load_constants(), "neurosim", 6)
-    assert doc["total"]["area_by_component"]["references"] == pytest.approx(S * len(mapping["layers"]) * ref)
-    layout.count(mapping)  # recounting keeps the ranges
-    assert mapping["total"]["adc_ranges"] == S * len(mapping["layers"])
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_per_layer_scales_at_device_precision_are_simulated_exactly(mode):
     """The attribution's perlayer variant: one weight, DAC and ADC full-scale per layer, trained at device precision
@@ -233,33 +225,3 @@ def test_per_layer_scales_at_device_precision_are_simulated_exactly(mode):
     counted = Simulator(arrays, mapping).count_operations(x[:3])
     for layer, ops in zip(mapping["layers"], counted, strict=True):
         check_operations(layer, ops)
-
-
-@pytest.mark.parametrize("tolerance", [100.0, 0.0])
-def test_baseline_gets_the_adc_bits_it_needs_chosen_on_validation_data(tmp_path, tolerance):
-    """baseline_adc_fit: from baseline_adc_bits up, one bit at a time, until the baseline's ideal crossbar keeps its
-    float network's VALIDATION accuracy within the tolerance; every try is recorded and the last one is deployed."""
-    from dataclasses import replace
-
-    from conftest import make_synthetic_npz
-
-    from nvmxbar.stages.map_crossbar import MAX_ADC_BITS, fit_baseline_adc
-
-    npz = make_synthetic_npz(tmp_path / "d.npz", n_val=64)
-    torch.manual_seed(0)
-    net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
-    s = map_settings(rows=32, cols=32)
-    s = replace(s, baseline=replace(s.baseline, adc_bits=3, fit_tolerance_pct=tolerance))
-    x = torch.randn(64, 9, 32)
-    arrays, mapping = fit_baseline_adc(net, 2, s, x, npz, "cpu")
-    fit = mapping["baseline_adc_fit"]
-    bits = [t["adc_bits"] for t in fit["tries"]]
-    assert bits == list(range(3, bits[-1] + 1)) and mapping["chip"]["adc_bits"] == bits[-1] == fit["adc_bits"]
-    assert fit["val_samples"] == 64
-    target = fit["float_val_accuracy"] - tolerance / 100
-    if tolerance == 100.0:
-        assert bits == [3] and fit["reached"]
-    else:  # stops at the first try that reaches the float accuracy, or at the last bits tried
-        assert all(t["val_accuracy"] < target for t in fit["tries"][:-1])
-        assert fit["reached"] == (fit["tries"][-1]["val_accuracy"] >= target)
-        assert fit["reached"] or bits[-1] == MAX_ADC_BITS

@@ -179,7 +179,9 @@ def test_area_objective_grows_with_width_and_row_groups():
         [9, 128],
         6,
         QuantSettings.from_config("unipolar", 2, CFG["quant"], Chip.from_config(CFG["chip"])),
-        MapSettings.from_config(CFG["map_crossbar"], Chip.from_config(CFG["chip"])).for_variant("unipolar"),
+        MapSettings.from_config(
+            CFG["map_crossbar"], Chip.from_config(CFG["chip"]), Pricing.from_config(CFG["estimate_cost"])
+        ).for_variant("unipolar"),
         Pricing.from_config(CFG["estimate_cost"]),
     )
     small = space.hardware_of({**base, "polarity": "positive"}, *args)

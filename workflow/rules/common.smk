@@ -99,8 +99,8 @@ REPORT_PROFILE = CFG["profile"] + (
 # A rule's params are the settings its stage reads, as plain data (settings.params): a config key reruns exactly
 # the jobs whose settings hold it (tests/workflow/test_rerun_scope.py).
 CHIP = Chip.from_config(CFG["chip"])
-MAP = settings.MapSettings.from_config(CFG["map_crossbar"], CHIP)
 COST = settings.CostSettings.from_config(CFG["estimate_cost"])
+MAP = settings.MapSettings.from_config(CFG["map_crossbar"], CHIP, COST.pricing)  # the baseline prices its candidates
 MONTE_CARLO = settings.MonteCarlo.from_config(CFG["evaluate_noise"])
 SCORE = settings.Score.from_config(CFG["nas_unipolar"]["score"])
 P = settings.params

@@ -51,16 +51,21 @@ class Accounting:
         ops["sign_flips"] += reads * int((self.row_sign[i][a] < 0).sum())
         many = spec["slices"] > 1 or len(self.tiles[i]) > 1 or self.passes > 1
         ops["shift_adds"] += reads * signals if many else 0
+        if spec.get("converters", {}).get("combination") == "free":  # the baseline's free slice ranges: a multiply
+            ops["rescales"] += reads * spec["outputs"] * (spec["slices"] - 1)  # per code of every slice but the LSB
 
     def _count_layer(self, i: int, spec: dict, mvms: int, inputs: int) -> None:
         """Per-layer digital operations around the tiles: its ``inputs`` values written to the buffer, every MVM
         reading its weight rows' inputs from it, a rescale of every output (the baseline's per-layer scale, or uniform
-        scaling's ADC-to-DAC ratio when it is not a power of two)."""
+        scaling's ADC-to-DAC ratio when it is not a power of two); the offset encoding's input-code sum (K adds) and
+        its subtraction from every output."""
         self.ops[i]["mvms"] += mvms
         self.ops[i]["buffer_writes"] += inputs
         self.ops[i]["buffer_reads"] += mvms * int(spec["weight_rows"])
         if self.ratio is None:  # the baseline's and perlayer's circuits are "free" too
             self.ops[i]["rescales"] += mvms * spec["outputs"]
+        if spec.get("weight_offset"):  # offset encoding: the K input codes summed, that sum x 2^(wb-1) subtracted
+            self.ops[i]["subtractions"] += mvms * (spec["rows"] + spec["outputs"])  # from each output
 
     def _between_layers(self, i: int, spec: dict, y: torch.Tensor, B: int) -> torch.Tensor:
         """The digital stage after layer i (not the last): ReLU, then its 2x max-pools; ``y`` (I, B, N, *spatial).

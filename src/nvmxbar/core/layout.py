@@ -260,12 +260,17 @@ def count(mapping: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
       more than one (slices, row tiles or bit-serial passes); one shift-and-add unit per ADC, one accumulator
       register per output.
     * Rescales: one multiply per output per MVM for the baseline (per-layer scale) and for uniform scaling whose
-      ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free).
+      ADC-to-DAC ratio is not a power of two (adc_ratio free); a power of two is a shift (free). The baseline's
+      slices combined with free ranges (``converters.combination`` free) add one multiply per converted code of
+      every slice but the least significant (one multiplier per ADC); pow2 slice shifts add none.
+    * Offset encoding (``weight_offset`` 2^(wb-1)): per MVM, K adds that sum the input codes (bias drive included)
+      and one subtraction of 2^(wb-1) x that sum per output: N + K subtractions, N + 1 subtractors.
     * ReLU: one comparison per output of every layer but the last (one comparator per output); max-pool: window - 1
       comparisons per pooled output (:func:`pool_comparisons`, one comparator per output channel).
     * Buffer: a layer's inputs (in_channels x MVMs values) are written once and read by every MVM (its weight rows);
       one buffer holds the largest layer input + output at ``dac_bits`` per value (``total["buffer_bits"]``).
-    * ADC ranges: the baseline calibrates one per layer and slice (adc_ranges), each a reference of its own."""
+    * ADC ranges: the baseline calibrates one per layer and distinct slice range (adc_ranges), each a reference of
+      its own."""
     chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
     R, C = chip.tile.rows, chip.tile.cols
     mux = chip.adc_mux
@@ -291,6 +296,8 @@ def count(mapping: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
         read_cols = phys + (sum(cycles) if refs else 0)  # columns conducting per pass (a reference: every cycle)
         many = S > 1 or rt > 1 or passes > 1
         last = idx == len(layers) - 1
+        free = spec.get("converters", {}).get("combination") == "free"  # baseline: a multiply per non-LSB slice code
+        offset = N + K if spec.get("weight_offset") else 0  # offset encoding: K adds (input sum), N subtractions
         spec.update(
             physical_cols=phys,
             tiles=tiles,
@@ -306,13 +313,13 @@ def count(mapping: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
             dac_activations_per_mvm=K * sum(cycles) * passes,
             cell_reads_per_mvm=K * read_cols * passes,
             column_reads_per_mvm=rt * read_cols * passes,
-            subtractors=adcs if digital else 0,
-            subtractions_per_mvm=N * S * rt * passes if digital else 0,
+            subtractors=(adcs if digital else 0) + (N + 1 if offset else 0),
+            subtractions_per_mvm=(N * S * rt * passes if digital else 0) + offset,
             shift_adds_per_mvm=N * S * rt * passes if many else 0,
             shift_add_units=adcs if many else 0,
             accumulator_registers=N if many else 0,
-            rescale_units=N if rescale else 0,
-            rescales_per_mvm=N if rescale else 0,
+            rescale_units=(N if rescale else 0) + (adcs if free and S > 1 else 0),
+            rescales_per_mvm=(N if rescale else 0) + (N * (S - 1) * rt * passes if free else 0),
             relu_units=0 if last else N,
             relus_per_mvm=0 if last else N,
             pool_units=N if int(spec["pool"]) else 0,

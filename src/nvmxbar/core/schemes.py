@@ -6,14 +6,14 @@ and the mapping document (mapping.json), with one function per scheme:
 * :func:`unipolar_codes` (one device per weight): the same global grid, each sign group of a layer on its own
   tiles (the sign is applied digitally per column group), a signed bias as a +A and a -A row;
 * :func:`bitsliced_codes` (the baseline): float weights quantized after training with a per-layer scale to
-  ``baseline_weight_bits`` (signed), magnitudes bit-sliced into S = ceil(bits / b) b-bit digits
-  (shift-and-add) on differential pairs, per-layer DAC and ADC ranges calibrated on training data, and a
+  ``baseline_weight_bits`` (signed), bit-sliced into b-bit digits (shift-and-add) on differential pairs (the
+  magnitude) or offset-encoded on one device per slice (the code + 2^(wb-1)), per-layer DAC and per-slice ADC ranges
+  calibrated on training data (slices combined by powers of two, or free: :mod:`nvmxbar.core.converters`), and a
   per-layer digital rescale of every output.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..chip import Chip
 from ..settings import MapSettings
+from .converters import offset_tiles, slice_ranges, slices_of, weight_offset
 from .fakequant import abs_quantile, to_int
 from .groups import polarity_groups, weight_bounds
 from .layout import (
@@ -167,8 +168,11 @@ def map_network(
     bias_row = settings.bias == "row"
     scheme = scheme_of(net)
     specs = layer_specs(net, net.in_shape)
+    encoding, offset = None, 0
     if scheme == "baseline":
-        S = math.ceil(settings.baseline.weight_bits / b)
+        encoding = settings.baseline.encodings[0]  # map_crossbar fits each encoding in turn
+        offset = weight_offset(encoding, settings.baseline.weight_bits)
+        S = slices_of(encoding, settings.baseline.weight_bits, b)
         chip = settings.baseline_chip()
         if calib_x is None:
             raise ValueError("the baseline mapping needs calibration inputs (per-layer DAC ranges)")
@@ -179,7 +183,8 @@ def map_network(
         if q.weight_bits != b:
             raise ValueError(f"model trained for {q.weight_bits}-bit devices cannot be mapped onto {b}-bit devices")
         chip = trained_chip(q, settings.chip, per_layer=scheme == "perlayer")
-    P = 1 if scheme == "unipolar" else 2
+    uni = scheme == "unipolar"
+    P = 1 if uni or offset else 2
     arrays = {"README": np.array(README)}
     layers = []
     for i, (layer, spec) in enumerate(zip(net.layers, specs, strict=True)):
@@ -192,8 +197,10 @@ def map_network(
         else:
             lc = unipolar_codes(layer, q, row_bias, b, getattr(net, f"_pol{i}"), net.polarity[i])
         codes_np = lc.codes.numpy().astype(np.int64)
-        if P == 1:
+        if uni:
             lev_t, used_t, row_index, sign_t = _unipolar_tiles(codes_np, layer.weight.shape, net.polarity[i], R, C)
+        elif offset:
+            lev_t, used_t, row_index, sign_t = offset_tiles(codes_np, offset, b, S, R, C)
         else:
             lev_t, used_t, row_index, sign_t = _pair_tiles(codes_np, b, S, R, C)
         arrays[f"L{i}.levels"] = lev_t
@@ -211,10 +218,10 @@ def map_network(
                 **spec,
                 "rows": rows,
                 "bias_mode": bias_mode,
-                "bias_rows": (2 if P == 1 else 1) if bias_mode == "row" else 0,
-                "polarity": net.polarity[i] if P == 1 else None,
-                "row_groups": _group_rows(layer.weight.shape, net.polarity[i], rows) if P == 1 else [rows],
-                "negative_groups": _negative_groups(sign_t, used_t) if P == 1 else 0,
+                "bias_rows": (2 if uni else 1) if bias_mode == "row" else 0,
+                "polarity": net.polarity[i] if uni else None,
+                "row_groups": _group_rows(layer.weight.shape, net.polarity[i], rows) if uni else [rows],
+                "negative_groups": _negative_groups(sign_t, used_t) if uni else 0,
                 "negative_conversions_per_mvm": int(((sign_t < 0) & used_t.any(axis=2)).sum()),
                 "weight_fullscale": lc.weight_fullscale,
                 "weight_levels": lc.weight_levels,
@@ -226,6 +233,9 @@ def map_network(
                 "col_tiles": lev_t.shape[1],
             }
         )
+        if scheme == "baseline":  # unsigned ADC where the sums cannot be negative (offset digits, inputs >= 0)
+            layers[-1].update(encoding=encoding, weight_offset=offset)
+            layers[-1]["converters"] = {"adc": "unsigned" if offset and i > 0 else "signed"}
     mapping = {
         "bits": b,
         "scheme": scheme,
@@ -235,6 +245,14 @@ def map_network(
         "slices": S,
         "layers": layers,
     }
+    if offset:
+        mapping["weight_offset"] = (
+            f"offset encoding (ISAAC): every weight code c stored as c + {offset} in {S} unsigned {b}-bit digits, one "
+            f"device each; {offset} x (the sum of the layer's input codes, the bias row's drive included) subtracted "
+            "digitally from every output after the shift-and-add"
+        )
+    if scheme == "baseline":  # the float weights' quantization, and how they are stored
+        mapping.update(encoding=encoding, weight_bits=settings.baseline.weight_bits)
     if P == 1:
         mapping["offset_correction"] = (
             "G_min offset removed in analog: a reference column of G_min cells per tile, read with the tile's "
@@ -251,25 +269,34 @@ def map_network(
         mapping["adc_fullscale"] = q.adc_fullscale.item()
         mapping["adc_dac_ratio"] = q.adc_dac_ratio()  # ADC step / next DAC step
     else:
-        _calibrate_baseline_adc(arrays, mapping, calib_x, device)
+        _calibrate_baseline_adc(arrays, mapping, calib_x, device, settings.baseline.slice_combination)
     count(mapping, arrays)
     return arrays, mapping
 
 
-def _calibrate_baseline_adc(arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor, device: str) -> None:
-    """The baseline's ADC ranges, one per layer AND slice: the 99.9th percentile of |partial sums| of that slice's
-    columns (over row tiles and MVMs) on the calibration inputs, through the ideal crossbar. A slice of weight
-    2^(b s) would otherwise share the range its most significant sibling needs and lose bits (each range is one
-    reference, counted by the cost model)."""
+def _calibrate_baseline_adc(
+    arrays: dict[str, np.ndarray], mapping: dict, calib_x: torch.Tensor, device: str, combination: str
+) -> None:
+    """The baseline's ADC ranges, one per layer AND slice, from the 99.9th percentile of |partial sums| of that
+    slice's columns (over row tiles and MVMs) on the calibration inputs, through the ideal crossbar. A slice of weight
+    2^(b s) would otherwise share the range its most significant sibling needs and lose bits. ``combination`` pow2:
+    the LSB slice's range as calibrated, every other slice's the power-of-two multiple of it that holds its own
+    (mapping.json ``converters.slice_shifts``, integers); free: each slice's own range (a multiply per code).
+    Each distinct range is one reference, counted by the cost model."""
     sim = Simulator(arrays, mapping, device=device)
     sim.forward(calib_x, adc=False, record=True)
+    shifts = []
     for spec, per_slice in zip(mapping["layers"], sim.recorded):
         zero = [k for k, p in enumerate(per_slice) if not p > 0]
-        if zero:
+        if 0 in zero or (zero and combination == "free"):
             raise ValueError(
                 f"{spec['name']}: the partial sums of weight slice(s) {zero} are all zero on {len(calib_x)} "
                 "calibration samples: no ADC range can be set"
             )
-        spec["adc_fullscale"] = [float(p) for p in per_slice]
-        spec["adc_ranges"] = len(per_slice)
+        ranges, layer_shifts = slice_ranges(per_slice, combination)
+        spec["adc_fullscale"] = ranges
+        spec["adc_ranges"] = len(set(ranges))
+        spec["converters"].update(combination=combination, slice_shifts=layer_shifts)
+        shifts.append(layer_shifts)
+    mapping["converters"] = {"combination": combination, "slice_shifts": shifts if combination == "pow2" else None}
     mapping["calibration"] = {"samples": len(calib_x), "quantile": 0.999, "values": "every value of every sample"}

@@ -22,6 +22,7 @@ import torch
 
 from ..chip import Chip
 from .accounting import Accounting, layer_conv
+from .converters import adc_code_range, adc_steps, remove_weight_offset
 from .fakequant import abs_quantile
 from .groups import tile_span
 from .tensors import Chips, Perturb, auto_device, bit_planes, matmul
@@ -196,25 +197,6 @@ class Simulator(Accounting):
         ops = [self._tile_ops(i, wi, *vi) for i, (wi, vi) in enumerate(zip(w, var))]
         return Chips(w[0].shape[0], ops, getattr(perturb, "generator", None))
 
-    def _adc_steps(self, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ADC step of each slice, (S,): in integer units (weight level x input code, what the partial sums are
-        in) and in the network's units (what an ADC code is worth). Baseline: per layer and slice (its own
-        calibrated range); uniform scaling: the global Y / adc_levels, which with adc_ratio pow2 is exactly the DAC
-        step x 2^k (so that an ADC code x 2^k is the next DAC code, no rounding between)."""
-        S, unit = int(spec["slices"]), spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
-        if "adc_step" in spec:  # per-layer scales trained at device precision: the layer's own step, network units
-            value = torch.tensor(spec["adc_step"], dtype=torch.float64)
-            return value / unit, value
-        if self.mapping["scheme"] == "baseline":
-            fs = spec["adc_fullscale"]  # integer (code x level) units, one per slice or one for all
-            steps = torch.tensor(fs if isinstance(fs, list) else [fs] * S, dtype=torch.float64) / self.adc_levels
-            return steps, steps * unit
-        if self.ratio is not None:
-            value = torch.full((S,), spec["dac_fullscale"] / self.dac_levels * float(self.ratio), dtype=torch.float64)
-        else:
-            value = torch.full((S,), self.mapping["adc_fullscale"] / self.adc_levels, dtype=torch.float64)
-        return value / unit, value
-
     @torch.no_grad()
     def forward(
         self,
@@ -294,7 +276,9 @@ class Simulator(Accounting):
             ones = torch.ones(1, c1 - c0, *k, dtype=u.dtype, device=u.device)
             if mask is not None:
                 ones = ones * mask.reshape(1, c1 - c0, *k)
-        out = self._tile_sum(spec, u, c0, c1, ones, u.shape[0]) if c1 > c0 else None
+        I, B = u.shape[:2]  # every chip's inputs as one batch (one all-ones kernel, not one per chip)
+        out = self._tile_sum(spec, u.reshape(1, I * B, *u.shape[2:]), c0, c1, ones, 1) if c1 > c0 else None
+        out = None if out is None else out.reshape(I, B, *out.shape[2:])
         drive = sum(d for _, d in bias)
         if out is None:
             return torch.full((u.shape[0], u.shape[1], 1, *u.shape[3:]), float(drive), dtype=u.dtype, device=u.device)
@@ -327,13 +311,15 @@ class Simulator(Accounting):
     ) -> torch.Tensor:
         """Per row tile: the converted signals' sums for every chip, read noise, the ADC, the digital subtraction (a
         pair's two codes, or a one-device column's offset) when it is digital; then the digital shift-and-add over
-        slices and the sum over row tiles: (I, B, N, *spatial) in dtype ``vd``, in the network's units (an ADC code
-        times its step). The ADC codes and their shift-and-add are small integers, exact in the sums' dtype."""
+        slices, the sum over row tiles and the offset encoding's correction: (I, B, N, *spatial) in dtype ``vd``, in
+        the network's units (an ADC code times its step). The ADC codes and their shift-and-add are small integers,
+        exact in the sums' dtype."""
         I = max(u.shape[0], chips.n)
         N, S = spec["outputs"], spec["slices"]
         pc = 2 if self.digital and spec["pair"] == 2 else 1  # conversions per signal: a pair's two columns
         b = self.mapping["bits"]
-        steps, values = self._adc_steps(spec) if adc else (None, None)
+        steps, values = adc_steps(self, spec) if adc else (None, None)
+        lo, hi = adc_code_range(spec, self.chip.adc_bits)  # signed, or unsigned (offset encoding, inputs >= 0)
         unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         extra = u.dim() - 3  # spatial dims of a convolution's output
         y, diffs = None, []
@@ -358,7 +344,7 @@ class Simulator(Accounting):
             shape = (1, 1, 1, S, 1) + (1,) * extra
             if adc:  # codes: round(sum / step), clipped
                 cur = cur.div_(steps.to(cur.device, cur.dtype).reshape(shape)).round_()
-                cur = cur.clamp_(-self.adc_levels, self.adc_levels)
+                cur = cur.clamp_(lo, hi)
             cur = cur[:, :, :, :, 0] - cur[:, :, :, :, 1] if pc == 2 else cur[:, :, :, :, 0]  # digital pair: c+ - c-
             if self.digital and spec["pair"] == 1:  # the offset the conversion held: G_min/dG x the inputs' sum
                 off = self.g_off * self._input_sum(spec, u, c0, c1, mask, bias)[:, :, :, None]  # (., B, 1, 1, *sp)
@@ -369,7 +355,7 @@ class Simulator(Accounting):
                 self._count_tile(i, spec, a, cur, pc)
             tile = None
             for k in range(S):  # digital shift-and-add of the slices: weight = sum_s level_s 2^(b s)
-                rel = float(steps[k] / steps[0]) if adc else 1.0  # a slice's own ADC range (baseline)
+                rel = float(steps[k] / steps[0]) if adc else 1.0  # baseline: 2^shift (pow2) or a multiply (free)
                 part = cur[:, :, :, k] if k == 0 and rel == 1.0 else cur[:, :, :, k] * (rel * 2 ** (b * k))
                 tile = part if tile is None else tile.add_(part)
             if adc:  # each tile's codes times the step, added in tile order: the network's own floats (ties of the
@@ -379,4 +365,5 @@ class Simulator(Accounting):
         if record:  # per slice, the 99.9th percentile of |partial sums| as the ADC sees them (chips, MVMs, tiles)
             d = torch.stack(diffs, 2).abs()  # (I, MVMs, tiles, N, S, pc)
             self.recorded.append([abs_quantile(d[..., k, :], 0.999) for k in range(S)])
+        y = remove_weight_offset(self, i, spec, u, y, unit if adc else 1.0)  # offset encoding: - 2^(wb-1) x inputs
         return y if adc else y * unit  # the network's units

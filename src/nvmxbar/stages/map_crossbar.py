@@ -3,8 +3,10 @@ count of every component (mapping.json), and an MLflow run nested under the trai
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,52 +14,147 @@ import numpy as np
 import torch
 
 from .. import files, tracking
-from ..core import noise
+from ..core import cost, noise
+from ..core.cost_units import load_constants
 from ..core.networks import Net
 from ..core.schemes import map_network
 from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
-from ..settings import MapSettings
+from ..settings import MapSettings, Pricing
 from ..settings import params as params_of
 from ..training.model_io import load_model
 
 log = logging.getLogger(__name__)
 
 
-#: The most ADC bits baseline_adc_fit tries.
-MAX_ADC_BITS = 12
+#: The most ADC or weight bits the baseline's fits try (more when the fit starts above it).
+MAX_ADC_BITS = MAX_WEIGHT_BITS = 12
+#: The fewest ADC and weight bits the fits try (the schema's minima).
+MIN_ADC_BITS = MIN_WEIGHT_BITS = 2
 
 
-def fit_baseline_adc(
+def fewest_bits(start: int, lo: int, hi: int, accuracy: Callable[[int], float], target: float) -> tuple[int, bool]:
+    """The fewest bits whose ``accuracy`` reaches ``target``, searched from ``start`` both ways: down one bit at a
+    time while within (the last width within), or up until within (to ``hi``). None within: the most accurate width
+    tried (ties: the fewer bits). Returns (bits, reached)."""
+    acc = {start: accuracy(start)}
+    if acc[start] >= target:
+        w = start
+        while w > lo and accuracy(w - 1) >= target:
+            w -= 1
+        return w, True
+    for w in range(start + 1, hi + 1):
+        acc[w] = accuracy(w)
+        if acc[w] >= target:
+            return w, True
+    return max(acc, key=lambda w: (acc[w], -w)), False
+
+
+def price(mapping: dict, pricing: Pricing) -> dict[str, float]:
+    """A candidate mapping as estimate_cost prices it (operations analytic, cell reads at the mean conductance):
+    energy per inference (pJ) and area (um^2). The one place the baseline's choice meets the cost model."""
+    doc = cost.estimate(
+        copy.deepcopy(mapping),
+        load_constants(pricing.constants),
+        family=pricing.family,
+        tech_nm=pricing.tech_nm,
+        cell=pricing.cell,
+        adc_time_share=pricing.adc_time_share,
+    )
+    return {"energy_pj_per_inference": doc["total"]["energy_pj_per_inference"], "area_um2": doc["total"]["area_um2"]}
+
+
+def fit_baseline(
     net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor, data_npz: str | Path, device: str
 ) -> tuple[dict, dict]:
-    """The baseline with the ADC it needs: mapped with ``baseline_adc_bits``, then one bit more at a time, until its
-    ideal crossbar's validation accuracy is within ``baseline_fit_tolerance_pct`` of its float network's (or
-    MAX_ADC_BITS). Chosen on the validation split only; ``mapping["baseline_adc_fit"]`` records every try."""
+    """The cheapest baseline that keeps its float network's VALIDATION accuracy within ``baseline_fit_tolerance_pct``.
+    For each of ``baseline_encodings``: with ``adc_fit``, the fewest ADC bits from ``adc_bits`` (:func:`fewest_bits`)
+    at ``weight_bits``; with ``weight_fit``, the fewest weight bits from ``weight_bits`` at those ADC bits, then the
+    ADC bits fitted again at them. Each try is one mapping and one ideal validation pass. Each encoding's fitted
+    candidate is priced (:func:`price`); the cheapest by energy per inference (ties: area) among those within the
+    tolerance is deployed, none within: the most accurate. mapping.json records every try (``baseline_adc_fit``)
+    and the candidates (``baseline_candidates``)."""
     xv, yv = network_inputs(data_npz, "val", None)
     with torch.no_grad():
         hits = sum(int((net(xv[a : a + 512]).argmax(-1) == yv[a : a + 512]).sum()) for a in range(0, len(yv), 512))
     float_acc = hits / len(yv)
     base = settings.baseline
-    tries, target = [], float_acc - base.fit_tolerance_pct / 100
-    for adc_bits in range(base.adc_bits, max(base.adc_bits, MAX_ADC_BITS) + 1):
-        s = replace(settings, baseline=replace(base, adc_bits=adc_bits))
-        arrays, mapping = map_network(net, bits, s, calib_x=calib_x, device=device)
-        acc = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv)
-        tries.append({"adc_bits": adc_bits, "val_accuracy": acc})
-        log.info(
-            "baseline/b%d with a %d-bit ADC: validation accuracy %.4f (float %.4f)", bits, adc_bits, acc, float_acc
+    target = float_acc - base.fit_tolerance_pct / 100
+    tries: list[dict] = []
+    seen: dict[tuple[str, int, int], float] = {}
+
+    def mapped(encoding: str, weight_bits: int, adc_bits: int) -> tuple[dict, dict]:
+        b = replace(base, encodings=(encoding,), weight_bits=weight_bits, adc_bits=adc_bits)
+        return map_network(net, bits, replace(settings, baseline=b), calib_x=calib_x, device=device)
+
+    def accuracy(encoding: str, weight_bits: int, adc_bits: int) -> float:
+        key = (encoding, weight_bits, adc_bits)
+        if key not in seen:
+            arrays, mapping = mapped(*key)
+            seen[key] = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv)
+            tries.append(
+                {"encoding": encoding, "weight_bits": weight_bits, "adc_bits": adc_bits, "val_accuracy": seen[key]}
+            )
+            msg = "baseline/b%d %s, %d-bit weights, %d-bit ADC: validation accuracy %.4f (float %.4f)"
+            log.info(msg, bits, *key, seen[key], float_acc)
+        return seen[key]
+
+    def fit_adc(encoding: str, weight_bits: int, start: int) -> int:
+        if not base.adc_fit:
+            return start
+        hi = max(start, MAX_ADC_BITS)
+        return fewest_bits(start, MIN_ADC_BITS, hi, lambda a: accuracy(encoding, weight_bits, a), target)[0]
+
+    candidates = []
+    for encoding in base.encodings:
+        a = fit_adc(encoding, base.weight_bits, base.adc_bits)
+        w = base.weight_bits
+        if base.weight_fit:
+            hi = max(w, MAX_WEIGHT_BITS)
+            w = fewest_bits(w, MIN_WEIGHT_BITS, hi, lambda wb, e=encoding, a=a: accuracy(e, wb, a), target)[0]
+            a = fit_adc(encoding, w, a)
+        acc = accuracy(encoding, w, a)
+        arrays, mapping = mapped(encoding, w, a)
+        candidates.append(
+            {
+                "encoding": encoding,
+                "weight_bits": w,
+                "adc_bits": a,
+                "slices": mapping["slices"],
+                "pair": mapping["pair"],
+                "val_accuracy": acc,
+                "within_tolerance": acc >= target,
+                **price(mapping, base.pricing),
+                "arrays_mapping": (arrays, mapping),
+            }
         )
-        if acc >= target:
-            break
+    within = [c for c in candidates if c["within_tolerance"]]
+    if within:
+        best = min(within, key=lambda c: (c["energy_pj_per_inference"], c["area_um2"]))
+        why = (
+            f"the cheapest by energy per inference (ties: area) of the {len(within)} encoding(s) within "
+            f"{base.fit_tolerance_pct} points of the float network's validation accuracy"
+        )
+    else:
+        best = max(candidates, key=lambda c: c["val_accuracy"])
+        why = f"no encoding within {base.fit_tolerance_pct} points of the float network: the most accurate"
+    arrays, mapping = best.pop("arrays_mapping")
+    for c in candidates:
+        c.pop("arrays_mapping", None)
+        c["deployed"] = c is best
     mapping["baseline_adc_fit"] = {
         "float_val_accuracy": float_acc,
         "tolerance_pct": base.fit_tolerance_pct,
+        "start": {"adc_bits": base.adc_bits, "weight_bits": base.weight_bits},
+        "fitted": {"adc_bits": base.adc_fit, "weight_bits": base.weight_fit},
         "tries": tries,
-        "adc_bits": tries[-1]["adc_bits"],
-        "reached": tries[-1]["val_accuracy"] >= target,
+        "encoding": best["encoding"],
+        "adc_bits": best["adc_bits"],
+        "weight_bits": best["weight_bits"],
+        "reached": best["within_tolerance"],
         "val_samples": len(yv),
     }
+    mapping["baseline_candidates"] = {"deployed": best["encoding"], "why": why, "candidates": candidates}
     return arrays, mapping
 
 
@@ -86,8 +183,9 @@ def run(
         if settings.baseline is None:
             raise ValueError(f"{model_path}: a float network needs the baseline's mapping settings (variant baseline)")
         x, _ = network_inputs(data_npz, "train", settings.baseline.calibration_samples)
-        if settings.baseline.adc_fit:
-            arrays, mapping = fit_baseline_adc(net, bits, settings, x, data_npz, device)
+        b = settings.baseline
+        if b.adc_fit or b.weight_fit or len(b.encodings) > 1:
+            arrays, mapping = fit_baseline(net, bits, settings, x, data_npz, device)
         else:
             arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
     else:
