@@ -44,13 +44,14 @@ VARIANTS = ("baseline", "perlayer", "uniform", "signed", "unipolar")
 class BaselineMap:
     """The float baseline's mapping (``map_crossbar.baseline_*``, ``calibration_samples``): weight bits
     bit-sliced onto the devices, its converters (``dac_bits``, ``adc_bits``: null in the config = the chip's), the
-    training inputs that calibrate its per-layer DAC and ADC ranges, how its slices combine, the ADC- and weight-bit
-    fits, the encodings tried and the pricing that picks the cheapest (nvmxbar.stages.map_crossbar)."""
+    training inputs that calibrate its per-layer DAC and ADC ranges, how its slices combine, the DAC-, ADC- and
+    weight-bit fits, the encodings tried and the pricing that picks the cheapest (nvmxbar.stages.map_crossbar)."""
 
     weight_bits: int
     dac_bits: int
     adc_bits: int
     calibration_samples: int
+    dac_fit: bool  # map_crossbar fits the fewest DAC bits (the ADC off) that keep the float accuracy, first
     adc_fit: bool  # map_crossbar fits the fewest ADC bits that keep the float accuracy (validation split)
     weight_fit: bool  # ... and the fewest weight bits
     fit_tolerance_pct: float
@@ -78,6 +79,7 @@ class MapSettings:
                 dac_bits=int(map_cfg["baseline_dac_bits"] or chip.dac_bits),
                 adc_bits=int(map_cfg["baseline_adc_bits"] or chip.adc_bits),
                 calibration_samples=int(map_cfg["calibration_samples"]),
+                dac_fit=bool(map_cfg["baseline_dac_fit"]),
                 adc_fit=bool(map_cfg["baseline_adc_fit"]),
                 weight_fit=bool(map_cfg["baseline_weight_fit"]),
                 fit_tolerance_pct=float(map_cfg["baseline_fit_tolerance_pct"]),

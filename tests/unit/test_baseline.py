@@ -1,6 +1,6 @@
 """The baseline at its best (nvmxbar.core.converters, nvmxbar.stages.map_crossbar.fit_baseline): its slices combine by
-powers of two, the offset encoding is exact and counted, and its ADC bits, weight bits and encoding are fitted on the
-validation split, the cheapest within the tolerance deployed."""
+powers of two, the offset encoding is exact and counted, and its DAC bits (the ADC off), ADC bits, weight bits and
+encoding are fitted on the validation split, the cheapest within the tolerance deployed."""
 
 from dataclasses import replace
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import chip_of, make_synthetic_npz, map_settings, small_net
 
-from nvmxbar.core import noise
+from nvmxbar.core import cost, noise
 from nvmxbar.core.converters import ENCODINGS, adc_code_range, adc_steps, slice_ranges, slices_of
+from nvmxbar.core.cost_units import load_constants
 from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
@@ -186,9 +187,10 @@ def test_fewest_bits_searches_both_ways():
 
 
 def test_baseline_fit_goes_below_its_start_and_deploys_the_cheapest(tmp_path):
-    """Every width within the tolerance (100 points): each encoding's ADC goes down from its start (6 bits) to 2, its
-    weights from 8 bits down to 2 at those ADC bits, the ADC refit there costs nothing new; both candidates are
-    priced as estimate_cost prices them and the one of least energy per inference is deployed."""
+    """Every width within the tolerance (100 points): each encoding's DAC goes down from its start (4 bits) to 2 with
+    the ADC off, its ADC from its start (6 bits) to 2 at those DAC bits, its weights from 8 bits down to 2 at those
+    ADC bits, the ADC refit there costs nothing new; both candidates are priced as estimate_cost prices them and the
+    one of least energy per inference is deployed."""
     npz = make_synthetic_npz(tmp_path / "d.npz", n_val=64)
     torch.manual_seed(0)
     net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
@@ -196,13 +198,21 @@ def test_baseline_fit_goes_below_its_start_and_deploys_the_cheapest(tmp_path):
     arrays, mapping = fit_baseline(net, 2, s, torch.randn(64, 9, 32), npz, "cpu")
     fit, chosen = mapping["baseline_adc_fit"], mapping["baseline_candidates"]
     for enc in ENCODINGS:
-        tries = [(t["weight_bits"], t["adc_bits"]) for t in fit["tries"] if t["encoding"] == enc]
-        assert tries == [(8, a) for a in (6, 5, 4, 3, 2)] + [(w, 2) for w in (7, 6, 5, 4, 3, 2)]
+        tries = [
+            (t["dac_bits"], t["weight_bits"], t["adc_bits"], t["adc"]) for t in fit["tries"] if t["encoding"] == enc
+        ]
+        assert tries == (
+            [(d, 8, None, False) for d in (4, 3, 2)]
+            + [(2, 8, a, True) for a in (6, 5, 4, 3, 2)]
+            + [(2, w, 2, True) for w in (7, 6, 5, 4, 3, 2)]
+        )
     cands = {c["encoding"]: c for c in chosen["candidates"]}
-    assert set(cands) == set(ENCODINGS) and all((c["weight_bits"], c["adc_bits"]) == (2, 2) for c in cands.values())
+    assert set(cands) == set(ENCODINGS)
+    assert all((c["dac_bits"], c["weight_bits"], c["adc_bits"]) == (2, 2, 2) for c in cands.values())
     best = min(cands.values(), key=lambda c: c["energy_pj_per_inference"])
     assert chosen["deployed"] == best["encoding"] == mapping["encoding"] == fit["encoding"] and best["deployed"]
     assert fit["reached"] and (fit["adc_bits"], fit["weight_bits"]) == (2, 2) == (mapping["chip"]["adc_bits"], 2)
+    assert fit["dac_bits"] == mapping["chip"]["dac_bits"] == 2 and fit["start"]["dac_bits"] == 4
     assert mapping["weight_bits"] == 2 and mapping["slices"] == slices_of(best["encoding"], 2, 2)
     assert price(mapping, s.baseline.pricing)["energy_pj_per_inference"] == best["energy_pj_per_inference"]
     assert fit["val_samples"] == 64 and arrays["L0.levels"].shape[-1] == 32
@@ -230,12 +240,89 @@ def test_baseline_deploys_the_candidate_within_tolerance_else_the_most_accurate(
     if case == "one within":
         assert chosen["deployed"] == "differential" and fit["reached"] and "cheapest" in chosen["why"]
         assert (cands["differential"]["adc_bits"], cands["differential"]["weight_bits"]) == (2, 2)
+        assert (cands["differential"]["dac_bits"], cands["offset"]["dac_bits"]) == (2, 4)
         assert (cands["offset"]["adc_bits"], cands["offset"]["weight_bits"]) == (6, 8)  # all tie at 0: fewest bits
     else:
         assert chosen["deployed"] == "offset" and not fit["reached"] and "most accurate" in chosen["why"]
         assert (fit["adc_bits"], fit["weight_bits"]) == (7, 8) and mapping["chip"]["adc_bits"] == 7
-        offset_adc = [t["adc_bits"] for t in fit["tries"] if t["encoding"] == "offset" and t["weight_bits"] == 8]
-        assert offset_adc == list(range(6, 13))  # up from the start to 12: 7 is the most accurate, not the last
+        on = [t for t in fit["tries"] if t["encoding"] == "offset" and t["weight_bits"] == 8 and t["adc"]]
+        assert [t["adc_bits"] for t in on] == list(range(6, 13))  # up to 12: 7 is the most accurate, not the last
+    for enc in ENCODINGS:  # none within: the DAC up from its start to 10, the start deployed (ties: fewest bits)
+        off = [t["dac_bits"] for t in fit["tries"] if t["encoding"] == enc and not t["adc"]]
+        assert off == ([4, 3, 2] if case == "one within" and enc == "differential" else list(range(4, 11)))
+
+
+@pytest.mark.parametrize("needs", [3, 7])
+def test_baseline_dac_fit_goes_below_or_above_its_start_with_the_adc_off(tmp_path, monkeypatch, needs):
+    """With the ADC off, a DAC of ``needs`` bits or more is within the tolerance (set by hand): from the chip's 4 bits
+    the fit goes down to 3 (2 fails) or up to 7; the ADC is then fitted at those DAC bits, ADC on; every try records
+    its DAC bits and whether the ADC was on; the deployed mapping's chip has the fitted DAC, and the pricing sees it
+    (a DAC's energy and area double per bit)."""
+    npz = make_synthetic_npz(tmp_path / "d.npz", n_val=32)
+    torch.manual_seed(0)
+    net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
+    calls = []
+
+    def ideal_accuracy(sim, x, y, adc=True, **kw):
+        d = sim.mapping["chip"]["dac_bits"]
+        assert sim.chip.dac_bits == d and sim.dac_levels == 2**d - 1  # the simulator runs the DAC tried
+        calls.append((d, adc))
+        return 1.0 if adc or d >= needs else 0.0
+
+    monkeypatch.setattr(map_crossbar.noise, "ideal_accuracy", ideal_accuracy)
+    s = map_settings(rows=32, cols=32, baseline_encodings=["offset"], baseline_weight_fit=False)
+    assert (s.baseline.dac_bits, s.baseline.dac_fit) == (4, True)
+    _, mapping = fit_baseline(net, 2, s, torch.randn(32, 9, 32), npz, "cpu")
+    fit, (cand,) = mapping["baseline_adc_fit"], mapping["baseline_candidates"]["candidates"]
+    dacs = [4, 3, 2] if needs < 4 else list(range(4, needs + 1))
+    assert calls == [(d, False) for d in dacs] + [(needs, True)] * 5  # then the ADC: 6 down to 2
+    assert [(t["dac_bits"], t["adc"]) for t in fit["tries"]] == calls
+    assert all(t["adc_bits"] is None and t["weight_bits"] == 8 for t in fit["tries"][: len(dacs)])
+    assert [t["adc_bits"] for t in fit["tries"][len(dacs) :]] == [6, 5, 4, 3, 2]
+    assert fit["reached"] and fit["dac_bits"] == cand["dac_bits"] == mapping["chip"]["dac_bits"] == needs
+    assert (fit["fitted"]["dac_bits"], fit["start"]["dac_bits"]) == (True, 4)
+    assert price(mapping, s.baseline.pricing)["energy_pj_per_inference"] == cand["energy_pj_per_inference"]
+    units = []
+    for d in (needs, needs + 1):
+        m = {**mapping, "chip": {**mapping["chip"], "dac_bits": d}}
+        doc = cost.estimate(m, load_constants(None))
+        assert doc["assumptions"]["dac_bits"] == d
+        units.append((doc["assumptions"]["unit_energy_pj"]["dac"], doc["assumptions"]["unit_area_um2"]["dac"]))
+    assert units[1] == pytest.approx((2 * units[0][0], 2 * units[0][1]))
+
+
+def test_baseline_dac_fit_off_keeps_the_configured_dac(tmp_path, monkeypatch):
+    """baseline_dac_fit false: no ADC-off try; the deployed chip has baseline_dac_bits as given."""
+    npz = make_synthetic_npz(tmp_path / "d.npz", n_val=32)
+    torch.manual_seed(0)
+    net = small_net({**ARCH, "num_classes": 3}, None)[0].float()
+    monkeypatch.setattr(map_crossbar.noise, "ideal_accuracy", lambda sim, x, y, adc=True, **kw: 1.0)
+    s = map_settings(
+        rows=32,
+        cols=32,
+        baseline_encodings=["offset"],
+        baseline_dac_bits=6,
+        baseline_dac_fit=False,
+        baseline_weight_fit=False,
+    )
+    _, mapping = fit_baseline(net, 2, s, torch.randn(32, 9, 32), npz, "cpu")
+    fit = mapping["baseline_adc_fit"]
+    assert all(t["adc"] and t["dac_bits"] == 6 for t in fit["tries"]) and mapping["chip"]["dac_bits"] == 6
+
+
+def test_a_wide_dac_with_the_adc_off_sums_exactly():
+    """A 12-bit DAC, 8-bit weights, one row tile of 289 rows, inputs of one sign: the column sums stay exact in
+    float32, but their shift-and-add over the slices (the offset encoding's up to 4095 x 255 x 289, past 2^24) is
+    float64: both encodings give the same exact sums with the ADC off (the DAC fit's pass)."""
+    net, x = small_net(DENSE, None)
+    out = {}
+    for enc in ENCODINGS:
+        arrays, m = mapped(net, x, rows=512, cols=64, baseline_dac_bits=12, baseline_encodings=[enc])
+        sim = Simulator(arrays, m)
+        assert sim.dac_levels == 4095 and sim.dtype == torch.float32
+        with torch.no_grad():
+            out[enc] = sim.forward(x.abs(), adc=False)[0]
+    assert torch.allclose(out["offset"], out["differential"], rtol=0, atol=1e-9)
 
 
 def test_baseline_settings_travel_as_params():

@@ -100,7 +100,8 @@ REPORT_PROFILE = CFG["profile"] + (
 # the jobs whose settings hold it (tests/workflow/test_rerun_scope.py).
 CHIP = Chip.from_config(CFG["chip"])
 COST = settings.CostSettings.from_config(CFG["estimate_cost"])
-MAP = settings.MapSettings.from_config(CFG["map_crossbar"], CHIP, COST.pricing)  # the baseline prices its candidates
+# the baseline prices its candidates as estimate_cost prices them
+MAP = settings.MapSettings.from_config(CFG["map_crossbar"], CHIP, COST.pricing)
 MONTE_CARLO = settings.MonteCarlo.from_config(CFG["evaluate_noise"])
 SCORE = settings.Score.from_config(CFG["nas_unipolar"]["score"])
 P = settings.params
@@ -262,6 +263,16 @@ def model_dir(wc):
     resolution."""
     model = "baseline" if wc.variant == "baseline" else f"{wc.variant}/b{wc.bits}"
     return f"{model}/seed{wc.seed}"
+
+
+#: The cost constants estimate_cost prices with: the configured file, else the packaged one (an input of its jobs).
+COST_CONSTANTS_FILE = CFG["estimate_cost"]["constants"] or str(COST_CONSTANTS)
+
+
+def pricing_inputs(wc):
+    """The cost constants a mapping reads: the baseline prices its fitted candidates with estimate_cost's, so an
+    edit of them reruns its mapping; the other variants' mappings price nothing."""
+    return [COST_CONSTANTS_FILE] if wc.variant == "baseline" else []
 
 
 def mapped(dataset):

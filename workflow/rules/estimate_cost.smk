@@ -7,7 +7,7 @@ rule estimate_cost:
         npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/crossbar.npz",
         data=f"{RESULTS}/data/{{dataset}}.npz",
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
-        constants=CFG["estimate_cost"]["constants"] or str(COST_CONSTANTS),
+        constants=COST_CONSTANTS_FILE,
     output:
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/cost.json",
     log:

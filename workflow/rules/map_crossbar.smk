@@ -6,6 +6,7 @@ rule map_crossbar:
         model=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/model.pt",
         metrics=lambda wc: f"{RESULTS}/{wc.dataset}/{model_dir(wc)}/metrics.json",
         npz=f"{RESULTS}/data/{{dataset}}.npz",
+        constants=pricing_inputs,  # the baseline's candidates are priced (estimate_cost's constants)
     output:
         npz=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/crossbar.npz",
         json=f"{RESULTS}/{{dataset}}/{{variant}}/b{{bits}}/seed{{seed}}/mapping.json",

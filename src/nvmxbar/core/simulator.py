@@ -50,7 +50,8 @@ class Simulator(Accounting):
         self.ratio = mapping["adc_dac_ratio"] if chip.adc_ratio == "pow2" else None
         self.ops: list[dict[str, float]] | None = None  # count_operations' accumulators, per layer
         # exact float32 sums: |input code| x level x rows per tile (x 2 slices of a pair) below 2^24; a digital
-        # conversion's sums hold G_min / dG x the inputs (not integers: float32 rounds them, by summation order)
+        # conversion's sums hold G_min / dG x the inputs (not integers: float32 rounds them, by summation order). A
+        # wider DAC (the baseline's fit) passes to float64 here; with the ADC off, the slices' shift-and-add is float64
         exact32 = self.dac_levels * self.L * self.R * 2 < 2**24 and not self.digital
         self.dtype = torch.float32 if exact32 else torch.float64
         self.levels: list[torch.Tensor] = []  # (K, N*S*P) levels of the used cells, matrix-row order
@@ -353,6 +354,8 @@ class Simulator(Accounting):
                 cur = cur - self.row_sign[i][a].reshape(1, 1, N, S, *[1] * extra).to(cur.dtype) * off
             if self.ops is not None:
                 self._count_tile(i, spec, a, cur, pc)
+            if not adc:  # exact sums: shift-added, up to dac_levels x 2^weight_bits x rows (past float32's 2^24)
+                cur = cur.double()
             tile = None
             for k in range(S):  # digital shift-and-add of the slices: weight = sum_s level_s 2^(b s)
                 rel = float(steps[k] / steps[0]) if adc else 1.0  # baseline: 2^shift (pow2) or a multiply (free)
@@ -361,9 +364,10 @@ class Simulator(Accounting):
             if adc:  # each tile's codes times the step, added in tile order: the network's own floats (ties of the
                 # next DAC's rounding then fall the same way)
                 tile = tile.to(vd) * float(values[0])
-            y = tile.to(vd) if y is None else y.add_(tile.to(vd))
+            tile = tile.to(vd if adc else torch.float64)
+            y = tile if y is None else y.add_(tile)
         if record:  # per slice, the 99.9th percentile of |partial sums| as the ADC sees them (chips, MVMs, tiles)
             d = torch.stack(diffs, 2).abs()  # (I, MVMs, tiles, N, S, pc)
             self.recorded.append([abs_quantile(d[..., k, :], 0.999) for k in range(S)])
         y = remove_weight_offset(self, i, spec, u, y, unit if adc else 1.0)  # offset encoding: - 2^(wb-1) x inputs
-        return y if adc else y * unit  # the network's units
+        return y if adc else y.to(vd) * unit  # the network's units

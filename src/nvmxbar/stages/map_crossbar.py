@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_ADC_BITS = MAX_WEIGHT_BITS = 12
 #: The fewest ADC and weight bits the fits try (the schema's minima).
 MIN_ADC_BITS = MIN_WEIGHT_BITS = 2
+#: The most and fewest DAC bits the baseline's DAC fit tries (more or fewer when it starts outside them). Each DAC
+#: bit doubles a row driver's energy and area; below 2 bits a multi-bit input is a sign.
+MAX_DAC_BITS = 10
+MIN_DAC_BITS = 2
 
 
 def fewest_bits(start: int, lo: int, hi: int, accuracy: Callable[[int], float], target: float) -> tuple[int, bool]:
@@ -68,12 +72,14 @@ def fit_baseline(
     net: Net, bits: int, settings: MapSettings, calib_x: torch.Tensor, data_npz: str | Path, device: str
 ) -> tuple[dict, dict]:
     """The cheapest baseline that keeps its float network's VALIDATION accuracy within ``baseline_fit_tolerance_pct``.
-    For each of ``baseline_encodings``: with ``adc_fit``, the fewest ADC bits from ``adc_bits`` (:func:`fewest_bits`)
-    at ``weight_bits``; with ``weight_fit``, the fewest weight bits from ``weight_bits`` at those ADC bits, then the
-    ADC bits fitted again at them. Each try is one mapping and one ideal validation pass. Each encoding's fitted
-    candidate is priced (:func:`price`); the cheapest by energy per inference (ties: area) among those within the
-    tolerance is deployed, none within: the most accurate. mapping.json records every try (``baseline_adc_fit``)
-    and the candidates (``baseline_candidates``)."""
+    For each of ``baseline_encodings``: with ``dac_fit``, first the fewest DAC bits from ``dac_bits``
+    (:func:`fewest_bits`) at ``weight_bits`` with the ADC OFF (the column sums exact: the DAC's own loss); with
+    ``adc_fit``, the fewest ADC bits from ``adc_bits`` at those DAC bits and ``weight_bits``; with ``weight_fit``, the
+    fewest weight bits from ``weight_bits`` at those ADC bits, then the ADC bits fitted again at them. Each try is one
+    mapping and one ideal validation pass. Each encoding's fitted candidate is priced (:func:`price`: its DAC bits
+    too); the cheapest by energy per inference (ties: area) among those within the tolerance is deployed, none
+    within: the most accurate. mapping.json records every try (``baseline_adc_fit``: dac, weight and ADC bits,
+    ``adc`` false for the DAC fit's) and the candidates (``baseline_candidates``)."""
     xv, yv = network_inputs(data_npz, "val", None)
     with torch.no_grad():
         hits = sum(int((net(xv[a : a + 512]).argmax(-1) == yv[a : a + 512]).sum()) for a in range(0, len(yv), 512))
@@ -81,43 +87,61 @@ def fit_baseline(
     base = settings.baseline
     target = float_acc - base.fit_tolerance_pct / 100
     tries: list[dict] = []
-    seen: dict[tuple[str, int, int], float] = {}
+    seen: dict[tuple, float] = {}
 
-    def mapped(encoding: str, weight_bits: int, adc_bits: int) -> tuple[dict, dict]:
-        b = replace(base, encodings=(encoding,), weight_bits=weight_bits, adc_bits=adc_bits)
+    def mapped(encoding: str, dac_bits: int, weight_bits: int, adc_bits: int) -> tuple[dict, dict]:
+        b = replace(base, encodings=(encoding,), dac_bits=dac_bits, weight_bits=weight_bits, adc_bits=adc_bits)
         return map_network(net, bits, replace(settings, baseline=b), calib_x=calib_x, device=device)
 
-    def accuracy(encoding: str, weight_bits: int, adc_bits: int) -> float:
-        key = (encoding, weight_bits, adc_bits)
+    def accuracy(encoding: str, dac_bits: int, weight_bits: int, adc_bits: int | None) -> float:
+        """``adc_bits`` None: the ADC off (the mapping at the starting ADC bits, its sums read exactly)."""
+        key = (encoding, dac_bits, weight_bits, adc_bits)
         if key not in seen:
-            arrays, mapping = mapped(*key)
-            seen[key] = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv)
+            adc = adc_bits is not None
+            arrays, mapping = mapped(encoding, dac_bits, weight_bits, adc_bits if adc else base.adc_bits)
+            seen[key] = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv, adc=adc)
             tries.append(
-                {"encoding": encoding, "weight_bits": weight_bits, "adc_bits": adc_bits, "val_accuracy": seen[key]}
+                {
+                    "encoding": encoding,
+                    "dac_bits": dac_bits,
+                    "weight_bits": weight_bits,
+                    "adc_bits": adc_bits,
+                    "adc": adc,
+                    "val_accuracy": seen[key],
+                }
             )
-            msg = "baseline/b%d %s, %d-bit weights, %d-bit ADC: validation accuracy %.4f (float %.4f)"
-            log.info(msg, bits, *key, seen[key], float_acc)
+            msg = "baseline/b%d %s, %d-bit DAC, %d-bit weights, %s ADC: validation accuracy %.4f (float %.4f)"
+            adc_s = f"{adc_bits}-bit" if adc else "no"
+            log.info(msg, bits, encoding, dac_bits, weight_bits, adc_s, seen[key], float_acc)
         return seen[key]
 
-    def fit_adc(encoding: str, weight_bits: int, start: int) -> int:
+    def fit_dac(encoding: str, weight_bits: int, start: int) -> int:
+        if not base.dac_fit:
+            return start
+        lo, hi = min(start, MIN_DAC_BITS), max(start, MAX_DAC_BITS)
+        return fewest_bits(start, lo, hi, lambda d: accuracy(encoding, d, weight_bits, None), target)[0]
+
+    def fit_adc(encoding: str, dac_bits: int, weight_bits: int, start: int) -> int:
         if not base.adc_fit:
             return start
         hi = max(start, MAX_ADC_BITS)
-        return fewest_bits(start, MIN_ADC_BITS, hi, lambda a: accuracy(encoding, weight_bits, a), target)[0]
+        return fewest_bits(start, MIN_ADC_BITS, hi, lambda a: accuracy(encoding, dac_bits, weight_bits, a), target)[0]
 
     candidates = []
     for encoding in base.encodings:
-        a = fit_adc(encoding, base.weight_bits, base.adc_bits)
+        d = fit_dac(encoding, base.weight_bits, base.dac_bits)
+        a = fit_adc(encoding, d, base.weight_bits, base.adc_bits)
         w = base.weight_bits
         if base.weight_fit:
             hi = max(w, MAX_WEIGHT_BITS)
-            w = fewest_bits(w, MIN_WEIGHT_BITS, hi, lambda wb, e=encoding, a=a: accuracy(e, wb, a), target)[0]
-            a = fit_adc(encoding, w, a)
-        acc = accuracy(encoding, w, a)
-        arrays, mapping = mapped(encoding, w, a)
+            w = fewest_bits(w, MIN_WEIGHT_BITS, hi, lambda wb, e=encoding, a=a, d=d: accuracy(e, d, wb, a), target)[0]
+            a = fit_adc(encoding, d, w, a)
+        acc = accuracy(encoding, d, w, a)
+        arrays, mapping = mapped(encoding, d, w, a)
         candidates.append(
             {
                 "encoding": encoding,
+                "dac_bits": d,
                 "weight_bits": w,
                 "adc_bits": a,
                 "slices": mapping["slices"],
@@ -145,10 +169,11 @@ def fit_baseline(
     mapping["baseline_adc_fit"] = {
         "float_val_accuracy": float_acc,
         "tolerance_pct": base.fit_tolerance_pct,
-        "start": {"adc_bits": base.adc_bits, "weight_bits": base.weight_bits},
-        "fitted": {"adc_bits": base.adc_fit, "weight_bits": base.weight_fit},
+        "start": {"dac_bits": base.dac_bits, "adc_bits": base.adc_bits, "weight_bits": base.weight_bits},
+        "fitted": {"dac_bits": base.dac_fit, "adc_bits": base.adc_fit, "weight_bits": base.weight_fit},
         "tries": tries,
         "encoding": best["encoding"],
+        "dac_bits": best["dac_bits"],
         "adc_bits": best["adc_bits"],
         "weight_bits": best["weight_bits"],
         "reached": best["within_tolerance"],
@@ -184,7 +209,7 @@ def run(
             raise ValueError(f"{model_path}: a float network needs the baseline's mapping settings (variant baseline)")
         x, _ = network_inputs(data_npz, "train", settings.baseline.calibration_samples)
         b = settings.baseline
-        if b.adc_fit or b.weight_fit or len(b.encodings) > 1:
+        if b.dac_fit or b.adc_fit or b.weight_fit or len(b.encodings) > 1:
             arrays, mapping = fit_baseline(net, bits, settings, x, data_npz, device)
         else:
             arrays, mapping = map_network(net, bits, settings, calib_x=x, device=device)
