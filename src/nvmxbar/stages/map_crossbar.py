@@ -89,9 +89,20 @@ def fit_baseline(
     tries: list[dict] = []
     seen: dict[tuple, float] = {}
 
+    layouts: dict[tuple, tuple[dict, dict]] = {}
+
     def mapped(encoding: str, dac_bits: int, weight_bits: int, adc_bits: int) -> tuple[dict, dict]:
-        b = replace(base, encodings=(encoding,), dac_bits=dac_bits, weight_bits=weight_bits, adc_bits=adc_bits)
-        return map_network(net, bits, replace(settings, baseline=b), calib_x=calib_x, device=device)
+        """The mapping at these bits. The levels, the calibrated ADC ranges and slice shifts and every count do not
+        depend on the ADC bits (only the step, full range / levels, does, which the simulator derives from the
+        chip): one mapping per encoding, DAC and weight bits, its chip's ``adc_bits`` set per try."""
+        key = (encoding, dac_bits, weight_bits)
+        if key not in layouts:
+            b = replace(base, encodings=(encoding,), dac_bits=dac_bits, weight_bits=weight_bits, adc_bits=adc_bits)
+            layouts[key] = map_network(net, bits, replace(settings, baseline=b), calib_x=calib_x, device=device)
+        arrays, mapping = layouts[key]
+        mapping = copy.deepcopy(mapping)
+        mapping["chip"]["adc_bits"] = int(adc_bits)
+        return arrays, mapping
 
     def accuracy(encoding: str, dac_bits: int, weight_bits: int, adc_bits: int | None) -> float:
         """``adc_bits`` None: the ADC off (the mapping at the starting ADC bits, its sums read exactly)."""
