@@ -27,7 +27,8 @@ from nvmxbar.report.accuracy import (
     per_seed_table,
     seeds_section,
 )
-from nvmxbar.report.collect import NOISE_COLUMNS, Inputs, ReportInputError, component_label
+from nvmxbar.report.collect import NOISE_COLUMNS, Inputs, ReportInputError
+from nvmxbar.report.collect_cost import component_label
 from nvmxbar.report.collect import collect as collect_declared
 from nvmxbar.report.collect_nas import collect_nas as collect_nas_declared
 from nvmxbar.report.figure_accuracy_seeds import plot_accuracy_seeds
@@ -103,6 +104,56 @@ ENERGY = {
     ("uniform", 4): 60.0,
     ("unipolar", 4): 60.0,
 }
+#: (dataset, variant, bits, seed) whose mapping.json states a column current over the limit, and that current (uA)
+OVER_LIMIT, OVER_CURRENT = ("har", "unipolar", 2, 1), 500.0
+#: the baseline's fit per device bits: (deployed encoding, weight bits, ADC bits, within the tolerance); HAR 2-bit
+#: reaches it, 4-bit does not (then the most accurate candidate is deployed)
+BASE_FIT = {2: ("offset", 7, 6, True), 4: ("differential", 9, 6, False)}
+
+
+def baseline_fit(ds, bits, seed):
+    """mapping.json's baseline_adc_fit and baseline_candidates: two candidates, the one of BASE_FIT deployed."""
+    enc, wb, adc, reached = BASE_FIT[bits]
+    other = "differential" if enc == "offset" else "offset"
+    cands = [
+        {
+            "encoding": enc,
+            "weight_bits": wb,
+            "adc_bits": adc,
+            "slices": 4,
+            "pair": 1 if enc == "offset" else 2,
+            "val_accuracy": 0.85 if reached else 0.80,
+            "within_tolerance": reached,
+            "energy_pj_per_inference": 9e4,
+            "area_um2": 2e5,
+            "deployed": True,
+        },
+        {
+            "encoding": other,
+            "weight_bits": 10,
+            "adc_bits": 10,
+            "slices": 5,
+            "pair": 2 if other != "offset" else 1,
+            "val_accuracy": 0.84 if reached else 0.70,
+            "within_tolerance": reached,
+            "energy_pj_per_inference": 1.2e5,
+            "area_um2": 3e5,
+            "deployed": False,
+        },
+    ]
+    why = "the cheapest ... within 1.0 points" if reached else "no encoding within 1.0 points: the most accurate"
+    fit = {
+        "float_val_accuracy": 0.855,
+        "tolerance_pct": 1.0,
+        "tries": [{}] * 5,
+        "encoding": enc,
+        "adc_bits": adc,
+        "weight_bits": wb,
+        "reached": reached,
+    }
+    return fit, {"deployed": enc, "why": why, "candidates": cands}
+
+
 # noise.csv: prog_sigma sweep x read_sigma, plus a decoy at exactly the reference sigma but with read noise on
 SIGMAS, READS = [0.0, 0.015, 0.05, 0.1], [0.0, 0.01]
 
@@ -173,6 +224,11 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
     )
     arrays, mapping = map_network(net, b, MAP, calib_x=x)
     mapping = {"dataset": ds, "variant": v, **mapping}
+    if (ds, v, b, seed) == OVER_LIMIT:  # one seed of one design passes the column-current limit
+        mapping["total"].update(max_column_current_ua=OVER_CURRENT, column_current_within_limit=False)
+    if v == "baseline":  # the baseline's fit, as map_crossbar records it (fewer bits at 4-bit devices)
+        mapping["baseline_adc_fit"], mapping["baseline_candidates"] = baseline_fit(ds, b, seed)
+        mapping["encoding"], mapping["weight_bits"] = mapping["baseline_adc_fit"]["encoding"], BASE_FIT[b][1]
     d = root / ds / v / f"b{b}" / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(d / "crossbar.npz", **arrays)
@@ -216,6 +272,8 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
         "total": {
             "area_um2": a,
             "energy_pj_per_inference": e,
+            "latency_ns_per_inference": 10 * a,
+            "array_power_uw": 2 * e,
             "area_by_component": {"ADCs": 0.6 * a, "cells": 0.3 * a, "DACs": 0.1 * a},
             "energy_by_component": {"ADCs": 0.5 * e, "cells": 0.2 * e, "DACs": 0.3 * e},
         },
@@ -745,7 +803,10 @@ def test_tables_written_in_three_formats(stage, data):
             assert u.paper_area_improvement_pct == 80.0 and u.paper_energy_improvement_pct == 45.0
     md = (out / "tables" / "cost.md").read_text()
     assert "| har | unipolar | 2 | combined: uniform scaling + unipolar | 150 | 50.0 |" in md
-    assert "| 85.0 | 50.0 | 75 | up to 80 | up to 45 |" in md
+    assert "| 150 | 50.0 | 1,500 | 100 | 500.0 ⚠ (limit 241.8) |" in md  # latency, array power, flagged current
+    assert "| 85.0 | 50.0 |  |  | 75 | up to 80 | up to 45 |" in md
+    assert md.count("⚠ (limit") == 1  # the one design over the limit
+    assert "| offset, DAC 4 / ADC 6 / weights 7 bits | yes |" in md and "/ weights 9 bits | no |" in md
 
 
 def test_figures_are_valid_images(stage):

@@ -67,8 +67,9 @@ NOTES = {
     "v_read_v": "the chip device's read voltage (the cells' read time is the mux cycle, set by the converters)",
     "adc_bits": "cost only: the accuracy is not re-simulated at these ADC bits",
     "adc_mux": "ADCs, shift-and-add units and subtractors recounted (layout.count)",
-    "subtraction": "analog: a pair subtracted before one conversion; digital: both columns converted, then "
-    "subtracted (recounted by layout.count)",
+    "subtraction": "analog: a pair subtracted before one conversion (a one-device column: its tile's reference "
+    "column of G_min cells); digital: both columns converted, then subtracted (a one-device column: its G_min "
+    "offset subtracted digitally); recounted by layout.count",
 }
 AREA_TARGET = float(PAPER_FIGURES["area_combined"]["value"])
 ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
