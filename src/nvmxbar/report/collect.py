@@ -126,9 +126,10 @@ def collect(inputs: Inputs, with_cost: bool = True) -> dict[str, pd.DataFrame]:
 
     training (one row per trained model and seed: ``model`` is 'baseline' or '<variant>/b<bits>'), mapping (totals
     and device/converter settings per dataset x variant x bits x seed), layers (per mapped layer), noise (noise.csv
-    rows), noise_summary, cost (totals), cost_components (long: quantity, component, value), cost_layers,
-    weight_codes (histogram of the signed integer codes per layer) and conductances (histogram of G of used cells
-    per layer); and meta (one row: datasets, variants, bits, seeds).
+    rows), noise_summary, cost (totals, latency, array power), cost_components (long: quantity, component, value),
+    cost_layers, weight_codes (histogram of the signed integer codes per layer), conductances (histogram of G of used
+    cells per layer) and baseline_fit (the candidates of each baseline's fit, :func:`.collect_cost.read_baseline_fit`);
+    and meta (one row: datasets, variants, bits, seeds).
     """
     datasets, variants, bits = list(inputs.datasets), list(inputs.variants), sorted(int(b) for b in inputs.bits)
     seeds = seed_list(inputs.seeds)
