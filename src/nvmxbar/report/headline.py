@@ -133,7 +133,8 @@ def headline_section(cost: pd.DataFrame, fits: pd.DataFrame, tables_dir: Path, r
         "## Headline: the savings against the cheapest baseline",
         "",
         "The baseline is the float network at its best, not a strawman: map_crossbar fits each encoding's ADC and "
-        "weight bits on the validation split and deploys the cheapest candidate (energy per inference, ties: area) "
+        "weight bits on the validation split and deploys the cheapest candidate (energy per inference, ties: area, as "
+        "map_crossbar prices it: analytic operations, cell reads at the mean conductance) "
         "whose validation accuracy stays within the tolerance of the float network's "
         "(`map_crossbar.baseline_fit_tolerance_pct`). The headline savings are against that deployed baseline; the "
         "iso-architecture steps beside them change one thing on the same network, so they show which saving comes "
