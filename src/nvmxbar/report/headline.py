@@ -21,6 +21,11 @@ ISO_STEPS = (
     ("perlayer", "uniform", "uniform scaling alone (one shared scale)", "the same network, signed weights in pairs"),
     ("signed", "unipolar", "one device per weight (unipolar)", "the same searched network, uniform scaling"),
 )
+#: The attribution stack's other steps: (from, to, what changes).
+OTHER_STEPS = (
+    ("baseline", "perlayer", "training at device precision (one slice, no bit-slicing)"),
+    ("uniform", "signed", "the searched, smaller network"),
+)
 
 
 def limit_source(constants: dict | None = None) -> str:
@@ -169,12 +174,13 @@ def headline_section(cost: pd.DataFrame, fits: pd.DataFrame, tables_dir: Path, r
                 steps.append(f"`{a}` → `{v}`, {what} on {kept}: {st[0]:.1f} % area, {st[1]:.1f} % energy")
         if steps:
             line += " Iso-architecture steps: " + "; ".join(steps) + "."
-        rest = _saving(cost, ds, b, "baseline", "perlayer")
-        if rest is not None:
-            line += (
-                f" The rest comes from training at device precision (`baseline` → `perlayer`: {rest[0]:.1f} % area, "
-                f"{rest[1]:.1f} % energy) and from the searched network (`uniform` → `signed`)."
-            )
+        rest = [
+            f"`{a}` → `{v}`, {what}: {st[0]:.1f} % area, {st[1]:.1f} % energy"
+            for a, v, what in OTHER_STEPS
+            if (st := _saving(cost, ds, b, a, v)) is not None
+        ]
+        if rest:
+            line += " The other steps (not iso-architecture): " + "; ".join(rest) + "."
         L.append(line)
     L += ["", f"Tables: `{rel(tables_dir / 'cost.csv')}`, `{rel(tables_dir / 'attribution.csv')}`.", ""]
     return L
