@@ -1456,7 +1456,7 @@ def test_cost_claims_per_preset_by_hand():
     assert "not re-simulated per preset" in text
     assert "| har | 2 | rram_wan2022 *(run)* | 78.0 | 44.0 | holds (2.0 below) | holds (1.0 below) |" in text
     assert "| har | 2 | neurosim_v14 | 70.0 | 51.0 | does not hold (10.0 below) | does not hold (6.0 above) |" in text
-    assert "| har | 2 | pcm_aihwkit | nan | nan | n/a | n/a |" in text and text.count("| har |") == 3  # unipolar only
+    assert "| har | 2 | pcm_aihwkit | n/a | n/a | n/a | n/a |" in text and text.count("| har |") == 3  # unipolar only
     assert (
         "- **Area, up to 80 %** (UCI HAR, 2-bit devices): holds under `rram_wan2022` (40 µS, ON/OFF 40, 0.2 V) only"
         in text

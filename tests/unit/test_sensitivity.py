@@ -356,3 +356,6 @@ def test_without_read_cells_the_device_rows_are_not_priced(tmp_path):
         assert r[r.configured].energy_saving_pct.notna().all()  # the run's own device needs no repricing
     assert t[t.parameter == "r_on_ohm"].energy_saving_pct.notna().all()
     assert "n/a" in "".join(c for row in display_sensitivity(t)[1] for c in row)
+    text = "\n".join(report_section(t, "unipolar", tmp_path, {}, str))
+    assert "not repriced (see the note in sensitivity.csv): device preset neurosim_v14, rram_wan2022" in text
+    assert "except device preset" not in text  # an unpriced row is neither reached nor missed

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from ..devices import load_presets
-from .formatting import markdown
+from .formatting import markdown, num
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_FIGURES
 
 
@@ -32,6 +32,16 @@ def _device_text(name: str) -> str:
     return f"`{name}` ({p['g_max_us']:g} µS, ON/OFF {p['on_off_ratio']:g}, {p['v_read_v']:g} V)"
 
 
+def _direction(verdicts: list[tuple[str, str]]) -> str:
+    """Why a figure holds under no preset: every saving beyond it, every one short of it, or both."""
+    gaps = [v for _, v in verdicts if v.startswith("does not hold")]
+    if gaps and all(v.endswith("above)") for v in gaps):
+        return " (our savings exceed the paper's by more than the tolerance under every preset)"
+    if gaps and all(v.endswith("below)") for v in gaps):
+        return " (our savings fall short of the paper's under every preset)"
+    return ""
+
+
 def preset_claims(sensitivity: pd.DataFrame | None, cfg: dict) -> list[str]:
     """Per dataset and device bits of the combined variant: one row per preset with its area and energy saving and
     the verdict on each of the paper's figures, then one sentence per figure naming the presets it holds under."""
@@ -43,8 +53,9 @@ def preset_claims(sensitivity: pd.DataFrame | None, cfg: dict) -> list[str]:
         "",
         f"The combined (`{variant}`) savings over the baseline repriced with each device preset's G_max, ON/OFF "
         "ratio and read voltage (both designs, the measured input activity kept; sensitivity table, rows "
-        f"`device`). **Cost only: the accuracy is not re-simulated per preset** (a preset's own noise would move "
-        f"it). *holds*: the mean over the seeds within ± {tol:g} points of the paper's figure "
+        "`device`). The device moves the energy only (the cell's area is set by the node and the cell type). "
+        "**Cost only: the accuracy is not re-simulated per preset** (a preset's own noise would move it). "
+        f"*holds*: the mean over the seeds within ± {tol:g} points of the paper's figure "
         "(`report.cost_tolerance_pct`), both ways; no confidence interval.",
         "",
     ]
@@ -61,7 +72,8 @@ def preset_claims(sensitivity: pd.DataFrame | None, cfg: dict) -> list[str]:
         a, e = float(r.area_saving_pct), float(r.energy_saving_pct)
         va, ve = figure_verdict(a, area, tol), figure_verdict(e, energy, tol)
         run = " *(run)*" if bool(r.configured) else ""
-        body.append([r.dataset, str(int(r.bits)), f"{r.value_label}{run}", f"{a:.1f}", f"{e:.1f}", va, ve])
+        f1 = num(".1f", "n/a")
+        body.append([r.dataset, str(int(r.bits)), f"{r.value_label}{run}", f1(a), f1(e), va, ve])
         for what, v in (("area", va), ("energy", ve)):
             holds[what].setdefault((r.dataset, int(r.bits)), []).append((r.value_label, v))
     L.append(markdown(heads, body))
@@ -73,7 +85,7 @@ def preset_claims(sensitivity: pd.DataFrame | None, cfg: dict) -> list[str]:
             said = (
                 f"holds under {', '.join(yes)}" + (" only" if len(yes) < len(verdicts) else " (every preset)")
                 if yes
-                else "holds under no preset"
+                else "holds under no preset" + _direction(verdicts)
             )
             L.append(
                 f"- **{what.capitalize()}, up to {fig:g} %** ({where}): {said}"

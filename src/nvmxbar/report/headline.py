@@ -82,14 +82,14 @@ def _candidates(fits: pd.DataFrame, ds: str, bits: int) -> str:
         parts.append(
             f"{c.encoding} (DAC {c.dac_bits} / ADC {c.adc_bits} / weights {c.weight_bits} bits, {c.slices} slice(s)"
             f"{', differential pairs' if c.pair == 2 else ', one device per slice'}): validation "
-            f"{100 * c.val_accuracy:.2f} % ({inside}), {c.energy_pj / 1e3:,.4g} nJ, {c.area_um2:,.0f} µm²"
-            + (" — **deployed**" if c.deployed else "")
+            f"{100 * c.val_accuracy:.2f} % ({inside}), {c.energy_pj / 1e3:,.4g} nJ and {c.area_um2:,.0f} µm² as "
+            "map_crossbar priced it" + (" — **deployed**" if c.deployed else "")
         )
     r = f.iloc[0]
     seed = f" (seed {int(r.seed)})" if "seed" in f else ""
     return (
         f"Candidates{seed}, float validation accuracy {100 * r.float_val_accuracy:.2f} %, tolerance "
-        f"{r.tolerance_pct:g} points: " + "; ".join(parts) + f". Choice: {r.why}."
+        f"{_points(r.tolerance_pct)}: " + "; ".join(parts) + f". Choice: {r.why}."
     )
 
 
@@ -105,7 +105,7 @@ def _not_reached(reached: str, fits: pd.DataFrame, ds: str, bits: int) -> str:
         out += (
             f" (seed {int(d.seed)}: validation {100 * d.val_accuracy:.2f} % against the float network's "
             f"{100 * d.float_val_accuracy:.2f} %, {100 * (d.float_val_accuracy - d.val_accuracy):.2f} points below; "
-            f"tolerance {d.tolerance_pct:g} points)"
+            f"tolerance {_points(d.tolerance_pct)})"
         )
     return out + (
         ", and the savings below are against a baseline that is less accurate than its float network by more than "
@@ -125,8 +125,18 @@ def _saving(cost: pd.DataFrame, ds: str, bits: int, a: str, b: str) -> tuple[flo
     )
 
 
-def _pair(s: tuple[float, float]) -> str:
-    return f"**{s[0]:.1f} %** area, **{s[1]:.1f} %** energy"
+def _pct(x: float, what: str, bold: bool = False) -> str:
+    """'12.3 % area' for a saving, '4.5 % MORE area' for a loss (a negative saving)."""
+    v = f"{abs(x):.1f} %"
+    return (f"**{v}**" if bold else v) + (f" {what}" if x >= 0 else f" MORE {what}")
+
+
+def _pair(s: tuple[float, float], bold: bool = False) -> str:
+    return f"{_pct(s[0], 'area', bold)}, {_pct(s[1], 'energy', bold)}"
+
+
+def _points(x: float) -> str:
+    return f"{x:g} point" + ("" if x == 1 else "s")
 
 
 def headline_section(cost: pd.DataFrame, fits: pd.DataFrame, tables_dir: Path, rel: Callable[[Any], str]) -> list[str]:
@@ -166,16 +176,16 @@ def headline_section(cost: pd.DataFrame, fits: pd.DataFrame, tables_dir: Path, r
         if s is None:
             L.append(f"  No `{combined}` deployment at these bits: no headline saving.")
             continue
-        line = f"  **Headline**: `{combined}` (uniform scaling + unipolar) saves {_pair(s)} against it."
+        line = f"  **Headline**: `{combined}` (uniform scaling + unipolar) saves {_pair(s, bold=True)} against it."
         steps = []
         for a, v, what, kept in ISO_STEPS:
             st = _saving(cost, ds, b, a, v)
             if st is not None:
-                steps.append(f"`{a}` → `{v}`, {what} on {kept}: {st[0]:.1f} % area, {st[1]:.1f} % energy")
+                steps.append(f"`{a}` → `{v}`, {what} on {kept}: {_pair(st)}")
         if steps:
             line += " Iso-architecture steps: " + "; ".join(steps) + "."
         rest = [
-            f"`{a}` → `{v}`, {what}: {st[0]:.1f} % area, {st[1]:.1f} % energy"
+            f"`{a}` → `{v}`, {what}: {_pair(st)}"
             for a, v, what in OTHER_STEPS
             if (st := _saving(cost, ds, b, a, v)) is not None
         ]

@@ -69,30 +69,39 @@ def device_lines(mapping: pd.DataFrame) -> list[str]:
 
 
 def baseline_lines(layers: pd.DataFrame, mapping: pd.DataFrame) -> list[str]:
-    """'What was run': how the baseline's weights are quantized and stored, per device bits and encoding: sliced
-    per sign onto differential pairs, or offset-encoded (c + 2^(wb-1) in unsigned slices, one device per slice)."""
+    """'What was run': how each baseline's weights are quantized and stored, per dataset and device bits (per seed
+    where the seeds' fits differ): sliced per sign onto differential pairs, or offset-encoded (c + 2^(wb-1) in
+    unsigned slices, one device per slice)."""
     bl = layers[layers.variant == "baseline"]
     if not len(bl) or not bl.weight_levels.notna().all():
         return []
-    wl = sorted(set(int(x) for x in bl.weight_levels))
     mb = mapping[mapping.variant == "baseline"]
-    enc = mb.encoding if "encoding" in mb else pd.Series("", index=mb.index)
-    sl = mb.assign(encoding=enc.fillna(""))[["bits", "slices", "encoding"]].drop_duplicates().sort_values("bits")
-    stored = []
-    for r in sl.itertuples():
-        if r.encoding == "offset":
-            stored.append(
-                f"offset-encoded on {int(r.bits)}-bit devices (code + 2^(wb−1) in {int(r.slices)} unsigned slice(s), "
-                "one device per slice, the offset subtracted digitally)"
-            )
-        else:
-            stored.append(f"{int(r.slices)} slice(s) per sign on {int(r.bits)}-bit devices (differential pairs)")
+    parts = []
+    for (ds, b), g in mb.groupby(["dataset", "bits"], sort=False):
+        texts = []
+        for r in g.itertuples():
+            levels = bl[(bl.dataset == ds) & (bl.bits == b) & (bl.seed == r.seed)].weight_levels
+            wb = getattr(r, "weight_bits", None)
+            wb = int(math.log2(int(levels.max()) + 1)) + 1 if wb is None or pd.isna(wb) else int(wb)
+            if getattr(r, "encoding", "") == "offset":
+                texts.append(
+                    f"{wb}-bit weights offset-encoded (code + {2 ** (wb - 1)} in {int(r.slices)} unsigned "
+                    "slice(s), one device per slice, the offset subtracted digitally)"
+                )
+            else:
+                texts.append(
+                    f"{wb}-bit weights (±{2 ** (wb - 1) - 1}) in {int(r.slices)} slice(s) per sign (differential pairs)"
+                )
+        seeds = list(g.seed)
+        text = (
+            texts[0]
+            if len(set(texts)) == 1
+            else "; ".join(f"{t} (seed {s})" for t, s in zip(texts, seeds, strict=True))
+        )
+        parts.append(f"{DATASET_NAMES.get(ds, ds)} on {int(b)}-bit devices: {text}")
     return [
-        "- Baseline deployment (mapping.json): weights quantized per layer to "
-        + "/".join(f"±{w} ({int(math.log2(w + 1)) + 1}-bit)" for w in wl)
-        + ", "
-        + ", ".join(stored)
-        + "; its encoding and bits are fitted per seed (see *Headline*)."
+        "- Baseline deployment (mapping.json; encoding and bits fitted per seed, see *Headline*): weights quantized "
+        "per layer, " + "; ".join(parts) + "."
     ]
 
 

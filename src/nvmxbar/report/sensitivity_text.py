@@ -106,10 +106,17 @@ def report_section(
             if len(run)
             else ""
         )
-        area, energy = reaching(g, "reaches_area_80"), reaching(g, "reaches_energy_45")
+        priced = g[g.area_saving_pct.notna() & g.energy_saving_pct.notna()]
+        area, energy = reaching(priced, "reaches_area_80"), reaching(priced, "reaches_energy_45")
+        unpriced = [
+            f"{LABELS[p]} {', '.join(u.value_label)}"
+            for p, u in g[~g.index.isin(priced.index)].groupby("parameter", sort=False)
+        ]
         L.append(
             f"- {DATASET_NAMES.get(ds, ds)}, {b}-bit devices, `{variant}`: {here}area ≥ {AREA_TARGET:g} % "
-            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}."
+            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}"
+            + (f"; not repriced (see the note in sensitivity.csv): {'; '.join(unpriced)}" if unpriced else "")
+            + "."
         )
     flat = [LABELS[p] for p, g in sub.groupby("parameter", sort=False) if _unmoved(g)]
     if flat:
