@@ -1409,7 +1409,7 @@ def test_headline_names_the_baseline_and_the_iso_architecture_steps(tmp_path):
     assert "`uniform` → `signed`, the searched, smaller network: 25.0 % area, 16.7 % energy" in two
     assert "no candidate reached" not in two
     assert "**no candidate reached the tolerance**: the deployed baseline is the most accurate candidate" in four
-    assert "validation 80.00 % against the float network's 85.50 %, 5.50 points below; tolerance 1 points" in four
+    assert "validation 80.00 % against the float network's 85.50 %, 5.50 points below; tolerance 1 point)" in four
     assert "less accurate than its float network by more than the tolerance" in four
     assert "one device per slice): validation 80.00 % (outside), 90 nJ" in four
 
