@@ -27,8 +27,9 @@ from nvmxbar.report.accuracy import (
     per_seed_table,
     seeds_section,
 )
-from nvmxbar.report.collect import NOISE_COLUMNS, Inputs, ReportInputError, component_label
+from nvmxbar.report.collect import NOISE_COLUMNS, Inputs, ReportInputError
 from nvmxbar.report.collect import collect as collect_declared
+from nvmxbar.report.collect_cost import component_label
 from nvmxbar.report.collect_nas import collect_nas as collect_nas_declared
 from nvmxbar.report.figure_accuracy_seeds import plot_accuracy_seeds
 from nvmxbar.report.figure_cost_breakdown import plot_cost_breakdown
@@ -103,6 +104,56 @@ ENERGY = {
     ("uniform", 4): 60.0,
     ("unipolar", 4): 60.0,
 }
+#: (dataset, variant, bits, seed) whose mapping.json states a column current over the limit, and that current (uA)
+OVER_LIMIT, OVER_CURRENT = ("har", "unipolar", 2, 1), 500.0
+#: the baseline's fit per device bits: (deployed encoding, weight bits, ADC bits, within the tolerance); HAR 2-bit
+#: reaches it, 4-bit does not (then the most accurate candidate is deployed)
+BASE_FIT = {2: ("offset", 7, 6, True), 4: ("differential", 9, 6, False)}
+
+
+def baseline_fit(ds, bits, seed):
+    """mapping.json's baseline_adc_fit and baseline_candidates: two candidates, the one of BASE_FIT deployed."""
+    enc, wb, adc, reached = BASE_FIT[bits]
+    other = "differential" if enc == "offset" else "offset"
+    cands = [
+        {
+            "encoding": enc,
+            "weight_bits": wb,
+            "adc_bits": adc,
+            "slices": 4,
+            "pair": 1 if enc == "offset" else 2,
+            "val_accuracy": 0.85 if reached else 0.80,
+            "within_tolerance": reached,
+            "energy_pj_per_inference": 9e4,
+            "area_um2": 2e5,
+            "deployed": True,
+        },
+        {
+            "encoding": other,
+            "weight_bits": 10,
+            "adc_bits": 10,
+            "slices": 5,
+            "pair": 2 if other != "offset" else 1,
+            "val_accuracy": 0.84 if reached else 0.70,
+            "within_tolerance": reached,
+            "energy_pj_per_inference": 1.2e5,
+            "area_um2": 3e5,
+            "deployed": False,
+        },
+    ]
+    why = "the cheapest ... within 1.0 points" if reached else "no encoding within 1.0 points: the most accurate"
+    fit = {
+        "float_val_accuracy": 0.855,
+        "tolerance_pct": 1.0,
+        "tries": [{}] * 5,
+        "encoding": enc,
+        "adc_bits": adc,
+        "weight_bits": wb,
+        "reached": reached,
+    }
+    return fit, {"deployed": enc, "why": why, "candidates": cands}
+
+
 # noise.csv: prog_sigma sweep x read_sigma, plus a decoy at exactly the reference sigma but with read noise on
 SIGMAS, READS = [0.0, 0.015, 0.05, 0.1], [0.0, 0.01]
 
@@ -173,6 +224,11 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
     )
     arrays, mapping = map_network(net, b, MAP, calib_x=x)
     mapping = {"dataset": ds, "variant": v, **mapping}
+    if (ds, v, b, seed) == OVER_LIMIT:  # one seed of one design passes the column-current limit
+        mapping["total"].update(max_column_current_ua=OVER_CURRENT, column_current_within_limit=False)
+    if v == "baseline":  # the baseline's fit, as map_crossbar records it (fewer bits at 4-bit devices)
+        mapping["baseline_adc_fit"], mapping["baseline_candidates"] = baseline_fit(ds, b, seed)
+        mapping["encoding"], mapping["weight_bits"] = mapping["baseline_adc_fit"]["encoding"], BASE_FIT[b][1]
     d = root / ds / v / f"b{b}" / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(d / "crossbar.npz", **arrays)
@@ -216,6 +272,8 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
         "total": {
             "area_um2": a,
             "energy_pj_per_inference": e,
+            "latency_ns_per_inference": 10 * a,
+            "array_power_uw": 2 * e,
             "area_by_component": {"ADCs": 0.6 * a, "cells": 0.3 * a, "DACs": 0.1 * a},
             "energy_by_component": {"ADCs": 0.5 * e, "cells": 0.2 * e, "DACs": 0.3 * e},
         },
@@ -745,7 +803,10 @@ def test_tables_written_in_three_formats(stage, data):
             assert u.paper_area_improvement_pct == 80.0 and u.paper_energy_improvement_pct == 45.0
     md = (out / "tables" / "cost.md").read_text()
     assert "| har | unipolar | 2 | combined: uniform scaling + unipolar | 150 | 50.0 |" in md
-    assert "| 85.0 | 50.0 | 75 | up to 80 | up to 45 |" in md
+    assert "| 150 | 50.0 | 1,500 | 100 | 500.0 ⚠ (limit 241.8) |" in md  # latency, array power, flagged current
+    assert "| 85.0 | 50.0 |  |  | 75 | up to 80 | up to 45 |" in md
+    assert md.count("⚠ (limit") == 1  # the one design over the limit
+    assert "| offset, DAC 4 / ADC 6 / weights 7 bits | yes |" in md and "/ weights 9 bits | no |" in md
 
 
 def test_figures_are_valid_images(stage):
@@ -1247,3 +1308,183 @@ def test_nas_without_search_and_missing_files(tree, tmp_path):
     pd.DataFrame({"trial": [0], "state": ["COMPLETE"]}).to_csv(d / "trials.csv", index=False)
     with pytest.raises(ReportInputError, match=r"trials.csv.*val_accuracy"):
         collect_nas(root, ["har"], [2])
+
+
+# ------------------------------------------------------------------------ column currents, headline, presets
+def test_cost_table_flags_exactly_the_design_over_the_limit(data):
+    """The largest column current over the seeds against mapping.json's limit: 0.25 x V_read / (6.363 Ohm x
+    (R + 1) / 2) for R = 64 rows at 0.2 V (rram_wan2022); one seed of har/unipolar/b2 passes it."""
+    t = cost_table(data).set_index(["dataset", "variant", "bits"])
+    limit = 0.25 * 0.2 / (6.363 * 65 / 2) * 1e6
+    assert np.allclose(t.column_current_limit_ua, limit)
+    assert t.index[t.column_current_over_limit].tolist() == [OVER_LIMIT[:3]]
+    assert t.loc[OVER_LIMIT[:3], "max_column_current_ua"] == OVER_CURRENT  # the worst seed, not the mean
+    m = data["mapping"].set_index(["dataset", "variant", "bits", "seed"]).max_column_current_ua
+    other = ("cifar10", "uniform", 4)
+    assert t.loc[other, "max_column_current_ua"] == max(m.loc[(*other, s)] for s in SEEDS) < limit
+    assert (t.latency_ns_per_inference == [10 * AREA[(v, b)] for _, v, b in t.index]).all()
+    assert np.allclose(t.array_power_uw, [2 * ENERGY[(v, b)] for _, v, b in t.index])
+    base = t.xs("baseline", level="variant")
+    assert (base.loc[(slice(None), 2), "baseline_design"] == "offset, DAC 4 / ADC 6 / weights 7 bits").all()
+    assert (base.loc[(slice(None), 4), "baseline_reached"] == "no").all()
+    assert (t.xs("unipolar", level="variant").baseline_design == "").all()
+
+
+def test_baseline_design_per_seed_and_partial_reach():
+    from nvmxbar.report.baseline import baseline_designs
+
+    m = pd.DataFrame(
+        {
+            "dataset": "har",
+            "variant": "baseline",
+            "bits": 2,
+            "seed": [0, 1, 2],
+            "encoding": ["offset", "offset", "differential"],
+            "dac_bits": 4,
+            "adc_bits": [6, 6, 7],
+            "weight_bits": [7, 7, 9],
+            "fit_reached": [True, False, True],
+        }
+    )
+    r = baseline_designs(m).iloc[0]
+    assert r.baseline_design == (
+        "offset, DAC 4 / ADC 6 / weights 7 bits (seed 0); offset, DAC 4 / ADC 6 / weights 7 bits (seed 1); "
+        "differential, DAC 4 / ADC 7 / weights 9 bits (seed 2)"
+    )
+    assert r.baseline_reached == "no (seeds 1)" and r.baseline_encodings == "differential, offset"
+    assert baseline_designs(m.assign(fit_reached=None)).baseline_reached.iloc[0] == "not fitted"
+
+
+def test_headline_names_the_baseline_and_the_iso_architecture_steps(tmp_path):
+    """By hand: baseline 1000 um^2 / 100 pJ; perlayer 500 / 80, uniform 400 / 60, signed 300 / 50, unipolar 150 /
+    40: the headline 85 % / 60 % against the baseline, perlayer -> uniform 20 % / 25 %, signed -> unipolar 50 % /
+    20 %; at 4-bit no candidate within the tolerance."""
+    from nvmxbar.report.headline import headline_section
+
+    sizes = {"baseline": (1000, 100), "perlayer": (500, 80), "uniform": (400, 60), "signed": (300, 50)}
+    sizes["unipolar"] = (150, 40)
+    rows = [
+        {
+            "dataset": "har",
+            "variant": v,
+            "bits": b,
+            "area_um2": a,
+            "energy_pj_per_inference": e,
+            "baseline_design": "offset, DAC 4 / ADC 6 / weights 7 bits" if v == "baseline" else "",
+            "baseline_reached": ("yes" if b == 2 else "no") if v == "baseline" else "",
+        }
+        for b in (2, 4)
+        for v, (a, e) in sizes.items()
+    ]
+    fits = pd.DataFrame(
+        [
+            {
+                "dataset": "har",
+                "bits": 4,
+                "seed": 0,
+                "encoding": "offset",
+                "weight_bits": 7,
+                "adc_bits": 6,
+                "dac_bits": 4,
+                "slices": 4,
+                "pair": 1,
+                "val_accuracy": 0.80,
+                "within_tolerance": False,
+                "energy_pj": 9e4,
+                "area_um2": 2e5,
+                "deployed": True,
+                "float_val_accuracy": 0.855,
+                "tolerance_pct": 1.0,
+                "why": "no encoding within 1.0 points of the float network: the most accurate",
+            }
+        ]
+    )
+    text = "\n".join(headline_section(pd.DataFrame(rows), fits, tmp_path, str))
+    two, four = text.split("- **UCI HAR, 4-bit devices.**")
+    assert "offset, DAC 4 / ADC 6 / weights 7 bits — within the tolerance, the cheapest candidate" in two
+    assert "saves **85.0 %** area, **60.0 %** energy against it" in two
+    assert "`perlayer` → `uniform`, uniform scaling alone" in two and ": 20.0 % area, 25.0 % energy" in two
+    assert "`signed` → `unipolar`, one device per weight" in two and ": 50.0 % area, 20.0 % energy" in two
+    assert "`baseline` → `perlayer`, training at device precision (one slice, no bit-slicing): 50.0 % area" in two
+    assert "`uniform` → `signed`, the searched, smaller network: 25.0 % area, 16.7 % energy" in two
+    assert "no candidate reached" not in two
+    assert "**no candidate reached the tolerance**: the deployed baseline is the most accurate candidate" in four
+    assert "validation 80.00 % against the float network's 85.50 %, 5.50 points below; tolerance 1 point)" in four
+    assert "less accurate than its float network by more than the tolerance" in four
+    assert "one device per slice): validation 80.00 % (outside), 90 nJ" in four
+
+
+def test_cost_claims_per_preset_by_hand():
+    """The preset rows of the combined variant against 80 % / 45 %, within report.cost_tolerance_pct (5) both
+    ways: 78 % area holds (2.0 below), 70 % does not (10.0 below); 51 % energy does not hold (6.0 above)."""
+    from nvmxbar.report.device_claims import figure_verdict, preset_claims
+
+    assert figure_verdict(78.0, 80.0, 5.0) == "holds (2.0 below)" and figure_verdict(math.nan, 80, 5) == "n/a"
+    assert figure_verdict(51.0, 45.0, 5.0) == "does not hold (6.0 above)"
+    sens = pd.DataFrame(
+        [
+            {
+                "dataset": "har",
+                "bits": 2,
+                "variant": "unipolar",
+                "parameter": "device",
+                "value_label": p,
+                "configured": p == "rram_wan2022",
+                "area_saving_pct": a,
+                "energy_saving_pct": e,
+            }
+            for p, a, e in (
+                ("neurosim_v14", 70.0, 51.0),
+                ("rram_wan2022", 78.0, 44.0),
+                ("pcm_aihwkit", math.nan, math.nan),
+            )
+        ]
+        + [
+            {
+                "dataset": "har",
+                "bits": 2,
+                "variant": "uniform",
+                "parameter": "device",
+                "value_label": "pcm_aihwkit",
+                "configured": False,
+                "area_saving_pct": 80.0,
+                "energy_saving_pct": 45.0,
+            }
+        ]
+    )
+    text = "\n".join(preset_claims(sens, REPORT_CFG))
+    assert "not re-simulated per preset" in text
+    assert "| har | 2 | rram_wan2022 *(run)* | 78.0 | 44.0 | holds (2.0 below) | holds (1.0 below) |" in text
+    assert "| har | 2 | neurosim_v14 | 70.0 | 51.0 | does not hold (10.0 below) | does not hold (6.0 above) |" in text
+    assert "| har | 2 | pcm_aihwkit | n/a | n/a | n/a | n/a |" in text and text.count("| har |") == 3  # unipolar only
+    assert (
+        "- **Area, up to 80 %** (UCI HAR, 2-bit devices): holds under `rram_wan2022` (40 µS, ON/OFF 40, 0.2 V) only"
+        in text
+    )
+    assert "not repriced: pcm_aihwkit" in text
+
+
+def test_report_md_flags_currents_and_states_the_headline(stage):
+    out, _ = stage
+    md = (out / "report" / "REPORT.md").read_text()
+    assert "the limit is 241.8 µA, derived, not published" in md and "wire_ohm_per_cell = 6.363 Ω" in md
+    assert "⚠ **Over the column-current limit**" in md
+    flagged = [line for line in md.splitlines() if line.startswith("- ") and "µA against" in line]
+    assert flagged == ["- UCI HAR, `unipolar`, 2-bit devices: 500.0 µA against 241.8 µA (2.1 ×)."]
+    head = md.split("## Headline: the savings against the cheapest baseline")[1].split("## Improvements")[0]
+    assert head.count("**no candidate reached the tolerance**") == len(DATASETS)  # the 4-bit baselines
+    assert "`unipolar` (uniform scaling + unipolar) saves **85.0 %** area, **50.0 %** energy against it" in head
+    assert "- Device (config `chip.device`, mapping.json): `rram_wan2022` (G_max 40 µS, ON/OFF 40" in md
+    assert "### The cost claims under each device preset" in md and "rram_wan2022 *(run)*" in md
+
+
+def test_weights_figure_says_offset_encoding_not_one_device_per_weight(data):
+    from nvmxbar.report.figure_weights import plot_weights
+
+    frames = dict(
+        data, layers=data["layers"].assign(encoding=np.where(data["layers"].variant == "baseline", "offset", ""))
+    )
+    title = plot_weights(frames, "har")._suptitle.get_text()
+    base = next(line for line in title.splitlines() if line.startswith("baseline:"))
+    assert "offset-encoded: one device per slice" in base and "one device per weight" not in base
+    assert "one device per weight" in next(line for line in title.splitlines() if line.startswith("unipolar:"))

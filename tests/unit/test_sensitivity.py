@@ -3,16 +3,20 @@ layers, counted by core.layout.count as map_crossbar does) priced by rule estima
 repriced one assumption at a time, every seed against the baseline of its own seed, then averaged over the seeds
 (two seeds whose measured read conductance differs by 10 %)."""
 
+import copy
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import map_settings
 
 from nvmxbar import files, settings
 from nvmxbar.core.cost import improvement
 from nvmxbar.core.layout import count
+from nvmxbar.devices import load_presets
+from nvmxbar.report.device_repricing import DEVICE_FIELDS, MODES, NotRepriceable, preset_device, reprice, set_device
 from nvmxbar.report.figure_sensitivity import plot_sensitivity
 from nvmxbar.report.figures import save_figure
 from nvmxbar.report.sensitivity import GRID, Repricing, marks, value_label, values
@@ -37,21 +41,24 @@ def mapped(variant, bits):
     S, P = (math.ceil(8 / bits), 2) if base else (1, 1 if variant == "unipolar" else 2)
     layers = [{**layer(n, K, N, S=S, P=P, M=M, baseline=base), "weight_rows": K} for n, K, N, M in NET]
     m = {**mapping(layers, scheme=variant, bits=bits), "dataset": "har", "variant": variant}
-    m["chip"]["device"]["g_max_us"] = 1e6 / 6000  # R_on = 6 kOhm exactly
+    m["chip"]["device"].update(g_max_us=1e6 / 6000, on_off_ratio=150.0)  # R_on = 6 kOhm: the neurosim_v13 preset
     count(m)  # the counts as map_crossbar writes them
     return m
 
 
-def activity(mapping, seed=0):
-    """A measured read conductance per layer, as Simulator.read_activity reports it (10 % more per seed)."""
+def activity(mapping, seed=0, cells=True):
+    """A measured read conductance per layer and the cells it reads, as Simulator.read_activity reports them (10 %
+    more per seed); ``cells`` False: as a cost.json older than read_cells_per_mvm."""
     k = 1 + 0.1 * seed
-    return [
-        {"bit_serial": 40.0 * (i + 1) * k, "multibit": 15.0 * (i + 1) * k, "mvms_measured": 4, "samples": 4}
-        for i in range(len(mapping["layers"]))
-    ]
+    out = []
+    for i in range(len(mapping["layers"])):
+        out.append({"bit_serial": 40.0 * (i + 1) * k, "multibit": 15.0 * (i + 1) * k, "mvms_measured": 4, "samples": 4})
+        if cells:
+            out[-1]["read_cells_per_mvm"] = {"bit_serial": 10.0 * (i + 1) * k, "multibit": 4.0 * (i + 1) * k}
+    return out
 
 
-def write_results(root, measured=True):
+def write_results(root, measured=True, cells=True):
     """results/har/<variant>/b<bits>/seed<s>/{mapping,cost}.json, cost.json written by rule estimate_cost's file
     step."""
     for v in VARIANTS:
@@ -61,7 +68,7 @@ def write_results(root, measured=True):
                 mapping = mapped(v, b)
                 files.write_json(d / "mapping.json", mapping)
                 kw = {k: getattr(COST_CFG, k) for k in ("family", "tech_nm", "cell", "adc_time_share")}
-                act = activity(mapping, seed) if measured else None
+                act = activity(mapping, seed, cells) if measured else None
                 estimate_file(d / "mapping.json", d / "cost.json", None, act, **kw)
     return root
 
@@ -109,6 +116,7 @@ def test_one_row_per_deployment_assumption_and_value(table):
     assert one.groupby("parameter").configured.sum().to_dict() == dict.fromkeys(GRID, 1)
     run = one[one.configured].set_index("parameter").value
     assert run["r_on_ohm"] == pytest.approx(6000) and run["v_read_v"] == 0.5  # the chip device's read voltage
+    assert run["device"] == "neurosim_v13" and run["on_off_ratio"] == 150
     assert (run["adc_bits"], run["adc_mux"], run["family"], run["subtraction"]) == (6, 8, "neurosim", "analog")
 
 
@@ -241,3 +249,113 @@ def test_no_baseline_gives_an_empty_table_and_a_figure(tmp_path):
     assert write_md(t, tmp_path)[1].read_text().count("| dataset |") == 1
     save_figure(plot_sensitivity(t, "har"), "empty", tmp_path, 50)
     assert Repricing.from_settings(COST_CFG).family == "neurosim"
+
+
+# ------------------------------------------------------------------------------------------ another device
+def test_reprice_by_hand():
+    """S = A G_min + dG x levels: 100 uS read with A = 10 cells at (G_min 1, dG 3) is 10 + 30 x 3; at (2, 5):
+    20 + 30 x 5. Without A only a common factor of G_min and dG can be followed."""
+    assert reprice(100.0, 10.0, (1.0, 3.0), (2.0, 5.0)) == pytest.approx(170.0)
+    assert reprice(100.0, None, (1.0, 3.0), (2.0, 6.0)) == pytest.approx(200.0)
+    with pytest.raises(NotRepriceable, match="read_cells_per_mvm"):
+        reprice(100.0, None, (1.0, 3.0), (2.0, 5.0))
+
+
+def hand_priced(mapping, mode, g_read, cells, device):
+    """cost.json of ``mapping`` (activity g_read, cells per layer at the run's device) on ``device``, computed here:
+    the chip's device replaced and each layer's read G set to A G_min' + (S - A G_min) / dG x dG'."""
+    m = copy.deepcopy(mapping)
+    old = m["chip"]["device"]
+    L = m["device"]["levels"] - 1
+    gmin0, gmin1 = old["g_max_us"] / old["on_off_ratio"], device["g_max_us"] / device["on_off_ratio"]
+    dg0, dg1 = (old["g_max_us"] - gmin0) / L, (device["g_max_us"] - gmin1) / L
+    for lay, s, a in zip(m["layers"], g_read, cells, strict=True):
+        lay["read_g_us_per_mvm"] = {mode: a * gmin1 + (s - a * gmin0) / dg0 * dg1}
+    m["chip"]["device"] = device
+    return Repricing.from_settings(COST_CFG).cost(m)
+
+
+@pytest.mark.parametrize("preset", ["neurosim_v14", "rram_wan2022", "pcm_aihwkit"])
+def test_each_preset_reprices_both_designs_as_by_hand(table, preset):
+    """The device rows: both designs on the preset's G_max, ON/OFF ratio and read voltage, their measured activity
+    repriced exactly; the savings the mean over the seeds of each seed's against its own baseline."""
+    device = preset_device(preset)
+    assert (device["g_max_us"], device["on_off_ratio"]) == tuple(load_presets()[preset][k] for k in DEVICE_FIELDS[:2])
+    for v in ("uniform", "unipolar"):
+        for b in BITS:
+            priced = {}
+            for design in (v, "baseline"):
+                m = mapped(design, b)
+                mode = m["chip"]["input_mode"]
+                for seed in SEEDS:
+                    act = activity(m, seed)
+                    g = [a[mode] for a in act]
+                    cells = [a["read_cells_per_mvm"][mode] for a in act]
+                    priced[design, seed] = hand_priced(m, mode, g, cells, device)["total"]
+            row = rows(table, v, b, "device").loc[preset]
+            saving = [
+                100 * (1 - priced[v, s]["energy_pj_per_inference"] / priced["baseline", s]["energy_pj_per_inference"])
+                for s in SEEDS
+            ]
+            assert row.energy_saving_pct == pytest.approx(np.mean(saving), rel=1e-9)
+            assert row.variant_energy_pj == pytest.approx(
+                np.mean([priced[v, s]["energy_pj_per_inference"] for s in SEEDS])
+            )
+            assert row.area_saving_pct == pytest.approx(
+                100 * (1 - priced[v, 0]["area_um2"] / priced["baseline", 0]["area_um2"])
+            )
+            assert not row.configured and "not re-simulated" in row.note
+
+
+def test_on_off_ratio_moves_g_min_only(table):
+    """The ON/OFF rows: G_max kept, G_min = G_max / ratio; a lower ratio reads more G_min current in both designs."""
+    r = rows(table, "unipolar", 2, "on_off_ratio")
+    assert list(r.index) == [10, 17, 40, 100, 150] and bool(r.configured[150])
+    for design in ("variant", "baseline"):
+        cells = r[f"energy_cells_{design}_pj"]
+        assert cells.is_monotonic_decreasing and cells[10] > cells[150]
+    assert np.allclose(r.area_saving_pct, r.area_saving_pct.iloc[0])  # the device moves no area
+
+
+def test_the_decomposition_holds_on_a_simulated_crossbar():
+    """Simulator.read_activity's read_cells_per_mvm is the G_min coefficient of its read G: a network measured on
+    rram_wan2022 and repriced to pcm_aihwkit equals the same network measured on pcm_aihwkit."""
+    from nvmxbar.core.schemes import map_network
+    from nvmxbar.core.simulator import Simulator
+
+    from .test_report import make_net
+
+    net, x = make_net({"weight_bits": 2, "dac_bits": 4, "adc_bits": 6})
+    measured = {}
+    for preset in ("rram_wan2022", "pcm_aihwkit"):
+        cfg = map_settings(rows=64, cols=32, adc_mux=8, adc_ratio="free", preset=preset, baseline_adc_fit=False)
+        arrays, m = map_network(net, 2, cfg, calib_x=x)
+        measured[preset] = (m, Simulator(arrays, m).read_activity(x[:16]))
+    m, act = measured["rram_wan2022"]
+    moved = copy.deepcopy(m)
+    for lay, a in zip(moved["layers"], act, strict=True):
+        lay["read_g_us_per_mvm"] = {k: a[k] for k in MODES}
+        lay["read_cells_per_mvm"] = a["read_cells_per_mvm"]
+    set_device(moved, preset_device("pcm_aihwkit"))
+    assert moved["chip"]["device"] == measured["pcm_aihwkit"][0]["chip"]["device"]
+    for lay, direct in zip(moved["layers"], measured["pcm_aihwkit"][1], strict=True):
+        for k in MODES:
+            assert lay["read_g_us_per_mvm"][k] == pytest.approx(direct[k], rel=1e-9)
+            assert direct["read_cells_per_mvm"][k] > 0
+
+
+def test_without_read_cells_the_device_rows_are_not_priced(tmp_path):
+    """A cost.json older than read_cells_per_mvm: the preset and ON/OFF rows are NaN with the reason (the measured
+    activity cannot follow G_min); the on-resistance rows still are priced (G_min and dG scale alike)."""
+    root = write_results(tmp_path / "results", cells=False)
+    t = build_sensitivity(root, ["har"], ["baseline", "unipolar"], [2], [0], COST_CFG)
+    for p in ("device", "on_off_ratio"):
+        r = t[t.parameter == p]
+        moved = r[~r.configured]
+        assert moved.area_saving_pct.isna().all() and moved.note.str.contains("rerun estimate_cost").all()
+        assert r[r.configured].energy_saving_pct.notna().all()  # the run's own device needs no repricing
+    assert t[t.parameter == "r_on_ohm"].energy_saving_pct.notna().all()
+    assert "n/a" in "".join(c for row in display_sensitivity(t)[1] for c in row)
+    text = "\n".join(report_section(t, "unipolar", tmp_path, {}, str))
+    assert "not repriced (see the note in sensitivity.csv): device preset neurosim_v14, rram_wan2022" in text
+    assert "except device preset" not in text  # an unpriced row is neither reached nor missed

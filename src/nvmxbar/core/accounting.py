@@ -98,53 +98,66 @@ class Accounting:
 
     def _read_activity(self, i: int, u: torch.Tensor, spec: dict) -> None:
         """Accumulate what layer i's input codes ``u`` (B, features) or (B, channels, *spatial) read: per MVM and
-        driven row, a_r x the row's conductance (a convolution's MVMs are its output positions: a convolution of
-        a_r with the rows' conductances, so inputs are never unfolded)."""
+        driven row, a_r x the row's conductance and a_r x the row's number of cells (a convolution's MVMs are its
+        output positions: a convolution of a_r with the rows' two sums, so inputs are never unfolded)."""
         code = u.abs().round().long()
         ones = torch.tensor([bin(c).count("1") for c in range(self.dac_levels + 1)], dtype=torch.float64)
         ones = ones.to(code.device)[code]  # 1-bits of each code: the bit-serial passes that drive the row
         sq = (code.double() / self.dac_levels) ** 2
-        g, Kw = self._row_g[i], int(spec["weight_rows"])
+        gn, Kw = self._row_gn[i], int(spec["weight_rows"])  # (2, K): per row its G and its number of cells
         acc = self.activity[i]
         if spec["kind"] == "linear":
             mvms = u.shape[0]
-            acc[0] += float((ones @ g[:Kw]).sum())
-            acc[1] += float((sq @ g[:Kw]).sum())
+            drives = ((ones @ gn[:, :Kw].T).sum(0), (sq @ gn[:, :Kw].T).sum(0))
         else:
             conv = layer_conv(spec)
-            kern = g[:Kw].reshape(1, u.shape[1], *spec["kernel"])
+            kern = gn[:, :Kw].reshape(2, u.shape[1], *spec["kernel"])
             out = conv(ones, kern)
             mvms = out[:, 0].numel()
-            acc[0] += float(out.sum())
-            acc[1] += float(conv(sq, kern).sum())
-        bias = g[Kw:]  # driven at full scale: every bit on, (code / full code)^2 = 1
-        acc[0] += mvms * bin(self.dac_levels).count("1") * float(bias.sum())
-        acc[1] += mvms * float(bias.sum())
+            sums = lambda y: y.transpose(0, 1).reshape(2, -1).sum(1)  # noqa: E731
+            drives = (sums(out), sums(conv(sq, kern)))
+        bias = gn[:, Kw:].sum(1)  # driven at full scale: every bit on, (code / full code)^2 = 1
+        full = (mvms * bin(self.dac_levels).count("1") * bias, mvms * bias)
+        for k, (d, f) in enumerate(zip(drives, full, strict=True)):  # k: bit_serial, multibit
+            acc[k] += float(d[0] + f[0])
+            acc[3 + k] += float(d[1] + f[1])
         acc[2] += mvms
 
     @torch.no_grad()
-    def read_activity(self, x: torch.Tensor, bs: int = 64) -> list[dict[str, float]]:
+    def read_activity(self, x: torch.Tensor, bs: int = 64) -> list[dict]:
         """What the inputs actually read, per layer and per MVM (ideal devices): sum over driven rows of
         a_r x (the row's used-cell conductance, uS), averaged over the MVMs of ``x``. ``bit_serial``: a_r = the
         number of 1-bits of the row's input code (one pass per bit; a negative code drives -V, same energy);
         ``multibit``: a_r = (code / full code)^2 (one pass). A reference column conducts in every mux cycle of its tile
         (it is subtracted from every converted column): its G counts once per cycle. Times V_read^2 t_cycle it is the
-        array's column-current energy (nvmxbar.core.array_energy)."""
+        array's column-current energy (nvmxbar.core.array_energy).
+
+        ``read_cells_per_mvm`` (bit_serial, multibit): the same sums with every cell's G replaced by 1, i.e. sum over
+        driven rows of a_r x the row's number of used cells (reference cells once per cycle): the G_min coefficient
+        A of the read conductance S = A G_min + dG x (sum of a_r x the rows' levels), so that under another device
+        (G_min', dG') it is exactly A G_min' + (S - A G_min) / dG x dG' (nvmxbar.report.sensitivity reprices it)."""
         dev = self.chip.device
         dg = (dev.g_max_us - dev.g_min_us) / self.L
-        self._row_g = []  # (K,) per matrix row: the G its input reads per pass
+        self._row_gn = []  # (2, K) per matrix row: the G its input reads per pass, and the number of cells it reads
         for i, lev in enumerate(self.levels):
             times = torch.ones(lev.shape[1], dtype=torch.float64, device=lev.device)
             if self.ref_cols[i]:
                 times[lev.shape[1] - self.ref_cols[i] :] = torch.tensor(self._cycles(i, 1), dtype=torch.float64)
-            self._row_g.append(((lev.double() * dg + dev.g_min_us) * times).sum(1))
-        self.activity = [[0.0, 0.0, 0] for _ in self.layers]
+            g = ((lev.double() * dg + dev.g_min_us) * times).sum(1)
+            self._row_gn.append(torch.stack([g, torch.ones_like(lev, dtype=torch.float64).mul(times).sum(1)]))
+        self.activity = [[0.0, 0.0, 0, 0.0, 0.0] for _ in self.layers]
         try:
             for a in range(0, len(x), bs):
                 self.forward(x[a : a + bs])
             return [
-                {"bit_serial": s / n, "multibit": m / n, "mvms_measured": n, "samples": len(x)}
-                for s, m, n in self.activity
+                {
+                    "bit_serial": s / n,
+                    "multibit": m / n,
+                    "mvms_measured": n,
+                    "samples": len(x),
+                    "read_cells_per_mvm": {"bit_serial": cs / n, "multibit": cm / n},
+                }
+                for s, m, n, cs, cm in self.activity
             ]
         finally:
             self.activity = None

@@ -8,7 +8,6 @@ exact dtypes and numbers)."""
 
 from __future__ import annotations
 
-import json
 import math
 import pickle
 from collections.abc import Iterable
@@ -19,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_path
+from .collect_cost import read_baseline_fit, read_cost
+from .readers import ReportInputError, need, read_json
 
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
 SETTING_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
@@ -33,47 +34,6 @@ NOISE_COLUMNS = SETTING_KEYS + (
 NAS_VARIANT = "unipolar"  # the variant whose architecture is searched (results/{dataset}/unipolar/b{bits}/nas/)
 NAS_TRIAL_COLUMNS = ("trial", "state", "val_accuracy", "area_um2")
 NAS_ARCH_KEYS = ("model", "rule")
-
-
-class ReportInputError(FileNotFoundError):
-    """An input of the report is missing or unreadable; the message names the file and the rule that writes it."""
-
-
-def producer(path: Path) -> str:
-    """The rule that writes a report input (by its file name)."""
-    name = path.name
-    if path.parent.name == "nas":
-        return "nas_unipolar"
-    return {
-        "metrics.json": "train",
-        "mapping.json": "map_crossbar",
-        "crossbar.npz": "map_crossbar",
-        "noise.csv": "evaluate_noise",
-        "noise_summary.json": "evaluate_noise",
-        "cost.json": "estimate_cost",
-    }.get(name, "an earlier rule")
-
-
-def need(path: Path) -> Path:
-    """``path`` when it is a file, else a :class:`ReportInputError` naming it and the rule that writes it."""
-    if not path.is_file():
-        raise ReportInputError(
-            f"report input missing: {path} (written by rule {producer(path)}; "
-            f"run that rule first or remove the variant/bits from the report)"
-        )
-    return path
-
-
-def read_json(path: Path, required: Iterable[str] = ()) -> dict:
-    """A report input's JSON document; an error names the file when it is missing, not JSON or lacks a key."""
-    try:
-        doc = json.loads(need(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ReportInputError(f"report input unreadable: {path}: not valid JSON ({err})") from None
-    missing = [k for k in required if k not in doc]
-    if missing:
-        raise ReportInputError(f"report input {path}: missing key(s) {missing}")
-    return doc
 
 
 def model_dir(variant: str, bits: int) -> str:
@@ -166,13 +126,14 @@ def collect(inputs: Inputs, with_cost: bool = True) -> dict[str, pd.DataFrame]:
 
     training (one row per trained model and seed: ``model`` is 'baseline' or '<variant>/b<bits>'), mapping (totals
     and device/converter settings per dataset x variant x bits x seed), layers (per mapped layer), noise (noise.csv
-    rows), noise_summary, cost (totals), cost_components (long: quantity, component, value), cost_layers,
-    weight_codes (histogram of the signed integer codes per layer) and conductances (histogram of G of used cells
-    per layer); and meta (one row: datasets, variants, bits, seeds).
+    rows), noise_summary, cost (totals, latency, array power), cost_components (long: quantity, component, value),
+    cost_layers, weight_codes (histogram of the signed integer codes per layer), conductances (histogram of G of used
+    cells per layer) and baseline_fit (the candidates of each baseline's fit, :func:`.collect_cost.read_baseline_fit`);
+    and meta (one row: datasets, variants, bits, seeds).
     """
     datasets, variants, bits = list(inputs.datasets), list(inputs.variants), sorted(int(b) for b in inputs.bits)
     seeds = seed_list(inputs.seeds)
-    training, mapping, layers, noise, summary = [], [], [], [], []
+    training, mapping, layers, noise, summary, fits = [], [], [], [], [], []
     cost, comps, cost_layers, codes, conds = [], [], [], [], []
     trained: set[tuple[str, str, int]] = set()  # the float baseline serves every bits: read its metrics once
     for ds in datasets:
@@ -186,12 +147,12 @@ def collect(inputs: Inputs, with_cost: bool = True) -> dict[str, pd.DataFrame]:
                         training.append(_read_training(met, ds, v, b, mdir, s))
                     dep = (ds, v, b, s)
                     key = {"dataset": ds, "variant": v, "bits": b, "model": mdir, "seed": s}
-                    n_layers = _read_mapping(inputs.deployment_file(dep, "mapping.json"), key, mapping, layers)
+                    n_layers = _read_mapping(inputs.deployment_file(dep, "mapping.json"), key, mapping, layers, fits)
                     _read_crossbar(inputs.deployment_file(dep, "crossbar.npz"), n_layers, key, codes, conds)
                     noise.append(_read_noise(inputs.deployment_file(dep, "noise.csv"), key))
                     summary.append(_read_summary(inputs.deployment_file(dep, "noise_summary.json"), key))
                     if with_cost:
-                        _read_cost(inputs.deployment_file(dep, "cost.json"), key, cost, comps, cost_layers)
+                        read_cost(inputs.deployment_file(dep, "cost.json"), key, cost, comps, cost_layers)
     out = {
         "training": pd.DataFrame(training),
         "mapping": pd.DataFrame(mapping),
@@ -200,6 +161,7 @@ def collect(inputs: Inputs, with_cost: bool = True) -> dict[str, pd.DataFrame]:
         "noise_summary": pd.DataFrame(summary),
         "weight_codes": pd.DataFrame(codes),
         "conductances": pd.DataFrame(conds),
+        "baseline_fit": pd.DataFrame(fits, columns=None if fits else ["dataset", "bits", "seed", "encoding"]),
     }
     if with_cost:
         out.update(cost=pd.DataFrame(cost), cost_components=pd.DataFrame(comps), cost_layers=pd.DataFrame(cost_layers))
@@ -248,10 +210,23 @@ def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) ->
     }
 
 
-def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
-    """mapping.json: one row of ``mapping``, one row of ``layers`` per layer. Returns the number of layers."""
+#: mapping.json's operating point (nvmxbar.core.layout.column_currents) and its column in ``mapping`` (NaN in a
+#: mapping.json older than it); the array's power at full drive, beside cost.json's at the measured activity.
+OPERATING_POINT = {
+    "max_column_current_ua": "max_column_current_ua",
+    "mean_column_current_ua": "mean_column_current_ua",
+    "array_power_uw": "full_drive_array_power_uw",
+    "column_current_limit_ua": "column_current_limit_ua",
+}
+
+
+def _read_mapping(path: Path, key: dict, mapping: list, layers: list, fits: list) -> int:
+    """mapping.json: one row of ``mapping`` (with the device, the operating point and, for the baseline, its
+    encoding and whether its fit reached the tolerance), one row of ``layers`` per layer, one row of ``fits`` per
+    candidate of the baseline's fit. Returns the number of layers."""
     mp = read_json(path, ["scheme", "device", CONVERTERS, "layers", "total"])
     chip = converters(mp)
+    tot, fit = mp["total"], mp.get("baseline_adc_fit") or {}
     try:
         mapping.append(
             {
@@ -265,6 +240,8 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
                 "g_min_us": chip["device"]["g_max_us"] / chip["device"]["on_off_ratio"],
                 "g_max_us": chip["device"]["g_max_us"],
                 "on_off_ratio": chip["device"]["on_off_ratio"],
+                "preset": chip["device"].get("preset", ""),
+                "v_read_v": chip["device"].get("v_read_v", math.nan),
                 "dac_bits": chip["dac_bits"],
                 "adc_bits": chip["adc_bits"],
                 "adc_mux": chip["adc_mux"],
@@ -274,6 +251,11 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
                 },
                 **{k: mp["total"].get(k) for k in ("subtractors", "shift_add_units", "rescale_units", "weights")},
                 "sign_flips": mp["total"].get("sign_flips", sum(int(s.get("sign_flips") or 0) for s in mp["layers"])),
+                **{name: float(tot.get(k, math.nan)) for k, name in OPERATING_POINT.items()},
+                "column_current_within_limit": tot.get("column_current_within_limit"),
+                "encoding": mp.get("encoding") or "",
+                "weight_bits": mp.get("weight_bits"),
+                "fit_reached": fit.get("reached"),
             }
         )
         for i, spec in enumerate(mp["layers"]):
@@ -299,11 +281,13 @@ def _read_mapping(path: Path, key: dict, mapping: list, layers: list) -> int:
                     "dac_fullscale": spec["dac_fullscale"],
                     "periphery_design": spec.get("periphery_design"),
                     "pair": spec.get("pair", mp.get("pair")),
+                    "encoding": spec.get("encoding") or "",
                     "sign_flips": spec.get("sign_flips"),
                 }
             )
     except (KeyError, TypeError) as err:
         raise ReportInputError(f"report input {path}: missing or malformed entry {err}") from None
+    read_baseline_fit(mp, path, key, fits)
     return len(mp["layers"])
 
 
@@ -332,68 +316,3 @@ def _read_noise(path: Path, key: dict) -> pd.DataFrame:
     if missing or nz.empty:
         raise ReportInputError(f"report input {csv}: " + (f"missing column(s) {missing}" if missing else "no rows"))
     return nz.assign(**key, order=np.arange(len(nz)))
-
-
-#: cost.json names a block differently in its area and energy breakdowns ('adcs' / 'adc'); one label, one colour
-COMPONENT_LABELS = {
-    "adc": "ADCs",
-    "dac": "DACs",
-    "cell": "cells",
-    "subtractor": "subtractors",
-    "subtraction": "subtractors",
-    "shift_add": "shift-and-add",
-    "sample_hold": "sample-and-hold",
-    "rescale": "rescale",
-    "reference": "references",
-}
-
-
-def component_label(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
-    for k in (key, key[:-1] if key.endswith("s") else key):
-        if k in COMPONENT_LABELS:
-            return COMPONENT_LABELS[k]
-    return str(name).replace("_", " ")
-
-
-def _read_cost(path: Path, key: dict, cost: list, comps: list, cost_layers: list) -> None:
-    doc = read_json(path, ["total", "layers"])
-    try:
-        tot = doc["total"]
-        ts = doc.get("time_shared") or {}
-        cost.append(
-            {
-                **key,
-                "family": doc.get("family", ""),
-                "area_um2": float(tot["area_um2"]),
-                "energy_pj": float(tot["energy_pj_per_inference"]),
-                "time_shared_area_um2": float(ts["area_um2"]) if "area_um2" in ts else math.nan,
-                "time_shared_adcs": float(ts["adcs"]) if "adcs" in ts else math.nan,
-                "time_share_applied": bool(
-                    ((doc.get("assumptions") or {}).get("adc_time_share") or {}).get("applied", False)
-                ),
-            }
-        )
-        for quantity, field in (("area_um2", "area_by_component"), ("energy_pj", "energy_by_component")):
-            for comp, val in tot[field].items():
-                comps.append(
-                    {
-                        **key,
-                        "quantity": quantity,
-                        "component": component_label(comp),
-                        "component_key": str(comp),
-                        "value": float(val),
-                    }
-                )
-        for i, lay in enumerate(doc["layers"]):
-            cost_layers.append(
-                {
-                    **key,
-                    "index": i,
-                    "name": lay.get("name", f"layers.{i}"),
-                    "area_um2": float(lay["area_um2"]),
-                    "energy_pj": float(lay["energy_pj_per_inference"]),
-                }
-            )
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ReportInputError(f"report input {path}: missing or malformed entry {err!r}") from None

@@ -97,7 +97,8 @@ def plot_sensitivity(table: pd.DataFrame, dataset: str):
             ha="left",
         )
         fig.supxlabel(
-            "ADC bits: cost only, accuracy not re-simulated; R_on scales every conductance (on/off ratio kept)",
+            "ADC bits, device preset, ON/OFF ratio: cost only, accuracy not re-simulated; R_on scales every "
+            "conductance (on/off ratio kept); the measured activity is repriced with the device",
             fontsize=8.5,
             color="#444444",
         )

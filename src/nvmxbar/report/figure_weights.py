@@ -116,7 +116,10 @@ def plot_weights(data: dict[str, pd.DataFrame], dataset: str):
                     f"full-scale {nice(gi['fullscale_min'])}–{nice(gi['fullscale_max'])})"
                 )
             lv = lay[lay.variant == v]
-            if "pair" in lv and (pd.to_numeric(lv.pair, errors="coerce") == 1).all():
+            offset = "encoding" in lv and (lv.encoding == "offset").all()
+            if offset:  # the baseline's offset encoding: pair 1 too, but one device per SLICE of a biased code
+                line += ", offset-encoded: one device per slice (code + 2^(wb-1), the offset subtracted digitally)"
+            elif "pair" in lv and (pd.to_numeric(lv.pair, errors="coerce") == 1).all():
                 flips = int(pd.to_numeric(lv.sign_flips, errors="coerce").fillna(0).sum())
                 line += ", one device per weight, " + (
                     "only positive weights" if flips == 0 else f"{flips} negative sign group(s)"

@@ -50,8 +50,9 @@ COMBINED_VARIANTS = ("unipolar",)
 
 DATASET_NAMES = {"har": "UCI HAR", "cifar10": "CIFAR-10"}
 VARIANT_DESCRIPTIONS = {
-    "baseline": "float training; deployed with per-layer weight scales, bit-sliced onto the devices, differential "
-    "pairs and a per-layer digital rescale",
+    "baseline": "float training; deployed with per-layer weight scales, bit-sliced onto the devices (differential "
+    "pairs or offset-encoded, one device per slice: the cheapest encoding and bits within the tolerance of the float "
+    "network, fitted on the validation split) and a per-layer digital rescale",
     "perlayer": "quantization-aware training at device precision with a weight, DAC and ADC full-scale per layer "
     "(one slice on differential pairs, a rescale per output)",
     "uniform": "quantization-aware training with one weight, DAC and ADC full-scale shared by every layer",
@@ -60,7 +61,7 @@ VARIANT_DESCRIPTIONS = {
 }
 #: what each variant's cost rows stand for; the paper's cost figures are for the combined technique
 TECHNIQUES = {
-    "baseline": "reference (per-layer scales, differential pairs)",
+    "baseline": "reference (per-layer scales, bit-sliced: the cheapest fitted encoding)",
     "perlayer": "ablation: device-precision training, per-layer scales",
     "uniform": "uniform scaling",
     "signed": "ablation: uniform scaling on the searched network, signed weights",

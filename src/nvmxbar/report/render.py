@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from .accuracy import comparisons_section, display_accuracy, seeds_section
+from .device_claims import preset_claims
 from .formatting import fmt_energy, markdown
+from .headline import current_flags, headline_section
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .render_nas import nas_section
 from .sensitivity_text import report_section as sensitivity_section
@@ -49,6 +51,58 @@ def _training_text(model: str, g: pd.DataFrame) -> str:
         f"{head} (model.pt = epoch {_span(g.selected_epoch)}, best validation epoch {_span(g.best_epoch)} over the "
         f"{len(g)} seed(s); test accuracy on {n_test} samples)"
     )
+
+
+def device_lines(mapping: pd.DataFrame) -> list[str]:
+    """'What was run': the device every deployment is mapped on (chip.device), and what the noise scales mean."""
+    if "preset" not in mapping or mapping.empty:
+        return []
+    devs = mapping[["preset", "g_max_us", "on_off_ratio", "v_read_v"]].drop_duplicates()
+    text = "; ".join(
+        f"`{d.preset}` (G_max {d.g_max_us:g} µS, ON/OFF {d.on_off_ratio:g}, V_read {d.v_read_v:g} V)"
+        for d in devs.itertuples()
+    )
+    return [
+        f"- Device (config `chip.device`, mapping.json): {text}. Programming and read noise are swept as SCALES of "
+        "this preset's measured σ(G) (0 = off, 1 = the measured device; `nvmxbar/resources/devices.yaml`)."
+    ]
+
+
+def baseline_lines(layers: pd.DataFrame, mapping: pd.DataFrame) -> list[str]:
+    """'What was run': how each baseline's weights are quantized and stored, per dataset and device bits (per seed
+    where the seeds' fits differ): sliced per sign onto differential pairs, or offset-encoded (c + 2^(wb-1) in
+    unsigned slices, one device per slice)."""
+    bl = layers[layers.variant == "baseline"]
+    if not len(bl) or not bl.weight_levels.notna().all():
+        return []
+    mb = mapping[mapping.variant == "baseline"]
+    parts = []
+    for (ds, b), g in mb.groupby(["dataset", "bits"], sort=False):
+        texts = []
+        for r in g.itertuples():
+            levels = bl[(bl.dataset == ds) & (bl.bits == b) & (bl.seed == r.seed)].weight_levels
+            wb = getattr(r, "weight_bits", None)
+            wb = int(math.log2(int(levels.max()) + 1)) + 1 if wb is None or pd.isna(wb) else int(wb)
+            if getattr(r, "encoding", "") == "offset":
+                texts.append(
+                    f"{wb}-bit weights offset-encoded (code + {2 ** (wb - 1)} in {int(r.slices)} unsigned "
+                    "slice(s), one device per slice, the offset subtracted digitally)"
+                )
+            else:
+                texts.append(
+                    f"{wb}-bit weights (±{2 ** (wb - 1) - 1}) in {int(r.slices)} slice(s) per sign (differential pairs)"
+                )
+        seeds = list(g.seed)
+        text = (
+            texts[0]
+            if len(set(texts)) == 1
+            else "; ".join(f"{t} (seed {s})" for t, s in zip(texts, seeds, strict=True))
+        )
+        parts.append(f"{DATASET_NAMES.get(ds, ds)} on {int(b)}-bit devices: {text}")
+    return [
+        "- Baseline deployment (mapping.json; encoding and bits fitted per seed, see *Headline*): weights quantized "
+        "per layer, " + "; ".join(parts) + "."
+    ]
 
 
 def render_report(
@@ -105,19 +159,8 @@ def render_report(
     L.append("- Variants: " + "; ".join(f"`{v}` ({VARIANT_DESCRIPTIONS.get(v, 'see README')})" for v in variants) + ".")
     L.append("- Device resolutions: " + ", ".join(f"{b}-bit ({2**b} levels)" for b in bits) + ".")
     L.append(f"- Seeds: {', '.join(map(str, seeds))} (n = {len(seeds)}; every deployment at each, see *Seeds*).")
-    lay = data["layers"]
-    bl = lay[lay.variant == "baseline"]
-    if len(bl) and bl.weight_levels.notna().all():
-        wl = sorted(set(int(x) for x in bl.weight_levels))
-        mb = data["mapping"]
-        sl = mb[mb.variant == "baseline"][["bits", "slices"]].drop_duplicates().sort_values("bits")
-        L.append(
-            "- Baseline deployment (mapping.json): weights quantized per layer to "
-            + "/".join(f"±{w} ({int(math.log2(w + 1)) + 1}-bit)" for w in wl)
-            + ", "
-            + ", ".join(f"{int(r.slices)} slice(s) per sign on {int(r.bits)}-bit devices" for r in sl.itertuples())
-            + "."
-        )
+    L += device_lines(data["mapping"])
+    L += baseline_lines(data["layers"], data["mapping"])
     for d in datasets:
         t = tr[tr.dataset == d]
         ep = ", ".join(_training_text(m, g) for m, g in t.groupby("model", sort=False))
@@ -188,6 +231,8 @@ def render_report(
         L.append(markdown(*display_cost(cost)))
         L.append(f"Tables: `{rel(tables_dir / 'cost.csv')}` (also `.md`, `.tex`).")
         L.append("")
+        L += current_flags(cost)
+        L += headline_section(cost, data.get("baseline_fit", pd.DataFrame()), tables_dir, rel)
         L += ["## Improvements over the baseline (same device bits)", ""]
         imp = improvements(cost)
         if imp.empty:
@@ -243,6 +288,8 @@ def render_report(
     L += ["## The paper's claims", ""]
     L += claims(data, per_seed if per_seed is not None else acc.iloc[:0], cost, cfg)
     L.append("")
+    if sensitivity is not None:
+        L += preset_claims(sensitivity, cfg)
     if times is not None:
         L += times_section(times, bench_dir, rel)
     # ---- figures

@@ -4,13 +4,14 @@ the .md and REPORT.md's section, by :mod:`.sensitivity_text`) and of the figure 
 
 For every dataset, device bits and variant, the area and energy saving over the baseline at the same bits
 (:func:`nvmxbar.core.cost.improvement`) is recomputed with ONE assumption moved from the run's point at a time
-(:data:`GRID`), both designs priced alike by :func:`nvmxbar.core.cost.estimate`: the cells' on-resistance (every
-conductance scales with 1/R_on, the on/off ratio kept), the chip's read voltage, the ADC resolution (cost only:
-the accuracy is not re-simulated), the ADC sharing and the pair subtraction (both recounted by
-:func:`nvmxbar.core.layout.count`) and the converter family. Pure functions over mapping.json and cost.json
-documents; the measured cell activity that priced cost.json is kept. Every seed's deployment is repriced against the
-baseline of the same seed and the table reports the mean over the seeds (the counts do not depend on the seed, the
-measured read energy barely does).
+(:data:`GRID`), both designs priced alike by :func:`nvmxbar.core.cost.estimate`: the device (each preset's G_max,
+ON/OFF ratio and read voltage), the ON/OFF ratio, the cells' on-resistance (every conductance scales with 1/R_on,
+the on/off ratio kept), the chip's read voltage, the ADC resolution, the ADC sharing and the pair subtraction (both
+recounted by :func:`nvmxbar.core.layout.count`) and the converter family. Cost only: the accuracy is not
+re-simulated (not at other ADC bits, not with another device's noise). Pure functions over mapping.json and
+cost.json documents; the measured cell activity that priced cost.json is kept, repriced exactly under another device
+(:mod:`.device_repricing`). Every seed's deployment is repriced against the baseline of the same seed and the table
+reports the mean over the seeds (the counts do not depend on the seed, the measured read energy barely does).
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ from .. import settings
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
 from ..core.cost_units import FAMILIES, load_constants
 from ..core.layout import count
+from ..devices import PRESETS
 from .collect import CONVERTERS as CONVERTERS_KEY
 from .collect import converters, read_json, seed_list
+from .device_repricing import NotRepriceable, preset_device, preset_of, set_device
 from .paper import PAPER_FIGURES
 from .seeds import mean_over_seeds
 
 #: The values tried per assumption; the run's own value is added (or replaces one within 1 %).
 GRID: dict[str, tuple] = {
+    "device": PRESETS,
+    "on_off_ratio": (10, 17, 40, 100, 150),
     "r_on_ohm": (6e3, 20e3, 100e3, 1e6),
     "v_read_v": (0.1, 0.2, 0.3, 0.5),
     "adc_bits": (4, 5, 6, 7, 8),
@@ -43,6 +48,8 @@ GRID: dict[str, tuple] = {
     "subtraction": ("analog", "digital"),
 }
 LABELS = {
+    "device": "device preset",
+    "on_off_ratio": "ON/OFF ratio",
     "r_on_ohm": "on-resistance R_on",
     "v_read_v": "read voltage",
     "adc_bits": "ADC bits",
@@ -51,12 +58,18 @@ LABELS = {
     "subtraction": "pair subtraction",
 }
 NOTES = {
+    "device": "the preset's G_max, ON/OFF ratio and read voltage (nvmxbar/resources/devices.yaml) in both designs, "
+    "the measured read G repriced with them (read_cells_per_mvm); cost only: the accuracy is not re-simulated with "
+    "the preset's noise",
+    "on_off_ratio": "G_min = G_max / ratio in both designs, G_max kept, the measured read G repriced "
+    "(read_cells_per_mvm); cost only: the accuracy is not re-simulated",
     "r_on_ohm": "every conductance (device range, measured read G) scaled by R_on(run) / R_on, on/off ratio kept",
     "v_read_v": "the chip device's read voltage (the cells' read time is the mux cycle, set by the converters)",
     "adc_bits": "cost only: the accuracy is not re-simulated at these ADC bits",
     "adc_mux": "ADCs, shift-and-add units and subtractors recounted (layout.count)",
-    "subtraction": "analog: a pair subtracted before one conversion; digital: both columns converted, then "
-    "subtracted (recounted by layout.count)",
+    "subtraction": "analog: a pair subtracted before one conversion (a one-device column: its tile's reference "
+    "column of G_min cells); digital: both columns converted, then subtracted (a one-device column: its G_min "
+    "offset subtracted digitally); recounted by layout.count",
 }
 AREA_TARGET = float(PAPER_FIGURES["area_combined"]["value"])
 ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
@@ -98,23 +111,36 @@ class Repricing:
 
 
 # --------------------------------------------------------------------------------------- the inputs
-def read_conductance(mapping: dict, cost_doc: dict) -> list[float] | None:
-    """Per layer, the measured read conductance per MVM (µS) that priced cost.json's cell energy (cost.json keeps
-    it per layer); None when cost.json used the upper bound."""
+Activity = list[tuple[float, float | None]]  # per layer: (read G per MVM, its G_min coefficient or None)
+
+
+def read_conductance(mapping: dict, cost_doc: dict) -> Activity | None:
+    """Per layer, the measured read conductance per MVM (µS) that priced cost.json's cell energy and the number of
+    cells it reads (``read_cells_per_mvm``, None in a cost.json older than it), at the chip's input mode (cost.json
+    keeps both per layer); None when cost.json used the upper bound."""
     layers = cost_doc.get("layers") or []
     if not layers or not all("read_g_us_per_mvm" in lay for lay in layers):
         return None
     mode = converters(mapping)["input_mode"]
-    return [float(lay["read_g_us_per_mvm"][mode]) for lay in layers]
+    out = []
+    for lay in layers:
+        read = lay["read_g_us_per_mvm"]
+        cells = lay.get("read_cells_per_mvm") or read.get("read_cells_per_mvm") or {}
+        out.append((float(read[mode]), float(cells[mode]) if mode in cells else None))
+    return out
 
 
-def with_activity(mapping: dict, read_g_us: list[float] | None) -> dict:
-    """A copy of mapping.json with each layer's measured read conductance (as rule estimate_cost adds it)."""
+def with_activity(mapping: dict, activity: Activity | list[float] | None) -> dict:
+    """A copy of mapping.json with each layer's measured read conductance and its G_min coefficient (as rule
+    estimate_cost adds them); a bare float per layer is a conductance without its coefficient."""
     m = copy.deepcopy(mapping)
-    if read_g_us is not None:
+    if activity is not None:
         mode = converters(m)["input_mode"]
-        for layer, g in zip(m["layers"], read_g_us, strict=True):
+        for layer, act in zip(m["layers"], activity, strict=True):
+            g, cells = act if isinstance(act, tuple) else (act, None)
             layer["read_g_us_per_mvm"] = {mode: g}
+            if cells is not None:
+                layer["read_cells_per_mvm"] = {mode: cells}
     return m
 
 
@@ -158,7 +184,10 @@ def run_point(variant: dict, baseline: dict, pricing: Repricing) -> dict[str, An
     cv, cb = converters(variant), converters(baseline)
     same = lambda k, default=None: cv.get(k, default) if cv.get(k, default) == cb.get(k, default) else None  # noqa: E731
     same_device = lambda k: cv["device"][k] if cv["device"][k] == cb["device"][k] else None  # noqa: E731
+    devices = {preset_of(cv["device"]), preset_of(cb["device"])}
     return {
+        "device": devices.pop() if len(devices) == 1 else None,
+        "on_off_ratio": same_device("on_off_ratio"),
         "r_on_ohm": r_on_ohm(variant, pricing.constants),
         "v_read_v": same_device("v_read_v"),
         "adc_bits": same("adc_bits"),
@@ -177,27 +206,20 @@ def values(parameter: str, point: Any) -> list:
     return sorted(vals)
 
 
-def _scale_conductance(mapping: dict, k: float, constants: dict) -> None:
-    """Every conductance the cost model reads, times ``k``: the device range (G_max; G_min follows at the same
-    ON/OFF ratio) and the measured read G."""
-    dev = converters(mapping)["device"]
-    dev["g_max_us"] = k * float(dev["g_max_us"])
-    for layer in mapping["layers"]:
-        if "mean_conductance_us" in layer:
-            layer["mean_conductance_us"] *= k
-        read = layer.get("read_g_us_per_mvm") or {}
-        for mode in ("bit_serial", "multibit"):
-            if mode in read:
-                read[mode] *= k
-
-
 def vary(mapping: dict, pricing: Repricing, parameter: str, value: Any) -> tuple[dict, Repricing]:
-    """A copy of the mapping and the pricing with one assumption set to ``value``."""
+    """A copy of the mapping and the pricing with one assumption set to ``value`` (:class:`NotRepriceable` when the
+    device moves and cost.json's measured activity cannot follow it)."""
     m = copy.deepcopy(mapping)
-    if parameter == "r_on_ohm":
-        _scale_conductance(m, r_on_ohm(mapping, pricing.constants) / float(value), pricing.constants)
+    dev = converters(m)["device"]
+    if parameter == "device":
+        if preset_of(dev) != value:  # the run's own preset stays exactly as mapped
+            set_device(m, preset_device(str(value)))
+    elif parameter == "on_off_ratio":
+        set_device(m, {**dev, "on_off_ratio": float(value)})
+    elif parameter == "r_on_ohm":  # every conductance times R_on(run) / R_on: G_max, G_min and dG alike
+        set_device(m, {**dev, "g_max_us": 1e6 / float(value)})
     elif parameter == "v_read_v":
-        converters(m)["device"]["v_read_v"] = float(value)
+        dev["v_read_v"] = float(value)
     elif parameter == "adc_bits":
         converters(m)["adc_bits"] = int(value)
     elif parameter in ("adc_mux", "subtraction"):
@@ -218,6 +240,18 @@ def value_label(parameter: str, value: Any) -> str:
     if parameter == "r_on_ohm":
         return f"{value / 1e6:g} MΩ" if value >= 1e6 else f"{value / 1e3:.3g} kΩ"
     return f"{value:g}{ {'v_read_v': ' V'}.get(parameter, '') }"
+
+
+def _unpriced(reason: str) -> dict[str, Any]:
+    """A row whose designs could not be repriced: every number NaN, the reason as its note."""
+    nan = math.nan
+    out: dict[str, Any] = {"area_saving_pct": nan, "energy_saving_pct": nan, **marks(None, None)}
+    for k in ("area_um2", "energy_pj", "adcs"):
+        out[f"variant_{k}"] = out[f"baseline_{k}"] = nan
+    for quantity, keys, unit in (("area", AREA_KEYS, "um2"), ("energy", ENERGY_KEYS, "pj")):
+        for k in keys:
+            out[f"{quantity}_{k}_variant_{unit}"] = out[f"{quantity}_{k}_baseline_{unit}"] = nan
+    return {**out, "note": reason}
 
 
 def _breakdown(cost_v: dict, cost_b: dict) -> dict[str, float]:
@@ -242,8 +276,12 @@ def marks(area_pct: float | None, energy_pct: float | None) -> dict[str, bool]:
 
 
 def saving_row(mv: dict, mb: dict, pricing: Repricing, parameter: str, value: Any) -> dict[str, Any]:
-    """The savings of one variant over its baseline with one assumption at ``value``, and both breakdowns."""
-    (vm, vp), (bm, bp) = vary(mv, pricing, parameter, value), vary(mb, pricing, parameter, value)
+    """The savings of one variant over its baseline with one assumption at ``value``, and both breakdowns; NaN with
+    the reason as the row's ``note`` when a design cannot be repriced (:class:`NotRepriceable`)."""
+    try:
+        (vm, vp), (bm, bp) = vary(mv, pricing, parameter, value), vary(mb, pricing, parameter, value)
+    except NotRepriceable as err:
+        return _unpriced(str(err))
     cv, cb = vp.cost(vm), bp.cost(bm)
     imp = improvement(cv, cb)
     return {
@@ -275,8 +313,8 @@ def deployment_rows(dataset: str, bits: int, variant: str, mv: dict, mb: dict, p
                     "value": value,
                     "value_label": value_label(parameter, value),
                     "configured": value == point[parameter],
-                    **saving_row(mv, mb, pricing, parameter, value),
                     "note": NOTES.get(parameter, ""),
+                    **saving_row(mv, mb, pricing, parameter, value),
                 }
             )
     return rows

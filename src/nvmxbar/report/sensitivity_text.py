@@ -48,8 +48,9 @@ def write_sensitivity(t: pd.DataFrame, csv_path: str | Path, md_path: str | Path
     """``csv_path`` (every column, the component breakdowns too) and ``md_path`` (the savings), atomically."""
     intro = (
         "Savings (%) over the baseline at the same device bits with ONE cost-model assumption moved from the "
-        f"run's point; ✓ = reaches the paper's {AREA_TARGET:g} % area / {ENERGY_TARGET:g} % energy. ADC bits: "
-        "cost only, the accuracy is not re-simulated. Component breakdowns: sensitivity.csv.\n\n"
+        f"run's point; ✓ = reaches the paper's {AREA_TARGET:g} % area / {ENERGY_TARGET:g} % energy. ADC bits, "
+        "device preset, ON/OFF ratio: cost only, the accuracy is not re-simulated. n/a: not repriced (the note in "
+        "sensitivity.csv says why). Component breakdowns: sensitivity.csv.\n\n"
     )
     write_text(csv_path, t.to_csv(index=False, float_format="%.6g"))
     write_text(md_path, intro + markdown(*display_sensitivity(t)))
@@ -87,8 +88,11 @@ def report_section(
         "## Sensitivity of the savings",
         "",
         "The cost model's savings over the baseline (same device bits) recomputed with ONE assumption moved from "
-        "the run's point at a time, both designs priced alike: R_on, read voltage and pulse, ADC bits (cost only: "
-        "accuracy not re-simulated), columns per ADC, converter family, pair subtraction.",
+        "the run's point at a time, both designs priced alike: the device preset (its G_max, ON/OFF ratio and read "
+        "voltage), the ON/OFF ratio, R_on, read voltage, ADC bits, columns per ADC, converter family, pair "
+        "subtraction. Cost only: the accuracy is not re-simulated (not at other ADC bits, not with another "
+        "device's noise). The measured input activity is kept and repriced exactly under another device "
+        "(cost.json `read_cells_per_mvm`).",
         "",
     ]
     sub = t[t.variant == variant] if len(t) else t
@@ -102,10 +106,17 @@ def report_section(
             if len(run)
             else ""
         )
-        area, energy = reaching(g, "reaches_area_80"), reaching(g, "reaches_energy_45")
+        priced = g[g.area_saving_pct.notna() & g.energy_saving_pct.notna()]
+        area, energy = reaching(priced, "reaches_area_80"), reaching(priced, "reaches_energy_45")
+        unpriced = [
+            f"{LABELS[p]} {', '.join(u.value_label)}"
+            for p, u in g[~g.index.isin(priced.index)].groupby("parameter", sort=False)
+        ]
         L.append(
             f"- {DATASET_NAMES.get(ds, ds)}, {b}-bit devices, `{variant}`: {here}area ≥ {AREA_TARGET:g} % "
-            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}."
+            f"{_which(*area)}; energy ≥ {ENERGY_TARGET:g} % {_which(*energy)}"
+            + (f"; not repriced (see the note in sensitivity.csv): {'; '.join(unpriced)}" if unpriced else "")
+            + "."
         )
     flat = [LABELS[p] for p, g in sub.groupby("parameter", sort=False) if _unmoved(g)]
     if flat:

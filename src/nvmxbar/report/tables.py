@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import welch
+from .baseline import baseline_designs
 from .collect import SETTING_KEYS
 from .formatting import fmt_energy, num, pct_pm, points_ci
 from .paper import COMBINED_VARIANTS, PAPER_FIGURES, TECHNIQUES
@@ -55,15 +56,38 @@ def improvement(value: float, reference: float) -> float:
     return 100.0 * (1.0 - value / reference) if reference and not math.isnan(reference) else math.nan
 
 
+#: The marks of the cost table's column current: over the limit (mapping.json column_current_within_limit false).
+OVER_LIMIT = "⚠"
+
+
+def _currents(mapping: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per deployment, the largest column current over the seeds and the limit (the smallest over the seeds), NaN
+    where mapping.json predates them."""
+    m = mapping.assign(
+        **{c: mapping[c] if c in mapping else np.nan for c in ("max_column_current_ua", "column_current_limit_ua")}
+    )
+    g = m.groupby(keys, sort=False)
+    return pd.concat([g.max_column_current_ua.max(), g.column_current_limit_ua.min()], axis=1).reset_index()
+
+
 def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per dataset x variant x bits: area, energy, component counts (each the mean over the seeds: the read
-    energy is measured per seed) and the % improvement over the baseline mapped at the same device bits (positive
-    = smaller/lower); the paper's combined figures beside the variants that combine both techniques."""
+    """Per dataset x variant x bits: area, energy, latency, the array's power at the measured activity, component
+    counts (each the mean over the seeds: the read energy is measured per seed), the largest column current over
+    the seeds against its limit (``column_current_over_limit``), the % improvement over the baseline mapped at the
+    same device bits (positive = smaller/lower) and, on the baseline rows, its deployed encoding and bits and
+    whether its fit reached the tolerance; the paper's combined figures beside the variants that combine both
+    techniques."""
     keys = ["dataset", "variant", "bits"]
     mapping = mean_over_seeds(data["mapping"], keys)
-    cost = mean_over_seeds(data["cost"], keys).merge(
-        mapping[[*keys, "devices", "adcs", "tiles", "periphery_designs"]], on=keys
+    cost = (
+        mean_over_seeds(data["cost"], keys)
+        .merge(mapping[[*keys, "devices", "adcs", "tiles", "periphery_designs"]], on=keys)
+        .merge(_currents(data["mapping"], keys), on=keys, how="left")
+        .merge(baseline_designs(data["mapping"]), on=["dataset", "bits"], how="left")
     )
+    for c in ("latency_ns", "array_power_uw"):
+        if c not in cost:
+            cost[c] = math.nan
     base = cost[cost.variant == "baseline"].set_index(["dataset", "bits"])
     paper_area, paper_energy = PAPER_FIGURES["area_combined"]["value"], PAPER_FIGURES["energy_combined"]["value"]
     rows = []
@@ -81,6 +105,13 @@ def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 "family": r.family,
                 "area_um2": r.area_um2,
                 "energy_pj_per_inference": r.energy_pj,
+                "latency_ns_per_inference": r.latency_ns,
+                "array_power_uw": r.array_power_uw,
+                "max_column_current_ua": r.max_column_current_ua,
+                "column_current_limit_ua": r.column_current_limit_ua,
+                "column_current_over_limit": bool(r.max_column_current_ua > r.column_current_limit_ua),
+                "baseline_design": r.baseline_design if r.variant == "baseline" else "",
+                "baseline_reached": r.baseline_reached if r.variant == "baseline" else "",
                 "devices": r.devices,
                 "adcs": r.adcs,
                 "tiles": r.tiles,
@@ -108,7 +139,7 @@ def cost_table(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 #: The attribution stack: each deployment changes one thing from the one before (nvmxbar.settings.VARIANTS).
 ATTRIBUTION_STEPS = {
-    "baseline": "baseline: float training, per-layer scales, 8-bit weights bit-sliced",
+    "baseline": "baseline: float training, per-layer scales, weights bit-sliced (the fitted encoding and bits)",
     "perlayer": "+ training at device precision (per-layer scales, one slice)",
     "uniform": "+ one shared scale (uniform scaling)",
     "signed": "+ the searched, smaller network (signed weights)",
@@ -221,6 +252,12 @@ def display_attribution(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return heads, rows
 
 
+def current_cell(r) -> str:
+    """The largest column current of a cost-table row, marked when it passes the limit."""
+    over = f" {OVER_LIMIT} (limit {r.column_current_limit_ua:,.1f})" if r.column_current_over_limit else ""
+    return num(",.1f", "n/a")(r.max_column_current_ua) + over
+
+
 def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     heads = [
         "dataset",
@@ -229,12 +266,17 @@ def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "technique",
         "area (µm²)",
         "energy (pJ/inference)",
+        "latency (ns/inference)",
+        "array power (µW)",
+        f"max column current (µA; {OVER_LIMIT} over the limit)",
         "devices",
         "ADCs",
         "tiles",
         "periphery designs",
         "area impr. (%)",
         "energy impr. (%)",
+        "baseline deployed (encoding, bits)",
+        "baseline within tolerance",
         "area, ADCs time-shared (µm²)",
         "paper area impr. (%)",
         "paper energy impr. (%)",
@@ -249,12 +291,17 @@ def display_cost(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             r.technique,
             f"{r.area_um2:,.0f}",
             fmt_energy(r.energy_pj_per_inference),
+            num(",.0f", "n/a")(r.latency_ns_per_inference),
+            num(",.4g", "n/a")(r.array_power_uw),
+            current_cell(r),
             f"{r.devices:,}",
             f"{r.adcs:,}",
             f"{r.tiles:,}",
             str(r.periphery_designs),
             ref(r, r.area_improvement_pct),
             ref(r, r.energy_improvement_pct),
+            r.baseline_design,
+            r.baseline_reached,
             num(",.0f")(r.time_shared_area_um2),
             upto(r.paper_area_improvement_pct),
             upto(r.paper_energy_improvement_pct),

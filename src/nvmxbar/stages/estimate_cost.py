@@ -30,13 +30,18 @@ def estimate_file(
 ) -> dict:
     """mapping.json -> cost.json (atomic). kwargs go to :func:`nvmxbar.core.cost.estimate`; adc_time_share
     defaults to the constants file's options.adc_time_share. ``activity``: per layer, the measured read
-    conductance per MVM (:meth:`nvmxbar.core.simulator.Simulator.read_activity`); None = the upper bound.
+    conductance per MVM (:meth:`nvmxbar.core.simulator.Simulator.read_activity`); None = the upper bound. Its
+    ``read_cells_per_mvm`` (the G_min coefficient of that conductance) is written beside ``read_g_us_per_mvm`` into
+    each layer of cost.json, so that the report can reprice the activity under another device.
     ``operations``: per layer, the operations per inference the simulator counted
     (:meth:`~nvmxbar.core.simulator.Simulator.count_operations`), which are then priced; they must equal
     mapping.json's analytic counts (a ValueError names the first that differs: the priced circuit would not be the
     simulated one)."""
     mapping = files.read_json(mapping_path)
+    cells = []
     for layer, act in zip(mapping["layers"], activity or [], strict=False):
+        act = dict(act)
+        cells.append(act.pop("read_cells_per_mvm", None))
         layer["read_g_us_per_mvm"] = act
     for layer, ops in zip(mapping["layers"], operations or [], strict=False):
         check_operations(layer, ops)
@@ -44,6 +49,9 @@ def estimate_file(
     constants = load_constants(constants_path)
     kwargs.setdefault("adc_time_share", bool(const(constants, "options.adc_time_share")))
     doc = estimate(mapping, constants, **kwargs)
+    for layer, c in zip(doc["layers"], cells, strict=False):
+        if c is not None:  # beside read_g_us_per_mvm: the cells it counts, G_min's coefficient
+            layer["read_cells_per_mvm"] = c
     with files.atomic_path(out_path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
     return doc
