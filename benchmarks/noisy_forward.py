@@ -48,7 +48,9 @@ def main() -> None:
     cfg = config.load(ROOT / "config.yaml", over)
     chip = Chip.from_config(cfg["chip"])
     quant = QuantSettings.from_config("uniform", BITS, cfg["quant"], chip)
-    settings = MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])).for_variant("uniform")
+    settings = MapSettings.from_config(
+        cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])
+    ).for_variant("uniform")
     net = build(ARCH, quant.quantizer_kwargs())
     x = torch.randn(args.batch, IN)
     net.train()

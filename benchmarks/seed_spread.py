@@ -316,7 +316,13 @@ def run_one(job: dict) -> dict:
         torch.set_num_threads(job["threads"])
         net, _ = load_model(out / "model.pt")
         sim = Simulator(
-            *map_network(net, bits, MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])).for_variant(variant))
+            *map_network(
+                net,
+                bits,
+                MapSettings.from_config(
+                    cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])
+                ).for_variant(variant),
+            )
         )
         full = MonteCarlo.from_config(cfg["evaluate_noise"])
         mc = MonteCarlo(
@@ -404,7 +410,11 @@ def main() -> None:
     )
     p.add_argument("--no-adc", action="store_true", help="also the ideal crossbar without its ADC")
     p.add_argument(
-        "--noise", type=float, default=0.0, metavar="SIGMA", help="also the mean accuracy at this prog_sigma (x the device's sigma(G))"
+        "--noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="also the mean accuracy at this prog_sigma (x the device's sigma(G))",
     )
     p.add_argument("--chips", type=int, default=10, help="chips per run for --noise")
     p.add_argument(

@@ -155,7 +155,9 @@ def mc_throughput(chips: int, device: torch.device, batch: int = 256, repeats: i
     net.train()
     net(x)  # calibrates the full-scales
     net.eval()
-    settings = MapSettings.from_config(cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"])).for_variant("uniform")
+    settings = MapSettings.from_config(
+        cfg["map_crossbar"], Chip.from_config(cfg["chip"]), Pricing.from_config(cfg["estimate_cost"])
+    ).for_variant("uniform")
     arrays, mapping = map_network(net, 2, settings)
     sim = Simulator(arrays, mapping, device=device)
     model = NoiseModel.programming(1.0)
