@@ -202,8 +202,23 @@ def test_smoke_run_outputs(smoke, dataset):
 
     for m in MAPPED:
         mapping = json.loads((res / dataset / m / "seed0" / "mapping.json").read_text())
-        assert mapping["pair"] == (1 if m.startswith("unipolar") else 2)
+        offset = m == "baseline/b2" and mapping["baseline_candidates"]["deployed"] == "offset"
+        assert mapping["pair"] == (1 if m.startswith("unipolar") or offset else 2)
         assert {"devices", "tiles", "adcs", "dacs"} <= set(mapping["total"]) and mapping["layers"]
+        # the operating point: every column at full drive on the chip's device (rram_wan2022: 1-40 uS at 0.2 V)
+        t = mapping["total"]
+        assert 0 < t["mean_column_current_ua"] <= t["max_column_current_ua"] <= 0.2 * 40.0 * 128
+        assert t["column_current_within_limit"] == (t["max_column_current_ua"] <= t["column_current_limit_ua"])
+        if m == "baseline/b2":  # slices combine by shifts; the fit tries below its start when the start is within
+            assert all(isinstance(k, int) for layer in mapping["converters"]["slice_shifts"] for k in layer)
+            fit = mapping["baseline_adc_fit"]
+            target = fit["float_val_accuracy"] - fit["tolerance_pct"] / 100
+            start = fit["start"]
+            for t_ in fit["tries"]:
+                at_start = t_["adc_bits"] == start["adc_bits"] and t_["weight_bits"] == start["weight_bits"]
+                if at_start and t_["val_accuracy"] >= target:
+                    same = [u for u in fit["tries"] if u["encoding"] == t_["encoding"] and u["adc_bits"] is not None]
+                    assert min(u["adc_bits"] for u in same) < start["adc_bits"], fit["tries"]
         df = pd.read_csv(res / dataset / m / "seed0" / "noise.csv")
         assert list(df.columns[-6:]) == [
             "accuracy_mean",
@@ -220,6 +235,9 @@ def test_smoke_run_outputs(smoke, dataset):
         # cell reads priced from the inputs that ran on this crossbar: below the all-inputs-on bound
         assert cost["assumptions"]["cell_activity"] == "measured"
         assert 0 < cost["total"]["energy_by_component"]["cells"] < cost["total"]["cell_energy_upper_bound_pj"]
+        assert cost["total"]["latency_ns_per_inference"] > 0
+        for part in ("area_by_component", "energy_by_component"):  # the digital side priced too
+            assert {"activation", "pooling", "accumulators", "buffers"} <= set(cost["total"][part])
     base = json.loads((res / dataset / "baseline/b2/seed0/cost.json").read_text())["total"]
     uni = json.loads((res / dataset / "uniform/b2/seed0/cost.json").read_text())["total"]
     assert uni["area_um2"] < base["area_um2"]  # uniform scaling: one slice, no rescale, one periphery design
