@@ -123,6 +123,18 @@ CHIP_KEYS |= {k: ("device", k) for k in ("preset", "on_off_ratio", "v_read_v")}
 CHIP_KEYS |= {k: (k,) for k in ("dac_bits", "adc_bits", "adc_ratio", "adc_mux", "input_mode", "subtraction")}
 
 
+#: A small HAR-shaped network (9 channels x 32 samples, two convolutions, a hidden layer) for the unit tier.
+SMALL_ARCH = {
+    "in_shape": [9, 32],
+    "num_classes": 6,
+    "conv": [8, "M", 12, "M"],
+    "kernel_size": 5,
+    "hidden": [20],
+    "dropout": 0.0,
+    "bias": True,
+}
+
+
 def chip_of(net) -> dict:
     """The chip keys a quantized network was built for (its converters and drive), in map_settings' flat form."""
     q = getattr(net, "quant", None)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import chip_of, make_synthetic_npz, map_settings, small_net
+from conftest import SMALL_ARCH, chip_of, make_synthetic_npz, map_settings, small_net
 
 from nvmxbar.core import cost, noise
 from nvmxbar.core.converters import ENCODINGS, adc_code_range, adc_steps, slice_ranges, slices_of
@@ -19,15 +19,7 @@ from nvmxbar.stages import map_crossbar
 from nvmxbar.stages.estimate_cost import check_operations
 from nvmxbar.stages.map_crossbar import fewest_bits, fit_baseline, price
 
-ARCH = {
-    "in_shape": [9, 32],
-    "num_classes": 6,
-    "conv": [8, "M", 12, "M"],
-    "kernel_size": 5,
-    "hidden": [20],
-    "dropout": 0.0,
-    "bias": True,
-}
+ARCH = SMALL_ARCH
 DENSE = {**ARCH, "conv": [], "hidden": []}  # one dense layer: 288 inputs + a bias row, 6 outputs
 MODES = ["multibit", "bit_serial"]
 SUBTRACTIONS = ["analog", "digital"]

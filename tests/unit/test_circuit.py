@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import chip_of, map_settings, rounding_bound, small_net
+from conftest import SMALL_ARCH, chip_of, map_settings, rounding_bound, small_net
 
 from nvmxbar.core import cost, cost_units
 from nvmxbar.core.networks import make_arch
@@ -14,15 +14,7 @@ from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
 from nvmxbar.stages.estimate_cost import check_operations
 
-ARCH = {
-    "in_shape": [9, 32],
-    "num_classes": 6,
-    "conv": [8, "M", 12, "M"],
-    "kernel_size": 5,
-    "hidden": [20],
-    "dropout": 0.0,
-    "bias": True,
-}
+ARCH = SMALL_ARCH
 SPLIT = {**ARCH, "conv": [8, "M", "M", 12, "M"], "input_split": True}
 MIXED = [{"sign": 1}, {"sign": 1, "row_groups": 2}, {"sign": 1, "col_groups": 2}, {"sign": -1, "col_groups": 3}]
 MODES = ["multibit", "bit_serial"]

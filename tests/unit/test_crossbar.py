@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import map_settings, rounding_bound, small_net
+from conftest import SMALL_ARCH, map_settings, rounding_bound, small_net
 
 from nvmxbar.core import noise
 from nvmxbar.core.layout import unfold
@@ -19,15 +19,7 @@ from nvmxbar.data.arrays import network_inputs
 from nvmxbar.devices import LogClamp, ReadNoise
 from nvmxbar.settings import Drift, MonteCarlo, NoiseModel, noise_grid
 
-ARCH = {
-    "in_shape": [9, 32],
-    "num_classes": 6,
-    "conv": [8, "M", 12, "M"],
-    "kernel_size": 5,
-    "hidden": [20],
-    "dropout": 0.0,
-    "bias": True,
-}
+ARCH = SMALL_ARCH
 QUANT = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_ratio": "pow2"}
 XCFG = {  # the old device: its programming sigma is 0.02 of the range (a scale s = the old s x 0.02), nu 0.05 +- 0.01
     "preset": "neurosim_v13",

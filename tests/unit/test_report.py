@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import map_settings
+from conftest import SMALL_ARCH, map_settings
 
 from nvmxbar import files
 from nvmxbar.core.cost import estimate
@@ -50,15 +50,7 @@ from nvmxbar.stages import report_tables
 from nvmxbar.stats import welch
 
 REPO = Path(__file__).resolve().parents[2]
-ARCH = {
-    "in_shape": [9, 32],
-    "num_classes": 6,
-    "conv": [8, "M", 12, "M"],
-    "kernel_size": 5,
-    "hidden": [20],
-    "dropout": 0.0,
-    "bias": True,
-}
+ARCH = SMALL_ARCH
 MAP = map_settings(rows=64, cols=32, adc_mux=8, adc_ratio="free", calibration_samples=64, baseline_adc_fit=False)
 #: the validated config section ``report``: every key present (the defaults live in the config schema only)
 REPORT_CFG = {
