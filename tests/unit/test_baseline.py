@@ -55,7 +55,7 @@ def test_baseline_slices_combine_by_powers_of_two():
         for k in range(1, S):
             assert p["adc_fullscale"][k] == own[0] * 2.0 ** shifts[k]
             assert own[k] <= p["adc_fullscale"][k] < 2 * own[k]  # holds its range, at most one bit coarser
-        steps, _ = adc_steps(sim, p)
+        steps, _ = adc_steps(sim.chip, sim.mapping, p)
         assert [float(steps[k] / steps[0]) for k in range(S)] == [2.0**k for k in shifts]  # exactly a shift
         assert p["adc_ranges"] == len(set(shifts)) and f["adc_ranges"] == S
         assert own[-1] < own[0] / 2  # the MSB digit of most (small) weights is 0: a far smaller range than the LSB's

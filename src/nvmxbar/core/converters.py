@@ -22,15 +22,12 @@ combined, what each ADC converts, and the offset encoding's digital correction.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ..chip import Chip
 from .layout import _tiles
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 #: ``map_crossbar.baseline_slice_combination``.
 COMBINATIONS = ("pow2", "free")
@@ -87,38 +84,36 @@ def adc_code_range(spec: dict, adc_bits: int) -> tuple[int, int]:
     return -(2 ** (adc_bits - 1) - 1), 2 ** (adc_bits - 1) - 1
 
 
-def adc_steps(sim: Simulator, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def adc_steps(chip: Chip, mapping: dict, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The ADC step of each slice, (S,): in integer units (weight level x input code, what the partial sums are
     in) and in the network's units (what an ADC code is worth). Baseline: per layer and slice (its range over its
     ADC codes: a power of two times the LSB slice's with pow2); uniform scaling: the global Y / adc_levels, which
     with adc_ratio pow2 is exactly the DAC step x 2^k (so that an ADC code x 2^k is the next DAC code, no rounding
-    between)."""
-    S, unit = int(spec["slices"]), spec["weight_step"] * spec["dac_fullscale"] / sim.dac_levels
+    between). ``chip`` and ``mapping``: mapping.json's (the simulator's)."""
+    dac_levels, adc_levels = 2**chip.dac_bits - 1, 2 ** (chip.adc_bits - 1) - 1
+    S, unit = int(spec["slices"]), spec["weight_step"] * spec["dac_fullscale"] / dac_levels
     if "adc_step" in spec:  # per-layer scales trained at device precision: the layer's own step, network units
         value = torch.tensor(spec["adc_step"], dtype=torch.float64)
         return value / unit, value
-    if sim.mapping["scheme"] == "baseline":
+    if mapping["scheme"] == "baseline":
         fs = spec["adc_fullscale"]  # integer (code x level) units, one per slice or one for all
-        levels = adc_code_range(spec, sim.chip.adc_bits)[1]
+        levels = adc_code_range(spec, chip.adc_bits)[1]
         steps = torch.tensor(fs if isinstance(fs, list) else [fs] * S, dtype=torch.float64) / levels
         return steps, steps * unit
-    if sim.ratio is not None:
-        value = torch.full((S,), spec["dac_fullscale"] / sim.dac_levels * float(sim.ratio), dtype=torch.float64)
+    if chip.adc_ratio == "pow2":
+        ratio = float(mapping["adc_dac_ratio"])
+        value = torch.full((S,), spec["dac_fullscale"] / dac_levels * ratio, dtype=torch.float64)
     else:
-        value = torch.full((S,), sim.mapping["adc_fullscale"] / sim.adc_levels, dtype=torch.float64)
+        value = torch.full((S,), mapping["adc_fullscale"] / adc_levels, dtype=torch.float64)
     return value / unit, value
 
 
-def remove_weight_offset(
-    sim: Simulator, i: int, spec: dict, u: torch.Tensor, y: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """The offset encoding's digital correction of layer i's outputs ``y`` (I, B, N, *spatial): minus
-    2^(wb-1) x the sum of the layer's input codes ``u`` (every weight row's, and its bias rows' drives) x ``scale``
-    (the network units of one weight level x input code; 1 in integer units). Other layers: ``y`` as it is."""
+def remove_weight_offset(spec: dict, input_sum: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
+    """The offset encoding's digital correction of a layer's outputs ``y`` (I, B, N, *spatial): minus 2^(wb-1) x
+    ``input_sum``, the sum of the layer's input codes (every weight row's, and its bias rows' drives; (1 or I, B, 1,
+    *spatial), integers) x ``scale`` (the network units of one weight level x input code; 1 in integer units).
+    Other layers: ``y`` as it is."""
     offset = int(spec.get("weight_offset", 0))
     if not offset:
         return y
-    bias = [r for *_, rows in sim.geometry[i] for r in rows]
-    c1 = int(spec["weight_rows"] if spec["kind"] == "linear" else spec["in_channels"])
-    total = sim._input_sum(spec, u, 0, c1, None, bias)  # (1 or I, B, 1, *spatial): integers
-    return y - (total.double() * (offset * scale)).to(y.dtype)
+    return y - (input_sum.double() * (offset * scale)).to(y.dtype)

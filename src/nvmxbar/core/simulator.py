@@ -319,7 +319,7 @@ class Simulator(Accounting):
         N, S = spec["outputs"], spec["slices"]
         pc = 2 if self.digital and spec["pair"] == 2 else 1  # conversions per signal: a pair's two columns
         b = self.mapping["bits"]
-        steps, values = adc_steps(self, spec) if adc else (None, None)
+        steps, values = adc_steps(self.chip, self.mapping, spec) if adc else (None, None)
         lo, hi = adc_code_range(spec, self.chip.adc_bits)  # signed, or unsigned (offset encoding, inputs >= 0)
         unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         extra = u.dim() - 3  # spatial dims of a convolution's output
@@ -369,5 +369,8 @@ class Simulator(Accounting):
         if record:  # per slice, the 99.9th percentile of |partial sums| as the ADC sees them (chips, MVMs, tiles)
             d = torch.stack(diffs, 2).abs()  # (I, MVMs, tiles, N, S, pc)
             self.recorded.append([abs_quantile(d[..., k, :], 0.999) for k in range(S)])
-        y = remove_weight_offset(self, i, spec, u, y, unit if adc else 1.0)  # offset encoding: - 2^(wb-1) x inputs
+        if spec.get("weight_offset"):  # offset encoding: - 2^(wb-1) x the sum of the layer's input codes
+            bias = [r for *_, rows in self.geometry[i] for r in rows]
+            c1 = int(spec["weight_rows"] if spec["kind"] == "linear" else spec["in_channels"])
+            y = remove_weight_offset(spec, self._input_sum(spec, u, 0, c1, None, bias), y, unit if adc else 1.0)
         return y if adc else y.to(vd) * unit  # the network's units
