@@ -13,6 +13,7 @@ import argparse
 import copy
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,16 +28,32 @@ from nvmxbar.devices import PRESETS, Device  # noqa: E402
 COLUMNS = ("max_column_current_ua", "mean_column_current_ua", "array_power_uw", "column_current_limit_ua")
 
 
-def on_device(arrays: dict[str, np.ndarray], mapping: dict, preset: str) -> dict:
-    """mapping.json's ``total`` operating point with the same device levels on ``preset``'s device."""
+def on_preset(mapping: dict, preset: str) -> dict:
+    """A copy of mapping.json with its chip's device replaced by ``preset``'s (the device levels stay)."""
     device = Device.from_config({"preset": preset, **dict.fromkeys(("g_max_us", "on_off_ratio", "v_read_v"))})
     m = copy.deepcopy(mapping)
     m["chip"]["device"] = asdict(device)
-    L = m["device"]["levels"] - 1
-    dg = (device.g_max_us - device.g_min_us) / L
+    return m
+
+
+def deployments(results: Path) -> Iterator[tuple[Path, dict, dict[str, np.ndarray]]]:
+    """Every mapped deployment of a results folder: (its mapping.json path, the document, crossbar.npz's arrays)."""
+    for mp in sorted(results.glob("*/*/*/seed*/mapping.json")) + sorted(results.glob("*/*/seed*/mapping.json")):
+        npz = mp.with_name("crossbar.npz")
+        if npz.exists():
+            with np.load(npz) as z:
+                yield mp, json.loads(mp.read_text()), {k: z[k] for k in z.files}
+
+
+def on_device(arrays: dict[str, np.ndarray], mapping: dict, preset: str) -> dict:
+    """mapping.json's ``total`` operating point with the same device levels on ``preset``'s device."""
+    m = on_preset(mapping, preset)
+    g_max = m["chip"]["device"]["g_max_us"]
+    g_min = g_max / m["chip"]["device"]["on_off_ratio"]
+    dg = (g_max - g_min) / (m["device"]["levels"] - 1)
     arr = {k: v for k, v in arrays.items() if not k.endswith(".G_us")}
     for i in range(len(m["layers"])):
-        arr[f"L{i}.G_us"] = device.g_min_us + arrays[f"L{i}.levels"].astype(np.float64) * dg
+        arr[f"L{i}.G_us"] = g_min + arrays[f"L{i}.levels"].astype(np.float64) * dg
     column_currents(arr, m)
     return {k: m["total"][k] for k in (*COLUMNS, "column_current_within_limit")}
 
@@ -44,13 +61,7 @@ def on_device(arrays: dict[str, np.ndarray], mapping: dict, preset: str) -> dict
 def table(results: Path, presets: list[str]) -> pd.DataFrame:
     """One row per dataset, variant, bits and preset: the operating point, mean over the seeds (n)."""
     rows = []
-    for mp in sorted(results.glob("*/*/*/seed*/mapping.json")) + sorted(results.glob("*/*/seed*/mapping.json")):
-        npz = mp.with_name("crossbar.npz")
-        if not npz.exists():
-            continue
-        mapping = json.loads(mp.read_text())
-        with np.load(npz) as z:
-            arrays = {k: z[k] for k in z.files}
+    for _, mapping, arrays in deployments(results):
         for preset in presets:
             point = on_device(arrays, mapping, preset)
             rows.append(

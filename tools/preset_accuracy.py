@@ -11,31 +11,22 @@ workflow (`--config 'chip={device: {preset: ...}}'`) re-searches the unipolar an
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from operating_point import deployments, on_preset  # noqa: E402
 
 from nvmxbar.core import noise  # noqa: E402
 from nvmxbar.core.simulator import Simulator  # noqa: E402
 from nvmxbar.data.arrays import network_inputs  # noqa: E402
-from nvmxbar.devices import PRESETS, Device  # noqa: E402
+from nvmxbar.devices import PRESETS  # noqa: E402
 from nvmxbar.settings import MonteCarlo, NoiseModel  # noqa: E402
-
-
-def on_preset(mapping: dict, preset: str) -> dict:
-    """mapping.json with its chip's device replaced by ``preset``'s (the device levels stay)."""
-    m = copy.deepcopy(mapping)
-    device = Device.from_config({"preset": preset, **dict.fromkeys(("g_max_us", "on_off_ratio", "v_read_v"))})
-    m["chip"]["device"] = asdict(device)
-    return m
 
 
 def accuracy(
@@ -52,13 +43,9 @@ def table(
 ) -> pd.DataFrame:
     x, y = network_inputs(results / "data" / f"{dataset}.npz", "test", samples)
     rows = []
-    for mp in sorted((results / dataset).glob("**/seed*/mapping.json")):
-        npz = mp.with_name("crossbar.npz")
-        if not npz.exists():
+    for mp, mapping, arrays in deployments(results):
+        if mapping["dataset"] != dataset:
             continue
-        mapping = json.loads(mp.read_text())
-        with np.load(npz) as z:
-            arrays = {k: z[k] for k in z.files}
         seed = int(mp.parent.name.removeprefix("seed"))
         for preset in presets:
             acc = accuracy(arrays, on_preset(mapping, preset), x, y, scale, chips, seed)
