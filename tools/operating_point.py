@@ -14,7 +14,6 @@ import copy
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nvmxbar.core.layout import column_currents  # noqa: E402
-from nvmxbar.devices import PRESETS, Device  # noqa: E402
+from nvmxbar.devices import PRESETS  # noqa: E402
+from nvmxbar.report.device_repricing import preset_device  # noqa: E402
 
 COLUMNS = ("max_column_current_ua", "mean_column_current_ua", "array_power_uw", "column_current_limit_ua")
 
 
 def on_preset(mapping: dict, preset: str) -> dict:
     """A copy of mapping.json with its chip's device replaced by ``preset``'s (the device levels stay)."""
-    device = Device.from_config({"preset": preset, **dict.fromkeys(("g_max_us", "on_off_ratio", "v_read_v"))})
     m = copy.deepcopy(mapping)
-    m["chip"]["device"] = asdict(device)
+    m["chip"]["device"] = preset_device(preset)
     return m
 
 
