@@ -15,6 +15,7 @@ the cells' own dissipation V_read^2 G over the drive and the conversion; NeuroSi
 0.072341 / R_col (a Cadence fit at 0.5 V, R_col rescaled by 0.5 / V_read: 0.1447 V_read G) over the conversion only.
 """
 
+import copy
 import math
 from dataclasses import asdict
 
@@ -287,6 +288,16 @@ def test_relu_pooling_and_buffer_counts_of_a_2d_cnn_agree_with_the_simulator():
     assert tot["energy_by_component"]["buffers"] == pytest.approx(accesses * 4 * 10 / 64)  # under 8 KB
     assert tot["area_by_component"]["buffers"] == pytest.approx(bits * 280 * F**2)
     assert tot["area_by_component"]["pooling"] == pytest.approx(4 * 36)  # one comparator per pooled channel
+    # with input reuse (a line buffer), each input value is read once: writes + input_values, not + every MVM's rows
+    reuse = copy.deepcopy(constants)
+    reuse["digital"]["buffer_input_reuse"]["value"] = True
+    once = cost.estimate(mapping, reuse, scale_digital=False)
+    inputs = sum(lay["input_values"] for lay in mapping["layers"])
+    assert once["total"]["energy_by_component"]["buffers"] == pytest.approx(
+        (tot["operations"]["buffer_writes"] + inputs) * 4 * 10 / 64
+    )
+    assert inputs < tot["operations"]["buffer_reads"] and once["assumptions"]["buffer_input_reuse"] is True
+    assert any("read once" in n for n in once["assumptions"]["notes"])
     assert math.isclose(sum(lay["latency_ns"] for lay in doc["layers"]), tot["latency_ns_per_inference"])
 
 

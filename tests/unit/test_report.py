@@ -1462,7 +1462,11 @@ def test_report_md_flags_currents_and_states_the_headline(stage):
     assert "the limit is 241.8 µA, derived, not published" in md and "wire_ohm_per_cell = 6.363 Ω" in md
     assert "⚠ **Over the column-current limit**" in md
     flagged = [line for line in md.splitlines() if line.startswith("- ") and "µA against" in line]
-    assert flagged == ["- UCI HAR, `unipolar`, 2-bit devices: 500.0 µA against 241.8 µA (2.1 ×)."]
+    assert flagged == [
+        "- UCI HAR, `unipolar`, 2-bit devices: 500.0 µA against 241.8 µA (2.1 ×); within the limit only at "
+        "drop_fraction ≥ 0.52."  # 0.25 x 500 / 241.8
+    ]
+    assert "at 0.1 it is 0.4 ×, at 0.5 2 × these values" in md
     head = md.split("## Headline: the savings against the cheapest baseline")[1].split("## Improvements")[0]
     assert head.count("**no candidate reached the tolerance**") == len(DATASETS)  # the 4-bit baselines
     assert "`unipolar` (uniform scaling + unipolar) saves **85.0 %** area, **50.0 %** energy against it" in head

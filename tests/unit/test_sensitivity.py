@@ -29,8 +29,9 @@ from .test_cost import layer, mapping
 #: rule estimate_cost's pricing settings
 COST_CFG = settings.Pricing(constants=None, family="neurosim", tech_nm=22, cell="1t1r", adc_time_share=False)
 VARIANTS, BITS, SEEDS = ["baseline", "uniform", "unipolar"], [2, 4], [0, 1]
-#: (name, matrix rows, outputs, MVMs per inference) of a small three-layer network
-NET = [("layers.0", 150, 16, 64), ("layers.1", 300, 32, 16), ("layers.2", 64, 6, 1)]
+#: (name, matrix rows, outputs, MVMs per inference, input channels) of a small three-layer network: two
+#: convolutions (kernels 25 and 15: a buffered input value serves several MVMs) and a dense layer
+NET = [("layers.0", 150, 16, 64, 6), ("layers.1", 300, 32, 16, 20), ("layers.2", 64, 6, 1, 64)]
 
 
 def mapped(variant, bits):
@@ -39,7 +40,9 @@ def mapped(variant, bits):
     per weight."""
     base = variant == "baseline"
     S, P = (math.ceil(8 / bits), 2) if base else (1, 1 if variant == "unipolar" else 2)
-    layers = [{**layer(n, K, N, S=S, P=P, M=M, baseline=base), "weight_rows": K} for n, K, N, M in NET]
+    layers = [
+        {**layer(n, K, N, S=S, P=P, M=M, baseline=base), "weight_rows": K, "in_channels": c} for n, K, N, M, c in NET
+    ]
     m = {**mapping(layers, scheme=variant, bits=bits), "dataset": "har", "variant": variant}
     m["chip"]["device"].update(g_max_us=1e6 / 6000, on_off_ratio=150.0)  # R_on = 6 kOhm: the neurosim_v13 preset
     count(m)  # the counts as map_crossbar writes them
@@ -144,6 +147,17 @@ def test_run_point_reproduces_estimate_cost(results, table, tmp_path, measured):
 def test_without_config_it_prices_as_cost_json_states(results, table):
     again = build_sensitivity(results, ["har"], VARIANTS, BITS, SEEDS, None)
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_buffer_reuse_moves_only_the_buffer_energy(table):
+    for v in ("uniform", "unipolar"):
+        r = rows(table, v, 2, "buffer_reads")
+        assert r.loc["per MVM"].configured and not r.loc["once"].configured  # the packaged constant: no reuse
+        assert r.area_saving_pct.nunique() == 1
+        for design in ("variant", "baseline"):
+            assert r.loc["once", f"energy_buffers_{design}_pj"] < r.loc["per MVM", f"energy_buffers_{design}_pj"]
+            for other in ("adc", "cells", "dac"):
+                assert r[f"energy_{other}_{design}_pj"].nunique() == 1
 
 
 def test_r_on_moves_energy_not_area(table):

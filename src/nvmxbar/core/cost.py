@@ -28,6 +28,9 @@ Energy (pJ) per inference of a layer, from its operations per inference (every b
     (E_ADC + E_S&H) + shift_adds x (E_S&A + acc_bits x E_DFF) + (subtractions + sign_flips) x E_sub + rescales x
     E_mult + (relus + pool_comparisons) x E_cmp + (buffer_writes + buffer_reads) x dac_bits x E_SRAM
 
+(buffer_reads: every MVM's input vector, NeuroSim's convention; with ``digital.buffer_input_reuse`` each input value
+once, input_values)
+
 with the column current V_read^2 x sum (u / u_full)^2 G x t_cycle (nvmxbar.core.array_energy; measured activity, or
 every read at the mean G). Latency: mvms x passes x mux_cycles x t_cycle per layer, the layers in sequence.
 Converters come from ONE family per run (``neurosim`` or ``isaac``); improvement() refuses to compare two families.
@@ -149,6 +152,7 @@ def estimate(
     acc_bits = const(constants, "digital.accumulator_bits")
     buffer_bits = max(lay["input_values"] + lay["output_values"] for lay in layers) * dac_bits
     e_sram = sram_energy_pj_per_bit(constants, buffer_bits, tech_nm, scale_digital)
+    reuse = bool(const(constants, "digital.buffer_input_reuse"))  # each input read once, else by every MVM
     designs: dict[str, int] = {}
     for layer in layers:
         d = layer.get("periphery_design", layer["name"])
@@ -201,7 +205,9 @@ def estimate(
             "activation": ops["relus"] * ue["comparison"],
             "pooling": ops["pool_comparisons"] * ue["comparison"],
             "accumulators": ops["shift_adds"] * acc_bits * ue["register_bit_write"],
-            "buffers": (ops["buffer_writes"] + ops["buffer_reads"]) * dac_bits * e_sram,
+            "buffers": (ops["buffer_writes"] + (layer["input_values"] if reuse else ops["buffer_reads"]))
+            * dac_bits
+            * e_sram,
         }
         latency = layer["mvms"] * passes * layer["mux_cycles"] * times["cycle_ns"]
         out_layers.append(
@@ -267,6 +273,7 @@ def estimate(
             "array_units": au,
             "accumulator_bits": acc_bits,
             "buffer_bits": buffer_bits,
+            "buffer_input_reuse": reuse,
             "adc_time_share": {"requested": bool(adc_time_share), "applicable": shareable, "applied": applied},
             "unit_area_um2": ua,
             "unit_energy_pj": dict(
@@ -276,7 +283,9 @@ def estimate(
                 word_line=au["word_line"],
                 buffer_bit=e_sram,
             ),
-            "notes": notes(mapping, family, tech_nm, nodes, scale_digital, measured, counted, adc_time_share, designs),
+            "notes": notes(
+                mapping, family, tech_nm, nodes, scale_digital, measured, counted, adc_time_share, designs, reuse
+            ),
         },
         "total": {
             "area_um2": _total(total_area),

@@ -30,6 +30,7 @@ def notes(
     counted: bool,
     adc_time_share: bool,
     designs: dict,
+    buffer_reuse: bool = False,
 ) -> list[str]:
     """cost.json's notes: how each part was priced."""
     chip = Chip.from_dict(mapping["chip"], "mapping.json chip")
@@ -60,7 +61,11 @@ def notes(
         "ReLU and max-pool comparisons priced as 8-bit adds (Horowitz); accumulator registers as NeuroSim DFFs "
         "(a write of every bit per shift-add, switching activity 0.5); the activation buffer as SRAM (NeuroSim's "
         "cell area, Horowitz's 64-bit access energy by size; its periphery not included), every value written once "
-        "and read by every MVM that uses it",
+        + (
+            "and read once (input reuse: digital.buffer_input_reuse)"
+            if buffer_reuse
+            else "and read by every MVM that uses it (no input reuse, NeuroSim's convention)"
+        ),
         "reference/gain block modelled as one ADC's area per ADC range of each distinct periphery design (no "
         "published value found)",
         (

@@ -48,9 +48,12 @@ def current_flags(cost: pd.DataFrame, constants: dict | None = None) -> list[str
     if "max_column_current_ua" not in cost or cost.max_column_current_ua.isna().all():
         return ["Column currents: not in these mapping.json files (written by map_crossbar since issue 29).", ""]
     limits = sorted({round(float(x), 3) for x in cost.column_current_limit_ua.dropna()})
+    fraction = const(constants or load_constants(), "column_current.drop_fraction")
     out = [
         "Column currents (mapping.json, every driven row at the DAC full scale; the largest over the columns and "
         f"the seeds): the limit is {' / '.join(f'{x:,.1f}' for x in limits)} µA, {limit_source(constants)}. "
+        f"The limit is proportional to drop_fraction (an assumption): at {fraction / 2.5:g} it is 0.4 ×, at "
+        f"{2 * fraction:g} 2 × these values; each flagged design below states the fraction it would need. "
         "Array power: the cells' read energy over the latency at the measured input activity (cost.json).",
         "",
     ]
@@ -63,10 +66,14 @@ def current_flags(cost: pd.DataFrame, constants: dict | None = None) -> list[str
         "the simulated accuracy, which ignores wire resistance):"
     )
     for r in over.itertuples():
+        ratio = r.max_column_current_ua / r.column_current_limit_ua
+        need = ratio * fraction
         out.append(
             f"- {DATASET_NAMES.get(r.dataset, r.dataset)}, `{r.variant}`, {r.bits}-bit devices: "
-            f"{r.max_column_current_ua:,.1f} µA against {r.column_current_limit_ua:,.1f} µA "
-            f"({r.max_column_current_ua / r.column_current_limit_ua:.1f} ×)."
+            f"{r.max_column_current_ua:,.1f} µA against {r.column_current_limit_ua:,.1f} µA ({ratio:.1f} ×); "
+            f"within the limit only at drop_fraction ≥ {need:.2f}"
+            + (" (more than the read voltage itself: not by any tolerance)" if need >= 1 else "")
+            + "."
         )
     return out + [""]
 

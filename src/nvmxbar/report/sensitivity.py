@@ -7,7 +7,8 @@ For every dataset, device bits and variant, the area and energy saving over the 
 (:data:`GRID`), both designs priced alike by :func:`nvmxbar.core.cost.estimate`: the device (each preset's G_max,
 ON/OFF ratio and read voltage), the ON/OFF ratio, the cells' on-resistance (every conductance scales with 1/R_on,
 the on/off ratio kept), the chip's read voltage, the ADC resolution, the ADC sharing and the pair subtraction (both
-recounted by :func:`nvmxbar.core.layout.count`) and the converter family. Cost only: the accuracy is not
+recounted by :func:`nvmxbar.core.layout.count`), the converter family and the activation buffer's input reuse.
+Cost only: the accuracy is not
 re-simulated (not at other ADC bits, not with another device's noise). Pure functions over mapping.json and
 cost.json documents; the measured cell activity that priced cost.json is kept, repriced exactly under another device
 (:mod:`.device_repricing`). Every seed's deployment is repriced against the baseline of the same seed and the table
@@ -27,7 +28,7 @@ import pandas as pd
 
 from .. import settings
 from ..core.cost import AREA_KEYS, ENERGY_KEYS, estimate, improvement
-from ..core.cost_units import FAMILIES, load_constants
+from ..core.cost_units import FAMILIES, const, load_constants
 from ..core.layout import count
 from ..devices import PRESETS
 from .collect import CONVERTERS as CONVERTERS_KEY
@@ -46,6 +47,7 @@ GRID: dict[str, tuple] = {
     "adc_mux": (1, 4, 8, 16),
     "family": FAMILIES,
     "subtraction": ("analog", "digital"),
+    "buffer_reads": ("per MVM", "once"),
 }
 LABELS = {
     "device": "device preset",
@@ -56,6 +58,7 @@ LABELS = {
     "adc_mux": "columns per ADC",
     "family": "converter family",
     "subtraction": "pair subtraction",
+    "buffer_reads": "activation-buffer reads",
 }
 NOTES = {
     "device": "the preset's G_max, ON/OFF ratio and read voltage (nvmxbar/resources/devices.yaml) in both designs, "
@@ -70,6 +73,8 @@ NOTES = {
     "subtraction": "analog: a pair subtracted before one conversion (a one-device column: its tile's reference "
     "column of G_min cells); digital: both columns converted, then subtracted (a one-device column: its G_min "
     "offset subtracted digitally); recounted by layout.count",
+    "buffer_reads": "per MVM: every MVM reads its input vector from the buffer (NeuroSim's convention); once: each "
+    "input value read once, a line buffer holding the window (cost_constants.yaml digital.buffer_input_reuse)",
 }
 AREA_TARGET = float(PAPER_FIGURES["area_combined"]["value"])
 ENERGY_TARGET = float(PAPER_FIGURES["energy_combined"]["value"])
@@ -194,6 +199,7 @@ def run_point(variant: dict, baseline: dict, pricing: Repricing) -> dict[str, An
         "adc_mux": same("adc_mux"),
         "family": pricing.family,
         "subtraction": same("subtraction", "analog"),
+        "buffer_reads": "once" if const(pricing.constants, "digital.buffer_input_reuse") else "per MVM",
     }
 
 
@@ -227,6 +233,10 @@ def vary(mapping: dict, pricing: Repricing, parameter: str, value: Any) -> tuple
         count(m)
     elif parameter == "family":
         pricing = replace(pricing, family=value)
+    elif parameter == "buffer_reads":
+        constants = copy.deepcopy(pricing.constants)
+        constants["digital"]["buffer_input_reuse"]["value"] = value == "once"
+        pricing = replace(pricing, constants=constants)
     else:
         raise ValueError(f"unknown assumption '{parameter}'; known: {list(GRID)}")
     return m, pricing

@@ -73,7 +73,8 @@ def fit_baseline(
 ) -> tuple[dict, dict]:
     """The cheapest baseline that keeps its float network's VALIDATION accuracy within ``baseline_fit_tolerance_pct``.
     For each of ``baseline_encodings``: with ``dac_fit``, first the fewest DAC bits from ``dac_bits``
-    (:func:`fewest_bits`) at ``weight_bits`` with the ADC OFF (the column sums exact: the DAC's own loss); with
+    (:func:`fewest_bits`) at ``weight_bits`` with the ADC OFF (the column sums exact: the DAC's own loss, the same for
+    every encoding, so tried once); with
     ``adc_fit``, the fewest ADC bits from ``adc_bits`` at those DAC bits and ``weight_bits``; with ``weight_fit``, the
     fewest weight bits from ``weight_bits`` at those ADC bits, then the ADC bits fitted again at them. Each try is one
     mapping and one ideal validation pass. Each encoding's fitted candidate is priced (:func:`price`: its DAC bits
@@ -105,15 +106,17 @@ def fit_baseline(
         return arrays, mapping
 
     def accuracy(encoding: str, dac_bits: int, weight_bits: int, adc_bits: int | None) -> float:
-        """``adc_bits`` None: the ADC off (the mapping at the starting ADC bits, its sums read exactly)."""
-        key = (encoding, dac_bits, weight_bits, adc_bits)
+        """``adc_bits`` None: the ADC off (the mapping at the starting ADC bits, its sums read exactly). With the ADC
+        off every encoding computes the same exact sums of the same weight codes: one try serves them all (recorded
+        with ``encoding`` "all")."""
+        adc = adc_bits is not None
+        key = (encoding if adc else "all", dac_bits, weight_bits, adc_bits)
         if key not in seen:
-            adc = adc_bits is not None
             arrays, mapping = mapped(encoding, dac_bits, weight_bits, adc_bits if adc else base.adc_bits)
             seen[key] = noise.ideal_accuracy(Simulator(arrays, mapping, device=device), xv, yv, adc=adc)
             tries.append(
                 {
-                    "encoding": encoding,
+                    "encoding": key[0],
                     "dac_bits": dac_bits,
                     "weight_bits": weight_bits,
                     "adc_bits": adc_bits,
@@ -123,7 +126,7 @@ def fit_baseline(
             )
             msg = "baseline/b%d %s, %d-bit DAC, %d-bit weights, %s ADC: validation accuracy %.4f (float %.4f)"
             adc_s = f"{adc_bits}-bit" if adc else "no"
-            log.info(msg, bits, encoding, dac_bits, weight_bits, adc_s, seen[key], float_acc)
+            log.info(msg, bits, key[0], dac_bits, weight_bits, adc_s, seen[key], float_acc)
         return seen[key]
 
     def fit_dac(encoding: str, weight_bits: int, start: int) -> int:
