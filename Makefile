@@ -24,10 +24,12 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) $(ARGS)
 
-## make services : the Debian packages the cluster tier starts (SLURM + MUNGE, PostgreSQL); root, idempotent
+## make services : the Debian packages the cluster tier starts (SLURM + MUNGE, PostgreSQL) and ngspice (the IR-drop
+## solver's check, tests/integration/test_ngspice.py); root, idempotent
 services:
 	tools/cluster/install_slurm.sh
 	tools/cluster/install_postgres.sh
+	tools/cluster/install_ngspice.sh
 
 ## make test : every tier (unit, integration, workflow, cluster); real data from $$NVMXBAR_DATA_DIR (default ./data).
 ## Two pytest workers, each running whole test files (module fixtures such as the smoke run stay in one process):
