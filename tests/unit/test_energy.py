@@ -235,7 +235,7 @@ def test_the_operating_point_is_in_mapping_json():
     assert lay["max_column_current_ua"] == pytest.approx(currents.max(), rel=1e-6)
     assert lay["mean_column_current_ua"] == pytest.approx(currents.mean(), rel=1e-6)
     assert lay["array_power_uw"] == pytest.approx(0.5 * currents.mean() * 2, rel=1e-6)
-    limit = 0.25 * 0.5 / (6.363 * (8 + 1) / 2) * 1e6
+    limit = 0.25 * 0.5 / (1.167 * (8 + 1) / 2) * 1e6  # the column wire: 4F of 1T1R at 22 nm
     assert tot["column_current_limit_ua"] == pytest.approx(limit)
     assert tot["max_column_current_ua"] == pytest.approx(currents.max(), rel=1e-6)
     assert tot["column_current_within_limit"] is bool(currents.max() <= limit) is True
