@@ -205,7 +205,7 @@ def test_zero_wires_give_G_exactly_and_dtype_is_kept():
     out = effective_conductance(G, range(8), 0.0, 0.0, 0.0, 0.0)
     assert torch.equal(out.W, G) and out.W is not G
     assert (out.iterations == 0).all() and (out.residual == 0).all()
-    Wf = effective_conductance(G, range(8), 1.0, 1.0)
+    Wf = effective_conductance(G, range(8), np.float32(1.0), 1)  # any real resistances
     assert Wf.W.dtype == torch.float32
     W64 = effective_conductance(G.double(), range(8), 1.0, 1.0).W
     assert rel_err(Wf.W.double(), W64.numpy()) < 1e-6  # float32 in, float64 inside

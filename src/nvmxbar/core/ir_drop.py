@@ -43,6 +43,7 @@ node at 0 V; columns outside ``positions`` (e.g. those of the other mux phases) 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -99,6 +100,7 @@ def effective_conductance(
     Returns :class:`IRDrop` (W, iterations, residual). All wire resistances 0: W is G (a copy), exactly.
     """
     G, positions, batch = _check(G, positions, r_row, r_col, r_drv, r_sense, rtol, max_iter, chunk, method)
+    r_row, r_col, r_drv, r_sense = float(r_row), float(r_col), float(r_drv), float(r_sense)
     R, n = G.shape[-2:]
     nprob = math.prod(batch)
     iterations = torch.zeros(batch, dtype=torch.int64, device=G.device)
@@ -119,7 +121,7 @@ def effective_conductance(
     steps = torch.cat([p[..., :1] + 1, p[..., 1:] - p[..., :-1]], dim=-1) * r_row
     steps[..., 0] += r_drv
     rho = steps.expand(*batch, n).reshape(nprob, n)
-    sigma = torch.full((R, 1), float(r_col), dtype=torch.float64, device=G.device)
+    sigma = torch.full((R, 1), r_col, dtype=torch.float64, device=G.device)
     sigma[-1] += r_sense
 
     W = torch.empty_like(g)
@@ -160,7 +162,7 @@ def _check(
         cell = tuple(int(v) for v in torch.nonzero(bad)[0])
         raise ValueError(f"G: conductances must be finite and >= 0; G{list(cell)} = {G[cell].item()!r}")
     for name, r in (("r_row", r_row), ("r_col", r_col), ("r_drv", r_drv), ("r_sense", r_sense)):
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not math.isfinite(r) or r < 0:
             raise ValueError(f"{name}: a resistance in ohms, finite and >= 0, got {r!r}")
     if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise ValueError(f"rtol: between 0 and 1, got {rtol!r}")
