@@ -75,6 +75,21 @@ def check_cifar10_probe(out: str, results: Path) -> None:
     assert doc["s"] > 0
 
 
+def check_ir_drop_speed(out: str, results: Path) -> None:
+    head = r"IR drop: 1 chips x 2 tiles of 16 x 16, G uniform in \[0.1, 1\] x 0.0001 S \(float32\), "
+    line(out, head + r"r_row = r_col = 0.93 Ohm, 1 threads, \w+$")
+    line(out, r"case\s+problems\s+R x n\s+rhs\s+iterations\s+residual\s+seconds\s+deficit$")
+    deficits = []
+    for name, problems, shape, rhs in (("all columns", 2, "16 x 16", 16), ("2 mux phases", 4, "16 x 8", 8)):
+        row = line(out, rf"{name}\s+(\d+)\s+{shape}\s+(\d+)\s+(\d+)-(\d+)\s+({NUM})\s+({NUM})\s+({NUM})%$")
+        assert (int(row[1]), int(row[2])) == (problems, rhs), row[0]
+        assert 1 <= int(row[3]) <= int(row[4]) <= 200 and 0 < float(row[5]) <= 1e-6, row[0]  # the default rtol
+        finite_positive([float(row[6]), float(row[7])], f"seconds and deficit of {name}")
+        deficits.append(float(row[7]))
+    assert deficits[1] < deficits[0] < 100  # a phase's rows carry half the current
+    finite_positive([float(line(out, rf"matmul, 50 inputs\s+2\s+16 x 16\s+-\s+-\s+-\s+({NUM})\s+-$")[1])], "matmul")
+
+
 def check_layer_activity(out: str, results: Path) -> None:
     cfg = config.load(REPO / "config.yaml", {"profile": "full"})
     n_layers = networks.n_weight_layers(cfg["model"]["cifar10"])
@@ -192,6 +207,7 @@ def check_workflow_times(out: str, results: Path) -> None:
 #: script -> (its tiny arguments, "{results}" standing for the results folder; the check of what it prints)
 TINY = {
     "cifar10_probe.py": ("{results}/data/cifar10.npz shallow_positive --epochs 1", check_cifar10_probe),
+    "ir_drop_speed.py": ("--chips 1 --tiles 2 --size 16 --phases 2 --inputs 50 --threads 1", check_ir_drop_speed),
     "layer_activity.py": (
         "{results}/data/cifar10.npz --polarity row_groups --steps 2 --batch 16",
         check_layer_activity,
