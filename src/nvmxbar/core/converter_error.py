@@ -1,0 +1,524 @@
+"""Converter error: an explicit model of the ADC's and the row DAC's errors, drawn once per chip (static) and, for
+the ADC's thermal noise, once per conversion. Constants: package data nvmxbar/resources/converter_errors.yaml
+(every number with its source); reading notes: docs/sources/converters.md. Not yet used by the simulator.
+
+**ADC** (:func:`draw_adcs`, :func:`convert`). Each instance is a single-ended, non-split SAR of ``bits`` bits, as
+CrossSim's ``SarADC`` (Spear et al., IEEE JXCDC 2023) with its non-split CDAC, but every ADC instance of every chip
+drawn on its own (CrossSim draws one set of capacitor errors per core, shared by its ADC groups; only the comparator
+offsets differ: docs/sources/converters.md). Its CDAC holds capacitors C_k = 2^k (1 + e_k), k = 0 .. b-1, and a
+terminating unit capacitor C_t = 1 + e_t, with e_k ~ N(0, sigma_u^2 / 2^k), e_t ~ N(0, sigma_u^2) (Pelgrom's area
+law: an absolute sigma of sigma_u sqrt(2^k) unit capacitors). In LSB units (the simulator's ``cur / step``) the
+level the comparator sees for the SAR's trial code p is
+
+    level(p) = g (V(p) - m - 1/2) + o,        V(p) = 2^b sum_k p_k C_k / C_tot,  C_tot = sum_k C_k + C_t,
+
+with m = 0 (unsigned) or 2^(b-1) (signed: offset binary, mid-scale is zero input), the ADC's gain
+g = (1 + gain_mean)(1 + N(0, gain_sigma^2)) and its comparator offset o ~ N(0, (comparator_sigma 2^b)^2). The
+comparator decides 1 when the input is strictly above the level (CrossSim's rule). With every error 0,
+level(p) = p - m - 1/2: the simulator's thresholds at half-integers.
+
+A SAR's binary search has a monotone transfer whatever its levels: two inputs first decided differently at some bit
+got the same prefix and compared against the same level, so the larger one got the 1. Its code transitions
+T(d) = inf {x : code(x) >= d} are therefore non-decreasing, even where the CDAC's levels are not (a too-large lower
+capacitor); a code whose transition equals the next one is missing. T(d) follows from the levels bit by bit
+(:func:`_transitions`): from the LSB up, with the trial code of bit j the prefix of d above j with bit j set,
+T <- max(level, T) where d has bit j set, min(level, T) where not. The stored thresholds are T(1 .. 2^b - 1)
+(unsigned: codes 0 .. 2^b - 1) or T(2 .. 2^b - 1) (signed: codes -(2^(b-1) - 1) .. 2^(b-1) - 1, the SAR's lowest
+code clipped into the next, as the simulator's clamp). :func:`convert` counts the thresholds below each input,
+code = lo + #{T < x}: by default from a guess on the instance's endpoint line, corrected a code at a time (exact:
+the thresholds are monotone), or by ``torch.searchsorted`` (the same codes, several times slower). **Ties**: an
+input exactly on a threshold takes the even one of the two codes, as ``torch.round`` (half to even), so that with
+every error 0 ``convert`` is exactly ``round(x).clamp(lo, hi)``, ties included (a physical comparator's decision at
+exact equality is undefined; the rule matters only for the ideal path, where integer sums over power-of-two steps do
+land on half-integers).
+
+Thermal noise: the kT/C noise of the CDAC's total capacitance, sampled once per conversion and referred to the
+input, sigma = sqrt(k T / (2^b C_u)) / V_FS of the span (:meth:`ConverterErrors.thermal_lsb`: in LSB). It is
+added to the input before the search when ``convert`` is given ``noise_lsb`` (e.g. ``bank.noise_lsb``).
+
+**DAC** (:func:`draw_dacs`, :func:`dac_levels`): each row driver is a binary-weighted unit-element DAC of ``bits``
+bits: element k is 2^k unit elements, its value 2^k + sigma_d sqrt(2^k) N(0, 1) (in ideal code units), and code c
+outputs the sum of its set elements' values (no normalisation to the full scale: the element errors give gain
+error and INL together). Negative codes are sign-magnitude (the same elements, polarity switched), as CrossSim's
+``SignMagnitudeDAC``. With sigma_d 0 the output is the code.
+
+**Reporting** (:func:`inl_lsb`, :func:`dnl_lsb`): per instance the largest |INL| or |DNL| in LSB, by default
+against the endpoint line (through the first and the last transition or level, which leaves out offset and gain
+error; ``reference="absolute"`` measures against the ideal thresholds or codes instead, offset and gain included).
+
+Draws: one ``torch.randn`` per bank, in float64, from the caller's generator: reproducible from its seed,
+independent per chip and per instance. Memory of an ADC bank: n_chips x n_adcs x 2^bits float64 thresholds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+#: The packaged constants (ConverterErrors.load's default).
+DEFAULT_ERRORS = resources.files("nvmxbar.resources") / "converter_errors.yaml"
+#: The largest converter resolution: a bank holds 2^bits thresholds or levels per instance.
+MAX_BITS = 16
+
+
+# ------------------------------------------------------------------------------------------ constants
+def _check_sources(node: Any, key: str = "") -> None:
+    """Every number must sit in a ``{value: ..., source: "..."}`` entry; raise ValueError naming the key."""
+    if isinstance(node, dict):
+        if "value" in node:
+            src = node.get("source")
+            if not isinstance(src, str) or not src.strip():
+                raise ValueError(f"converter constant '{key}' has no source: write it as {{value: ..., source: ...}}")
+            return
+        for k, v in node.items():
+            _check_sources(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_sources(v, f"{key}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        raise ValueError(f"converter constant '{key}' = {node} has no source: write it as {{value: ..., source: ...}}")
+
+
+def _value(doc: dict, dotted: str) -> float:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"converter constants: missing '{dotted}'")
+        node = node[part]
+    value = node["value"] if isinstance(node, dict) else node
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"converter constant '{dotted}' = {value!r}: a finite number")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ConverterErrors:
+    """The converters' error magnitudes (dimensionless). ``cap_sigma``: relative sigma of the SAR's unit capacitor
+    (a capacitor of 2^k units: cap_sigma / sqrt(2^k)); ``comparator_sigma``: comparator offset sigma relative to the
+    ADC's full-scale span (2^bits LSB); ``gain_mean``: the deterministic relative gain error (finite op-amp gain,
+    1 / (1 + 1/A) - 1 <= 0); ``gain_sigma``: per-ADC random relative gain error (reference); ``thermal_sigma``:
+    kT/C noise of ONE unit capacitor relative to the full scale, sqrt(k T / C_u) / V_FS (an ADC of b bits:
+    :meth:`thermal_lsb`); ``dac_sigma``: relative sigma of the row DAC's unit element. All 0: ideal converters."""
+
+    cap_sigma: float = 0.0
+    comparator_sigma: float = 0.0
+    gain_mean: float = 0.0
+    gain_sigma: float = 0.0
+    thermal_sigma: float = 0.0
+    dac_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"converter error {f.name} = {v!r}: a finite number")
+            if f.name != "gain_mean" and v < 0:
+                raise ValueError(f"converter error {f.name} = {v}: a sigma cannot be negative")
+        if self.gain_mean <= -1:
+            raise ValueError(f"converter error gain_mean = {self.gain_mean}: a gain error above -1 (a positive gain)")
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> ConverterErrors:
+        """From a converter_errors.yaml document (every number ``{value, source}``, checked): the unit capacitor's
+        sigma, the comparator offset over the full scale, the finite op-amp gain's error, the reference sigma, the
+        kT/C noise of one unit capacitor over the full scale and the DAC element's sigma."""
+        if not isinstance(doc, dict):
+            raise ValueError("converter constants: expected a mapping (adc, dac, physics)")
+        _check_sources(doc)
+        fs_v = _value(doc, "adc.full_scale_v")
+        cap_ff, temp_k = _value(doc, "adc.cap_unit_ff"), _value(doc, "adc.temperature_k")
+        if fs_v <= 0 or cap_ff <= 0 or temp_k < 0:
+            raise ValueError(
+                f"converter constants: full_scale_v {fs_v}, cap_unit_ff {cap_ff} must be > 0, temperature_k {temp_k} "
+                ">= 0"
+            )
+        gain = 10 ** (_value(doc, "adc.opamp_gain_db") / 20)
+        kt = _value(doc, "physics.boltzmann_j_per_k") * temp_k
+        return cls(
+            cap_sigma=_value(doc, "adc.cap_unit_sigma"),
+            comparator_sigma=_value(doc, "adc.comparator_offset_mv") * 1e-3 / fs_v,
+            gain_mean=1 / (1 + 1 / gain) - 1,
+            gain_sigma=_value(doc, "adc.reference_sigma"),
+            thermal_sigma=math.sqrt(kt / (cap_ff * 1e-15)) / fs_v,
+            dac_sigma=_value(doc, "dac.unit_sigma"),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> ConverterErrors:
+        """The constants of ``path`` (default: the packaged nvmxbar/resources/converter_errors.yaml)."""
+        p = Path(path) if path else DEFAULT_ERRORS
+        return cls.from_dict(yaml.safe_load(p.read_text()))
+
+    def scaled(self, s: float) -> ConverterErrors:
+        """Every sigma and the gain error times ``s`` (0: ideal converters; 1: as loaded; 4: four times)."""
+        if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s) or s < 0:
+            raise ValueError(f"converter error scale {s!r}: a finite number >= 0")
+        return ConverterErrors(**{f.name: getattr(self, f.name) * s for f in fields(self)})
+
+    def thermal_lsb(self, bits: int) -> float:
+        """The input-referred kT/C noise sigma of a ``bits``-bit SAR per conversion, in its LSB:
+        sqrt(k T / (2^b C_u)) / (V_FS / 2^b) = thermal_sigma x sqrt(2^b)."""
+        return self.thermal_sigma * math.sqrt(2 ** _check_bits(bits))
+
+    @property
+    def ideal(self) -> bool:
+        """No error at all (converters equal to round + clamp)."""
+        return all(getattr(self, f.name) == 0 for f in fields(self))
+
+
+# ------------------------------------------------------------------------------------------ checks
+def _check_bits(bits: Any) -> int:
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"converter bits {bits!r}: an integer 1 .. {MAX_BITS}")
+    return bits
+
+
+def _check_count(name: str, n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{name} {n!r}: an integer >= 1")
+    return n
+
+
+def _check_index(name: str, index: Any, n_signals: int, n_instances: int) -> torch.Tensor:
+    if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"{name}: a 1-D integer tensor (one instance per signal)")
+    if index.numel() != n_signals:
+        raise ValueError(f"{name} has {index.numel()} entries for {n_signals} signals (the last axis)")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n_instances):
+        raise ValueError(
+            f"{name} out of range: {int(index.min())} .. {int(index.max())} for {n_instances} instances (0 .. "
+            f"{n_instances - 1})"
+        )
+    return index.long()
+
+
+def _check_chips(x: torch.Tensor, n_chips: int, what: str) -> None:
+    if x.dim() < 2:
+        raise ValueError(f"{what}: shape (chips, ..., signals), got {tuple(x.shape)}")
+    if x.shape[0] not in (1, n_chips):
+        raise ValueError(f"{what}: {x.shape[0]} chips on the first axis for a bank of {n_chips} (1 or {n_chips})")
+
+
+def _normals(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device=device)
+
+
+# ------------------------------------------------------------------------------------------ ADC
+def code_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The simulator's ADC codes (nvmxbar.core.converters.adc_code_range): -(2^(b-1) - 1) .. 2^(b-1) - 1 signed,
+    0 .. 2^b - 1 unsigned."""
+    _check_bits(bits)
+    return (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+
+def ideal_thresholds(bits: int, signed: bool) -> torch.Tensor:
+    """The ideal code transitions, lo + 1/2 .. hi - 1/2 (float64): round + clamp's."""
+    lo, hi = code_range(bits, signed)
+    return torch.arange(lo, hi, dtype=torch.float64) + 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class AdcBank:
+    """Drawn SAR ADCs: ``thresholds`` (n_chips, n_adcs, n_thresholds) float64, non-decreasing, in LSB: the input
+    above which each code starts (:func:`convert`); the components they came from: ``caps`` (n_chips, n_adcs,
+    bits + 1) the CDAC's capacitors C_0 .. C_{b-1} (weights 2^k) and the terminating one, in unit capacitors;
+    ``offset_lsb`` and ``gain`` (n_chips, n_adcs); ``noise_lsb``: the thermal noise sigma per conversion at these
+    bits (what :func:`convert` adds when given it)."""
+
+    thresholds: torch.Tensor
+    bits: int
+    signed: bool
+    caps: torch.Tensor
+    offset_lsb: torch.Tensor
+    gain: torch.Tensor
+    noise_lsb: float = 0.0
+
+    @property
+    def lo(self) -> int:
+        return code_range(self.bits, self.signed)[0]
+
+    @property
+    def hi(self) -> int:
+        return code_range(self.bits, self.signed)[1]
+
+    @property
+    def n_chips(self) -> int:
+        return self.thresholds.shape[0]
+
+    @property
+    def n_adcs(self) -> int:
+        return self.thresholds.shape[1]
+
+
+def _digits(bits: int, device: torch.device) -> torch.Tensor:
+    """(2^b, b) float64: bit k of every code."""
+    codes = torch.arange(2**bits, device=device)
+    return ((codes[:, None] >> torch.arange(bits, device=device)) & 1).double()
+
+
+def _cdac_levels(caps: torch.Tensor, offset: torch.Tensor, gain: torch.Tensor, bits: int, signed: bool) -> torch.Tensor:
+    """level(p) for every trial code p = 0 .. 2^b - 1: g (V(p) - m - 1/2) + o, (..., 2^b)."""
+    total = caps.sum(-1, keepdim=True)
+    v = (caps[..., :bits] @ _digits(bits, caps.device).T) * (2**bits / total)
+    m = 2 ** (bits - 1) if signed else 0
+    return gain[..., None] * (v - (m + 0.5)) + offset[..., None]
+
+
+def cdac_levels(bank: AdcBank) -> torch.Tensor:
+    """The comparator's level for each SAR trial code p = 0 .. 2^b - 1, (n_chips, n_adcs, 2^b), LSB (p = 0 is
+    never a trial). Not monotone where a capacitor is far off; the transitions (``bank.thresholds``) always are."""
+    return _cdac_levels(bank.caps, bank.offset_lsb, bank.gain, bank.bits, bank.signed)
+
+
+def _transitions(levels: torch.Tensor, bits: int) -> torch.Tensor:
+    """T(d) = inf {x : SAR code(x) >= d} for d = 0 .. 2^b - 1 (T(0) = -inf), from the trial levels (..., 2^b), the
+    comparator deciding 1 when the input is strictly above the level. From the LSB up: bit j's trial code is d's
+    prefix above j with bit j set; T <- max(level, T) where d has bit j, min(level, T) where not."""
+    d = torch.arange(2**bits, device=levels.device)
+    t = torch.full_like(levels, -math.inf)
+    for j in range(bits):
+        trial = ((d >> (j + 1)) << (j + 1)) | (1 << j)
+        lv = levels[..., trial]
+        t = torch.where(((d >> j) & 1).bool(), torch.maximum(lv, t), torch.minimum(lv, t))
+    return t
+
+
+def build_adcs(
+    caps: torch.Tensor,
+    offset_lsb: torch.Tensor,
+    gain: torch.Tensor,
+    bits: int,
+    signed: bool,
+    noise_lsb: float = 0.0,
+) -> AdcBank:
+    """An :class:`AdcBank` from given components: ``caps`` (n_chips, n_adcs, bits + 1) in unit capacitors (C_0 ..
+    C_{b-1}, then the terminating one), ``offset_lsb`` and ``gain`` (n_chips, n_adcs). :func:`draw_adcs` draws
+    them; a test may choose them."""
+    _check_bits(bits)
+    caps, offset_lsb, gain = (torch.as_tensor(t, dtype=torch.float64) for t in (caps, offset_lsb, gain))
+    if caps.dim() != 3 or caps.shape[-1] != bits + 1:
+        raise ValueError(f"caps: shape (n_chips, n_adcs, {bits + 1}) for {bits} bits, got {tuple(caps.shape)}")
+    if offset_lsb.shape != caps.shape[:2] or gain.shape != caps.shape[:2]:
+        raise ValueError(f"offset_lsb and gain: shape {tuple(caps.shape[:2])} (n_chips, n_adcs)")
+    if not math.isfinite(noise_lsb) or noise_lsb < 0:
+        raise ValueError(f"noise_lsb {noise_lsb!r}: a sigma cannot be negative")
+    t = _transitions(_cdac_levels(caps, offset_lsb, gain, bits, signed), bits)
+    thresholds = t[..., 2:] if signed else t[..., 1:]
+    return AdcBank(thresholds.contiguous(), bits, bool(signed), caps, offset_lsb, gain, float(noise_lsb))
+
+
+def draw_adcs(
+    n_chips: int,
+    n_adcs: int,
+    bits: int,
+    signed: bool,
+    errors: ConverterErrors,
+    generator: torch.Generator | None,
+) -> AdcBank:
+    """``n_chips`` x ``n_adcs`` SAR ADCs of ``bits`` bits (signed or unsigned codes, as the simulator's), each with
+    its own capacitor values, comparator offset and gain from ``errors``; one ``randn`` (n_chips, n_adcs, bits + 3)
+    from ``generator`` (None: torch's global one). Every error 0: the ideal thresholds exactly."""
+    _check_count("n_chips", n_chips)
+    _check_count("n_adcs", n_adcs)
+    _check_bits(bits)
+    if not isinstance(errors, ConverterErrors):
+        raise ValueError("errors: a ConverterErrors (ConverterErrors.load().scaled(s))")
+    z = _normals((n_chips, n_adcs, bits + 3), generator)
+    nominal = torch.tensor([2.0**k for k in range(bits)] + [1.0], dtype=torch.float64, device=z.device)
+    caps = nominal + errors.cap_sigma * nominal.sqrt() * z[..., : bits + 1]
+    offset = errors.comparator_sigma * 2**bits * z[..., bits + 1]
+    gain = (1 + errors.gain_mean) * (1 + errors.gain_sigma * z[..., bits + 2])
+    return build_adcs(caps, offset, gain, bits, signed, errors.thermal_lsb(bits))
+
+
+def convert(
+    x: torch.Tensor,
+    bank: AdcBank,
+    adc_index: torch.Tensor,
+    generator: torch.Generator | None = None,
+    noise_lsb: float = 0.0,
+    method: str = "local",
+) -> torch.Tensor:
+    """The codes of analog values ``x`` (chips or 1, ..., n_signals), in LSB (the simulator's cur / step): signal s
+    is converted by instance ``adc_index[s]`` of each chip. Adds N(0, noise_lsb^2) per conversion first (from
+    ``generator``, made on its device), then code = lo + #{thresholds strictly below x}, an input exactly on a
+    threshold to the even code (as torch.round); a NaN input gets an arbitrary code (no error). Returns the codes
+    (n_chips, ..., n_signals) in x's dtype.
+
+    ``method`` finds the count, both exactly: ``local`` (default) guesses it from the instance's endpoint line
+    (offset and gain removed: floor((x - T_0) / s + 1)) and corrects it one code at a time against the thresholds until
+    no input moves (the thresholds are monotone, so each input walks straight to its count; as many passes as the
+    largest residual INL in LSB, plus one); ``search`` is ``torch.searchsorted`` on each instance's thresholds
+    (the signals moved to the second axis: a copy), O(log 2^bits) per input but several times slower on the CPU."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError("x: a floating-point tensor of analog values in LSB")
+    _check_chips(x, bank.n_chips, "x")
+    idx = _check_index("adc_index", adc_index, x.shape[-1], bank.n_adcs).to(x.device)
+    if not isinstance(noise_lsb, (int, float)) or not math.isfinite(noise_lsb) or noise_lsb < 0:
+        raise ValueError(f"noise_lsb {noise_lsb!r}: a sigma cannot be negative")
+    if method not in ("local", "search"):
+        raise ValueError(f"convert method {method!r}: 'local' or 'search'")
+    if noise_lsb > 0:
+        device = generator.device if generator is not None else x.device
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device)
+        x = x + noise.to(x.device) * noise_lsb
+    I, M = bank.n_chips, bank.thresholds.shape[-1]
+    if M == 0:  # signed 1 bit: the single code 0
+        return torch.full((I, *x.shape[1:]), float(bank.lo), dtype=x.dtype, device=x.device)
+    count, after = (_count_search if method == "search" else _count_local)(x, bank, idx)
+    code = count.add_(bank.lo)
+    odd = (code & 1).bool()
+    out = code.to(x.dtype)
+    return out.add_((after == x) & odd)  # on the next threshold: ties to even, as torch.round
+
+
+def _count_search(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """#{T < x} by torch.searchsorted, and the threshold just above the count (the last one where the count is M)."""
+    I, n, rest, M = bank.n_chips, x.shape[-1], x.shape[1:-1], bank.thresholds.shape[-1]
+    thr = bank.thresholds.to(x.device, x.dtype)[:, idx]  # (I, n, M)
+    xs = x.movedim(-1, 1).expand(I, n, *rest).contiguous().reshape(I, n, -1)  # (I, n, R)
+    count = torch.searchsorted(thr, xs)
+    after = thr.gather(2, count.clamp(max=M - 1))  # clamped: below x, never a tie
+    back = (I, n, *rest)
+    return count.reshape(back).movedim(1, -1), after.reshape(back).movedim(1, -1)
+
+
+def _count_local(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """#{T < x} from a guess on each instance's endpoint line, corrected a code at a time; and the threshold just
+    above the count (NaN past the last). Count k is right when T[k-1] < x <= T[k]: two flat tables, ``after[q] =
+    T[k]`` and ``before[q] = T[k-1]`` at q = instance x (M + 1) + k, padded with NaN (T[-1], T[M]: every comparison
+    with them false, so the count stays in 0 .. M even for infinite inputs, and no tie past the last threshold)."""
+    I, n, M = bank.n_chips, x.shape[-1], bank.thresholds.shape[-1]
+    thr = bank.thresholds.to(x.device, x.dtype)
+    nan = thr.new_full((I, bank.n_adcs, 1), math.nan)
+    after, before = torch.cat([thr, nan], -1).reshape(-1), torch.cat([nan, thr], -1).reshape(-1)
+    itype = torch.int32 if after.numel() < 2**31 else torch.int64
+    shape = (I, *[1] * (x.dim() - 2), n)  # the instances' constants broadcast over x's middle axes
+    base = ((torch.arange(I, device=x.device)[:, None] * bank.n_adcs + idx) * (M + 1)).reshape(shape).to(itype)
+    # the guess: on the endpoint line T_j ~ T_0 + s j, #{T_j < x} ~ floor((x - T_0) / s + 1), one fused x r + c
+    s = (thr[..., -1] - thr[..., 0]) / (M - 1) if M >= 2 else torch.ones_like(thr[..., 0])
+    r = 1 / torch.where(s > 0, s, torch.ones_like(s))  # all thresholds equal (degenerate): the ideal step
+    c = 1 - thr[..., 0] * r
+    y = torch.addcmul(c[:, idx].reshape(shape), x, r[:, idx].reshape(shape))
+    k = y.nan_to_num_(nan=0.0).floor_().clamp_(0, M).to(itype)  # (a NaN input: a valid index, an arbitrary code)
+    pos = (k + base).reshape(-1)
+    xf = x.expand(k.shape).reshape(-1)
+    while True:
+        nxt = after.index_select(0, pos)
+        up = xf > nxt
+        down = xf <= before.index_select(0, pos)
+        if not (up | down).any():
+            return pos.reshape(k.shape).sub_(base), nxt.reshape(k.shape)
+        pos += up.to(itype) - down.to(itype)
+
+
+# ------------------------------------------------------------------------------------------ DAC
+@dataclass(frozen=True, eq=False)
+class DacBank:
+    """Drawn row DACs: ``levels`` (n_chips, n_rows, 2^bits) float64, the output (in ideal code units) for each code
+    magnitude 0 .. 2^bits - 1; ``elements`` (n_chips, n_rows, bits): element k's value (ideal 2^k)."""
+
+    levels: torch.Tensor
+    bits: int
+    elements: torch.Tensor
+
+    @property
+    def n_chips(self) -> int:
+        return self.levels.shape[0]
+
+    @property
+    def n_rows(self) -> int:
+        return self.levels.shape[1]
+
+
+def build_dacs(elements: torch.Tensor, bits: int) -> DacBank:
+    """A :class:`DacBank` from given element values (n_chips, n_rows, bits), in unit elements."""
+    _check_bits(bits)
+    elements = torch.as_tensor(elements, dtype=torch.float64)
+    if elements.dim() != 3 or elements.shape[-1] != bits:
+        raise ValueError(f"elements: shape (n_chips, n_rows, {bits}), got {tuple(elements.shape)}")
+    return DacBank((elements @ _digits(bits, elements.device).T).contiguous(), bits, elements)
+
+
+def draw_dacs(
+    n_chips: int, n_rows: int, bits: int, errors: ConverterErrors, generator: torch.Generator | None
+) -> DacBank:
+    """``n_chips`` x ``n_rows`` binary-weighted unit-element row DACs of ``bits`` bits: element k = 2^k +
+    dac_sigma sqrt(2^k) N(0, 1); one ``randn`` (n_chips, n_rows, bits) from ``generator``. dac_sigma 0: the
+    identity."""
+    _check_count("n_chips", n_chips)
+    _check_count("n_rows", n_rows)
+    _check_bits(bits)
+    if not isinstance(errors, ConverterErrors):
+        raise ValueError("errors: a ConverterErrors (ConverterErrors.load().scaled(s))")
+    z = _normals((n_chips, n_rows, bits), generator)
+    nominal = torch.tensor([2.0**k for k in range(bits)], dtype=torch.float64, device=z.device)
+    return build_dacs(nominal + errors.dac_sigma * nominal.sqrt() * z, bits)
+
+
+def dac_levels(codes: torch.Tensor, bank: DacBank, row_index: torch.Tensor) -> torch.Tensor:
+    """What each row driver outputs for integer ``codes`` (chips or 1, ..., n_rows) (float, |code| <= 2^bits - 1;
+    negative: sign-magnitude), in ideal code units: (n_chips, ..., n_rows) in codes' dtype; row r is driven by DAC
+    ``row_index[r]`` of each chip."""
+    if not isinstance(codes, torch.Tensor) or not codes.is_floating_point():
+        raise ValueError("codes: a floating-point tensor of integer DAC codes")
+    _check_chips(codes, bank.n_chips, "codes")
+    idx = _check_index("row_index", row_index, codes.shape[-1], bank.n_rows).to(codes.device)
+    top = 2**bank.bits - 1
+    mag = codes.abs()
+    if codes.numel() and (float(mag.max()) > top or bool((mag != mag.round()).any())):
+        raise ValueError(f"codes: integers with |code| <= {top} ({bank.bits}-bit DAC)")
+    I, L = bank.n_chips, 2**bank.bits
+    chip = torch.arange(I, device=codes.device).reshape(I, *[1] * (codes.dim() - 1))
+    flat = (chip * bank.n_rows + idx) * L + mag.long()  # (I, ..., n_rows)
+    out = bank.levels.to(codes.device, codes.dtype).reshape(-1)[flat]
+    return out * codes.sign()
+
+
+# ------------------------------------------------------------------------------------------ INL / DNL
+def _points(bank: AdcBank | DacBank) -> tuple[torch.Tensor, torch.Tensor]:
+    """The transfer's points and their ideal positions: an ADC's thresholds, a DAC's levels (codes 0 .. 2^b - 1)."""
+    if isinstance(bank, AdcBank):
+        return bank.thresholds, ideal_thresholds(bank.bits, bank.signed).to(bank.thresholds.device)
+    if isinstance(bank, DacBank):
+        return bank.levels, torch.arange(2**bank.bits, dtype=torch.float64, device=bank.levels.device)
+    raise ValueError("bank: an AdcBank or a DacBank")
+
+
+def _slope(p: torch.Tensor, ideal: torch.Tensor) -> torch.Tensor:
+    return (p[..., -1:] - p[..., :1]) / (ideal[-1] - ideal[0])
+
+
+def inl_lsb(bank: AdcBank | DacBank, reference: str = "endpoint") -> torch.Tensor:
+    """Per instance (n_chips, n_instances) the largest |INL| in LSB. ``endpoint``: against the straight line through
+    the first and last points (an ADC's first and last transitions, a DAC's codes 0 and 2^b - 1), in that line's
+    LSB: offset and gain error excluded (0 where there are fewer than 2 points). ``absolute``: against the ideal
+    thresholds or codes, in ideal LSB, offset and gain error included."""
+    p, ideal = _points(bank)
+    if reference == "absolute":
+        dev = p - ideal
+    elif reference == "endpoint":
+        if p.shape[-1] < 2:
+            return p.new_zeros(p.shape[:2])
+        slope = _slope(p, ideal)
+        dev = (p - p[..., :1]) / slope - (ideal - ideal[0])
+    else:
+        raise ValueError(f"INL reference {reference!r}: 'endpoint' or 'absolute'")
+    return dev.abs().amax(-1) if p.shape[-1] else p.new_zeros(p.shape[:2])
+
+
+def dnl_lsb(bank: AdcBank | DacBank) -> torch.Tensor:
+    """Per instance (n_chips, n_instances) the largest |DNL| in the endpoint line's LSB: each code width (ADC) or
+    step (DAC) over the average one, minus 1 (a missing ADC code: -1). 0 where there are fewer than 2 points."""
+    p, ideal = _points(bank)
+    if p.shape[-1] < 2:
+        return p.new_zeros(p.shape[:2])
+    return (p.diff(dim=-1) / _slope(p, ideal) - 1).abs().amax(-1)
