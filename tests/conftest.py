@@ -117,6 +117,20 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
     return net.eval(), x
 
 
+#: chip.wires of the shipped config (every value from its preset or sizing rule)
+WIRES_CFG = {"preset": "neurosim_v13_22nm_1t1r", **dict.fromkeys(("row_ohm_per_cell", "col_ohm_per_cell"), None)}
+WIRES_CFG |= {"driver_ohm": None, "sense_ohm": None}
+
+
+def wires_of(device: dict, rows: int, cols: int) -> dict:
+    """mapping.json's chip.wires for a hand-written chip: the shipped wires at ``device``'s R_on and the tile."""
+    from dataclasses import asdict
+
+    from nvmxbar.devices import Device, Wires
+
+    return asdict(Wires.from_config(WIRES_CFG, Device.from_dict(device), rows, cols))
+
+
 #: map_settings' keys that describe the chip (config section chip), in the flat form the tests write them.
 CHIP_KEYS = {"rows": ("tile", "rows"), "cols": ("tile", "cols"), "g_max_us": ("device", "g_max_us")}
 CHIP_KEYS |= {k: ("device", k) for k in ("preset", "on_off_ratio", "v_read_v")}

@@ -10,6 +10,10 @@ it (the input passes, the driver bits, the device's G_min) are its methods, comp
   package data nvmxbar/resources/devices.yaml, every number with its source): its conductance range (G_max and the
   ON/OFF ratio, G_min = G_max / ratio), read voltage, and noise (programming sigma(G), read noise, drift: what the
   simulator draws, recorded with the chip); the config may override the range and the voltage (null = the preset's).
+* ``wires``: the tile's interconnect (:class:`nvmxbar.devices.Wires`): ohms per cell along a row and a column, from
+  a preset tied to a node and cell (nvmxbar/resources/wires.yaml), and the row driver's and the sense path's series
+  resistances (NeuroSim's switch sizing at the device's R_on); what the IR-drop model and the column-current limit
+  read.
 * ``dac_bits``, ``adc_bits``: the row drivers' and the column converters' resolution (signed ADC).
 * ``adc_ratio``: ``pow2`` = ADC step / next DAC step a power of two (a shift between layers); ``free`` = an
   independent ADC full-scale (a multiply per output, priced).
@@ -26,10 +30,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .devices import PRESETS, ChipError, Device, DeviceNoise, load_presets
+from .devices import PRESETS, ChipError, Device, DeviceNoise, Wires, load_presets
 from .devices import strict as _strict
 
-__all__ = ["PRESETS", "Chip", "ChipError", "Device", "DeviceNoise", "Tile", "load_presets", "passes"]
+__all__ = ["PRESETS", "Chip", "ChipError", "Device", "DeviceNoise", "Tile", "Wires", "load_presets", "passes"]
 
 INPUT_MODES = ("multibit", "bit_serial")
 SUBTRACTIONS = ("analog", "digital")
@@ -62,6 +66,7 @@ class Chip:
 
     tile: Tile
     device: Device
+    wires: Wires
     dac_bits: int
     adc_bits: int
     adc_ratio: str
@@ -105,9 +110,10 @@ class Chip:
     @classmethod
     def from_config(cls, chip_cfg: dict) -> Chip:
         """From the validated ``chip`` section (every key present: the schema requires them)."""
-        return cls.from_dict(
-            {**chip_cfg, "device": asdict(Device.from_config(chip_cfg["device"]))}, "config key 'chip'"
-        )
+        device = Device.from_config(chip_cfg["device"])
+        tile = chip_cfg["tile"]
+        wires = Wires.from_config(chip_cfg["wires"], device, int(tile["rows"]), int(tile["cols"]))
+        return cls.from_dict({**chip_cfg, "device": asdict(device), "wires": asdict(wires)}, "config key 'chip'")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "chip") -> Chip:
@@ -116,6 +122,7 @@ class Chip:
         return cls(
             tile=Tile(**{k: int(v) for k, v in _strict(Tile, d["tile"], f"{where}.tile").items()}),
             device=Device.from_dict(d["device"], f"{where}.device"),
+            wires=Wires.from_dict(d["wires"], f"{where}.wires"),
             dac_bits=int(d["dac_bits"]),
             adc_bits=int(d["adc_bits"]),
             adc_ratio=str(d["adc_ratio"]),

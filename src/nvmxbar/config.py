@@ -21,6 +21,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from .chip import Device
+from .devices import load_wire_presets
 from .settings import STUCK_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,16 @@ def _check_semantics(cfg: dict) -> None:
             f"fractions of the same devices), but the Cartesian product combines {pairs}"
         )
     device = Device.from_config(cfg["chip"]["device"])
+    wires = cfg["chip"]["wires"]
+    if wires["row_ohm_per_cell"] is None or wires["col_ohm_per_cell"] is None:
+        p = load_wire_presets()[wires["preset"]]
+        cost = cfg["estimate_cost"]
+        if (float(p["tech_nm"]), p["cell"]) != (float(cost["tech_nm"]), cost["cell"]):
+            raise ConfigError(
+                f"config key 'chip.wires.preset': {wires['preset']} holds the wires of a {p['cell']} cell at "
+                f"{p['tech_nm']:g} nm, but estimate_cost prices a {cost['cell']} cell at {cost['tech_nm']:g} nm; give "
+                "chip.wires.row_ohm_per_cell and col_ohm_per_cell for that technology (ohms per cell)"
+            )
     drift, times = device.noise.drift, [t for t in sweep["drift_t_s"] if t > 0]
     if times and drift is None:
         raise ConfigError(

@@ -273,3 +273,66 @@ class Device:
     def prog_sigma_us(self, x: Any) -> Any:
         """Programming noise sigma(G) at normalised targets x = G / G_max, microsiemens (scaled to this G_max)."""
         return self.noise.prog.sigma_us(x, self.g_max_us)
+
+
+@cache
+def load_wire_presets() -> dict[str, dict[str, Any]]:
+    """The interconnect presets (nvmxbar/resources/wires.yaml): name -> {key: value}, every number with its source."""
+    return parse_presets(yaml.safe_load((resources.files("nvmxbar.resources") / "wires.yaml").read_text()))
+
+
+WIRE_PRESETS = tuple(load_wire_presets())
+
+
+@dataclass(frozen=True)
+class Wires:
+    """The tile's interconnect, ohms: a wire segment per cell along a row (the driven line) and along a column (the
+    sensed line), the row driver's output resistance and the column's sense path to its virtual ground (the mux
+    switch). Resolved from a ``preset`` (:func:`load_wire_presets`, tied to a node and cell); the driver and sense
+    resistances follow NeuroSim's switch sizing, ``switch_drop_fraction`` x R_on / (the cells the switch serves)."""
+
+    preset: str
+    row_ohm_per_cell: float
+    col_ohm_per_cell: float
+    driver_ohm: float
+    sense_ohm: float
+
+    #: The fields the config may override (``chip.wires``; null = the preset's, or its sizing rule).
+    OVERRIDABLE = ("row_ohm_per_cell", "col_ohm_per_cell", "driver_ohm", "sense_ohm")
+
+    def __post_init__(self) -> None:
+        if self.preset not in WIRE_PRESETS:
+            raise ChipError(f"wires preset {self.preset!r}: expected one of {list(WIRE_PRESETS)}")
+        for k in self.OVERRIDABLE:
+            v = getattr(self, k)
+            if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
+                raise ChipError(f"wires {k} {v!r}: a resistance in ohms, at least 0")
+
+    @classmethod
+    def from_config(cls, wires_cfg: dict, device: Device, rows: int, cols: int) -> Wires:
+        """The ``chip.wires`` section: its ``preset`` with every non-null key overriding; a null driver or sense
+        resistance is the preset's sizing rule at ``device``'s R_on over the tile's ``cols`` / ``rows`` cells."""
+        name = wires_cfg["preset"]
+        if name not in WIRE_PRESETS:
+            raise ChipError(f"chip.wires.preset {name!r}: expected one of {list(WIRE_PRESETS)}")
+        p = load_wire_presets()[name]
+        r_on = 1e6 / device.g_max_us
+        derived = {
+            "row_ohm_per_cell": p["row_ohm_per_cell"],
+            "col_ohm_per_cell": p["col_ohm_per_cell"],
+            "driver_ohm": p["switch_drop_fraction"] * r_on / cols,
+            "sense_ohm": p["switch_drop_fraction"] * r_on / rows,
+        }
+        over = {k: v for k, v in wires_cfg.items() if k != "preset" and v is not None}
+        return cls(preset=name, **{k: float(over.get(k, derived[k])) for k in cls.OVERRIDABLE})
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "wires") -> Wires:
+        """Strictly from :func:`dataclasses.asdict`'s form (mapping.json)."""
+        d = strict(cls, d, where)
+        return cls(preset=d["preset"], **{k: float(d[k]) for k in cls.OVERRIDABLE})
+
+    def technology(self) -> tuple[float, str]:
+        """(node in nm, cell) the preset's wire constants hold for."""
+        p = load_wire_presets()[self.preset]
+        return float(p["tech_nm"]), str(p["cell"])

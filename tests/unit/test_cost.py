@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 import pytest
 import yaml
+from conftest import wires_of
 
 from nvmxbar.config import SCHEMA
 from nvmxbar.core import cost, cost_units, layout
@@ -97,6 +98,7 @@ def mapping(
         "slices": layers[0]["slices"],
         "layers": [dict(lay) for lay in layers],
     }
+    doc["chip"]["wires"] = wires_of(doc["chip"]["device"], R, C)
     designs = [lay.get("periphery_design") for lay in layers]
     layout.count(doc)
     for lay, d in zip(doc["layers"], designs, strict=True):

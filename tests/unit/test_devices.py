@@ -18,7 +18,7 @@ from nvmxbar.core import noise
 from nvmxbar.core.networks import build, make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
-from nvmxbar.devices import PRESETS, Device, load_presets, parse_presets
+from nvmxbar.devices import PRESETS, Device, Wires, load_presets, parse_presets
 from nvmxbar.settings import Drift, NoiseModel
 
 
@@ -323,3 +323,40 @@ def test_a_one_device_convolution_with_read_noise_runs_and_is_noisy():
     ideal = sim.forward(x, adc=False)[0]
     assert noisy.shape == (2, *ideal.shape) and torch.isfinite(noisy).all()
     assert 0 < float((noisy - ideal).abs().mean()) < 0.1 * float(ideal.abs().mean())
+
+
+def test_wires_come_from_their_preset_and_neurosims_switch_sizing():
+    """The default interconnect: 13.26 Ohm/um (NeuroSim V1.3 at 22 nm: 4.03e-8 Ohm m over 40 nm x 40 nm x 1.9) over a
+    1T1R cell's 12F row run and 4F column run at F = 22 nm; the driver and sense switches 0.25 R_on / cells served
+    (R_on 25 kOhm on rram_wan2022, 128 x 128: 48.8 Ohm), recorded whole in the chip and read back strictly."""
+    unit = 4.03e-8 / (40e-9 * 40e-9 * 1.9) * 1e-6  # Ohm per um
+    chip = Chip.from_config(config.validate({})["chip"])
+    w = chip.wires
+    assert (w.row_ohm_per_cell, w.col_ohm_per_cell) == pytest.approx((unit * 12 * 0.022, unit * 4 * 0.022), rel=1e-3)
+    assert w.driver_ohm == w.sense_ohm == pytest.approx(0.25 * 25e3 / 128)
+    tall = Chip.from_config(config.validate({"chip": {"tile": {"rows": 256, "cols": 64}}})["chip"]).wires
+    assert (tall.driver_ohm, tall.sense_ohm) == pytest.approx((0.25 * 25e3 / 64, 0.25 * 25e3 / 256))
+    own = {"row_ohm_per_cell": 0.0, "col_ohm_per_cell": 2.5, "driver_ohm": 10, "sense_ohm": None}
+    over = Chip.from_config(config.validate({"chip": {"wires": own}})["chip"]).wires
+    assert (over.row_ohm_per_cell, over.col_ohm_per_cell, over.driver_ohm) == (0.0, 2.5, 10.0)
+    d = json.loads(json.dumps(chip.to_dict()))
+    assert Chip.from_dict(d) == chip
+    del d["wires"]["sense_ohm"]
+    with pytest.raises(ChipError, match="missing sense_ohm"):
+        Chip.from_dict(d)
+    with pytest.raises(ChipError, match="a resistance in ohms"):
+        Wires(preset="neurosim_v13_22nm_1t1r", row_ohm_per_cell=-1.0, col_ohm_per_cell=1.0, driver_ohm=0, sense_ohm=0)
+
+
+def test_wires_of_another_node_must_be_given():
+    """The preset's wires hold at 22 nm 1T1R: pricing another node or cell without giving both per-cell values is a
+    config error naming the keys; giving them is accepted."""
+    with pytest.raises(config.ConfigError, match="chip.wires.preset.*45 nm"):
+        config.validate({"estimate_cost": {"tech_nm": 45}})
+    with pytest.raises(config.ConfigError, match="crosspoint"):
+        config.validate({"estimate_cost": {"cell": "crosspoint"}})
+    own = {"row_ohm_per_cell": 1.0, "col_ohm_per_cell": 1.0}
+    assert (
+        config.validate({"estimate_cost": {"tech_nm": 45}, "chip": {"wires": own}})["chip"]["wires"]["col_ohm_per_cell"]
+        == 1.0
+    )

@@ -22,7 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
-from conftest import map_settings
+from conftest import map_settings, wires_of
 
 from nvmxbar.core import cost, cost_units, layout
 from nvmxbar.core.networks import build, make_arch
@@ -85,8 +85,10 @@ def one_layer(device, input_mode="multibit", levels=LEVELS, pair=2):
         "scheme": "uniform" if pair == 2 else "unipolar",
         "chip": {
             "tile": {"rows": R, "cols": C},
-            "device": asdict(
-                Device.from_config({"preset": device, "g_max_us": None, "on_off_ratio": None, "v_read_v": None})
+            "device": (
+                dev := asdict(
+                    Device.from_config({"preset": device, "g_max_us": None, "on_off_ratio": None, "v_read_v": None})
+                )
             ),
             "dac_bits": 4,
             "adc_bits": 6,
@@ -94,6 +96,7 @@ def one_layer(device, input_mode="multibit", levels=LEVELS, pair=2):
             "adc_mux": 8,
             "input_mode": input_mode,
             "subtraction": "analog",
+            "wires": wires_of(dev, R, C),
         },
         "device": {"bits": 2, "levels": 4},
         "pair": pair,
@@ -241,11 +244,13 @@ def test_the_operating_point_is_in_mapping_json():
     assert tot["column_current_within_limit"] is bool(currents.max() <= limit) is True
     hot_arrays, hot = one_layer("neurosim_v13", levels=np.full((4, 6), 3))  # all at 166.67 uS: 333 uA per column
     assert hot["total"]["max_column_current_ua"] == pytest.approx(4 * 166.6667 * 0.5, rel=1e-6)
-    thin = cost_units.load_constants()
-    thin["column_current"]["wire_ohm_per_cell"]["value"] = 100.0  # a 100 Ohm per cell wire: the limit 278 uA
-    layout.column_currents(hot_arrays, hot, thin)
+    hot["chip"]["wires"]["col_ohm_per_cell"] = 100.0  # the chip's column wire, 100 Ohm per cell: the limit 278 uA
+    layout.column_currents(hot_arrays, hot)
     assert hot["total"]["column_current_limit_ua"] == pytest.approx(0.25 * 0.5 / (100 * 4.5) * 1e6)
     assert hot["total"]["column_current_within_limit"] is False
+    hot["chip"]["wires"]["col_ohm_per_cell"] = 0.0  # ideal column wires: no limit
+    layout.column_currents(hot_arrays, hot)
+    assert hot["total"]["column_current_limit_ua"] is None and hot["total"]["column_current_within_limit"]
     doc = cost.estimate(m, cost_units.load_constants())  # cost.json carries the operating point
     assert doc["total"]["full_drive"]["column_current_limit_ua"] == pytest.approx(limit)
     assert doc["layers"][0]["full_drive"]["max_column_current_ua"] == lay["max_column_current_ua"]

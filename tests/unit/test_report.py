@@ -1459,7 +1459,7 @@ def test_cost_claims_per_preset_by_hand():
 def test_report_md_flags_currents_and_states_the_headline(stage):
     out, _ = stage
     md = (out / "report" / "REPORT.md").read_text()
-    assert "the limit is 1,318.3 µA, derived, not published" in md and "wire_ohm_per_cell = 1.167 Ω" in md
+    assert "the limit is 1,318.3 µA, derived, not published" in md and "r_col = 1.167 Ω per cell" in md
     assert "⚠ **Over the column-current limit**" in md
     flagged = [line for line in md.splitlines() if line.startswith("- ") and "µA against" in line]
     assert flagged == [

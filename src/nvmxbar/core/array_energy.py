@@ -70,9 +70,12 @@ def array_units(constants: dict, chip: Chip, tech_nm: float, cell: str, cycle_ns
     }
 
 
-def column_current_limit_ua(constants: dict, v_read_v: float, rows: int) -> float:
-    """The column current (uA) at which the first-order drop along a column wire of ``rows`` cells, I r (R + 1) / 2
-    (each cell's current joining at its row, the sense node at the end), reaches ``drop_fraction`` of V_read
-    (derived, docs/COSTMODEL.md)."""
-    r = const(constants, "column_current.wire_ohm_per_cell")
-    return const(constants, "column_current.drop_fraction") * v_read_v / (r * (rows + 1) / 2) * 1e6
+def column_current_limit_ua(constants: dict, chip: Chip) -> float:
+    """The column current (uA) at which the first-order drop along a column wire of the tile's R cells,
+    I r (R + 1) / 2 (each cell's current joining at its row, the sense node at the end; r = the chip's
+    ``wires.col_ohm_per_cell``), reaches ``drop_fraction`` of V_read (derived, docs/COSTMODEL.md)."""
+    r = chip.wires.col_ohm_per_cell
+    if r <= 0:
+        return float("inf")  # ideal column wires: no drop to limit
+    rows = chip.tile.rows
+    return const(constants, "column_current.drop_fraction") * chip.device.v_read_v / (r * (rows + 1) / 2) * 1e6

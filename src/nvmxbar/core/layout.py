@@ -379,11 +379,11 @@ def column_currents(arrays: dict[str, np.ndarray], mapping: dict, constants: dic
         )
         currents.append(col)
     tot = mapping["total"]
-    limit = column_current_limit_ua(constants or load_constants(), v, chip.tile.rows)
+    limit = column_current_limit_ua(constants or load_constants(), chip)
     tot.update(
         max_column_current_ua=max(s["max_column_current_ua"] for s in mapping["layers"]),
         mean_column_current_ua=float(np.concatenate(currents).mean()),
         array_power_uw=max(s["array_power_uw"] for s in mapping["layers"]),
-        column_current_limit_ua=limit,
+        column_current_limit_ua=limit if math.isfinite(limit) else None,  # None: ideal column wires, no limit
     )
     tot["column_current_within_limit"] = bool(tot["max_column_current_ua"] <= limit)

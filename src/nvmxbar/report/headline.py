@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.cost_units import const, load_constants
+from ..devices import WIRE_PRESETS, load_wire_presets
 from .paper import COMBINED_VARIANTS, DATASET_NAMES
 from .seeds import first_seed
 from .tables import OVER_LIMIT, improvement
@@ -29,16 +30,17 @@ OTHER_STEPS = (
 
 
 def limit_source(constants: dict | None = None) -> str:
-    """Where the column-current limit comes from: its formula and the sources of its two constants
-    (cost_constants.yaml ``column_current``; map_crossbar computes the limit from the packaged constants)."""
+    """Where the column-current limit comes from: its formula, the column wire of the default interconnect preset
+    (nvmxbar/resources/wires.yaml; map_crossbar reads the chip's) and the drop fraction's source (cost_constants.yaml
+    ``column_current``)."""
     c = constants or load_constants()
-    cc = c["column_current"]
+    wire = load_wire_presets()[WIRE_PRESETS[0]]
     return (
-        "derived, not published: I_limit = drop_fraction × V_read / (wire_ohm_per_cell × (R + 1) / 2), the current "
-        "at which the first-order drop along a column wire of R cells reaches drop_fraction of the read voltage "
-        f"(cost_constants.yaml `column_current`; wire_ohm_per_cell = {const(c, 'column_current.wire_ohm_per_cell'):g} "
-        f"Ω: {cc['wire_ohm_per_cell']['source']}; drop_fraction = {const(c, 'column_current.drop_fraction'):g}: "
-        f"{cc['drop_fraction']['source']})"
+        "derived, not published: I_limit = drop_fraction × V_read / (r_col × (R + 1) / 2), the current at which the "
+        "first-order drop along a column wire of R cells reaches drop_fraction of the read voltage "
+        f"(chip.wires.col_ohm_per_cell r_col = {wire['col_ohm_per_cell']:g} Ω per cell, preset {WIRE_PRESETS[0]}; "
+        f"drop_fraction = {const(c, 'column_current.drop_fraction'):g}: "
+        f"{c['column_current']['drop_fraction']['source']})"
     )
 
 
