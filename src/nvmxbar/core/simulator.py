@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..chip import Chip
+from . import tile_wires
 from .accounting import Accounting, layer_conv
 from .converters import adc_code_range, adc_steps, remove_weight_offset
 from .fakequant import abs_quantile
@@ -71,6 +72,9 @@ class Simulator(Accounting):
             b = arrays.get(f"L{i}.bias")
             self.bias.append(None if b is None else torch.from_numpy(b).to(self.device, torch.float64))
         self.geometry = [self._tile_geometry(i, spec) for i, spec in enumerate(self.layers)]
+        self.row_pos = [tile_wires.row_positions(arrays, i, len(lev)) for i, lev in enumerate(self.levels)]
+        self.dg_us = (chip.device.g_max_us - chip.device.g_min_us) / self.L
+        self._phases: dict[int, list] = {}  # per layer, its IR-drop problems (tile_wires.phases), built when needed
         self._tile_rows = [{a: e - a for a, e in tiles} for tiles in self.tiles]  # rows of each row tile
         self.nominal = self.chips(None)
         self.recorded: list[float] = []
@@ -102,6 +106,14 @@ class Simulator(Accounting):
                 raise ValueError(f"layer {i}: row tile {t} does not hold a contiguous range of matrix rows")
             tiles.append((int(m[0]), int(m[-1]) + 1))
         return torch.from_numpy(lev), tiles, torch.from_numpy(sgn)
+
+    def wired(self, i: int, g: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer i's chips ``g`` (I, K, columns [+ references], dG units) under IR drop at ``scale`` x the chip's
+        wires (:func:`nvmxbar.core.tile_wires.wired`): each cell's contribution, and each column's reference's."""
+        if i not in self._phases:
+            refs = self.ref_cols[i]
+            self._phases[i] = tile_wires.phases(self.chip, self.layers[i], self.tiles[i], self.row_pos[i], refs)
+        return tile_wires.wired(g, self._phases[i], self.chip, self.dg_us, scale)
 
     def _tile_geometry(self, i: int, spec: dict) -> list[tuple]:
         """Per row tile: the weight rows it reads as [c0, c1) (a dense layer: matrix rows; a convolution: input
@@ -148,11 +160,12 @@ class Simulator(Accounting):
             ops.append((rows(w, c0, c1, mask), vk, const, cvar, rk, rc))
         return ops
 
-    def _effective(self, i: int, g: torch.Tensor) -> torch.Tensor:
+    def _effective(self, i: int, g: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         """(I, K, N*S*P [+ reference columns]) conductances (dG units) -> what each converted signal sums per input:
         analog (I, K, N*S): a pair's G+ - G- (G_min, perturbed or not, on both sides), a one-device column's G minus
         its tile's reference column (G_min cells), times the column's digital sign; digital (I, K, N*S*P): every
-        column as it is, G_min included (one-device: times its sign), converted before any subtraction."""
+        column as it is, G_min included (one-device: times its sign), converted before any subtraction. ``ref``:
+        under IR drop, ``g`` holds the columns only and ``ref`` each column's own reference contribution."""
         spec = self.layers[i]
         if spec["pair"] == 2:
             if self.digital:
@@ -160,7 +173,9 @@ class Simulator(Accounting):
             g = g.reshape(*g.shape[:-1], -1, 2)
             return g[..., 0] - g[..., 1]
         refs = self.ref_cols[i]
-        if refs:
+        if ref is not None:
+            g = g - ref
+        elif refs:
             ncol = g.shape[-1] - refs
             tile_of = torch.arange(ncol, device=g.device) // self.C
             g = g[..., :ncol] - g[..., ncol:][..., tile_of]
@@ -192,7 +207,8 @@ class Simulator(Accounting):
                 var.append((None, None))
                 continue
             g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P [+ references])
-            w.append(self._effective(i, g).to(self.dtype))
+            scale = float(getattr(perturb, "wire_scale", 0.0) or 0.0)
+            w.append((self._effective(i, *self.wired(i, g, scale)) if scale else self._effective(i, g)).to(self.dtype))
             sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
             var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
         ops = [self._tile_ops(i, wi, *vi) for i, (wi, vi) in enumerate(zip(w, var))]
