@@ -1,5 +1,4 @@
-"""Typed settings: frozen dataclasses built once from the validated config (:func:`nvmxbar.config.validate`)
-and passed to the physics core, training and search.
+"""Typed settings: frozen dataclasses built once from the validated config, passed to the core, training and search.
 
 A config key leads to its code in two hops: ``chip.tile.rows`` -> :class:`nvmxbar.chip.Tile` ->
 :func:`nvmxbar.core.schemes.map_network`; ``evaluate_noise.sweep.prog_sigma`` -> :class:`NoiseModel` ->
@@ -26,7 +25,8 @@ from .typed import from_params as from_params
 from .typed import params as params
 
 #: The non-idealities of a chip, in the order of noise.csv's columns.
-NOISE_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
+_CHIP_NOISE = "prog_sigma read_sigma stuck_min stuck_max on_off_ratio drift_t_s wire_scale adc_error_scale"
+NOISE_KEYS = tuple(_CHIP_NOISE.split())
 #: How far stuck_min + stuck_max may exceed 1 by float rounding (0.7 + 0.3 and the like).
 STUCK_TOLERANCE = 1e-9
 #: ``evaluate_noise.drift.compensation``: how a chip undoes drift (:class:`Drift`).
@@ -130,7 +130,8 @@ class NoiseModel:
     switches one off. ``prog_sigma`` and ``read_sigma`` are scales of the chip's device noise (the preset's,
     nvmxbar.devices.DeviceNoise): 1 = the measured device, programming noise sigma(G) at each cell's target and
     read noise q(G) x G per read; ``stuck_min``/``stuck_max`` fractions of the devices; ``drift_t_s`` the time
-    after programming at which the device's drift model is read (at least its t0)."""
+    after programming at which the device's drift model is read (at least its t0); ``wire_scale`` a scale of the
+    chip's wires (IR drop), ``adc_error_scale`` of the converter errors (nvmxbar/resources/converter_errors.yaml)."""
 
     prog_sigma: float
     read_sigma: float
@@ -139,11 +140,13 @@ class NoiseModel:
     on_off_ratio: float | None
     drift_t_s: float
     drift: Drift | None  # the drift compensation; None where nothing drifts (drift_t_s must then be 0)
+    wire_scale: float = 0.0  # x the chip's wires (IR drop); 0 = ideal wires
+    adc_error_scale: float = 0.0  # x the converter errors; 0 = ideal converters
 
     def __post_init__(self) -> None:
         if self.drift_t_s and self.drift is None:
             raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift compensation setting")
-        for k in ("prog_sigma", "read_sigma", "drift_t_s"):
+        for k in ("prog_sigma", "read_sigma", "drift_t_s", "wire_scale", "adc_error_scale"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} {getattr(self, k)}: must be at least 0 (0 = off)")
         stuck = (self.stuck_min or 0.0) + (self.stuck_max or 0.0)
@@ -169,7 +172,10 @@ class NoiseModel:
 
 def noise_grid(sweep: dict[str, list], drift: Drift) -> list[NoiseModel]:
     """``evaluate_noise.sweep``: the Cartesian product of its lists, in NOISE_KEYS order."""
-    return [NoiseModel(*combo, drift=drift) for combo in itertools.product(*(sweep[k] for k in NOISE_KEYS))]
+    return [
+        NoiseModel(**dict(zip(NOISE_KEYS, combo, strict=True)), drift=drift)
+        for combo in itertools.product(*(sweep[k] for k in NOISE_KEYS))
+    ]
 
 
 @dataclass(frozen=True)

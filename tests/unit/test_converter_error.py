@@ -10,20 +10,9 @@ from importlib import resources
 import pytest
 import torch
 
-from nvmxbar.core.converter_error import (
-    ConverterErrors,
-    build_adcs,
-    build_dacs,
-    cdac_levels,
-    code_range,
-    convert,
-    dac_levels,
-    dnl_lsb,
-    draw_adcs,
-    draw_dacs,
-    ideal_thresholds,
-    inl_lsb,
-)
+from nvmxbar.core.converter_error import build_adcs, cdac_levels, code_range, convert, draw_adcs, ideal_thresholds
+from nvmxbar.core.converter_params import ConverterErrors
+from nvmxbar.core.dac_error import build_dacs, dac_levels, dnl_lsb, draw_dacs, inl_lsb
 
 IDEAL = ConverterErrors()
 METHODS = ("local", "search")

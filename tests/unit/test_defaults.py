@@ -102,7 +102,9 @@ def test_a_config_key_reaches_its_settings_in_one_hop():
     cfg = config.validate({})
     builders = (REPO / "src" / "nvmxbar" / "settings.py").read_text()
     chip_fields = {
-        f.name for c in (chip_module.Chip, chip_module.Tile, chip_module.Device) for f in dataclasses.fields(c)
+        f.name
+        for c in (chip_module.Chip, chip_module.Tile, chip_module.Device, chip_module.Wires)
+        for f in dataclasses.fields(c)
     }
     sections = {
         "chip": cfg["chip"],

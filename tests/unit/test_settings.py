@@ -28,6 +28,8 @@ OFF = {
     "stuck_max": [0.0],
     "on_off_ratio": [None],
     "drift_t_s": [0],
+    "wire_scale": [0.0],
+    "adc_error_scale": [0.0],
 }
 
 
@@ -74,6 +76,8 @@ def test_noise_model_ideal_and_setting():
         "stuck_max": 0.0,
         "on_off_ratio": None,
         "drift_t_s": 0,
+        "wire_scale": 0.0,
+        "adc_error_scale": 0.0,
     }
     for key, value in (
         ("prog_sigma", 0.1),
@@ -82,6 +86,8 @@ def test_noise_model_ideal_and_setting():
         ("stuck_max", 0.01),
         ("on_off_ratio", 10.0),
         ("drift_t_s", 3600.0),
+        ("wire_scale", 1.0),
+        ("adc_error_scale", 4.0),
     ):
         model = NoiseModel(**{**off.setting(), key: value}, drift=DRIFT)
         assert not model.ideal, key

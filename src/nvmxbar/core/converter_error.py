@@ -1,6 +1,7 @@
 """Converter error: an explicit model of the ADC's and the row DAC's errors, drawn once per chip (static) and, for
 the ADC's thermal noise, once per conversion. Constants: package data nvmxbar/resources/converter_errors.yaml
-(every number with its source); reading notes: docs/sources/converters.md. Not yet used by the simulator.
+(every number with its source); reading notes: docs/sources/converters.md. The parameters:
+:mod:`nvmxbar.core.converter_params`; the DAC and the INL/DNL report: :mod:`nvmxbar.core.dac_error`.
 
 **ADC** (:func:`draw_adcs`, :func:`convert`). Each instance is a single-ended, non-split SAR of ``bits`` bits, as
 CrossSim's ``SarADC`` (Spear et al., IEEE JXCDC 2023) with its non-split CDAC, but every ADC instance of every chip
@@ -53,131 +54,15 @@ independent per chip and per instance. Memory of an ADC bank: n_chips x n_adcs x
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, fields
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import yaml
 
-#: The packaged constants (ConverterErrors.load's default).
-DEFAULT_ERRORS = resources.files("nvmxbar.resources") / "converter_errors.yaml"
-#: The largest converter resolution: a bank holds 2^bits thresholds or levels per instance.
-MAX_BITS = 16
-
-
-# ------------------------------------------------------------------------------------------ constants
-def _check_sources(node: Any, key: str = "") -> None:
-    """Every number must sit in a ``{value: ..., source: "..."}`` entry; raise ValueError naming the key."""
-    if isinstance(node, dict):
-        if "value" in node:
-            src = node.get("source")
-            if not isinstance(src, str) or not src.strip():
-                raise ValueError(f"converter constant '{key}' has no source: write it as {{value: ..., source: ...}}")
-            return
-        for k, v in node.items():
-            _check_sources(v, f"{key}.{k}" if key else str(k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            _check_sources(v, f"{key}[{i}]")
-    elif isinstance(node, (int, float)) and not isinstance(node, bool):
-        raise ValueError(f"converter constant '{key}' = {node} has no source: write it as {{value: ..., source: ...}}")
-
-
-def _value(doc: dict, dotted: str) -> float:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"converter constants: missing '{dotted}'")
-        node = node[part]
-    value = node["value"] if isinstance(node, dict) else node
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"converter constant '{dotted}' = {value!r}: a finite number")
-    return float(value)
-
-
-@dataclass(frozen=True)
-class ConverterErrors:
-    """The converters' error magnitudes (dimensionless). ``cap_sigma``: relative sigma of the SAR's unit capacitor
-    (a capacitor of 2^k units: cap_sigma / sqrt(2^k)); ``comparator_sigma``: comparator offset sigma relative to the
-    ADC's full-scale span (2^bits LSB); ``gain_mean``: the deterministic relative gain error (finite op-amp gain,
-    1 / (1 + 1/A) - 1 <= 0); ``gain_sigma``: per-ADC random relative gain error (reference); ``thermal_sigma``:
-    kT/C noise of ONE unit capacitor relative to the full scale, sqrt(k T / C_u) / V_FS (an ADC of b bits:
-    :meth:`thermal_lsb`); ``dac_sigma``: relative sigma of the row DAC's unit element. All 0: ideal converters."""
-
-    cap_sigma: float = 0.0
-    comparator_sigma: float = 0.0
-    gain_mean: float = 0.0
-    gain_sigma: float = 0.0
-    thermal_sigma: float = 0.0
-    dac_sigma: float = 0.0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise ValueError(f"converter error {f.name} = {v!r}: a finite number")
-            if f.name != "gain_mean" and v < 0:
-                raise ValueError(f"converter error {f.name} = {v}: a sigma cannot be negative")
-        if self.gain_mean <= -1:
-            raise ValueError(f"converter error gain_mean = {self.gain_mean}: a gain error above -1 (a positive gain)")
-
-    @classmethod
-    def from_dict(cls, doc: Any) -> ConverterErrors:
-        """From a converter_errors.yaml document (every number ``{value, source}``, checked): the unit capacitor's
-        sigma, the comparator offset over the full scale, the finite op-amp gain's error, the reference sigma, the
-        kT/C noise of one unit capacitor over the full scale and the DAC element's sigma."""
-        if not isinstance(doc, dict):
-            raise ValueError("converter constants: expected a mapping (adc, dac, physics)")
-        _check_sources(doc)
-        fs_v = _value(doc, "adc.full_scale_v")
-        cap_ff, temp_k = _value(doc, "adc.cap_unit_ff"), _value(doc, "adc.temperature_k")
-        if fs_v <= 0 or cap_ff <= 0 or temp_k < 0:
-            raise ValueError(
-                f"converter constants: full_scale_v {fs_v}, cap_unit_ff {cap_ff} must be > 0, temperature_k {temp_k} "
-                ">= 0"
-            )
-        gain = 10 ** (_value(doc, "adc.opamp_gain_db") / 20)
-        kt = _value(doc, "physics.boltzmann_j_per_k") * temp_k
-        return cls(
-            cap_sigma=_value(doc, "adc.cap_unit_sigma"),
-            comparator_sigma=_value(doc, "adc.comparator_offset_mv") * 1e-3 / fs_v,
-            gain_mean=1 / (1 + 1 / gain) - 1,
-            gain_sigma=_value(doc, "adc.reference_sigma"),
-            thermal_sigma=math.sqrt(kt / (cap_ff * 1e-15)) / fs_v,
-            dac_sigma=_value(doc, "dac.unit_sigma"),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> ConverterErrors:
-        """The constants of ``path`` (default: the packaged nvmxbar/resources/converter_errors.yaml)."""
-        p = Path(path) if path else DEFAULT_ERRORS
-        return cls.from_dict(yaml.safe_load(p.read_text()))
-
-    def scaled(self, s: float) -> ConverterErrors:
-        """Every sigma and the gain error times ``s`` (0: ideal converters; 1: as loaded; 4: four times)."""
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s) or s < 0:
-            raise ValueError(f"converter error scale {s!r}: a finite number >= 0")
-        return ConverterErrors(**{f.name: getattr(self, f.name) * s for f in fields(self)})
-
-    def thermal_lsb(self, bits: int) -> float:
-        """The input-referred kT/C noise sigma of a ``bits``-bit SAR per conversion, in its LSB:
-        sqrt(k T / (2^b C_u)) / (V_FS / 2^b) = thermal_sigma x sqrt(2^b)."""
-        return self.thermal_sigma * math.sqrt(2 ** _check_bits(bits))
-
-    @property
-    def ideal(self) -> bool:
-        """No error at all (converters equal to round + clamp)."""
-        return all(getattr(self, f.name) == 0 for f in fields(self))
-
+from .converter_params import ConverterErrors, check_bits
 
 # ------------------------------------------------------------------------------------------ checks
-def _check_bits(bits: Any) -> int:
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"converter bits {bits!r}: an integer 1 .. {MAX_BITS}")
-    return bits
+_check_bits = check_bits
 
 
 def _check_count(name: str, n: Any) -> int:
@@ -421,104 +306,3 @@ def _count_local(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[tor
 
 
 # ------------------------------------------------------------------------------------------ DAC
-@dataclass(frozen=True, eq=False)
-class DacBank:
-    """Drawn row DACs: ``levels`` (n_chips, n_rows, 2^bits) float64, the output (in ideal code units) for each code
-    magnitude 0 .. 2^bits - 1; ``elements`` (n_chips, n_rows, bits): element k's value (ideal 2^k)."""
-
-    levels: torch.Tensor
-    bits: int
-    elements: torch.Tensor
-
-    @property
-    def n_chips(self) -> int:
-        return self.levels.shape[0]
-
-    @property
-    def n_rows(self) -> int:
-        return self.levels.shape[1]
-
-
-def build_dacs(elements: torch.Tensor, bits: int) -> DacBank:
-    """A :class:`DacBank` from given element values (n_chips, n_rows, bits), in unit elements."""
-    _check_bits(bits)
-    elements = torch.as_tensor(elements, dtype=torch.float64)
-    if elements.dim() != 3 or elements.shape[-1] != bits:
-        raise ValueError(f"elements: shape (n_chips, n_rows, {bits}), got {tuple(elements.shape)}")
-    return DacBank((elements @ _digits(bits, elements.device).T).contiguous(), bits, elements)
-
-
-def draw_dacs(
-    n_chips: int, n_rows: int, bits: int, errors: ConverterErrors, generator: torch.Generator | None
-) -> DacBank:
-    """``n_chips`` x ``n_rows`` binary-weighted unit-element row DACs of ``bits`` bits: element k = 2^k +
-    dac_sigma sqrt(2^k) N(0, 1); one ``randn`` (n_chips, n_rows, bits) from ``generator``. dac_sigma 0: the
-    identity."""
-    _check_count("n_chips", n_chips)
-    _check_count("n_rows", n_rows)
-    _check_bits(bits)
-    if not isinstance(errors, ConverterErrors):
-        raise ValueError("errors: a ConverterErrors (ConverterErrors.load().scaled(s))")
-    z = _normals((n_chips, n_rows, bits), generator)
-    nominal = torch.tensor([2.0**k for k in range(bits)], dtype=torch.float64, device=z.device)
-    return build_dacs(nominal + errors.dac_sigma * nominal.sqrt() * z, bits)
-
-
-def dac_levels(codes: torch.Tensor, bank: DacBank, row_index: torch.Tensor) -> torch.Tensor:
-    """What each row driver outputs for integer ``codes`` (chips or 1, ..., n_rows) (float, |code| <= 2^bits - 1;
-    negative: sign-magnitude), in ideal code units: (n_chips, ..., n_rows) in codes' dtype; row r is driven by DAC
-    ``row_index[r]`` of each chip."""
-    if not isinstance(codes, torch.Tensor) or not codes.is_floating_point():
-        raise ValueError("codes: a floating-point tensor of integer DAC codes")
-    _check_chips(codes, bank.n_chips, "codes")
-    idx = _check_index("row_index", row_index, codes.shape[-1], bank.n_rows).to(codes.device)
-    top = 2**bank.bits - 1
-    mag = codes.abs()
-    if codes.numel() and (float(mag.max()) > top or bool((mag != mag.round()).any())):
-        raise ValueError(f"codes: integers with |code| <= {top} ({bank.bits}-bit DAC)")
-    I, L = bank.n_chips, 2**bank.bits
-    chip = torch.arange(I, device=codes.device).reshape(I, *[1] * (codes.dim() - 1))
-    flat = (chip * bank.n_rows + idx) * L + mag.long()  # (I, ..., n_rows)
-    out = bank.levels.to(codes.device, codes.dtype).reshape(-1)[flat]
-    return out * codes.sign()
-
-
-# ------------------------------------------------------------------------------------------ INL / DNL
-def _points(bank: AdcBank | DacBank) -> tuple[torch.Tensor, torch.Tensor]:
-    """The transfer's points and their ideal positions: an ADC's thresholds, a DAC's levels (codes 0 .. 2^b - 1)."""
-    if isinstance(bank, AdcBank):
-        return bank.thresholds, ideal_thresholds(bank.bits, bank.signed).to(bank.thresholds.device)
-    if isinstance(bank, DacBank):
-        return bank.levels, torch.arange(2**bank.bits, dtype=torch.float64, device=bank.levels.device)
-    raise ValueError("bank: an AdcBank or a DacBank")
-
-
-def _slope(p: torch.Tensor, ideal: torch.Tensor) -> torch.Tensor:
-    return (p[..., -1:] - p[..., :1]) / (ideal[-1] - ideal[0])
-
-
-def inl_lsb(bank: AdcBank | DacBank, reference: str = "endpoint") -> torch.Tensor:
-    """Per instance (n_chips, n_instances) the largest |INL| in LSB. ``endpoint``: against the straight line through
-    the first and last points (an ADC's first and last transitions, a DAC's codes 0 and 2^b - 1), in that line's
-    LSB: offset and gain error excluded (0 where there are fewer than 2 points). ``absolute``: against the ideal
-    thresholds or codes, in ideal LSB, offset and gain error included."""
-    p, ideal = _points(bank)
-    if reference == "absolute":
-        dev = p - ideal
-    elif reference == "endpoint":
-        if p.shape[-1] < 2:
-            return p.new_zeros(p.shape[:2])
-        slope = _slope(p, ideal)
-        dev = (p - p[..., :1]) / slope - (ideal - ideal[0])
-    else:
-        raise ValueError(f"INL reference {reference!r}: 'endpoint' or 'absolute'")
-    return dev.abs().amax(-1) if p.shape[-1] else p.new_zeros(p.shape[:2])
-
-
-def dnl_lsb(bank: AdcBank | DacBank) -> torch.Tensor:
-    """Per instance (n_chips, n_instances) the largest |DNL| in the endpoint line's LSB: each code width (ADC) or
-    step (DAC) over the average one, minus 1 (a missing ADC code: -1). 0 where there are fewer than 2 points."""
-    p, ideal = _points(bank)
-    if p.shape[-1] < 2:
-        return p.new_zeros(p.shape[:2])
-    return (p.diff(dim=-1) / _slope(p, ideal) - 1).abs().amax(-1)

@@ -45,6 +45,7 @@ class Perturbation:
 
     def __init__(self, model: NoiseModel, instances: int, sim: Simulator, generator: torch.Generator) -> None:
         self.m, self.n, self.sim, self.generator = model, instances, sim, generator
+        self.wire_scale, self.adc_error_scale = model.wire_scale, model.adc_error_scale  # read by Simulator.chips
         self.device = device = sim.chip.device
         self.dg_us = (device.g_max_us - device.g_min_us) / sim.L  # one level step, microsiemens
         if model.read_sigma and device.noise.read is None:

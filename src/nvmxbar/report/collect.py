@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_path
+from ..settings import NOISE_KEYS
 from .collect_cost import read_baseline_fit, read_cost
 from .readers import ReportInputError, need, read_json
 
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
-SETTING_KEYS = ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "on_off_ratio", "drift_t_s")
+SETTING_KEYS = NOISE_KEYS  # evaluate_noise's sweep keys, noise.csv's first columns
 NOISE_COLUMNS = SETTING_KEYS + (
     "accuracy_mean",
     "accuracy_std",
