@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import chip_of, map_settings, small_net
 
-from nvmxbar.core import parasitics, tile_wires
+from nvmxbar.core import parasitics, tile_adcs, tile_wires
 from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
@@ -96,3 +96,35 @@ def test_no_wires_leave_the_chip_unchanged_and_the_cycles_follow_the_adcs():
     chip = sim.chip
     assert tile_wires.cycle_of(np.arange(8), chip, 2).tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
     assert tile_wires.cycle_of(np.arange(8), chip, 1).tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+class Drawn(Nominal):
+    """One chip with every device at its target and its converters drawn at ``adc_error_scale``."""
+
+    def __init__(self, adc_error_scale, seed=0):
+        super().__init__(0.0)
+        self.adc_error_scale = adc_error_scale
+        self.generator = torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("polarity", [None, "positive"])
+def test_each_signal_is_converted_by_its_own_drawn_adc(polarity):
+    """Scale 0 converts exactly as the ideal ADC; a tile's signals map to its ADCs in contiguous groups of adc_mux
+    (a pair subtracted in analog is one signal), every ADC of the layer used; at 4 x the cited errors the logits move,
+    reproducibly from the generator's seed."""
+    sim, _ = mapped(polarity, rows=16, cols=8, adc_mux=2)
+    x = torch.randn(32, 9, 32, dtype=torch.float64)
+    ideal = sim.forward(x)
+    assert torch.equal(sim.forward(x, perturb=sim.chips(Drawn(0.0))), ideal)
+    spec = sim.layers[0]
+    index, count = tile_adcs.adc_index(sim.chip, spec, len(sim.tiles[0]))
+    per_tile = 8 // spec["pair"] // 2  # 8 columns, a pair one signal, 2 signals per ADC
+    assert count == len(sim.tiles[0]) * -(-spec["physical_cols"] // 8) * per_tile
+    assert int(index.max()) < count and len(set(index.flatten().tolist())) > count // 2
+    assert index[0, :4].tolist() == [0, 0, 1, 1]  # signals 0-3 of the first tile: ADC 0 takes 0-1, ADC 1 2-3
+    assert (index[1] - index[0]).unique().tolist() == [count // len(sim.tiles[0])]  # the next row tile's own ADCs
+    if spec["pair"] == 2:  # 5 pairs on 8-column tiles: the fifth pair is the first signal of the next column tile
+        assert index[0, 4] == per_tile
+    noisy = sim.forward(x, perturb=sim.chips(Drawn(4.0)))
+    assert not torch.equal(noisy, ideal)
+    assert torch.equal(noisy, sim.forward(x, perturb=sim.chips(Drawn(4.0))))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..chip import Chip
-from . import tile_wires
+from . import tile_adcs, tile_wires
 from .accounting import Accounting, layer_conv
 from .converters import adc_code_range, adc_steps, remove_weight_offset
 from .fakequant import abs_quantile
@@ -212,7 +212,9 @@ class Simulator(Accounting):
             sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
             var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
         ops = [self._tile_ops(i, wi, *vi) for i, (wi, vi) in enumerate(zip(w, var))]
-        return Chips(w[0].shape[0], ops, getattr(perturb, "generator", None))
+        gen, n = getattr(perturb, "generator", None), len(w[0])
+        adcs = tile_adcs.draw_chips(self.chip, self.layers, self.tiles, n, getattr(perturb, "adc_error_scale", 0), gen)
+        return Chips(n, ops, gen, adcs)
 
     @torch.no_grad()
     def forward(
@@ -340,8 +342,8 @@ class Simulator(Accounting):
         unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         extra = u.dim() - 3  # spatial dims of a convolution's output
         y, diffs = None, []
-        for (c0, c1, mask, bias), (m, vm, const, cvar, rm, rc), (a, _) in zip(
-            self.geometry[i], chips.tiles[i], self.tiles[i], strict=True
+        for t, ((c0, c1, mask, bias), (m, vm, const, cvar, rm, rc), (a, _)) in enumerate(
+            zip(self.geometry[i], chips.tiles[i], self.tiles[i], strict=True)
         ):
             if m is None:  # a tile of bias rows only
                 cur = const.reshape(I, 1, -1, *[1] * extra).expand(I, u.shape[1], -1, *u.shape[3:]).clone()
@@ -359,9 +361,10 @@ class Simulator(Accounting):
             if record:  # as the ADC sees them: (chips, MVMs (batch, positions), outputs, slices, columns)
                 diffs.append(cur.movedim(2, -1).movedim(2, -1).movedim(2, -1).reshape(I, -1, N, S, pc).clone())
             shape = (1, 1, 1, S, 1) + (1,) * extra
-            if adc:  # codes: round(sum / step), clipped
-                cur = cur.div_(steps.to(cur.device, cur.dtype).reshape(shape)).round_()
-                cur = cur.clamp_(lo, hi)
+            if adc:  # codes: round(sum / step), clipped; or each signal's own drawn ADC
+                cur = cur.div_(steps.to(cur.device, cur.dtype).reshape(shape))
+                adcs = chips.adcs[i] if chips.adcs else None
+                cur = cur.round_().clamp_(lo, hi) if adcs is None else tile_adcs.quantize(cur, adcs, t, chips.generator)
             cur = cur[:, :, :, :, 0] - cur[:, :, :, :, 1] if pc == 2 else cur[:, :, :, :, 0]  # digital pair: c+ - c-
             if self.digital and spec["pair"] == 1:  # the offset the conversion held: G_min/dG x the inputs' sum
                 off = self.g_off * self._input_sum(spec, u, c0, c1, mask, bias)[:, :, :, None]  # (., B, 1, 1, *sp)

@@ -26,6 +26,7 @@ class Chips:
     n: int
     tiles: list[list[tuple]]
     generator: torch.Generator | None = None
+    adcs: list | None = None  # per layer, its drawn ADCs (nvmxbar.core.tile_adcs.LayerAdcs); None: ideal ADCs
 
 
 def auto_device(device: str = "auto") -> torch.device:
