@@ -128,3 +128,31 @@ def test_each_signal_is_converted_by_its_own_drawn_adc(polarity):
     noisy = sim.forward(x, perturb=sim.chips(Drawn(4.0)))
     assert not torch.equal(noisy, ideal)
     assert torch.equal(noisy, sim.forward(x, perturb=sim.chips(Drawn(4.0))))
+
+
+def test_the_fast_model_holds_on_full_tiles_up_to_the_checked_load_and_is_refused_beyond():
+    """Full 128 x 128 tiles of neurosim_v13 cells (G_min .. 166.7 uS, a third at G_max) on 5 x the 22 nm wires and
+    switches, a wire load of 31.9: the fast model's transfer matrix equals the exact solve to 1e-5 of its largest
+    entry, for all columns at once and for a mux cycle's 16 columns; the simulator refuses a load beyond
+    LOAD_CHECKED, naming it."""
+    from nvmxbar import config
+    from nvmxbar.chip import Chip
+    from nvmxbar.core.ir_drop import effective_conductance
+
+    chip = Chip.from_config(config.validate({"chip": {"device": {"preset": "neurosim_v13"}}})["chip"])
+    g_max = chip.device.g_max_us * 1e-6
+    load = tile_wires.wire_load(g_max, chip, 5.0)
+    assert load == pytest.approx(31.9, abs=0.05) and load <= tile_wires.LOAD_CHECKED
+    rng = np.random.default_rng(3)
+    G = rng.uniform(g_max / chip.device.on_off_ratio, g_max, (128, 128))
+    G[rng.random(G.shape) < 1 / 3] = g_max
+    w = chip.wires
+    r = [5.0 * v for v in (w.row_ohm_per_cell, w.col_ohm_per_cell, w.driver_ohm, w.sense_ohm)]
+    for cols in (np.arange(128), np.arange(3, 128, 8)):
+        want = parasitics.transfer_matrix(G[:, cols], cols, parasitics.Wires(*r))
+        got = effective_conductance(torch.from_numpy(G[:, cols]), torch.from_numpy(cols), *r).W.numpy()
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+        assert np.abs(G[:, cols] - want).max() > 0.3 * g_max  # the wires matter: a third of G_max and more
+    sim, _ = mapped(None, rows=16, cols=8, adc_mux=2)
+    with pytest.raises(ValueError, match=r"outside the range where the fast model was checked .*up to 32"):
+        sim.chips(Nominal(1e4))

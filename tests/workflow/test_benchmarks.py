@@ -90,6 +90,22 @@ def check_ir_drop_speed(out: str, results: Path) -> None:
     finite_positive([float(line(out, rf"matmul, 50 inputs\s+2\s+16 x 16\s+-\s+-\s+-\s+({NUM})\s+-$")[1])], "matmul")
 
 
+def check_ir_drop_check(out: str, results: Path) -> None:
+    """The smoke run's uniform 2-bit deployments (seed 0 only) under rram_wan2022: every layer's fast-model error under
+    the bound, a measurable IR drop."""
+    line(out, r"wires x 1; error: fast model against the exact solve; IR drop: exact against ideal wires$")
+    rows = re.findall(
+        rf"^\| (har/uniform/b2/seed\d) \| rram_wan2022 \| (\S+) \| 1 \| ({NUM}) \| ({NUM}) \| ({NUM}) %", out, re.M
+    )
+    mapping = json.loads((results / "har" / "uniform" / "b2" / "seed0" / "mapping.json").read_text())
+    assert [r[1] for r in rows] == [lay["name"] for lay in mapping["layers"]] and {r[0] for r in rows} == {
+        "har/uniform/b2/seed0"
+    }
+    for _, _, worst, mean, drop in rows:
+        assert 0 <= float(mean) <= float(worst) <= 1e-5 and 0 < float(drop) < 100
+    assert float(line(out, rf"largest relative error ({NUM}) \(bound 1e-05\)$")[1]) == max(float(r[2]) for r in rows)
+
+
 def check_layer_activity(out: str, results: Path) -> None:
     cfg = config.load(REPO / "config.yaml", {"profile": "full"})
     n_layers = networks.n_weight_layers(cfg["model"]["cifar10"])
@@ -207,6 +223,7 @@ def check_workflow_times(out: str, results: Path) -> None:
 #: script -> (its tiny arguments, "{results}" standing for the results folder; the check of what it prints)
 TINY = {
     "cifar10_probe.py": ("{results}/data/cifar10.npz shallow_positive --epochs 1", check_cifar10_probe),
+    "ir_drop_check.py": ("{results} --tiles 1 --presets rram_wan2022", check_ir_drop_check),
     "ir_drop_speed.py": ("--chips 1 --tiles 2 --size 16 --phases 2 --inputs 50 --threads 1", check_ir_drop_speed),
     "layer_activity.py": (
         "{results}/data/cifar10.npz --polarity row_groups --steps 2 --batch 16",

@@ -26,6 +26,18 @@ import torch
 from ..chip import Chip
 from .ir_drop import effective_conductance
 
+#: The largest wire load, G_max x (r_row C^2 + r_col R^2) / 2 (the first-order relative drop of a full tile at
+#: G_max, every wire resistance scaled), at which the fast model was checked against the exact nodal solve
+#: (tests/unit/test_tile_wires.py: 128 x 128 tiles of neurosim_v13's 166.7 uS cells at 5 x the 22 nm wires, 31.9;
+#: benchmarks/ir_drop_check.py on the deployed HAR layers); the simulator refuses a chip beyond it.
+LOAD_CHECKED = 32.0
+
+
+def wire_load(g_max_s: float, chip: Chip, scale: float) -> float:
+    """G_max x (r_row C^2 + r_col R^2) / 2 at ``scale`` x the chip's wires (siemens x ohms: dimensionless)."""
+    w, t = chip.wires, chip.tile
+    return g_max_s * scale * (w.row_ohm_per_cell * t.cols**2 + w.col_ohm_per_cell * t.rows**2) / 2
+
 
 @dataclass(frozen=True)
 class Phase:
@@ -91,6 +103,14 @@ def wired(
     w = chip.wires
     R = chip.tile.rows
     I = g.shape[0]
+    load = wire_load(float(g.max()) * dg_us * 1e-6, chip, scale)
+    if load > LOAD_CHECKED:
+        raise ValueError(
+            f"IR drop: a wire load G_max x (r_row C^2 + r_col R^2) / 2 of {load:.1f} (wire_scale {scale:g}, "
+            f"{chip.tile.rows} x {chip.tile.cols} tiles, cells up to {float(g.max()) * dg_us:.1f} uS) is outside the "
+            f"range where the fast model was checked against the exact solver (up to {LOAD_CHECKED:g}); use a "
+            "smaller wire_scale, smaller tiles or a device of lower conductance"
+        )
     refs = any(p.ref is not None for p in problems)
     ncol = g.shape[-1] - (len({p.ref for p in problems}) if refs else 0)
     to_s = dg_us * 1e-6
