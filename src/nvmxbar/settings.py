@@ -16,22 +16,20 @@ training (``quant.train_noise``) is a regularizer of its own, a fraction of the 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .chip import Chip
+from .noise_settings import DRIFT_COMPENSATIONS as DRIFT_COMPENSATIONS
+from .noise_settings import NOISE_KEYS as NOISE_KEYS
+from .noise_settings import STUCK_TOLERANCE as STUCK_TOLERANCE
+from .noise_settings import Drift as Drift
+from .noise_settings import MonteCarlo as MonteCarlo
+from .noise_settings import NoiseModel as NoiseModel
+from .noise_settings import Score as Score
+from .noise_settings import noise_grid as noise_grid
 from .typed import from_params as from_params
 from .typed import params as params
-
-#: The non-idealities of a chip, in the order of noise.csv's columns.
-_CHIP_NOISE = "prog_sigma read_sigma stuck_min stuck_max on_off_ratio drift_t_s wire_scale adc_error_scale"
-NOISE_KEYS = tuple(_CHIP_NOISE.split())
-#: How far stuck_min + stuck_max may exceed 1 by float rounding (0.7 + 0.3 and the like).
-STUCK_TOLERANCE = 1e-9
-#: ``evaluate_noise.drift.compensation``: how a chip undoes drift (:class:`Drift`).
-DRIFT_COMPENSATIONS = ("none", "global", "column", "oracle")
-
 
 #: The deployments, in the order of the attribution stack: the float baseline (per-layer scales, 8-bit weights
 #: bit-sliced), perlayer (trained at device precision with per-layer scales), uniform (+ one shared scale), signed
@@ -100,127 +98,6 @@ class MapSettings:
             raise ValueError("these mapping settings are a quantized variant's: they hold no baseline slicing")
         b = self.baseline
         return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=b.adc_bits, adc_ratio="free")
-
-
-@dataclass(frozen=True)
-class Drift:
-    """How a chip undoes drift (the drift itself, t0 and nu(G), is the device's: nvmxbar.devices.DriftModel).
-    ``compensation`` (one of DRIFT_COMPENSATIONS): ``global`` / ``column`` rescale by what an all-ones reference read
-    gives at t0 and at t (one gain per chip and layer / per physical column, estimated on the chip's own devices),
-    ``oracle`` by each device's exact mean drift (t/t0)^nu_mean(G), ``none`` not at all
-    (nvmxbar.core.noise.Perturbation)."""
-
-    compensation: str
-
-    def __post_init__(self) -> None:
-        if self.compensation not in DRIFT_COMPENSATIONS:  # the old booleans too (true: oracle, false: none)
-            raise ValueError(
-                f"drift compensation {self.compensation!r}: one of {', '.join(DRIFT_COMPENSATIONS)} "
-                f"(the old true was the oracle mean gain; global is the chip's own reference read)"
-            )
-
-    @classmethod
-    def from_config(cls, drift_cfg: dict) -> Drift:
-        return cls(drift_cfg["compensation"])
-
-
-@dataclass(frozen=True)
-class NoiseModel:
-    """The non-idealities of one population of chips. 0 (None for ``on_off_ratio``: the mapped device's)
-    switches one off. ``prog_sigma`` and ``read_sigma`` are scales of the chip's device noise (the preset's,
-    nvmxbar.devices.DeviceNoise): 1 = the measured device, programming noise sigma(G) at each cell's target and
-    read noise q(G) x G per read; ``stuck_min``/``stuck_max`` fractions of the devices; ``drift_t_s`` the time
-    after programming at which the device's drift model is read (at least its t0); ``wire_scale`` a scale of the
-    chip's wires (IR drop), ``adc_error_scale`` of the converter errors (nvmxbar/resources/converter_errors.yaml)."""
-
-    prog_sigma: float
-    read_sigma: float
-    stuck_min: float
-    stuck_max: float
-    on_off_ratio: float | None
-    drift_t_s: float
-    drift: Drift | None  # the drift compensation; None where nothing drifts (drift_t_s must then be 0)
-    wire_scale: float = 0.0  # x the chip's wires (IR drop); 0 = ideal wires
-    adc_error_scale: float = 0.0  # x the converter errors; 0 = ideal converters
-
-    def __post_init__(self) -> None:
-        if self.drift_t_s and self.drift is None:
-            raise ValueError(f"drift_t_s {self.drift_t_s}: a drift time needs a drift compensation setting")
-        for k in ("prog_sigma", "read_sigma", "drift_t_s", "wire_scale", "adc_error_scale"):
-            if getattr(self, k) < 0:
-                raise ValueError(f"{k} {getattr(self, k)}: must be at least 0 (0 = off)")
-        stuck = (self.stuck_min or 0.0) + (self.stuck_max or 0.0)
-        if stuck > 1.0 + STUCK_TOLERANCE:
-            raise ValueError(
-                f"stuck_min {self.stuck_min} + stuck_max {self.stuck_max} = {stuck:g} > 1: both are fractions of "
-                f"the same devices"
-            )
-
-    @classmethod
-    def programming(cls, sigma: float, drift: Drift | None = None) -> NoiseModel:
-        """Programming noise alone, ``sigma`` x the device's sigma(G) (the search's score)."""
-        return cls(float(sigma), 0.0, 0.0, 0.0, None, 0.0, drift)
-
-    @property
-    def ideal(self) -> bool:
-        return not any(getattr(self, k) for k in NOISE_KEYS)
-
-    def setting(self) -> dict[str, Any]:
-        """The six non-idealities as noise.csv records them."""
-        return {k: getattr(self, k) for k in NOISE_KEYS}
-
-
-def noise_grid(sweep: dict[str, list], drift: Drift) -> list[NoiseModel]:
-    """``evaluate_noise.sweep``: the Cartesian product of its lists, in NOISE_KEYS order."""
-    return [
-        NoiseModel(**dict(zip(NOISE_KEYS, combo, strict=True)), drift=drift)
-        for combo in itertools.product(*(sweep[k] for k in NOISE_KEYS))
-    ]
-
-
-@dataclass(frozen=True)
-class MonteCarlo:
-    """``evaluate_noise``: chips per setting and how they are batched; ``models`` is the sweep."""
-
-    instances: int
-    samples: int | None
-    batch_size: int
-    instance_chunk: int
-    models: tuple[NoiseModel, ...]
-
-    @classmethod
-    def from_config(cls, noise_cfg: dict) -> MonteCarlo:
-        drift = Drift.from_config(noise_cfg["drift"])
-        return cls(
-            int(noise_cfg["instances"]),
-            noise_cfg["samples"],
-            int(noise_cfg["batch_size"]),
-            int(noise_cfg["instance_chunk"]),
-            tuple(noise_grid(noise_cfg["sweep"], drift)),
-        )
-
-
-@dataclass(frozen=True)
-class Score:
-    """``nas_unipolar.score``: a trained trial's validation accuracy on the mapped crossbar under ``noise``
-    (``noise.prog_sigma`` x the device's sigma(G); 0 = the trained network's own accuracy), over ``chips`` chips."""
-
-    noise: NoiseModel
-    chips: int
-    samples: int | None
-
-    @classmethod
-    def from_config(cls, score_cfg: dict) -> Score:
-        """The score never drifts: programming noise alone."""
-        return cls(
-            NoiseModel.programming(score_cfg["prog_sigma"]),
-            int(score_cfg["chips"]),
-            score_cfg["samples"],
-        )
-
-    @property
-    def noisy(self) -> bool:
-        return self.noise.prog_sigma > 0
 
 
 def train_noise_for(value: Any, variant: str, bits: int | None) -> float:

@@ -185,7 +185,9 @@ def evaluate(
         if progress is not None:
             progress(done, total)
 
+    noise = sim.chip.device.noise
     for k, model in enumerate(grid):
+        model = model.on_device(noise.drift is not None, noise.read is not None)  # the realistic chip on this device
         gen = torch.Generator().manual_seed(seed * 1000 + k)
         correct = []
         setting = model.setting()

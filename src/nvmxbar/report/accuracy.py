@@ -35,6 +35,7 @@ QUANTITIES = (
     "with_dac_accuracy",
     "ideal_crossbar_accuracy",
     "noisy_accuracy",
+    "realistic_chip",
 )
 PER_SEED_COLUMNS = (
     *DEPLOYMENT,
@@ -42,6 +43,7 @@ PER_SEED_COLUMNS = (
     *QUANTITIES,
     "noisy_accuracy_std",
     "noisy_instances",
+    "realistic_chip_chip_std",
     "threads",
     "ref_prog_sigma",
     "noise_test_samples",
@@ -74,6 +76,17 @@ QUANTITY_LABELS = {
 }
 
 
+def realistic_row(noise: pd.DataFrame, dataset: str, variant: str, bits: int, seed: int) -> pd.Series | None:
+    """noise.csv's realistic-chip row of one deployment and seed (evaluate_noise.realistic), None without one."""
+    if "setting" not in noise.columns:
+        return None
+    keep = (
+        (noise.dataset == dataset) & (noise.variant == variant) & (noise.bits == bits) & (noise.setting == "realistic")
+    )
+    nz = noise[keep & (noise.seed == seed)] if "seed" in noise.columns else noise[keep]
+    return None if nz.empty else nz.iloc[0]
+
+
 def per_seed_table(data: dict[str, pd.DataFrame], reference_prog_sigma: float) -> pd.DataFrame:
     """One row per deployment (dataset x variant x bits) and seed: the trained model's test and validation accuracy
     (the float network for the baseline), the loss breakdown and the ideal crossbar (noise_summary.json), the noisy
@@ -84,6 +97,7 @@ def per_seed_table(data: dict[str, pd.DataFrame], reference_prog_sigma: float) -
     rows = []
     for r in data["mapping"].itertuples():
         ref = reference_row(data["noise"], r.dataset, r.variant, r.bits, reference_prog_sigma, r.seed)
+        real = realistic_row(data["noise"], r.dataset, r.variant, r.bits, r.seed)
         t, sm = tr.loc[(r.dataset, r.model, r.seed)], summ.loc[(r.dataset, r.variant, r.bits, r.seed)]
         rows.append(
             {
@@ -99,6 +113,8 @@ def per_seed_table(data: dict[str, pd.DataFrame], reference_prog_sigma: float) -
                 "noisy_accuracy": float(ref.accuracy_mean),
                 "noisy_accuracy_std": float(ref.accuracy_std),
                 "noisy_instances": int(ref.instances),
+                "realistic_chip": math.nan if real is None else float(real.accuracy_mean),
+                "realistic_chip_chip_std": math.nan if real is None else float(real.accuracy_std),
                 "threads": None if pd.isna(t.threads) else int(t.threads),
                 "ref_prog_sigma": float(ref.prog_sigma),
                 "noise_test_samples": sm.samples,
@@ -124,6 +140,7 @@ def accuracy_table(
         paper, note = paper_accuracy(ds, v, b)
         row.update(
             noisy_chip_std_mean=summary(g.noisy_accuracy_std)[0],
+            realistic_chip_chip_std_mean=summary(g.realistic_chip_chip_std)[0],
             noisy_instances=int(g.noisy_instances.min()),
             ref_prog_sigma=float(g.ref_prog_sigma.iloc[0]),
             noise_test_samples=g.noise_test_samples.iloc[0],
@@ -175,6 +192,7 @@ def display_accuracy(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "prog. noise (x device σ(G))",
         "noisy crossbar (%)",
         "chips per seed",
+        "realistic chip (%; chip std)",
         "paper (%)",
     ]
     rows = [
@@ -190,6 +208,9 @@ def display_accuracy(t: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             format(r.ref_prog_sigma, "g"),
             pct_pm(r.noisy_accuracy_mean, r.noisy_accuracy_std),
             str(r.noisy_instances),
+            "n/a"
+            if pd.isna(r.realistic_chip_mean)
+            else f"{pct_pm(r.realistic_chip_mean, r.realistic_chip_std)}; {100 * r.realistic_chip_chip_std_mean:.2f}",
             num("g")(100 * r.paper_accuracy),
         ]
         for r in t.itertuples()

@@ -25,6 +25,7 @@ from .readers import ReportInputError, need, read_json
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
 SETTING_KEYS = NOISE_KEYS  # evaluate_noise's sweep keys, noise.csv's first columns
 NOISE_COLUMNS = SETTING_KEYS + (
+    "setting",
     "accuracy_mean",
     "accuracy_std",
     "accuracy_p5",

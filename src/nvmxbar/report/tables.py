@@ -35,6 +35,8 @@ def prog_noise_curve(
     """The programming-noise sweep of one deployment (of one ``seed``; None: every seed's rows), other
     non-idealities at their first value, by sigma."""
     nz = noise[(noise.dataset == dataset) & (noise.variant == variant) & (noise.bits == bits)]
+    if "setting" in nz.columns:  # the sweep's product only (not the extra settings, not the realistic chip)
+        nz = nz[nz.setting == "sweep"]
     if seed is not None and "seed" in nz.columns:
         nz = nz[nz.seed == seed]
     return nz[_first_values(nz).reindex(nz.index)].sort_values("prog_sigma", kind="stable")

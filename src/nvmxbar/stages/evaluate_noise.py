@@ -21,7 +21,16 @@ from ..settings import params as params_of
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [*NOISE_KEYS, "accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50", "accuracy_p95", "instances"]
+COLUMNS = [
+    *NOISE_KEYS,
+    "setting",
+    "accuracy_mean",
+    "accuracy_std",
+    "accuracy_p5",
+    "accuracy_p50",
+    "accuracy_p95",
+    "instances",
+]
 
 
 def load_crossbar(crossbar_npz: str | Path, mapping_json: str | Path, device: str = "auto") -> Simulator:
