@@ -100,7 +100,7 @@ def test_a_config_key_reaches_its_settings_in_one_hop():
     from nvmxbar import chip as chip_module
 
     cfg = config.validate({})
-    builders = (REPO / "src" / "nvmxbar" / "settings.py").read_text()
+    builders = "".join((REPO / "src" / "nvmxbar" / f).read_text() for f in ("settings.py", "noise_settings.py"))
     chip_fields = {
         f.name
         for c in (chip_module.Chip, chip_module.Tile, chip_module.Device, chip_module.Wires)
@@ -125,6 +125,8 @@ def test_a_config_key_reaches_its_settings_in_one_hop():
                 read = leaf in chip_fields  # Chip.from_dict: every field, strictly
             elif parts[0] == "sweep":
                 read = leaf in settings.NOISE_KEYS and "(sweep[k] for k in NOISE_KEYS)" in builders
+            elif parts[0] == "realistic":  # one setting named by the sweep's keys (noise_settings.one_setting)
+                read = leaf in settings.NOISE_KEYS and 'one_setting(noise_cfg["realistic"]' in builders
             else:
                 read = f'["{leaf}"]' in builders
             if not read:

@@ -146,8 +146,10 @@ def baseline_fit(ds, bits, seed):
     return fit, {"deployed": enc, "why": why, "candidates": cands}
 
 
-# noise.csv: prog_sigma sweep x read_sigma, plus a decoy at exactly the reference sigma but with read noise on
+# noise.csv: prog_sigma sweep x read_sigma, plus a decoy at exactly the reference sigma but with read noise on, an
+# extra setting (wires x 4) and the realistic chip (its accuracy: the sweep's at 0.015 / 0.01 minus REALISTIC_LOSS)
 SIGMAS, READS = [0.0, 0.015, 0.05, 0.1], [0.0, 0.01]
+REALISTIC_LOSS = 0.03
 
 
 def noisy_mean(variant, bits, prog, read):
@@ -225,7 +227,8 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
     d.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(d / "crossbar.npz", **arrays)
     files.write_json(d / "mapping.json", mapping)
-    rows = [(p, r) for p in SIGMAS for r in READS] + [(0.02, 0.01)]
+    rows = [(p, r, "sweep", 0.0) for p in SIGMAS for r in READS] + [(0.02, 0.01, "sweep", 0.0)]
+    rows += [(0.0, 0.0, "extra", 4.0), (0.015, 0.01, "realistic", 1.0)]  # decoys the sweep's curve must not take
     pd.DataFrame(
         [
             {
@@ -235,14 +238,17 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
                 "stuck_max": 0.0,
                 "on_off_ratio": None,
                 "drift_t_s": 0,
-                "accuracy_mean": noisy_mean(v, b, p, r) + off,
+                "wire_scale": w,
+                "adc_error_scale": w if kind == "realistic" else 0.0,
+                "setting": kind,
+                "accuracy_mean": noisy_mean(v, b, p, r) + off - (REALISTIC_LOSS if kind == "realistic" else 0.0),
                 "accuracy_std": 0.01 + p + CHIP_STD_STEP * seed,
                 "accuracy_p5": noisy_mean(v, b, p, r) + off - 0.02,
                 "accuracy_p50": noisy_mean(v, b, p, r) + off,
                 "accuracy_p95": noisy_mean(v, b, p, r) + off + 0.02,
                 "instances": 4,
             }
-            for p, r in rows
+            for p, r, kind, w in rows
         ]
     ).to_csv(d / "noise.csv", index=False)
     ideal = IDEAL[(v, b)] + off
@@ -525,7 +531,12 @@ def test_collect_reads_every_input(data):
     assert len(data["training"]) == len(DATASETS) * 5 * n  # one float baseline + 2 bits x 2 quantized variants
     assert len(data["mapping"]) == len(data["cost"]) == len(data["noise_summary"]) == len(DATASETS) * 3 * 2 * n
     assert set(data["noise"].columns) >= set(NOISE_COLUMNS)
-    assert len(data["noise"]) == len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 1) * n
+    assert len(data["noise"]) == len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 3) * n  # + decoy, extra, realistic
+    assert data["noise"].setting.value_counts().to_dict() == {
+        "sweep": len(DATASETS) * 6 * (len(SIGMAS) * len(READS) + 1) * n,
+        "extra": len(DATASETS) * 6 * n,
+        "realistic": len(DATASETS) * 6 * n,
+    }
     for name in ("training", "mapping", "layers", "noise", "noise_summary", "cost", "cost_components", "weight_codes"):
         assert sorted(set(data[name].seed)) == SEEDS, name
     assert list(data["meta"].iloc[0].seeds) == SEEDS
@@ -610,6 +621,7 @@ def test_seed_statistics_by_hand():
             | {q: a for q in ("val_accuracy", "weights_only_accuracy", "with_dac_accuracy")}
             | {"ideal_crossbar_accuracy": a - 0.01, "noisy_accuracy": a - 0.02, "noisy_accuracy_std": 0.01 * (s + 1)}
             | {"noisy_instances": 8, "threads": 1, "ref_prog_sigma": 0.02, "noise_test_samples": 100}
+            | {"realistic_chip": a - 0.05 - 0.01 * s, "realistic_chip_chip_std": 0.02}
             for v, s, a in (
                 ("baseline", 0, 0.90),
                 ("baseline", 1, 0.92),
@@ -624,6 +636,10 @@ def test_seed_statistics_by_hand():
     assert t.loc["baseline", "test_accuracy_std"] == pytest.approx(0.0141421356)
     assert t.loc["baseline", "n_seeds"] == 2 and t.loc["baseline", "seeds"] == "0 1"
     assert t.loc["baseline", "noisy_chip_std_mean"] == pytest.approx(0.015)
+    # the realistic chip: 0.85 and 0.86, mean 0.855, std 0.00707 over the seeds; the chips' spread 0.02 beside it
+    assert t.loc["baseline", "realistic_chip_mean"] == pytest.approx(0.855)
+    assert t.loc["baseline", "realistic_chip_std"] == pytest.approx(0.0070710678)
+    assert t.loc["baseline", "realistic_chip_chip_std_mean"] == pytest.approx(0.02)
     assert t.loc["unipolar", "n_seeds"] == 1 and np.isnan(t.loc["unipolar", "test_accuracy_std"])
     c = comparisons_table(ps).set_index(["a", "b", "quantity"])
     assert list(comparisons_table(ps).columns) == list(COMPARISON_COLUMNS)
@@ -1484,3 +1500,13 @@ def test_weights_figure_says_offset_encoding_not_one_device_per_weight(data):
     base = next(line for line in title.splitlines() if line.startswith("baseline:"))
     assert "offset-encoded: one device per slice" in base and "one device per weight" not in base
     assert "one device per weight" in next(line for line in title.splitlines() if line.startswith("unipolar:"))
+
+
+def test_accuracy_table_takes_the_realistic_chip_and_the_sweep_apart(data):
+    """tables/accuracy.csv's realistic_chip_mean/std: noise.csv's realistic row of every seed (the seeds' offsets
+    average out), never the sweep's; the sweep's reference column never takes the extra or the realistic rows."""
+    t = accuracy_table(data, REPORT_CFG["reference_prog_sigma"]).set_index(["dataset", "variant", "bits"])
+    for (_, v, b), r in t.iterrows():
+        assert r.realistic_chip_mean == pytest.approx(noisy_mean(v, b, 0.015, 0.01) - REALISTIC_LOSS)
+        assert r.realistic_chip_std > 0 and r.realistic_chip_chip_std_mean > 0
+        assert r.noisy_accuracy_mean == pytest.approx(noisy_mean(v, b, 0.015, 0.0))  # the sweep's, read noise off

@@ -2,6 +2,7 @@
 hash sees them: they must equal what the code before the settings built), the ADC row tile, the recipe's params."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -68,7 +69,7 @@ def old_quantizer_kwargs(variant: str, bits: int | None, quant_cfg: dict) -> dic
 def test_noise_model_ideal_and_setting():
     off = NoiseModel(0.0, 0.0, 0.0, 0.0, None, 0, DRIFT)
     assert off.ideal
-    assert list(off.setting()) == list(NOISE_KEYS)
+    assert list(off.setting()) == [*NOISE_KEYS, "setting"] and off.setting()["setting"] == "sweep"
     assert off.setting() == {
         "prog_sigma": 0.0,
         "read_sigma": 0.0,
@@ -78,6 +79,7 @@ def test_noise_model_ideal_and_setting():
         "drift_t_s": 0,
         "wire_scale": 0.0,
         "adc_error_scale": 0.0,
+        "setting": "sweep",
     }
     for key, value in (
         ("prog_sigma", 0.1),
@@ -89,7 +91,7 @@ def test_noise_model_ideal_and_setting():
         ("wire_scale", 1.0),
         ("adc_error_scale", 4.0),
     ):
-        model = NoiseModel(**{**off.setting(), key: value}, drift=DRIFT)
+        model = NoiseModel(**{**{k: off.setting()[k] for k in NOISE_KEYS}, key: value}, drift=DRIFT)
         assert not model.ideal, key
         assert model.setting()[key] == value
     assert NoiseModel.programming(0.0, DRIFT).ideal
@@ -144,12 +146,18 @@ def test_monte_carlo_from_the_validated_section_fills_the_sweep_with_off():
             "instances": 6,
             "sweep": {"prog_sigma": [0.0], "read_sigma": [0.0, 0.2]},
             "drift": {"compensation": "column"},
+            "extra": [{"wire_scale": 4.0}],
+            "realistic": None,
         }
     )["evaluate_noise"]
     mc = MonteCarlo.from_config(cfg)
-    assert mc.instances == 6 and len(mc.models) == 2
+    assert mc.instances == 6 and len(mc.models) == 3
+    extra = mc.models.pop() if isinstance(mc.models, list) else mc.models[-1]
+    assert extra.kind == "extra" and extra.setting() == {**{k: v[0] for k, v in OFF.items()}, "wire_scale": 4.0,
+                                                          "setting": "extra"}  # fmt: skip
+    mc = replace(mc, models=mc.models[:2])
     assert [m.setting() for m in mc.models] == [
-        {**{k: v[0] for k, v in OFF.items()}, "read_sigma": s} for s in (0.0, 0.2)
+        {**{k: v[0] for k, v in OFF.items()}, "read_sigma": s, "setting": "sweep"} for s in (0.0, 0.2)
     ]
     assert mc.models[0].drift == Drift("column")
 
