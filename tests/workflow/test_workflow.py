@@ -228,7 +228,10 @@ def test_smoke_run_outputs(smoke, dataset):
             "accuracy_p95",
             "instances",
         ]
-        assert list(df["prog_sigma"]) == [0.0, 1.0] and (df["instances"] == 3).all()
+        assert list(df["setting"]) == ["sweep", "sweep", "extra", "realistic"] and (df["instances"] == 3).all()
+        assert list(df["prog_sigma"]) == [0.0, 1.0, 0.0, 1.0] and list(df["wire_scale"]) == [0.0, 0.0, 1.0, 1.0]
+        real = df.iloc[-1]  # the realistic chip on rram_wan2022: read noise and converter error on, no drift model
+        assert (real.read_sigma, real.adc_error_scale, real.drift_t_s) == (1.0, 1.0, 0.0)
         assert df["accuracy_mean"].between(0, 1).all()
         cost = json.loads((res / dataset / m / "seed0" / "cost.json").read_text())
         assert cost["total"]["area_um2"] > 0 and cost["total"]["energy_pj_per_inference"] > 0
@@ -274,6 +277,7 @@ def test_smoke_run_report(smoke):
     acc = pd.read_csv(res / "tables" / "accuracy.csv")
     assert set(acc["dataset"]) == {"har", "cifar10"} and len(acc) == 10  # 5 deployments at 2 bits, per dataset
     assert (acc["n_seeds"] == 1).all() and acc["test_accuracy_std"].isna().all()  # smoke: one seed, no spread
+    assert acc["realistic_chip_mean"].between(0, 1).all() and acc["realistic_chip_std"].isna().all()  # contract
     per_seed = pd.read_csv(res / "tables" / "accuracy_per_seed.csv")
     assert len(per_seed) == 10 and set(per_seed["seed"]) == {0}
     merged = acc.merge(per_seed, on=["dataset", "variant", "bits"])
