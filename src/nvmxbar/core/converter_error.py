@@ -296,13 +296,22 @@ def _count_local(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[tor
     k = y.nan_to_num_(nan=0.0).floor_().clamp_(0, M).to(itype)  # (a NaN input: a valid index, an arbitrary code)
     pos = (k + base).reshape(-1)
     xf = x.expand(k.shape).reshape(-1)
+    active: torch.Tensor | None = None  # after the first pass, only the inputs that moved are checked again
     while True:
-        nxt = after.index_select(0, pos)
-        up = xf > nxt
-        down = xf <= before.index_select(0, pos)
-        if not (up | down).any():
-            return pos.reshape(k.shape).sub_(base), nxt.reshape(k.shape)
-        pos += up.to(itype) - down.to(itype)
+        p, xa = (pos, xf) if active is None else (pos.index_select(0, active), xf.index_select(0, active))
+        up = xa > after.index_select(0, p)
+        down = xa <= before.index_select(0, p)
+        move = up | down
+        if not move.any():
+            nxt = after.index_select(0, pos).reshape(k.shape)  # before pos turns into counts, in place
+            return pos.reshape(k.shape).sub_(base), nxt
+        step = up.to(itype) - down.to(itype)
+        if active is None:
+            pos += step
+            active = move.nonzero().squeeze(1)
+        else:
+            pos.index_add_(0, active, step)
+            active = active[move]
 
 
 # ------------------------------------------------------------------------------------------ DAC
