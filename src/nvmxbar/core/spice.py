@@ -80,7 +80,7 @@ def netlist(
     return "\n".join(lines)
 
 
-def run_ngspice(netlist_text: str, workdir: str | Path | None = None, timeout: float = 60) -> np.ndarray:
+def run_ngspice(netlist_text: str, workdir: str | Path | None = None, timeout: float = 600) -> np.ndarray:
     """ngspice's column currents (amperes, > 0 into the sense nodes) of a :func:`netlist` text: ``ngspice -b`` in
     ``workdir`` (None: a temporary folder). RuntimeError, with ngspice's stderr tail, when ngspice is missing,
     fails, times out or writes no currents."""
