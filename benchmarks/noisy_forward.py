@@ -3,14 +3,18 @@
 and drift) at batch 512, for 1 and 25 chips. The floor per chip is one float32 matmul of the layer's own weight
 shape (512 x 561 @ 561 x 256), plus one more when read noise is on. Prints figures; not a test.
 
+With --wires-and-converters, the all-six setting is timed again with the chip's wires (IR drop, wire_scale 1) and the
+cited converter errors (adc_error_scale 1) on, in the same run: the ratio of the two forwards (issue 30's bound: 3x).
+
 Run: .venv/bin/python benchmarks/noisy_forward.py [--threads 2] [--device auto] [--repeats 5] [--batch 512]
-     [--chips 1 25]
-Tiny: --batch 16 --chips 1 2 --repeats 2
+     [--chips 1 25] [--wires-and-converters]
+Tiny: --batch 16 --chips 1 2 --repeats 2 --wires-and-converters
 """
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -36,6 +40,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed forwards per figure, the best after the first")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--chips", type=int, nargs="+", default=[1, 25], help="chips simulated at once")
+    ap.add_argument("--wires-and-converters", action="store_true", help="also time the all-six setting with IR drop "
+                    "and converter error on (wire_scale 1, adc_error_scale 1), and print the ratio")  # fmt: skip
     args = ap.parse_args()
     if args.repeats < 1 or args.batch < 1 or min(args.chips) < 1:
         ap.error("--repeats, --batch and --chips: at least 1")
@@ -63,6 +69,10 @@ def main() -> None:
         "programming noise": NoiseModel(1.0, 0.0, 0.0, 0.0, None, 0, drift),
         "all six non-idealities, read noise on": NoiseModel(1.0, 1.0, 0.001, 0.001, None, 1e4, drift),
     }
+    if args.wires_and_converters:
+        six = models["all six non-idealities, read noise on"]
+        models["the six, wires and converter error on"] = replace(six, wire_scale=1.0, adc_error_scale=1.0)
+    forwards: dict[str, dict[int, float]] = {}
 
     def sync() -> None:
         if device.type == "cuda":
@@ -95,11 +105,20 @@ def main() -> None:
             draw = best_of(lambda: sim.chips(noise.Perturbation(model, n, sim, gen)), min(3, args.repeats))  # noqa: B023
             chips = sim.chips(noise.Perturbation(model, n, sim, gen))
             fwd = best_of(lambda: sim.forward(x, perturb=chips))  # noqa: B023
+            forwards.setdefault(name, {})[n] = fwd
             per_chip = fwd / n
             print(
                 f"  {n:2d} chip(s): {fwd * 1e3:8.3f} ms per forward, {per_chip * 1e3:7.3f} ms per chip = "
                 f"{per_chip / (matmuls * one_matmul):5.2f} x the floor (drawing the chips, once: {draw / n * 1e3:.3f} ms per chip)"
             )
+    if args.wires_and_converters:
+        print("wires and converter error on, against the same forward without them:")
+        base, wired = (
+            forwards["all six non-idealities, read noise on"],
+            forwards["the six, wires and converter error on"],
+        )
+        for n in args.chips:
+            print(f"  {n:2d} chip(s): {wired[n] / base[n]:5.2f} x")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,11 @@ def check_noisy_forward(out: str, results: Path) -> None:
         for m in rows:
             finite_positive([float(m[k]) for k in (2, 3, 4, 5)], f"{name}, {m[1]} chips")
             assert float(m[3]) == pytest.approx(float(m[2]) / int(m[1]), abs=2e-3)
+    block = out.split("the six, wires and converter error on: floor 2 matmul(s) per chip = ")[1].splitlines()
+    assert [int(chip_row.match(s)[1]) for s in block[1:3]] == [1, 2], block
+    ratios = out.split("wires and converter error on, against the same forward without them:")[1].splitlines()[1:3]
+    for n, r in zip((1, 2), ratios, strict=True):
+        finite_positive([float(line(r, rf"\s+{n} chip\(s\):\s+({NUM}) x$")[1])], f"ratio at {n} chips")
 
 
 def check_seed_spread(out: str, results: Path) -> None:
@@ -230,7 +235,7 @@ TINY = {
         check_layer_activity,
     ),
     "noise_sweep.py": ("{results} har --chips 2 --samples 32 --threads 1", check_noise_sweep),
-    "noisy_forward.py": ("--batch 16 --chips 1 2 --repeats 2 --threads 1", check_noisy_forward),
+    "noisy_forward.py": ("--batch 16 --chips 1 2 --repeats 2 --threads 1 --wires-and-converters", check_noisy_forward),
     "seed_spread.py": (
         "{results} har uniform 2 --profile smoke --seeds 0 --jobs 1 --noise 0.02 --chips 2 --set train.har.epochs=1",
         check_seed_spread,
