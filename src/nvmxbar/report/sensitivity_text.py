@@ -90,7 +90,8 @@ def report_section(
         "The cost model's savings over the baseline (same device bits) recomputed with ONE assumption moved from "
         "the run's point at a time, both designs priced alike: the device preset (its G_max, ON/OFF ratio and read "
         "voltage), the ON/OFF ratio, R_on, read voltage, ADC bits, columns per ADC, converter family, pair "
-        "subtraction. Cost only: the accuracy is not re-simulated (not at other ADC bits, not with another "
+        "subtraction, the activation buffer's input reuse (read per MVM, or once). Cost only: the accuracy is not "
+        "re-simulated (not at other ADC bits, not with another "
         "device's noise). The measured input activity is kept and repriced exactly under another device "
         "(cost.json `read_cells_per_mvm`).",
         "",
