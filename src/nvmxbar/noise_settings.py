@@ -10,6 +10,9 @@ from typing import Any
 #: The non-idealities of a chip, in the order of noise.csv's columns.
 _CHIP_NOISE = "prog_sigma read_sigma stuck_min stuck_max on_off_ratio drift_t_s wire_scale adc_error_scale"
 NOISE_KEYS = tuple(_CHIP_NOISE.split())
+#: noise.csv's columns: the non-idealities, the kind of setting, then the accuracy across the chips.
+NOISE_CSV_COLUMNS = (*NOISE_KEYS, "setting", "accuracy_mean", "accuracy_std", "accuracy_p5", "accuracy_p50",
+                     "accuracy_p95", "instances")  # fmt: skip
 #: How far stuck_min + stuck_max may exceed 1 by float rounding (0.7 + 0.3 and the like).
 STUCK_TOLERANCE = 1e-9
 #: ``evaluate_noise.drift.compensation``: how a chip undoes drift (:class:`Drift`).

@@ -21,6 +21,7 @@ from typing import Any
 
 from .chip import Chip
 from .noise_settings import DRIFT_COMPENSATIONS as DRIFT_COMPENSATIONS
+from .noise_settings import NOISE_CSV_COLUMNS as NOISE_CSV_COLUMNS
 from .noise_settings import NOISE_KEYS as NOISE_KEYS
 from .noise_settings import STUCK_TOLERANCE as STUCK_TOLERANCE
 from .noise_settings import Drift as Drift

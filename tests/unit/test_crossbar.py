@@ -56,6 +56,8 @@ def monte_carlo(instances, batch_size, sweep, drift, instance_chunk=10):
         "stuck_max": [0.0],
         "on_off_ratio": [None],
         "drift_t_s": [0.0],
+        "wire_scale": [0.0],
+        "adc_error_scale": [0.0],
         **sweep,
     }
     return MonteCarlo(instances, None, batch_size, instance_chunk, tuple(noise_grid(full, drift)))

@@ -18,21 +18,13 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_path
-from ..settings import NOISE_KEYS
+from ..settings import NOISE_CSV_COLUMNS, NOISE_KEYS
 from .collect_cost import read_baseline_fit, read_cost
 from .readers import ReportInputError, need, read_json
 
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
 SETTING_KEYS = NOISE_KEYS  # evaluate_noise's sweep keys, noise.csv's first columns
-NOISE_COLUMNS = SETTING_KEYS + (
-    "setting",
-    "accuracy_mean",
-    "accuracy_std",
-    "accuracy_p5",
-    "accuracy_p50",
-    "accuracy_p95",
-    "instances",
-)
+NOISE_COLUMNS = NOISE_CSV_COLUMNS  # every column the report reads of noise.csv
 NAS_VARIANT = "unipolar"  # the variant whose architecture is searched (results/{dataset}/unipolar/b{bits}/nas/)
 NAS_TRIAL_COLUMNS = ("trial", "state", "val_accuracy", "area_um2")
 NAS_ARCH_KEYS = ("model", "rule")

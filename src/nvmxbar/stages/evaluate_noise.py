@@ -16,21 +16,12 @@ from .. import files, tracking
 from ..core import noise
 from ..core.simulator import Simulator
 from ..data.arrays import network_inputs
-from ..settings import NOISE_KEYS, MonteCarlo
+from ..settings import NOISE_CSV_COLUMNS, MonteCarlo
 from ..settings import params as params_of
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    *NOISE_KEYS,
-    "setting",
-    "accuracy_mean",
-    "accuracy_std",
-    "accuracy_p5",
-    "accuracy_p50",
-    "accuracy_p95",
-    "instances",
-]
+COLUMNS = list(NOISE_CSV_COLUMNS)
 
 
 def load_crossbar(crossbar_npz: str | Path, mapping_json: str | Path, device: str = "auto") -> Simulator:
