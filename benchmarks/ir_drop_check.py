@@ -13,10 +13,8 @@ Tiny: RESULTS --tiles 1 --presets rram_wan2022
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +22,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from nvmxbar import config  # noqa: E402
 from nvmxbar.core import parasitics, tile_wires  # noqa: E402
 from nvmxbar.core.simulator import Simulator  # noqa: E402
-from nvmxbar.devices import PRESETS, Device, Wires  # noqa: E402
-from nvmxbar.report.device_repricing import preset_device  # noqa: E402
+from nvmxbar.devices import PRESETS  # noqa: E402
+from nvmxbar.report.device_repricing import on_preset  # noqa: E402
 
 #: The fast model's largest relative error the note accepts: CG stops at a relative residual of 1e-6 on an operator
 #: whose eigenvalues are >= 1, the chips are stored in float32 (6e-8), and the circuit's subtraction of a pair or a
@@ -48,20 +45,6 @@ def deployments(results: Path, all_seeds: bool) -> list[tuple[Path, dict, dict]]
         with np.load(mp.with_name("crossbar.npz")) as z:
             out.append((mp, json.loads(mp.read_text()), {k: z[k] for k in z.files}))
     return out
-
-
-def on_preset(mapping: dict, preset: str) -> dict:
-    """mapping.json with its device replaced by ``preset``'s (the levels stay) and the chip's wires resolved for it
-    (a mapping older than chip.wires: the shipped config's wires)."""
-    m = copy.deepcopy(mapping)
-    chip = m["chip"]
-    chip["device"] = preset_device(preset)
-    wires = config.validate({})["chip"]["wires"] if "wires" not in chip else {**chip["wires"]}
-    if "wires" in chip:  # keep its per-cell wires, resize the switches to the new device's R_on
-        wires.update(driver_ohm=None, sense_ohm=None)
-    dev, tile = Device.from_dict(chip["device"]), chip["tile"]
-    chip["wires"] = asdict(Wires.from_config(wires, dev, tile["rows"], tile["cols"]))
-    return m
 
 
 def exact_outputs(sim: Simulator, i: int, p: tile_wires.Phase, g: np.ndarray, scale: float, V: np.ndarray):

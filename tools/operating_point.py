@@ -10,7 +10,6 @@ levels on another device: G = G_min + level x (G_max - G_min) / (2^b - 1)) throu
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from collections.abc import Iterator
@@ -23,16 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nvmxbar.core.layout import column_currents  # noqa: E402
 from nvmxbar.devices import PRESETS  # noqa: E402
-from nvmxbar.report.device_repricing import preset_device  # noqa: E402
+from nvmxbar.report.device_repricing import on_preset  # noqa: E402
 
 COLUMNS = ("max_column_current_ua", "mean_column_current_ua", "array_power_uw", "column_current_limit_ua")
-
-
-def on_preset(mapping: dict, preset: str) -> dict:
-    """A copy of mapping.json with its chip's device replaced by ``preset``'s (the device levels stay)."""
-    m = copy.deepcopy(mapping)
-    m["chip"]["device"] = preset_device(preset)
-    return m
 
 
 def deployments(results: Path) -> Iterator[tuple[Path, dict, dict[str, np.ndarray]]]:

@@ -56,9 +56,13 @@ def test_preset_accuracy_swaps_the_device_alone_and_scale_0_is_the_ideal_crossba
         y = net(x).argmax(-1)
     pcm = preset_accuracy.on_preset(mapping, "pcm_aihwkit")
     assert pcm["chip"]["device"]["preset"] == "pcm_aihwkit" and pcm["chip"]["device"]["g_max_us"] == 25.0
-    assert {k: v for k, v in pcm["chip"].items() if k != "device"} == {
-        k: v for k, v in mapping["chip"].items() if k != "device"
+    assert {k: v for k, v in pcm["chip"].items() if k not in ("device", "wires")} == {
+        k: v for k, v in mapping["chip"].items() if k not in ("device", "wires")
     }
+    # the per-cell wires kept, the switches sized for the new device's R_on: 0.25 x 40 kOhm / 32 columns, / 64 rows
+    w, old = pcm["chip"]["wires"], mapping["chip"]["wires"]
+    assert (w["row_ohm_per_cell"], w["col_ohm_per_cell"]) == (old["row_ohm_per_cell"], old["col_ohm_per_cell"])
+    assert (w["driver_ohm"], w["sense_ohm"]) == pytest.approx((0.25 * 40e3 / 32, 0.25 * 40e3 / 64))
     assert {k: v for k, v in pcm.items() if k != "chip"} == {k: v for k, v in mapping.items() if k != "chip"}
     ideal = noise.ideal_accuracy(Simulator(arrays, pcm), x, y)
     assert preset_accuracy.accuracy(arrays, pcm, x, y, 0.0, 3, 0) == ideal

@@ -18,10 +18,11 @@ the accuracy is not re-simulated with the other device's noise.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict
 
-from ..devices import Device, load_presets
+from ..devices import WIRE_PRESETS, Device, Wires, load_presets
 from .collect import converters
 
 #: The device fields the cost model reads (and a preset sets).
@@ -31,6 +32,10 @@ MODES = ("bit_serial", "multibit")  # the input modes a read conductance is meas
 
 class NotRepriceable(ValueError):
     """The measured activity cannot be repriced under the other device: cost.json lacks ``read_cells_per_mvm``."""
+
+
+#: chip.wires as the shipped config leaves it: the first preset, every value its own or its sizing rule.
+SHIPPED_WIRES = {"preset": WIRE_PRESETS[0], **dict.fromkeys(Wires.OVERRIDABLE)}
 
 
 def preset_device(name: str) -> dict:
@@ -88,3 +93,16 @@ def set_device(mapping: dict, device: dict) -> None:
             if mode in read:
                 read[mode] = reprice(float(read[mode]), cells.get(mode), old, new)
     chip_dev.update({k: device[k] for k in chip_dev if k in device})
+
+
+def on_preset(mapping: dict, preset: str) -> dict:
+    """A copy of mapping.json with its device replaced by ``preset``'s (the device levels stay) and its chip's wires
+    resolved for that device: the per-cell wires kept, the driver and sense switches sized for its R_on; a mapping
+    older than chip.wires gets the shipped config's wires."""
+    m = copy.deepcopy(mapping)
+    chip = m["chip"]
+    chip["device"] = preset_device(preset)
+    wires = {**chip["wires"], "driver_ohm": None, "sense_ohm": None} if "wires" in chip else SHIPPED_WIRES
+    tile = chip["tile"]
+    chip["wires"] = asdict(Wires.from_config(wires, Device.from_dict(chip["device"]), tile["rows"], tile["cols"]))
+    return m
