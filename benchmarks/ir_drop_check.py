@@ -87,8 +87,8 @@ def check(sim: Simulator, scale: float, tiles: int, rng: np.random.Generator) ->
             got = combine(sim, i, p, cur)
             top = max(np.abs(want).max(), 1e-300)
             errs.append(np.abs(got - want) / top)
-            ideal = combine(sim, i, p, np.concatenate([g_np[p.a : p.e][:, p.cols], g_np[p.a : p.e][:, [p.ref]]], 1).T @ V
-                            if p.ref is not None else g_np[p.a : p.e][:, p.cols].T @ V)  # fmt: skip
+            cells = g_np[p.a : p.e][:, list(p.cols.tolist()) + ([p.ref] if p.ref is not None else [])]
+            ideal = combine(sim, i, p, cells.T @ V)
             drops.append(np.abs(ideal - want) / top)
         e = np.concatenate([x.ravel() for x in errs])
         d = np.concatenate([x.ravel() for x in drops])
