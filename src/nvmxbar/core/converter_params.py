@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .cost_units import check_sources
+
 #: The packaged constants (ConverterErrors.load's default).
 DEFAULT_ERRORS = resources.files("nvmxbar.resources") / "converter_errors.yaml"
 #: The largest converter resolution: a bank holds 2^bits thresholds or levels per instance.
@@ -26,23 +28,6 @@ def check_bits(bits: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------------ constants
-def _check_sources(node: Any, key: str = "") -> None:
-    """Every number must sit in a ``{value: ..., source: "..."}`` entry; raise ValueError naming the key."""
-    if isinstance(node, dict):
-        if "value" in node:
-            src = node.get("source")
-            if not isinstance(src, str) or not src.strip():
-                raise ValueError(f"converter constant '{key}' has no source: write it as {{value: ..., source: ...}}")
-            return
-        for k, v in node.items():
-            _check_sources(v, f"{key}.{k}" if key else str(k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            _check_sources(v, f"{key}[{i}]")
-    elif isinstance(node, (int, float)) and not isinstance(node, bool):
-        raise ValueError(f"converter constant '{key}' = {node} has no source: write it as {{value: ..., source: ...}}")
-
-
 def _value(doc: dict, dotted: str) -> float:
     node: Any = doc
     for part in dotted.split("."):
@@ -88,7 +73,7 @@ class ConverterErrors:
         kT/C noise of one unit capacitor over the full scale and the DAC element's sigma."""
         if not isinstance(doc, dict):
             raise ValueError("converter constants: expected a mapping (adc, dac, physics)")
-        _check_sources(doc)
+        check_sources(doc, what="converter constant")
         fs_v = _value(doc, "adc.full_scale_v")
         cap_ff, temp_k = _value(doc, "adc.cap_unit_ff"), _value(doc, "adc.temperature_k")
         if fs_v <= 0 or cap_ff <= 0 or temp_k < 0:

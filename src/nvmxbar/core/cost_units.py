@@ -35,21 +35,22 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def check_sources(node: Any, key: str = "") -> None:
-    """Every number must sit in a ``{value: ..., source: "..."}`` constant; raise ValueError naming the key."""
+def check_sources(node: Any, key: str = "", what: str = "cost constant") -> None:
+    """Every number must sit in a ``{value: ..., source: "..."}`` constant; raise ValueError naming the key (``what``:
+    the kind of constant the message names)."""
     if isinstance(node, dict):
         if "value" in node:
             src = node.get("source")
             if not isinstance(src, str) or not src.strip():
-                raise ValueError(f"cost constant '{key}' has no source: write it as {{value: ..., source: \"...\"}}")
+                raise ValueError(f"{what} '{key}' has no source: write it as {{value: ..., source: \"...\"}}")
             return
         for k, v in node.items():
-            check_sources(v, f"{key}.{k}" if key else str(k))
+            check_sources(v, f"{key}.{k}" if key else str(k), what)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            check_sources(v, f"{key}[{i}]")
+            check_sources(v, f"{key}[{i}]", what)
     elif _is_number(node):
-        raise ValueError(f"cost constant '{key}' = {node} has no source: write it as {{value: ..., source: \"...\"}}")
+        raise ValueError(f"{what} '{key}' = {node} has no source: write it as {{value: ..., source: \"...\"}}")
 
 
 def const(constants: dict, dotted: str) -> Any:
