@@ -253,7 +253,9 @@ with tracking.stage_run("nvmxbar-har", run_name="stage", tags={"rule": "stage"},
     if mode == "kill":
         for n in range(3):  # a search's trials, nested under the stage's run and left RUNNING
             tracking.open_run("nvmxbar-har", run_name=f"trial {n}", tags={"optuna.trial": str(n)}, parent=run.id)
-        Path(str(out) + ".id").write_text(run.id)
+        tmp = Path(str(out) + ".id.tmp")
+        tmp.write_text(run.id)
+        tmp.rename(str(out) + ".id")  # atomic: the test sees the file only with its id in it
         sys.stdin.read()  # blocks until SIGKILLed here (or the test's end of the pipe closes)
     out.write_text("done")
 print(run.id)
