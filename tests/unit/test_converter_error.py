@@ -15,7 +15,7 @@ from nvmxbar.core.converter_params import ConverterErrors
 from nvmxbar.core.dac_error import build_dacs, dac_levels, dnl_lsb, draw_dacs, inl_lsb
 
 IDEAL = ConverterErrors()
-METHODS = ("local", "search")
+METHODS = ("cells", "search")
 
 
 def gen(seed=0):
@@ -379,11 +379,11 @@ def test_speed_against_round_and_clamp():
         return min(t), out
 
     t_round, _ = best(lambda: x.round().clamp(-127, 127))
-    t_local, local = best(lambda: convert(x, bank, idx))
+    t_cells, cells = best(lambda: convert(x, bank, idx))
     t_search, search = best(lambda: convert(x, bank, idx, method="search"))
-    assert torch.equal(local, search)
+    assert torch.equal(cells, search)
     print(
-        f"\nconvert 10^6 values: local {t_local * 1e3:.1f} ms ({t_local / t_round:.0f}x round+clamp "
+        f"\nconvert 10^6 values: cells {t_cells * 1e3:.1f} ms ({t_cells / t_round:.0f}x round+clamp "
         f"{t_round * 1e3:.2f} ms), searchsorted {t_search * 1e3:.1f} ms ({t_search / t_round:.0f}x)"
     )
-    assert t_local < 5.0
+    assert t_cells < 5.0

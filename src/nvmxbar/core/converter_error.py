@@ -26,8 +26,9 @@ capacitor); a code whose transition equals the next one is missing. T(d) follows
 T <- max(level, T) where d has bit j set, min(level, T) where not. The stored thresholds are T(1 .. 2^b - 1)
 (unsigned: codes 0 .. 2^b - 1) or T(2 .. 2^b - 1) (signed: codes -(2^(b-1) - 1) .. 2^(b-1) - 1, the SAR's lowest
 code clipped into the next, as the simulator's clamp). :func:`convert` counts the thresholds below each input,
-code = lo + #{T < x}: by default from a guess on the instance's endpoint line, corrected a code at a time (exact:
-the thresholds are monotone), or by ``torch.searchsorted`` (the same codes, several times slower). **Ties**: an
+code = lo + #{T < x}: by default from the input's one-code cell on the instance's endpoint line, whose base count
+and few in-cell thresholds are tabled once per bank (exact: the thresholds are monotone), or by
+``torch.searchsorted`` (the same codes, several times slower). **Ties**: an
 input exactly on a threshold takes the even one of the two codes, as ``torch.round`` (half to even), so that with
 every error 0 ``convert`` is exactly ``round(x).clamp(lo, hi)``, ties included (a physical comparator's decision at
 exact equality is undefined; the rule matters only for the ideal path, where integer sums over power-of-two steps do
@@ -125,6 +126,7 @@ class AdcBank:
     offset_lsb: torch.Tensor
     gain: torch.Tensor
     noise_lsb: float = 0.0
+    cells: tuple = ()  # :func:`_cells`' tables for :func:`convert`, built once with the bank
 
     @property
     def lo(self) -> int:
@@ -196,8 +198,31 @@ def build_adcs(
     if not math.isfinite(noise_lsb) or noise_lsb < 0:
         raise ValueError(f"noise_lsb {noise_lsb!r}: a sigma cannot be negative")
     t = _transitions(_cdac_levels(caps, offset_lsb, gain, bits, signed), bits)
-    thresholds = t[..., 2:] if signed else t[..., 1:]
-    return AdcBank(thresholds.contiguous(), bits, bool(signed), caps, offset_lsb, gain, float(noise_lsb))
+    thresholds = (t[..., 2:] if signed else t[..., 1:]).contiguous()
+    cells = _cells(thresholds) if thresholds.shape[-1] else ()
+    return AdcBank(thresholds, bits, bool(signed), caps, offset_lsb, gain, float(noise_lsb), cells)
+
+
+def _cells(thr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per instance, its endpoint line cut into M + 2 cells of one code: cell c spans [b_{c-1}, b_c), b_k = T_0 +
+    s (k - 1/2), k = 0 .. M (b_{-1} = -inf, b_{M+1} = inf), s = (T_{M-1} - T_0) / (M - 1). A cell's tables: the
+    count of thresholds below it, base = #{T < b_{c-1} - eps}, and the thresholds inside it, [b_{c-1} - eps, b_c +
+    eps), padded with NaN to the bank's largest number D (one almost everywhere; more where DNL is large).
+    eps = 10^-3 s covers the rounding of the cell index x r + c in float32. Returns r = 1/s and c = 3/2 - T_0 r
+    (cell = floor(x r + c), clamped to 0 .. M + 1), base (I, A, M + 2) and the D in-cell tables (D, I, A, M + 2)."""
+    I, A, M = thr.shape
+    t0 = thr[..., :1]
+    s = (thr[..., -1:] - t0) / (M - 1) if M >= 2 else torch.ones_like(t0)
+    s = torch.where(s > 0, s, torch.ones_like(s))  # all thresholds equal (degenerate): the ideal step
+    b = t0 + s * (torch.arange(M + 1, dtype=thr.dtype, device=thr.device) - 0.5)
+    inf = torch.full_like(t0, math.inf)
+    lower, upper = torch.cat([-inf, b], -1) - 1e-3 * s, torch.cat([b, inf], -1) + 1e-3 * s
+    base, end = torch.searchsorted(thr, lower), torch.searchsorted(thr, upper)
+    j = base[..., None] + torch.arange(max(1, int((end - base).max())), device=thr.device)  # (I, A, M + 2, D)
+    inside = thr.gather(-1, j.clamp(max=M - 1).flatten(-2)).reshape(j.shape)
+    inside = torch.where(j < end[..., None], inside, math.nan).movedim(-1, 0)
+    r = 1 / s[..., 0]
+    return r, 1.5 - t0[..., 0] * r, base, inside.contiguous()
 
 
 def draw_adcs(
@@ -230,7 +255,7 @@ def convert(
     adc_index: torch.Tensor,
     generator: torch.Generator | None = None,
     noise_lsb: float = 0.0,
-    method: str = "local",
+    method: str = "cells",
 ) -> torch.Tensor:
     """The codes of analog values ``x`` (chips or 1, ..., n_signals), in LSB (the simulator's cur / step): signal s
     is converted by instance ``adc_index[s]`` of each chip. Adds N(0, noise_lsb^2) per conversion first (from
@@ -238,19 +263,19 @@ def convert(
     threshold to the even code (as torch.round); a NaN input gets an arbitrary code (no error). Returns the codes
     (n_chips, ..., n_signals) in x's dtype.
 
-    ``method`` finds the count, both exactly: ``local`` (default) guesses it from the instance's endpoint line
-    (offset and gain removed: floor((x - T_0) / s + 1)) and corrects it one code at a time against the thresholds until
-    no input moves (the thresholds are monotone, so each input walks straight to its count; as many passes as the
-    largest residual INL in LSB, plus one); ``search`` is ``torch.searchsorted`` on each instance's thresholds
-    (the signals moved to the second axis: a copy), O(log 2^bits) per input but several times slower on the CPU."""
+    ``method`` finds the count, both exactly: ``cells`` (default) finds the input's one-code cell on the instance's
+    endpoint line (offset and gain removed) and adds the cell's base count to its in-cell thresholds below x
+    (:func:`_cells`: D + 1 gathers, D the most thresholds in a cell, 1 to 2 at the cited errors); ``search`` is
+    ``torch.searchsorted`` on each instance's thresholds (the signals moved to the second axis: a copy), O(log
+    2^bits) per input but several times slower on the CPU."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("x: a floating-point tensor of analog values in LSB")
     _check_chips(x, bank.n_chips, "x")
     idx = _check_index("adc_index", adc_index, x.shape[-1], bank.n_adcs).to(x.device)
     if not isinstance(noise_lsb, (int, float)) or not math.isfinite(noise_lsb) or noise_lsb < 0:
         raise ValueError(f"noise_lsb {noise_lsb!r}: a sigma cannot be negative")
-    if method not in ("local", "search"):
-        raise ValueError(f"convert method {method!r}: 'local' or 'search'")
+    if method not in ("cells", "search"):
+        raise ValueError(f"convert method {method!r}: 'cells' or 'search'")
     if noise_lsb > 0:
         device = generator.device if generator is not None else x.device
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device)
@@ -258,60 +283,43 @@ def convert(
     I, M = bank.n_chips, bank.thresholds.shape[-1]
     if M == 0:  # signed 1 bit: the single code 0
         return torch.full((I, *x.shape[1:]), float(bank.lo), dtype=x.dtype, device=x.device)
-    count, after = (_count_search if method == "search" else _count_local)(x, bank, idx)
+    count, tie = (_count_search if method == "search" else _count_cells)(x, bank, idx)
     code = count.add_(bank.lo)
     odd = (code & 1).bool()
     out = code.to(x.dtype)
-    return out.add_((after == x) & odd)  # on the next threshold: ties to even, as torch.round
+    return out.add_(tie & odd)  # on the next threshold: ties to even, as torch.round
 
 
 def _count_search(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """#{T < x} by torch.searchsorted, and the threshold just above the count (the last one where the count is M)."""
+    """#{T < x} by torch.searchsorted, and whether x is on the threshold just above the count (a tie)."""
     I, n, rest, M = bank.n_chips, x.shape[-1], x.shape[1:-1], bank.thresholds.shape[-1]
     thr = bank.thresholds.to(x.device, x.dtype)[:, idx]  # (I, n, M)
     xs = x.movedim(-1, 1).expand(I, n, *rest).contiguous().reshape(I, n, -1)  # (I, n, R)
     count = torch.searchsorted(thr, xs)
     after = thr.gather(2, count.clamp(max=M - 1))  # clamped: below x, never a tie
     back = (I, n, *rest)
-    return count.reshape(back).movedim(1, -1), after.reshape(back).movedim(1, -1)
+    return count.reshape(back).movedim(1, -1), (after == xs).reshape(back).movedim(1, -1)
 
 
-def _count_local(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """#{T < x} from a guess on each instance's endpoint line, corrected a code at a time; and the threshold just
-    above the count (NaN past the last). Count k is right when T[k-1] < x <= T[k]: two flat tables, ``after[q] =
-    T[k]`` and ``before[q] = T[k-1]`` at q = instance x (M + 1) + k, padded with NaN (T[-1], T[M]: every comparison
-    with them false, so the count stays in 0 .. M even for infinite inputs, and no tie past the last threshold)."""
-    I, n, M = bank.n_chips, x.shape[-1], bank.thresholds.shape[-1]
-    thr = bank.thresholds.to(x.device, x.dtype)
-    nan = thr.new_full((I, bank.n_adcs, 1), math.nan)
-    after, before = torch.cat([thr, nan], -1).reshape(-1), torch.cat([nan, thr], -1).reshape(-1)
-    itype = torch.int32 if after.numel() < 2**31 else torch.int64
-    shape = (I, *[1] * (x.dim() - 2), n)  # the instances' constants broadcast over x's middle axes
-    base = ((torch.arange(I, device=x.device)[:, None] * bank.n_adcs + idx) * (M + 1)).reshape(shape).to(itype)
-    # the guess: on the endpoint line T_j ~ T_0 + s j, #{T_j < x} ~ floor((x - T_0) / s + 1), one fused x r + c
-    s = (thr[..., -1] - thr[..., 0]) / (M - 1) if M >= 2 else torch.ones_like(thr[..., 0])
-    r = 1 / torch.where(s > 0, s, torch.ones_like(s))  # all thresholds equal (degenerate): the ideal step
-    c = 1 - thr[..., 0] * r
-    y = torch.addcmul(c[:, idx].reshape(shape), x, r[:, idx].reshape(shape))
-    k = y.nan_to_num_(nan=0.0).floor_().clamp_(0, M).to(itype)  # (a NaN input: a valid index, an arbitrary code)
-    pos = (k + base).reshape(-1)
-    xf = x.expand(k.shape).reshape(-1)
-    active: torch.Tensor | None = None  # after the first pass, only the inputs that moved are checked again
-    while True:
-        p, xa = (pos, xf) if active is None else (pos.index_select(0, active), xf.index_select(0, active))
-        up = xa > after.index_select(0, p)
-        down = xa <= before.index_select(0, p)
-        move = up | down
-        if not move.any():
-            nxt = after.index_select(0, pos).reshape(k.shape)  # before pos turns into counts, in place
-            return pos.reshape(k.shape).sub_(base), nxt
-        step = up.to(itype) - down.to(itype)
-        if active is None:
-            pos += step
-            active = move.nonzero().squeeze(1)
-        else:
-            pos.index_add_(0, active, step)
-            active = active[move]
+def _count_cells(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """#{T < x} from each input's cell on its instance's endpoint line (:func:`_cells`): the cell's base count plus
+    its in-cell thresholds below x; and whether x is on one of them (a tie). D + 1 flat gathers, no loop."""
+    r, c, base, inside = bank.cells
+    I, A, cells = base.shape
+    itype = torch.int32 if base.numel() < 2**31 else torch.int64
+    shape = (I, *[1] * (x.dim() - 2), x.shape[-1])  # the instances' constants broadcast over x's middle axes
+    first = ((torch.arange(I, device=x.device)[:, None] * A + idx) * cells).reshape(shape).to(itype)
+    rr, cc = (t.to(x.device, x.dtype)[:, idx].reshape(shape) for t in (r, c))
+    cell = torch.addcmul(cc, x, rr).nan_to_num_(nan=0.0).floor_().clamp_(0, cells - 1).to(itype)
+    q = (cell + first).reshape(-1)  # (a NaN input: a valid cell, an arbitrary code)
+    xf = x.expand(cell.shape).reshape(-1)
+    count = base.to(x.device).reshape(-1).index_select(0, q).to(itype)
+    tie = torch.zeros_like(xf, dtype=torch.bool)
+    for table in inside.to(x.device, x.dtype).reshape(inside.shape[0], -1):  # NaN padding: never below, never equal
+        t = table.index_select(0, q)
+        count += t < xf
+        tie |= t == xf
+    return count.reshape(cell.shape), tie.reshape(cell.shape)
 
 
 # ------------------------------------------------------------------------------------------ DAC

@@ -12,8 +12,8 @@ otherwise (digital subtraction: a column's G_min offset); the digital side works
 The circuit is mapping.json's ``chip`` (:class:`nvmxbar.chip.Chip`): multi-bit inputs in one pass or bit-serial
 passes (bit j of every code, each pass converted, shifted by j and added); a pair subtracted before the ADC
 (analog) or after it (digital); a one-device column's G_min offset removed by a reference column of G_min cells
-(analog: simulated, perturbed like the others) or subtracted digitally after a conversion that holds it.
-"""
+(analog: simulated, perturbed like the others) or subtracted digitally after a conversion that holds it. Drawn
+chips may carry IR drop (:mod:`.tile_wires`), row-DAC (:mod:`.tile_dacs`) and ADC (:mod:`.tile_adcs`) errors."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..chip import Chip
-from . import tile_adcs, tile_wires
+from . import tile_adcs, tile_dacs, tile_wires
 from .accounting import Accounting, layer_conv
 from .converters import adc_code_range, adc_steps, remove_weight_offset
 from .fakequant import abs_quantile
@@ -138,8 +138,7 @@ class Simulator(Accounting):
         None; the sum its driven bias rows add (I, N*S); that sum's variance or None; the same two of the reference
         columns' read-noise variances ``rvar`` (I, K, column tiles), or None)."""
         spec, I, NS = self.layers[i], w.shape[0], w.shape[2]
-        k = spec["kernel"]
-        per_ch = 1 if spec["kind"] == "linear" else int(np.prod(k))
+        k, per_ch = spec["kernel"], 1 if spec["kind"] == "linear" else int(np.prod(spec["kernel"]))
 
         def rows(m: torch.Tensor, c0: int, c1: int, mask: torch.Tensor | None) -> torch.Tensor | None:
             if c1 <= c0:
@@ -211,10 +210,15 @@ class Simulator(Accounting):
             w.append((self._effective(i, *self.wired(i, g, scale)) if scale else self._effective(i, g)).to(self.dtype))
             sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
             var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
+        gen, n, conv_err = getattr(perturb, "generator", None), len(w[0]), getattr(perturb, "adc_error_scale", 0)
+        dacs = tile_dacs.draw_chips(self.chip, self.layers, [len(lev) for lev in self.levels], n, conv_err, gen)
+        if dacs:  # bias rows at the full code through their own drivers
+            w = [tile_dacs.bias_rows(wi, E, spec, self.chip) for wi, E, spec in zip(w, dacs, self.layers, strict=True)]
         ops = [self._tile_ops(i, wi, *vi) for i, (wi, vi) in enumerate(zip(w, var))]
-        gen, n = getattr(perturb, "generator", None), len(w[0])
-        adcs = tile_adcs.draw_chips(self.chip, self.layers, self.tiles, n, getattr(perturb, "adc_error_scale", 0), gen)
-        return Chips(n, ops, gen, adcs)
+        for i, E in enumerate(dacs or []):  # weight rows: one GEMM row per (row, DAC element)
+            ops[i] = tile_dacs.expand_layer(ops[i], E, self.geometry[i], self.layers[i], self.chip)
+        adcs = tile_adcs.draw_chips(self.chip, self.layers, self.tiles, n, conv_err, gen)
+        return Chips(n, ops, gen, adcs, dacs)
 
     @torch.no_grad()
     def forward(
@@ -227,8 +231,7 @@ class Simulator(Accounting):
     ) -> torch.Tensor:
         """x: normalised network input (B, ...). ``perturb``: the chips to run on (:meth:`chips`, or a Perturb that
         draws them); None = ideal devices (one chip). ``adc``/``dac`` False: the column sums are not converted / the
-        inputs not quantized (exact analog values in float64: a loss breakdown). Returns logits (I, B, classes) on
-        x's device."""
+        inputs not quantized (exact analog values in float64: a loss breakdown). Logits (I, B, classes), x's device."""
         chips = perturb if isinstance(perturb, Chips) else self.nominal if perturb is None else self.chips(perturb)
         if self.device.type == "cuda":  # full float32 products (no TF32) and deterministic cuDNN algorithms
             with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
@@ -238,8 +241,8 @@ class Simulator(Accounting):
     def _forward(self, x: torch.Tensor, chips: Chips, adc: bool, record: bool, dac: bool = True) -> torch.Tensor:
         self.recorded = []
         if not dac:  # exact analog inputs: float64 sums
-            if self.passes > 1:
-                raise ValueError("dac=False needs multi-bit inputs (bit-serial passes are bits of integer codes)")
+            if self.passes > 1 or chips.dacs:  # bit-serial passes, or drawn DACs' bit planes, are of integer codes
+                raise ValueError("dac=False needs multi-bit inputs and ideal DACs (the passes or planes of codes)")
             tiles = [[tuple(None if t is None else t.double() for t in op) for op in ops] for ops in chips.tiles]
             chips = Chips(chips.n, tiles, chips.generator)
         B = x.shape[0]
@@ -333,8 +336,7 @@ class Simulator(Accounting):
         slices, the sum over row tiles and the offset encoding's correction: (I, B, N, *spatial) in dtype ``vd``, in
         the network's units (an ADC code times its step). The ADC codes and their shift-and-add are small integers,
         exact in the sums' dtype."""
-        I = max(u.shape[0], chips.n)
-        N, S = spec["outputs"], spec["slices"]
+        I, N, S = max(u.shape[0], chips.n), spec["outputs"], spec["slices"]
         pc = 2 if self.digital and spec["pair"] == 2 else 1  # conversions per signal: a pair's two columns
         b = self.mapping["bits"]
         steps, values = adc_steps(self.chip, self.mapping, spec) if adc else (None, None)
@@ -342,13 +344,16 @@ class Simulator(Accounting):
         unit = spec["weight_step"] * spec["dac_fullscale"] / self.dac_levels
         extra = u.dim() - 3  # spatial dims of a convolution's output
         y, diffs = None, []
+        dense = chips.dacs and spec["kind"] == "linear"  # drawn row DACs: drive outputs, or (conv) bit planes
+        up, nb = tile_dacs.planes(u, self.chip) if chips.dacs and not dense else (u, 1)
         for t, ((c0, c1, mask, bias), (m, vm, const, cvar, rm, rc), (a, _)) in enumerate(
             zip(self.geometry[i], chips.tiles[i], self.tiles[i], strict=True)
         ):
             if m is None:  # a tile of bias rows only
                 cur = const.reshape(I, 1, -1, *[1] * extra).expand(I, u.shape[1], -1, *u.shape[3:]).clone()
             else:
-                cur = self._tile_sum(spec, u, c0, c1, m, I)
+                cur = tile_dacs.dense_sum(u[..., c0:c1], m, chips.dacs[i][:, c0:c1], self.chip, spec) if dense else (
+                    self._tile_sum(spec, up, c0 * nb, c1 * nb, m, I))  # fmt: skip
                 if bias:
                     cur += const.reshape(I, 1, -1, *[1] * extra)
             if cvar is not None:  # read noise of each signal's own cells

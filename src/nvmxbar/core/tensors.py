@@ -27,6 +27,7 @@ class Chips:
     tiles: list[list[tuple]]
     generator: torch.Generator | None = None
     adcs: list | None = None  # per layer, its drawn ADCs (nvmxbar.core.tile_adcs.LayerAdcs); None: ideal ADCs
+    dacs: list | None = None  # per layer, its row drivers' elements (nvmxbar.core.tile_dacs); None: ideal DACs
 
 
 def auto_device(device: str = "auto") -> torch.device:
