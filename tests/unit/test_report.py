@@ -821,8 +821,8 @@ def test_figures_are_valid_images(stage):
     from PIL import Image
 
     out, names = stage
-    # accuracy vs noise, accuracy over seeds, cost breakdown, weights, sensitivity, NAS Pareto
-    assert len(names) == 6 * len(DATASETS)
+    # accuracy vs noise, vs wires and converters, over seeds, cost breakdown, weights, sensitivity, NAS Pareto
+    assert len(names) == 7 * len(DATASETS)
     assert {f"nas_pareto_{ds}" for ds in DATASETS} | {f"accuracy_seeds_{ds}" for ds in DATASETS} <= set(names)
     for n in names:
         png, pdf = out / "figures" / f"{n}.png", out / "figures" / f"{n}.pdf"
@@ -1084,7 +1084,15 @@ def test_mlflow_run_per_dataset(stage, data, tmp_path, monkeypatch):
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert arts == {
         f"figures/{n}_har.png"
-        for n in ("accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
+        for n in (
+            "accuracy_vs_prog_noise",
+            "accuracy_vs_nonideal",
+            "accuracy_seeds",
+            "cost_breakdown",
+            "weights",
+            "sensitivity",
+            "nas_pareto",
+        )
     }
 
 

@@ -298,7 +298,8 @@ def test_smoke_run_report(smoke):
     assert set(sens["variant"]) == {"uniform", "unipolar"}
     assert sens.groupby(["dataset", "variant"]).configured.any().all()  # the run's own point is among the rows
     for ds in ("har", "cifar10"):
-        kinds = ("accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity", "nas_pareto")
+        kinds = ("accuracy_vs_prog_noise", "accuracy_vs_nonideal", "accuracy_seeds", "cost_breakdown", "weights")
+        kinds += ("sensitivity", "nas_pareto")
         for kind in kinds:
             assert (res / "figures" / f"{kind}_{ds}.png").stat().st_size > 20_000
             assert (res / "figures" / f"{kind}_{ds}.pdf").exists()

@@ -389,6 +389,8 @@ REPORT_TABLES = [
     "comparisons",
     "cost",
     "attribution",
+    "nonideal",
+    "nonideal_comparisons",
 ] + (["nas"] if REPORT_NAS else [])
 REPORT_COLLECTED = f"{RESULTS}/report/collected.pkl"
 REPORT_TABLE_FRAMES = f"{RESULTS}/report/tables.pkl"
@@ -476,6 +478,7 @@ def figure_inputs(wildcards):
 
 FIGURE_TITLES = {
     "accuracy_vs_prog_noise": "Accuracy vs programming noise",
+    "accuracy_vs_nonideal": "Accuracy under IR drop and converter error",
     "accuracy_seeds": "Accuracy over seeds",
     "cost_breakdown": "Area and energy by component",
     "weights": "Weight codes and conductances",

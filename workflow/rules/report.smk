@@ -84,6 +84,22 @@ rule report_tables:
             labels={"table": "attribution of the savings"},
         ),
         attribution_formatted=multiext(f"{RESULTS}/tables/attribution", ".md", ".tex"),
+        nonideal=report(
+            f"{RESULTS}/tables/nonideal.csv",
+            caption="../report/nonideal_table.rst",
+            category="Tables",
+            labels={"table": "IR drop and converter error"},
+        ),
+        nonideal_formatted=multiext(f"{RESULTS}/tables/nonideal", ".md", ".tex"),
+        nonideal_comparisons=report(
+            f"{RESULTS}/tables/nonideal_comparisons.csv",
+            caption="../report/nonideal_comparisons_table.rst",
+            category="Tables",
+            labels={"table": "IR drop and converter error: differences"},
+        ),
+        nonideal_comparisons_formatted=multiext(
+            f"{RESULTS}/tables/nonideal_comparisons", ".md", ".tex"
+        ),
         nas=(
             report(
                 f"{RESULTS}/tables/nas.csv",

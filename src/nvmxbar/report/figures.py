@@ -77,7 +77,7 @@ def nice(x: float) -> str:
 
 
 #: The figure kinds, each drawn by nvmxbar.report.figure_<kind>; nas_pareto only with the unipolar variant.
-KINDS = ("accuracy_vs_prog_noise", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity")
+KINDS = ("accuracy_vs_prog_noise", "accuracy_vs_nonideal", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity")
 NAS_KIND = "nas_pareto"
 
 

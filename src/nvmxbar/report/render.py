@@ -15,6 +15,7 @@ from .accuracy import comparisons_section, display_accuracy, seeds_section
 from .device_claims import preset_claims
 from .formatting import fmt_energy, markdown
 from .headline import current_flags, headline_section
+from .nonideal import section as nonideal_section
 from .paper import COMBINED_VARIANTS, DATASET_NAMES, PAPER_REF, TECHNIQUES, VARIANT_DESCRIPTIONS
 from .render_nas import nas_section
 from .sensitivity_text import report_section as sensitivity_section
@@ -120,6 +121,7 @@ def render_report(
     *,
     comparisons: pd.DataFrame | None = None,
     per_seed: pd.DataFrame | None = None,
+    nonideal_tables: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     notes: Iterable[str] = (),
     bench_dir: Path | None = None,
 ) -> str:
@@ -129,7 +131,8 @@ def render_report(
     benchmark files (:func:`.timing.rule_table`), None: no "Where the time went" section; ``sensitivity``: the table of
     :func:`.sensitivity.sensitivity_table`, None: no "Sensitivity of the savings" section; ``comparisons`` and
     ``per_seed``: :func:`.accuracy.comparisons_table` and :func:`.accuracy.per_seed_table`, None: no section on
-    the differences between deployments, no "Seeds" section; ``notes``: lines added to "What was run" (e.g. a
+    the differences between deployments, no "Seeds" section; ``nonideal_tables``: :mod:`.nonideal`'s table and
+    comparisons, None: no "IR drop and converter error" section; ``notes``: lines added to "What was run" (e.g. a
     dataset the workflow left out); ``bench_dir``: the folder of the benchmark files (named in the times section)."""
     meta = data["meta"].iloc[0]
     datasets, variants, bits = list(meta.datasets), list(meta.variants), list(meta.bits)
@@ -219,6 +222,8 @@ def render_report(
     L.append("")
     if comparisons is not None:
         L += comparisons_section(comparisons, tables_dir, rel)
+    if nonideal_tables is not None:
+        L += nonideal_section(*nonideal_tables, tables_dir, rel)
     if cost is not None and len(cost):
         L += [
             "## Area and energy",

@@ -83,6 +83,7 @@ def run(
         frames["attribution"],
         comparisons=frames["comparisons"],
         per_seed=frames["accuracy_per_seed"],
+        nonideal_tables=(frames["nonideal"], frames["nonideal_comparisons"]) if "nonideal" in frames else None,
         notes=notes,
         bench_dir=bench_dir,
     )

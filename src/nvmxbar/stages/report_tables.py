@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..report import nonideal
 from ..report.accuracy import (
     accuracy_table,
     comparisons_table,
@@ -29,6 +30,8 @@ DISPLAY = {
     "cost": display_cost,
     "attribution": display_attribution,
     "nas": display_nas,
+    "nonideal": nonideal.display_table,
+    "nonideal_comparisons": nonideal.display_comparisons,
 }
 
 
@@ -37,12 +40,15 @@ def tables(data: dict, reference_prog_sigma: float) -> dict:
     per_seed = per_seed_table(data, reference_prog_sigma)
     acc = accuracy_table(data, reference_prog_sigma, per_seed)
     cost = cost_table(data)
+    conditions = nonideal.per_seed(data["noise"])
     out = {
         "accuracy": acc,
         "accuracy_per_seed": per_seed,
         "comparisons": comparisons_table(per_seed),
         "cost": cost,
         "attribution": attribution_table(cost, acc, per_seed),
+        "nonideal": nonideal.nonideal_table(conditions),
+        "nonideal_comparisons": nonideal.comparisons(conditions),
     }
     if "nas_arch" in data:
         out["nas"] = nas_table(data)
