@@ -6,7 +6,12 @@ one-device column minus its cycle's reference) for two inputs, every row at the 
 the error relative to the problem's largest exact output. Prints the largest and mean error per deployment, layer
 and preset; exits 1 when the largest passes --bound.
 
+With --figure PNG it also draws one tile's column currents (the first deployment's first layer, its first row
+tile, column tile and mux cycle, under the first preset, for one input of random DAC codes): ideal wires, the fast
+model, the exact solve and ngspice (when it is on PATH), side by side, and their differences from the exact solve.
+
 Run: .venv/bin/python benchmarks/ir_drop_check.py RESULTS [--presets ...] [--scale 1] [--tiles 4] [--bound 1e-4]
+     [--figure results/figures/tile_currents.png]
 Tiny: RESULTS --tiles 1 --presets rram_wan2022
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from nvmxbar.core import parasitics, tile_wires  # noqa: E402
+from nvmxbar.core import parasitics, spice, tile_wires  # noqa: E402
 from nvmxbar.core.simulator import Simulator  # noqa: E402
 from nvmxbar.devices import PRESETS  # noqa: E402
 from nvmxbar.report.device_repricing import on_preset  # noqa: E402
@@ -97,6 +103,63 @@ def check(sim: Simulator, scale: float, tiles: int, rng: np.random.Generator) ->
     return rows
 
 
+def tile_currents(sim: Simulator, scale: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Layer 0's first problem, one input of random DAC codes (V_read x code / levels on each row): the physical
+    column currents in uA (the cycle's columns, then its reference column) with ideal wires, the fast model, the
+    exact solve and, when ngspice is on PATH, ngspice (key absent otherwise); ``labels`` their physical columns
+    ('ref': the reference column)."""
+    g = (sim.levels[0].double() + sim.g_off)[None]
+    fast, fast_ref = sim.wired(0, g, scale)
+    p = sim._phases[0][0]
+    cols = list(p.cols.tolist()) + ([p.ref] if p.ref is not None else [])
+    unit = sim.dg_us * 1e-6  # siemens per dG
+    G = np.zeros((sim.chip.tile.rows, len(cols)))
+    G[p.rows.numpy()] = g[0, p.a : p.e][:, cols].numpy() * unit
+    V = np.zeros(sim.chip.tile.rows)
+    V[p.rows.numpy()] = sim.chip.device.v_read_v * rng.integers(0, sim.dac_levels + 1, p.e - p.a) / sim.dac_levels
+    w = sim.chip.wires
+    wires = parasitics.Wires(*(scale * x for x in (w.row_ohm_per_cell, w.col_ohm_per_cell, w.driver_ohm, w.sense_ohm)))
+    pos = p.positions.numpy()
+    Wf = fast[0, p.a : p.e][:, p.cols].numpy()
+    if fast_ref is not None:
+        Wf = np.concatenate([Wf, fast_ref[0, p.a : p.e][:, p.cols[:1]].numpy()], 1)
+    labels = np.array([str(int(q)) for q in pos[: len(p.cols)]] + ["ref"] * (p.ref is not None))
+    out = {"labels": labels, "ideal": G.T @ V * 1e6, "fast": Wf.T @ V[p.rows.numpy()] * unit * 1e6}
+    out["exact"] = parasitics.transfer_matrix(G, pos, wires).T @ V * 1e6
+    if shutil.which("ngspice"):
+        out["ngspice"] = spice.run_ngspice(spice.netlist(G, V, pos, wires)) * 1e6
+    return out
+
+
+def plot_tile(cur: dict[str, np.ndarray], title: str, path: Path) -> None:
+    """The figure of :func:`tile_currents`: currents side by side (top), |difference from the exact solve| (below,
+    log scale)."""
+    import matplotlib as mpl
+
+    from nvmxbar.report.figures import new_figure, save_figure, style
+
+    kinds = [k for k in ("ideal", "fast", "exact", "ngspice") if k in cur]
+    labels = {"ideal": "ideal wires (G^T V)", "fast": "fast model (simulator)", "exact": "exact nodal solve",
+              "ngspice": "ngspice 39"}  # fmt: skip
+    x, width = np.arange(len(cur["exact"])), 0.8 / len(kinds)
+    with mpl.rc_context(style()):
+        fig = new_figure(figsize=(12, 6.5), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+        for j, k in enumerate(kinds):
+            top.bar(x + (j - (len(kinds) - 1) / 2) * width, cur[k], width, label=labels[k])
+            if k != "exact":
+                d = np.abs(cur[k] - cur["exact"]) / np.abs(cur["exact"]).max()
+                bottom.semilogy(x, np.maximum(d, 1e-16), "o-", ms=4, label=f"{labels[k]} - exact")
+        top.set_ylabel("column current (uA)")
+        top.set_title(title, loc="left")
+        top.legend(fontsize=8.5)
+        bottom.set_ylabel("|difference| / largest exact")
+        bottom.set_xticks(x, list(cur["labels"]))
+        bottom.set_xlabel("physical column (the mux cycle's conducting columns, then the reference column)")
+        bottom.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save_figure(fig, path.stem, path.parent, 150)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path)
@@ -105,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiles", type=int, default=4, help="problems (row tile, column tile, cycle) checked per layer")
     ap.add_argument("--bound", type=float, default=BOUND)
     ap.add_argument("--all-seeds", action="store_true")
+    ap.add_argument("--figure", type=Path, help="draw one tile's column currents into this PNG (and PDF)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     found = deployments(args.results, args.all_seeds)
@@ -127,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"{100 * r['drop']:.1f} % |"
                 )
     print(f"largest relative error {worst:.2e} (bound {args.bound:g})")
+    if args.figure:
+        mp, mapping, arrays = found[0]
+        sim = Simulator(arrays, on_preset(mapping, args.presets[0]))
+        cur = tile_currents(sim, args.scale, rng)
+        top = np.abs(cur["exact"]).max()
+        for k in ("ideal", "fast", "ngspice"):
+            if k in cur:
+                print(
+                    f"tile currents, {k} against exact: largest |difference| {np.abs(cur[k] - cur['exact']).max() / top:.2e} of the largest"
+                )
+        name = f"{mp.parent.relative_to(args.results)}, layer {sim.layers[0]['name']}, {args.presets[0]}"
+        plot_tile(cur, f"One tile's column currents: {name}, wires x {args.scale:g}", args.figure)
+        print(f"figure: {args.figure}" + ("" if "ngspice" in cur else " (ngspice not on PATH: left out)"))
     return 0 if worst <= args.bound else 1
 
 

@@ -118,3 +118,39 @@ def test_zero_ohm_segments_agree_with_ngspice(ngspice, tmp_path, wires):
     print(f"\nzero-ohm mix {wires}: |exact - ngspice| <= {diff:.2e} of the largest current")
     assert diff < AGREEMENT
     assert I[5] == 0
+
+
+def test_one_deployed_tiles_currents_ideal_fast_exact_and_ngspice(ngspice, tmp_path):
+    """benchmarks/ir_drop_check.py --figure's numbers on a mapped layer (a small network on 16 x 8 tiles, 2 columns
+    per ADC: the first mux cycle conducts columns 0, 2, 4 and the reference; rram_wan2022 with 4 x the chip's
+    wires): ngspice equals the exact solve within AGREEMENT, the fast model within the benchmark's bound, ideal
+    wires are off by more than 1 %; the figure is written."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+    from conftest import chip_of, map_settings, small_net
+
+    from nvmxbar.core.networks import make_arch
+    from nvmxbar.core.schemes import map_network
+    from nvmxbar.core.simulator import Simulator
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ir_drop_check.py"
+    spec = importlib.util.spec_from_file_location("ir_drop_check", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    arch = {"in_shape": [9, 32], "num_classes": 5, "conv": [], "kernel_size": 3, "hidden": [], "dropout": 0.0}
+    quant = {"weight_bits": 2, "dac_bits": 4, "adc_bits": 6, "adc_tile_rows": 16, "adc_ratio": "pow2"}
+    net, x = small_net(make_arch([9, 32], 5, {**arch, "bias": True, "polarity": "positive"}), quant, seed=1)
+    s = map_settings(rows=16, cols=8, adc_mux=2, **chip_of(net))
+    arrays, mapping = map_network(net, 2, s, calib_x=x)
+    torch.set_num_threads(1)
+    cur = bench.tile_currents(Simulator(arrays, mapping), 4.0, np.random.default_rng(0))
+    top = np.abs(cur["exact"]).max()
+    assert set(cur) == {"labels", "ideal", "fast", "exact", "ngspice"}
+    assert cur["labels"].tolist() == ["0", "2", "4", "ref"] and len(cur["exact"]) == 4  # cycle 0 of 5 columns
+    assert np.abs(cur["ngspice"] - cur["exact"]).max() <= AGREEMENT * top
+    assert np.abs(cur["fast"] - cur["exact"]).max() <= bench.BOUND * top
+    assert np.abs(cur["ideal"] - cur["exact"]).max() > 0.01 * top
+    bench.plot_tile(cur, "test tile", tmp_path / "tile.png")
+    assert (tmp_path / "tile.png").stat().st_size > 20_000 and (tmp_path / "tile.pdf").exists()
