@@ -83,6 +83,13 @@ class NoiseModel:
     def ideal(self) -> bool:
         return not any(getattr(self, k) for k in NOISE_KEYS)
 
+    @property
+    def drawn(self) -> bool:
+        """Whether its chips differ from one another: something is drawn per chip (device noise, stuck devices,
+        drift, converters). Wires and the ON/OFF ratio alone make every chip the same one."""
+        return any(getattr(self, k) for k in ("prog_sigma", "read_sigma", "stuck_min", "stuck_max", "drift_t_s",
+                                              "adc_error_scale"))  # fmt: skip
+
     def setting(self) -> dict[str, Any]:
         """The non-idealities as noise.csv records them, and which kind of setting it is."""
         return {**{k: getattr(self, k) for k in NOISE_KEYS}, "setting": self.kind}
@@ -114,13 +121,19 @@ def noise_grid(sweep: dict[str, list], drift: Drift) -> list[NoiseModel]:
 
 @dataclass(frozen=True)
 class MonteCarlo:
-    """``evaluate_noise``: chips per setting and how they are batched; ``models`` is the sweep."""
+    """``evaluate_noise``: chips per setting and how they are batched; ``models`` is the sweep, then the extra
+    settings and the realistic chip, which ``extra_instances`` chips each (None: ``instances``)."""
 
     instances: int
     samples: int | None
     batch_size: int
     instance_chunk: int
     models: tuple[NoiseModel, ...]
+    extra_instances: int | None = None
+
+    def chips(self, model: NoiseModel) -> int:
+        """Chips simulated for ``model``: ``instances`` in the sweep, ``extra_instances`` beside it."""
+        return self.instances if model.kind == "sweep" or self.extra_instances is None else self.extra_instances
 
     @classmethod
     def from_config(cls, noise_cfg: dict) -> MonteCarlo:
@@ -135,6 +148,7 @@ class MonteCarlo:
             int(noise_cfg["batch_size"]),
             int(noise_cfg["instance_chunk"]),
             tuple(models),
+            None if noise_cfg["extra_instances"] is None else int(noise_cfg["extra_instances"]),
         )
 
 

@@ -313,6 +313,18 @@ def test_constants_need_sources(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ bad input
+def test_the_signals_may_sit_on_any_axis_after_the_chips():
+    """convert(..., axis=2) on (chips, MVMs, signals, positions) equals the same signals moved to the last axis."""
+    bank = draw_adcs(3, 4, 6, True, ConverterErrors.load().scaled(4.0), gen(40))
+    x = torch.randn(3, 5, 8, 7, generator=gen(41), dtype=torch.float64) * 20
+    idx = torch.arange(8) % 4
+    for method in METHODS:
+        want = convert(x.movedim(2, -1), bank, idx, method=method).movedim(-1, 2)
+        assert torch.equal(convert(x, bank, idx, method=method, axis=2), want), method
+    with pytest.raises(ValueError, match="axis 0"):
+        convert(x, bank, idx, axis=0)
+
+
 def test_bad_input_is_refused():
     """Negative sigmas and scales, bits < 1 (or > 16), adc_index out of range or of the wrong length, a chip axis
     that fits no bank, negative noise, DAC codes that are not integers within the DAC's range: ValueError naming

@@ -186,6 +186,41 @@ def test_monte_carlo_is_seeded_vectorised_and_hurts_with_noise():
     assert [r["accuracy_mean"] for r in again] == [r["accuracy_mean"] for r in rows]
 
 
+def test_chips_that_cannot_differ_are_simulated_once():
+    """Wires alone (and the ON/OFF ratio) draw nothing per chip: one chip is simulated and recorded (instances 1,
+    no spread), with the accuracy of any one of them; with programming noise beside it every chip is drawn. The
+    progress still reaches its total."""
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16))
+    sim = Simulator(arrays, mapping)
+    with torch.no_grad():
+        y = sim.forward(x)[0].argmax(1)
+    mc = monte_carlo(6, 100, {"prog_sigma": [0.0, 1.0], "wire_scale": [40.0]}, Drift(compensation="global"), 3)
+    seen = []
+    wired, both = noise.evaluate(sim, x, y, mc, seed=3, progress=lambda d, t: seen.append((d, t)))
+    assert (wired["instances"], wired["accuracy_std"]) == (1, 0.0) and both["instances"] == 6
+    assert wired["accuracy_mean"] < 1.0  # 40 x the wires: IR drop costs accuracy
+    one = sim.forward(x, perturb=noise.Perturbation(mc.models[0], 2, sim, torch.Generator().manual_seed(0)))
+    assert wired["accuracy_mean"] == pytest.approx(float((one[1].argmax(-1) == y).double().mean()))
+    assert seen[-1][0] == seen[-1][1]
+
+
+def test_extra_settings_and_the_realistic_chip_take_extra_instances_chips():
+    from dataclasses import replace as dc_replace
+
+    from nvmxbar.noise_settings import one_setting
+
+    net, x = make_net()
+    arrays, mapping = map_network(net, BITS, xcfg(rows=32, cols=16))
+    sim = Simulator(arrays, mapping)
+    drift = Drift(compensation="global")
+    mc = monte_carlo(4, 100, {"prog_sigma": [1.0]}, drift, 3)
+    extra = (one_setting({"prog_sigma": 1.0}, drift, "extra"), one_setting({"prog_sigma": 2.0}, drift, "realistic"))
+    mc = dc_replace(mc, models=mc.models + extra, extra_instances=2)
+    assert [r["instances"] for r in noise.evaluate(sim, x, x[:, 0, 0] > 0, mc, seed=1)] == [4, 2, 2]
+    assert [dc_replace(mc, extra_instances=None).chips(m) for m in mc.models] == [4, 4, 4]
+
+
 def test_read_noise_and_drift_switch_on_and_off():
     """pcm_aihwkit: the preset with both read noise and drift (t0 20 s)."""
     net, x = make_net()

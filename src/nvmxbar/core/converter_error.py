@@ -256,12 +256,14 @@ def convert(
     generator: torch.Generator | None = None,
     noise_lsb: float = 0.0,
     method: str = "cells",
+    axis: int = -1,
 ) -> torch.Tensor:
     """The codes of analog values ``x`` (chips or 1, ..., n_signals), in LSB (the simulator's cur / step): signal s
     is converted by instance ``adc_index[s]`` of each chip. Adds N(0, noise_lsb^2) per conversion first (from
-    ``generator``, made on its device), then code = lo + #{thresholds strictly below x}, an input exactly on a
-    threshold to the even code (as torch.round); a NaN input gets an arbitrary code (no error). Returns the codes
-    (n_chips, ..., n_signals) in x's dtype.
+    ``generator``, made on its device, in float32: the noise needs no more), then code = lo + #{thresholds strictly
+    below x}, an input exactly on a threshold to the even code (as torch.round); a NaN input gets an arbitrary code
+    (no error). Returns the codes (n_chips, ..., n_signals) in x's dtype. ``axis``: the signals' axis of ``x``
+    (the last by default; another one spares the caller a copy).
 
     ``method`` finds the count, both exactly: ``cells`` (default) finds the input's one-code cell on the instance's
     endpoint line (offset and gain removed) and adds the cell's base count to its in-cell thresholds below x
@@ -271,19 +273,25 @@ def convert(
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError("x: a floating-point tensor of analog values in LSB")
     _check_chips(x, bank.n_chips, "x")
-    idx = _check_index("adc_index", adc_index, x.shape[-1], bank.n_adcs).to(x.device)
+    if not isinstance(axis, int) or not 1 <= axis % x.dim() < x.dim():
+        raise ValueError(f"axis {axis!r}: the signals' axis of x, after the chips' (1 .. {x.dim() - 1} or negative)")
+    axis %= x.dim()
+    idx = _check_index("adc_index", adc_index, x.shape[axis], bank.n_adcs).to(x.device)
     if not isinstance(noise_lsb, (int, float)) or not math.isfinite(noise_lsb) or noise_lsb < 0:
         raise ValueError(f"noise_lsb {noise_lsb!r}: a sigma cannot be negative")
     if method not in ("cells", "search"):
         raise ValueError(f"convert method {method!r}: 'cells' or 'search'")
     if noise_lsb > 0:
         device = generator.device if generator is not None else x.device
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device)
-        x = x + noise.to(x.device) * noise_lsb
+        noise = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=device)
+        x = x.add(noise.to(x.device), alpha=noise_lsb)
     I, M = bank.n_chips, bank.thresholds.shape[-1]
     if M == 0:  # signed 1 bit: the single code 0
         return torch.full((I, *x.shape[1:]), float(bank.lo), dtype=x.dtype, device=x.device)
-    count, tie = (_count_search if method == "search" else _count_cells)(x, bank, idx)
+    if method == "search":
+        count, tie = (t.movedim(-1, axis) for t in _count_search(x.movedim(axis, -1), bank, idx))
+    else:
+        count, tie = _count_cells(x, bank, idx, axis)
     code = count.add_(bank.lo)
     odd = (code & 1).bool()
     out = code.to(x.dtype)
@@ -301,19 +309,20 @@ def _count_search(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[to
     return count.reshape(back).movedim(1, -1), (after == xs).reshape(back).movedim(1, -1)
 
 
-def _count_cells(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _count_cells(x: torch.Tensor, bank: AdcBank, idx: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
     """#{T < x} from each input's cell on its instance's endpoint line (:func:`_cells`): the cell's base count plus
     its in-cell thresholds below x; and whether x is on one of them (a tie). D + 1 flat gathers, no loop."""
     r, c, base, inside = bank.cells
     I, A, cells = base.shape
     itype = torch.int32 if base.numel() < 2**31 else torch.int64
-    shape = (I, *[1] * (x.dim() - 2), x.shape[-1])  # the instances' constants broadcast over x's middle axes
+    shape = [I] + [1] * (x.dim() - 1)  # the instances' constants broadcast over x's other axes
+    shape[axis] = x.shape[axis]
     first = ((torch.arange(I, device=x.device)[:, None] * A + idx) * cells).reshape(shape).to(itype)
     rr, cc = (t.to(x.device, x.dtype)[:, idx].reshape(shape) for t in (r, c))
     cell = torch.addcmul(cc, x, rr).nan_to_num_(nan=0.0).floor_().clamp_(0, cells - 1).to(itype)
     q = (cell + first).reshape(-1)  # (a NaN input: a valid cell, an arbitrary code)
     xf = x.expand(cell.shape).reshape(-1)
-    count = base.to(x.device).reshape(-1).index_select(0, q).to(itype)
+    count = base.to(x.device, itype).reshape(-1).index_select(0, q)
     tie = torch.zeros_like(xf, dtype=torch.bool)
     for table in inside.to(x.device, x.dtype).reshape(inside.shape[0], -1):  # NaN padding: never below, never equal
         t = table.index_select(0, q)

@@ -170,13 +170,14 @@ def evaluate(
     seed: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """One row per noise model of ``mc.models``: accuracy mean/std/percentiles over ``mc.instances`` chips
-    (the model's six non-idealities first). Setting k draws from generator seed ``seed * 1000 + k``.
+    """One row per noise model of ``mc.models``: accuracy mean/std/percentiles over ``mc.chips(model)`` chips
+    (the model's six non-idealities first); over one chip where nothing is drawn per chip (wires alone: every chip
+    the same, ``instances`` 1). Setting k draws from generator seed ``seed * 1000 + k``.
     ``progress(done, total)`` is called after every simulated batch (the stage shows it; the core prints nothing)."""
     rows = []
     grid = list(mc.models)
-    n_inst, chunk, bs = mc.instances, mc.instance_chunk, mc.batch_size
-    total = len(grid) * math.ceil(n_inst / chunk) * math.ceil(len(x) / bs)
+    chunk, bs = mc.instance_chunk, mc.batch_size
+    total = sum(math.ceil(mc.chips(m) / chunk) for m in grid) * math.ceil(len(x) / bs)
     done = 0
 
     def step(n: int = 1) -> None:
@@ -187,6 +188,7 @@ def evaluate(
 
     noise = sim.chip.device.noise
     for k, model in enumerate(grid):
+        n_inst = mc.chips(model)
         model = model.on_device(noise.drift is not None, noise.read is not None)  # the realistic chip on this device
         gen = torch.Generator().manual_seed(seed * 1000 + k)
         correct = []
@@ -195,8 +197,11 @@ def evaluate(
             hits = sum(int((sim.forward(x[sl])[0].argmax(-1) == y[sl]).sum()) for sl in _batches(len(x), bs))
             correct.append(torch.full((n_inst,), hits / len(x), dtype=torch.float64))
             step(math.ceil(n_inst / chunk) * math.ceil(len(x) / bs))
-        for a in range(0, n_inst if not correct else 0, chunk):
-            m = min(chunk, n_inst - a)
+        n_sim = n_inst if model.drawn else 1  # chips that cannot differ (wires alone): one of them simulated
+        if not correct and n_sim < n_inst:
+            step((math.ceil(n_inst / chunk) - 1) * math.ceil(len(x) / bs))  # the chunks it spares
+        for a in range(0, n_sim if not correct else 0, chunk):
+            m = min(chunk, n_sim - a)
             chips = sim.chips(Perturbation(model, m, sim, gen))  # drawn once, reused for every batch
             hits = torch.zeros(m, dtype=torch.float64)
             for sl in _batches(len(x), bs):

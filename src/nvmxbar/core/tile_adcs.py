@@ -71,6 +71,5 @@ def quantize(cur: torch.Tensor, adcs: LayerAdcs, tile: int, generator: torch.Gen
     """A row tile's signals in LSB units, (I, B, N, S, conversions, *spatial) -> their ADC codes, each signal by its
     own ADC, with its thermal noise per conversion."""
     shape = cur.shape
-    x = cur.reshape(shape[0], shape[1], -1, *shape[5:]).movedim(2, -1)
-    codes = convert(x, adcs.bank, adcs.index[tile], generator, noise_lsb=adcs.bank.noise_lsb)
-    return codes.movedim(-1, 2).reshape(shape)
+    x = cur.reshape(shape[0], shape[1], -1, *shape[5:])  # the signals on axis 2, where they are: no copy
+    return convert(x, adcs.bank, adcs.index[tile], generator, noise_lsb=adcs.bank.noise_lsb, axis=2).reshape(shape)
