@@ -225,6 +225,17 @@ def check_workflow_times(out: str, results: Path) -> None:
     finite_positive([float(line(out, rf"Total wall time: ({NUM}) s")[1])], "total wall time")
 
 
+def check_noise_setting_times(out: str, results: Path) -> None:
+    logs = sorted((results / "logs" / "evaluate_noise").rglob("*.log"))
+    head = line(out, rf"(\d+) evaluate_noise jobs, (\d+) settings; run CPU ({NUM}) s")
+    assert int(head[1]) == len(logs) > 0 and int(head[2]) >= 3 * len(logs)  # the sweep, an extra, the realistic chip
+    for kind in ("sweep", "extra", "realistic"):
+        assert re.search(rf"^{kind}\s", out, re.M), f"no {kind} row"
+    growth = line(out, rf"the extra settings and the realistic chip: ({NUM}) CPU s; the run without them ({NUM}) s; "
+                       rf"growth ({NUM}) %")  # fmt: skip
+    finite_positive([float(growth[k]) for k in (1, 2, 3)], "the extras share")
+
+
 #: script -> (its tiny arguments, "{results}" standing for the results folder; the check of what it prints)
 TINY = {
     "cifar10_probe.py": ("{results}/data/cifar10.npz shallow_positive --epochs 1", check_cifar10_probe),
@@ -234,6 +245,7 @@ TINY = {
         "{results}/data/cifar10.npz --polarity row_groups --steps 2 --batch 16",
         check_layer_activity,
     ),
+    "noise_setting_times.py": ("{results}", check_noise_setting_times),
     "noise_sweep.py": ("{results} har --chips 2 --samples 32 --threads 1", check_noise_sweep),
     "noisy_forward.py": ("--batch 16 --chips 1 2 --repeats 2 --threads 1 --wires-and-converters", check_noisy_forward),
     "seed_spread.py": (
