@@ -120,6 +120,37 @@ def noise_grid(sweep: dict[str, list], drift: Drift) -> list[NoiseModel]:
 
 
 @dataclass(frozen=True)
+class ConverterParts:
+    """Multipliers of each cited converter error (``evaluate_noise.converter_parts``, on top of ``adc_error_scale``;
+    the names of nvmxbar.core.converter_params.ConverterErrors): 1 = as cited, 0 = that error off. The SAR's unit
+    capacitor mismatch (its INL and DNL), the comparator offset, the finite op-amp gain's error, the per-ADC
+    reference gain, the kT/C noise per conversion, the row DAC's unit-element mismatch."""
+
+    cap_sigma: float = 1.0
+    comparator_sigma: float = 1.0
+    gain_mean: float = 1.0
+    gain_sigma: float = 1.0
+    thermal_sigma: float = 1.0
+    dac_sigma: float = 1.0
+
+    @classmethod
+    def from_config(cls, parts_cfg: dict) -> ConverterParts:
+        return cls(
+            cap_sigma=parts_cfg["cap_sigma"],
+            comparator_sigma=parts_cfg["comparator_sigma"],
+            gain_mean=parts_cfg["gain_mean"],
+            gain_sigma=parts_cfg["gain_sigma"],
+            thermal_sigma=parts_cfg["thermal_sigma"],
+            dac_sigma=parts_cfg["dac_sigma"],
+        )
+
+    def __post_init__(self) -> None:
+        for k, v in vars(self).items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 or v == float("inf"):
+                raise ValueError(f"evaluate_noise.converter_parts.{k} = {v!r}: a finite multiplier >= 0 (0 = off)")
+
+
+@dataclass(frozen=True)
 class MonteCarlo:
     """``evaluate_noise``: chips per setting and how they are batched; ``models`` is the sweep, then the extra
     settings and the realistic chip, which ``extra_instances`` chips each (None: ``instances``)."""
@@ -130,6 +161,7 @@ class MonteCarlo:
     instance_chunk: int
     models: tuple[NoiseModel, ...]
     extra_instances: int | None = None
+    converter_parts: ConverterParts = ConverterParts()
 
     def chips(self, model: NoiseModel) -> int:
         """Chips simulated for ``model``: ``instances`` in the sweep, ``extra_instances`` beside it."""
@@ -149,6 +181,7 @@ class MonteCarlo:
             int(noise_cfg["instance_chunk"]),
             tuple(models),
             None if noise_cfg["extra_instances"] is None else int(noise_cfg["extra_instances"]),
+            ConverterParts.from_config(noise_cfg["converter_parts"]),
         )
 
 

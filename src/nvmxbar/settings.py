@@ -24,6 +24,7 @@ from .noise_settings import DRIFT_COMPENSATIONS as DRIFT_COMPENSATIONS
 from .noise_settings import NOISE_CSV_COLUMNS as NOISE_CSV_COLUMNS
 from .noise_settings import NOISE_KEYS as NOISE_KEYS
 from .noise_settings import STUCK_TOLERANCE as STUCK_TOLERANCE
+from .noise_settings import ConverterParts as ConverterParts
 from .noise_settings import Drift as Drift
 from .noise_settings import MonteCarlo as MonteCarlo
 from .noise_settings import NoiseModel as NoiseModel

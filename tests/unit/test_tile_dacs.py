@@ -82,7 +82,8 @@ class Drawn:
     """One chip with every device at its target and its converters drawn at ``scale``."""
 
     def __init__(self, scale, seed=0):
-        self.adc_error_scale, self.wire_scale = scale, 0.0
+        self.wire_scale, errors = 0.0, ConverterErrors.load().scaled(scale)
+        self.converter_errors = None if errors.ideal else errors
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, i, g):
@@ -157,3 +158,27 @@ def test_a_convolutions_drawn_dacs_run_through_the_simulators_row_tiles(monkeypa
     monkeypatch.setattr(tile_dacs, "draw_chips", lambda *a: [per_row, elements((1, a[2][1], 1), sigma=0.0)])
     other = sim._mvm(0, u.float(), spec, sim.chips(Drawn(1.0)), False, False, torch.float64)
     assert not torch.allclose(other, want, rtol=1e-3) and not torch.allclose(other, got, rtol=1e-3)
+
+
+def test_each_converter_error_switches_off_on_its_own():
+    """evaluate_noise.converter_parts: a part at 0 leaves the others as cited; the DAC alone draws no ADC (ideal
+    ADCs, exactly round and clip), the ADCs alone no DAC; every part 0 is the ideal chip."""
+    from nvmxbar.core import noise
+    from nvmxbar.settings import ConverterParts, NoiseModel
+
+    quant = {"weight_bits": 2, "dac_bits": BITS, "adc_bits": 6, "adc_tile_rows": 0, "adc_ratio": "pow2"}
+    net, x = small_net(make_arch(DENSE["in_shape"], 5, {**DENSE, "bias": True}), quant, seed=1)
+    arrays, mapping = map_network(net, 2, map_settings(rows=512, cols=16, **chip_of(net)), calib_x=x)
+    sim = Simulator(arrays, mapping)
+    model = NoiseModel(0.0, 0.0, 0.0, 0.0, None, 0, None, adc_error_scale=4.0)
+    dac_off = ConverterParts(dac_sigma=0.0)
+    only_dac = ConverterParts(0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    p = noise.Perturbation(model, 2, sim, torch.Generator(), dac_off)
+    assert p.converter_errors.dac_sigma == 0 and p.converter_errors.cap_sigma == 4 * ConverterErrors.load().cap_sigma
+    with_dac = sim.chips(noise.Perturbation(model, 2, sim, torch.Generator().manual_seed(0), only_dac))
+    assert with_dac.adcs is None and with_dac.dacs is not None
+    no_dac = sim.chips(noise.Perturbation(model, 2, sim, torch.Generator().manual_seed(0), dac_off))
+    assert no_dac.dacs is None and no_dac.adcs is not None
+    assert noise.Perturbation(model, 2, sim, torch.Generator(), ConverterParts(*[0.0] * 6)).converter_errors is None
+    with pytest.raises(ValueError, match="converter_parts.gain_sigma = -1"):
+        ConverterParts(gain_sigma=-1)

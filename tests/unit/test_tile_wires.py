@@ -8,6 +8,7 @@ import torch
 from conftest import chip_of, map_settings, small_net
 
 from nvmxbar.core import parasitics, tile_adcs, tile_wires
+from nvmxbar.core.converter_params import ConverterErrors
 from nvmxbar.core.networks import make_arch
 from nvmxbar.core.schemes import map_network
 from nvmxbar.core.simulator import Simulator
@@ -103,7 +104,8 @@ class Drawn(Nominal):
 
     def __init__(self, adc_error_scale, seed=0):
         super().__init__(0.0)
-        self.adc_error_scale = adc_error_scale
+        errors = ConverterErrors.load().scaled(adc_error_scale)
+        self.converter_errors = None if errors.ideal else errors
         self.generator = torch.Generator().manual_seed(seed)
 
 

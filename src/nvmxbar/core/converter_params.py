@@ -104,10 +104,20 @@ class ConverterErrors:
             raise ValueError(f"converter error scale {s!r}: a finite number >= 0")
         return ConverterErrors(**{f.name: getattr(self, f.name) * s for f in fields(self)})
 
+    def weighted(self, parts: Any) -> ConverterErrors:
+        """Each error times its multiplier in ``parts`` (an object with these fields, e.g.
+        nvmxbar.settings.ConverterParts; 0 switches that error off)."""
+        return ConverterErrors(**{f.name: getattr(self, f.name) * float(getattr(parts, f.name)) for f in fields(self)})
+
     def thermal_lsb(self, bits: int) -> float:
         """The input-referred kT/C noise sigma of a ``bits``-bit SAR per conversion, in its LSB:
         sqrt(k T / (2^b C_u)) / (V_FS / 2^b) = thermal_sigma x sqrt(2^b)."""
         return self.thermal_sigma * math.sqrt(2 ** check_bits(bits))
+
+    @property
+    def adc_ideal(self) -> bool:
+        """No ADC error (the row DAC's aside)."""
+        return all(getattr(self, f.name) == 0 for f in fields(self) if f.name != "dac_sigma")
 
     @property
     def ideal(self) -> bool:

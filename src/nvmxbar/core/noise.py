@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from ..settings import MonteCarlo, NoiseModel
+from ..settings import ConverterParts, MonteCarlo, NoiseModel
+from .converter_params import ConverterErrors
 from .simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,19 @@ class Perturbation:
     device (``sim.chip.device``: its G range and noise, in microsiemens): no layout, no network. Draws are made on
     the CPU with ``generator``."""
 
-    def __init__(self, model: NoiseModel, instances: int, sim: Simulator, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        model: NoiseModel,
+        instances: int,
+        sim: Simulator,
+        generator: torch.Generator,
+        converter_parts: ConverterParts | None = None,
+    ) -> None:
         self.m, self.n, self.sim, self.generator = model, instances, sim, generator
-        self.wire_scale, self.adc_error_scale = model.wire_scale, model.adc_error_scale  # read by Simulator.chips
+        self.wire_scale = model.wire_scale  # read by Simulator.chips, as the converter errors (None: ideal)
+        parts = converter_parts or ConverterParts()  # None: every error as cited
+        errors = ConverterErrors.load().scaled(model.adc_error_scale).weighted(parts)
+        self.converter_errors = None if errors.ideal else errors
         self.device = device = sim.chip.device
         self.dg_us = (device.g_max_us - device.g_min_us) / sim.L  # one level step, microsiemens
         if model.read_sigma and device.noise.read is None:
@@ -203,7 +214,7 @@ def evaluate(
             step((math.ceil(n_inst / chunk) - 1) * math.ceil(len(x) / bs))  # the chunks it spares
         for a in range(0, n_sim if not correct else 0, chunk):
             m = min(chunk, n_sim - a)
-            chips = sim.chips(Perturbation(model, m, sim, gen))  # drawn once, reused for every batch
+            chips = sim.chips(Perturbation(model, m, sim, gen, mc.converter_parts))  # drawn once, for every batch
             hits = torch.zeros(m, dtype=torch.float64)
             for sl in _batches(len(x), bs):
                 logits = sim.forward(x[sl], perturb=chips)

@@ -210,7 +210,7 @@ class Simulator(Accounting):
             w.append((self._effective(i, *self.wired(i, g, scale)) if scale else self._effective(i, g)).to(self.dtype))
             sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
             var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
-        gen, n, conv_err = getattr(perturb, "generator", None), len(w[0]), getattr(perturb, "adc_error_scale", 0)
+        gen, n, conv_err = getattr(perturb, "generator", None), len(w[0]), getattr(perturb, "converter_errors", None)
         dacs = tile_dacs.draw_chips(self.chip, self.layers, [len(lev) for lev in self.levels], n, conv_err, gen)
         if dacs:  # bias rows at the full code through their own drivers
             w = [tile_dacs.bias_rows(wi, E, spec, self.chip) for wi, E, spec in zip(w, dacs, self.layers, strict=True)]

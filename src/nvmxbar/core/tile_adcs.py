@@ -1,5 +1,6 @@
 """Converter error in the simulator: every ADC of a chip population drawn once (:func:`nvmxbar.core.converter_error.
-draw_adcs`, constants from nvmxbar/resources/converter_errors.yaml scaled by ``adc_error_scale``), and each converted
+draw_adcs`, constants from nvmxbar/resources/converter_errors.yaml scaled by ``adc_error_scale`` and weighted by
+``evaluate_noise.converter_parts``), and each converted
 signal converted by the ADC that serves it on the chip (:func:`adc_index`): its tile's ADCs take contiguous groups of
 ``adc_mux`` signals (a pair subtracted in analog is one signal; subtracted digitally, each of its columns is one), as
 the layout counts them (:func:`nvmxbar.core.layout.tile_cycles`). Thermal noise is drawn per conversion.
@@ -46,23 +47,27 @@ def adc_index(chip: Chip, spec: dict, row_tiles: int) -> tuple[torch.Tensor, int
 
 
 def draw(
-    chip: Chip, spec: dict, row_tiles: int, lo: int, scale: float, n: int, generator: torch.Generator | None
+    chip: Chip, spec: dict, row_tiles: int, lo: int, errors: ConverterErrors, n: int, generator: torch.Generator | None
 ) -> LayerAdcs:
-    """``n`` chips' ADCs of one layer at ``scale`` x the cited errors (signed codes unless ``lo`` is 0)."""
+    """``n`` chips' ADCs of one layer with ``errors`` (signed codes unless ``lo`` is 0)."""
     index, count = adc_index(chip, spec, row_tiles)
-    errors = ConverterErrors.load().scaled(scale)
     return LayerAdcs(draw_adcs(n, count, chip.adc_bits, lo < 0, errors, generator), index)
 
 
 def draw_chips(
-    chip: Chip, layers: list[dict], tiles: list[list], n: int, scale: float | None, generator: torch.Generator | None
+    chip: Chip,
+    layers: list[dict],
+    tiles: list[list],
+    n: int,
+    errors: ConverterErrors | None,
+    generator: torch.Generator | None,
 ) -> list[LayerAdcs] | None:
-    """Every layer's ADCs for ``n`` chips at ``scale`` x the cited errors (codes signed unless the layer's ADC range
-    starts at 0); None at scale 0 or None: ideal ADCs."""
-    if not scale:
+    """Every layer's ADCs for ``n`` chips with ``errors`` (the cited ones scaled: ConverterErrors.load().scaled(s);
+    codes signed unless the layer's ADC range starts at 0); None where ``errors`` is None or has no ADC error."""
+    if errors is None or errors.adc_ideal:
         return None
     return [
-        draw(chip, spec, len(t), adc_code_range(spec, chip.adc_bits)[0], float(scale), n, generator)
+        draw(chip, spec, len(t), adc_code_range(spec, chip.adc_bits)[0], errors, n, generator)
         for spec, t in zip(layers, tiles, strict=True)
     ]
 

@@ -1,6 +1,6 @@
 """Row-DAC error in the simulator: every row driver of a chip population drawn once (:func:`nvmxbar.core.dac_error.
 draw_dacs`, constants from nvmxbar/resources/converter_errors.yaml scaled by ``adc_error_scale``, the scale of all
-converter errors), and run exactly, INL included.
+converter errors, and weighted by ``evaluate_noise.converter_parts``), and run exactly, INL included.
 
 **One DAC per physical row.** A matrix row (a dense layer's input feature, or a convolution's (channel, kernel
 position): one pixel reaches several rows, each through its own driver) is a physical row in each column tile it
@@ -40,14 +40,18 @@ def column_tiles(chip: Chip, spec: dict) -> torch.Tensor:
 
 
 def draw_chips(
-    chip: Chip, layers: list[dict], rows: list[int], n: int, scale: float | None, generator: torch.Generator | None
+    chip: Chip,
+    layers: list[dict],
+    rows: list[int],
+    n: int,
+    errors: ConverterErrors | None,
+    generator: torch.Generator | None,
 ) -> list[torch.Tensor] | None:
     """Per layer, every driver's element values E (n, K, column tiles, bits) in ideal code units (element k: 2^k
-    plus its error), for ``n`` chips at ``scale`` x the cited unit-element sigma; ``rows``: each layer's K (weight
-    and bias rows). None at scale 0 or None: ideal DACs."""
-    if not scale:
+    plus its error), for ``n`` chips with ``errors.dac_sigma``; ``rows``: each layer's K (weight and bias rows).
+    None where ``errors`` is None or its DAC sigma 0: ideal DACs."""
+    if errors is None or not errors.dac_sigma:
         return None
-    errors = ConverterErrors.load().scaled(float(scale))
     bits = _bits(chip)
     out = []
     for spec, K in zip(layers, rows, strict=True):
