@@ -880,6 +880,10 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     uni = lines["HAR, 2-bit devices, only-positive weights: up to 92.91 %"]
     assert "92.9 % (n = 2 seeds, 95 % CI [90.4, 95.5] %)" in uni and "**not reproduced**" in uni
     assert "reaches beyond 92.91 ± 1" in uni
+    (real,) = [ln for ln in claims.splitlines() if ln.startswith("  - the same on the **realistic chip**")]
+    assert "**not reproduced**" in real and "the same networks on the realistic chip" in real
+    nonideal = text.split("## IR drop and converter error")[1].split("\n## ")[0]
+    assert "| har | unipolar | 2 | realistic chip |" in nonideal and "tables/nonideal.csv" in nonideal
     area, energy = (
         lines["Area, both techniques combined: up to 80 %"],
         lines["Energy, both techniques combined: up to 45 %"],
