@@ -35,8 +35,8 @@ from nvmxbar.report.figure_accuracy_seeds import plot_accuracy_seeds
 from nvmxbar.report.figure_cost_breakdown import plot_cost_breakdown
 from nvmxbar.report.figure_nas_pareto import plot_nas_pareto
 from nvmxbar.report.figure_weights import weight_grids
-from nvmxbar.report.figures import figure_kinds, figure_names
 from nvmxbar.report.formatting import latex, markdown
+from nvmxbar.report.kinds import figure_kinds, figure_names
 from nvmxbar.report.paper import DATASET_NAMES
 from nvmxbar.report.render import render_report
 from nvmxbar.report.seeds import mean_over_seeds

@@ -18,6 +18,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from nvmxbar import settings, tracking, workplan
 from nvmxbar.chip import Chip
+from nvmxbar.report.kinds import figure_kinds
 from nvmxbar.core.cost_units import DEFAULT_CONSTANTS as COST_CONSTANTS
 from nvmxbar.workflow import ConfigError, load_config
 
@@ -372,13 +373,9 @@ def source_sha256(dataset):
 # ------------------------------------------------------------------ inputs and outputs of the report rules
 # The unipolar architecture search is reported (tables/nas.*, figures/nas_pareto_*) only when that variant runs.
 REPORT_NAS = "unipolar" in CFG["variants"]
-REPORT_FIGURES = [
-    "accuracy_vs_prog_noise",
-    "accuracy_seeds",
-    "cost_breakdown",
-    "weights",
-    "sensitivity",
-] + (["nas_pareto"] if REPORT_NAS else [])
+REPORT_FIGURES = figure_kinds(
+    CFG["variants"]
+)  # nvmxbar.report.kinds.KINDS (+ nas_pareto with unipolar)
 # the paper's techniques against the baseline in the sensitivity table (the attribution table holds the ablations)
 REPORT_SENSITIVITY_VARIANTS = [
     v for v in CFG["variants"] if v not in ("perlayer", "signed")

@@ -20,12 +20,12 @@ import pandas as pd
 from ..files import atomic_path
 from ..settings import NOISE_CSV_COLUMNS, NOISE_KEYS
 from .collect_cost import read_baseline_fit, read_cost
+from .kinds import NAS_VARIANT as NAS_VARIANT  # the variant whose architecture is searched
 from .readers import ReportInputError, need, read_json
 
 #: The non-idealities of a noise.csv row, in the sweep's column order, and every column the report reads.
 SETTING_KEYS = NOISE_KEYS  # evaluate_noise's sweep keys, noise.csv's first columns
 NOISE_COLUMNS = NOISE_CSV_COLUMNS  # every column the report reads of noise.csv
-NAS_VARIANT = "unipolar"  # the variant whose architecture is searched (results/{dataset}/unipolar/b{bits}/nas/)
 NAS_TRIAL_COLUMNS = ("trial", "state", "val_accuracy", "area_um2")
 NAS_ARCH_KEYS = ("model", "rule")
 

@@ -1,12 +1,11 @@
 """What the report's figures share (matplotlib ``Figure`` objects on the Agg canvas, seaborn styles): colours,
 styles, :func:`save_figure` (PNG and PDF, atomically) and the figure kinds (:data:`KINDS`). Each kind is drawn by its
-own module ``figure_<kind>`` (its function ``draw(frames, dataset, cfg)``), which rule report_figure declares as an
-input: a change to one kind's module reruns that kind's job alone (and the render).
+own module ``figure_<kind>`` (its function ``draw(frames, dataset, cfg)``; the kinds: :mod:`.kinds`), which rule
+report_figure declares as an input: a change to one kind's module reruns that kind's job alone (and the render).
 Colours per variant and line styles / markers per device bits are the same in every figure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..files import atomic_path
-from .collect import NAS_VARIANT
 
 # consistent colours per variant (seaborn 'colorblind' palette) and line styles / markers per device bits
 VARIANT_COLORS = {
@@ -74,18 +72,3 @@ def save_figure(fig, name: str, out_dir: str | Path, dpi: int) -> list[Path]:
 
 def nice(x: float) -> str:
     return f"{x:.3g}"
-
-
-#: The figure kinds, each drawn by nvmxbar.report.figure_<kind>; nas_pareto only with the unipolar variant.
-KINDS = ("accuracy_vs_prog_noise", "accuracy_vs_nonideal", "accuracy_seeds", "cost_breakdown", "weights", "sensitivity")
-NAS_KIND = "nas_pareto"
-
-
-def figure_kinds(variants: Iterable[str]) -> list[str]:
-    """The kinds the report draws for these variants (nas_pareto only with the searched unipolar variant)."""
-    return [*KINDS, *([NAS_KIND] if NAS_VARIANT in list(variants) else [])]
-
-
-def figure_names(datasets: Iterable[str], variants: Iterable[str] | None = None) -> list[str]:
-    """Every figure's name (<kind>_<dataset>)."""
-    return [f"{kind}_{ds}" for ds in datasets for kind in figure_kinds(variants or [])]
