@@ -72,7 +72,7 @@ def _condition(r: pd.Series) -> tuple[str, str, float] | None:
     setting = r.get("setting", "sweep")
     if setting == "realistic":
         return REALISTIC, "realistic", math.nan
-    on = [k for k in NOISE_KEYS if k != "on_off_ratio" and float(r[k] or 0) != 0.0]
+    on = [k for k in NOISE_KEYS if k != "on_off_ratio" and not pd.isna(r[k]) and float(r[k]) != 0.0]
     on += ["on_off_ratio"] if "on_off_ratio" in r and not pd.isna(r["on_off_ratio"]) else []
     if not on:
         return IDEAL, "ideal", 0.0
