@@ -206,7 +206,7 @@ def main() -> None:
         for variant in args.variants:
             med, best, first = measure(model_cfg, variant, args, device)
             print(
-                f"{name:6s} {variant:9s} {med:8.1f} {best:8.1f} {1e3 * args.batch / med:8.0f} {first:10.1f}s",
+                f"{name:6s} {variant:9s} {med:8.1f} {best:8.1f} {1e3 * args.batch / med:8.0f} {first:10.3f}s",
                 flush=True,
             )
     n_epoch = args.epoch_images if args.epoch_images is not None else (45_000 if device.type == "cuda" else 2000)
