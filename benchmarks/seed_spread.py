@@ -36,6 +36,8 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
      [--set quant.adc_tile_rows=128 ...]   config overrides for every arm (YAML values)
      [--arch FILE|JSON]   unipolar/signed: the architecture of every arm (an arm's arch= goes over it)
      [--noise 1.0] [--chips 10]   also the mean accuracy over --chips chips at this programming-noise scale
+     [--realistic]   also on the chip's wires alone (val_wires) and on evaluate_noise.realistic's chip (--chips chips)
+     [--cost]   also the area (area_mm2) and energy per inference (energy_nj) estimate_cost gives the mapped network
      [--no-adc]   also the ideal crossbar without its ADC (what the converters cost)
      [--csv rows.csv]   the per-run rows     [--scratch DIR]   keep models and teachers there (default: a
      temporary folder, removed at the end)   [--show-test]   also the test split, to report only
@@ -45,7 +47,7 @@ e.g. .venv/bin/python benchmarks/seed_spread.py results har unipolar 2 --folds 1
 Tiny: .venv/bin/python benchmarks/seed_spread.py results har uniform 2 --profile smoke --seeds 0 --jobs 1 \
         --set train.har.epochs=1 [--noise 1.0 --chips 2]
 Output: the folds' validation subjects, a row per (arm, fold, seed): selected epoch, training time, val_trained,
-val_xbar (ideal crossbar), val_no_adc, val_noisy; per arm mean +- std (ddof 1) and n; per arm after the first the
+val_xbar (ideal crossbar), val_no_adc, val_noisy, val_wires, val_realistic; per arm mean +- std (ddof 1) and n; per arm after the first the
 paired difference to the reference with its interval and verdict.
 """
 
@@ -274,7 +276,8 @@ def run_one(job: dict) -> dict:
     from nvmxbar.core.schemes import map_network
     from nvmxbar.core.simulator import Simulator
     from nvmxbar.data.arrays import network_inputs
-    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, Pricing, QuantSettings, Recipe
+    from nvmxbar.noise_settings import one_setting
+    from nvmxbar.settings import MapSettings, MonteCarlo, NoiseModel, Pricing, QuantSettings, Recipe, TrainWires
     from nvmxbar.stages import train
     from nvmxbar.training.model_io import load_model
 
@@ -300,6 +303,7 @@ def run_one(job: dict) -> dict:
         accelerator="cpu",
         arch_json=job["arch"],
         teacher=job["teacher"],
+        train_wires=TrainWires.from_config(variant, bits, cfg["quant"], chip, cfg["map_crossbar"]),
     )
     row = {
         "arm": job["arm"],
@@ -315,15 +319,14 @@ def run_one(job: dict) -> dict:
     if bits is not None:
         torch.set_num_threads(job["threads"])
         net, _ = load_model(out / "model.pt")
-        sim = Simulator(
-            *map_network(
-                net,
-                bits,
-                MapSettings.from_config(
-                    cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])
-                ).for_variant(variant),
-            )
+        mapped = map_network(
+            net,
+            bits,
+            MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"])).for_variant(
+                variant
+            ),
         )
+        sim = Simulator(*mapped)
         full = MonteCarlo.from_config(cfg["evaluate_noise"])
         mc = MonteCarlo(
             job["chips"], None, full.batch_size, full.instance_chunk, (NoiseModel.programming(job["noise"]),)
@@ -336,7 +339,34 @@ def run_one(job: dict) -> dict:
             if job["noise"]:  # the same chips' draws for every arm at one (fold, seed)
                 chips = noise.evaluate(sim, x, y, mc, seed=1000 * job["fold"] + job["seed"])
                 row[f"{split}_noisy"] = chips[0]["accuracy_mean"]
+            if job["realistic"]:  # wires alone (one chip: nothing drawn), then the realistic chip, on --chips chips
+                real = next(m for m in full.models if m.kind == "realistic")
+                wires = one_setting({"wire_scale": 1.0}, real.drift, "extra")
+                rmc = MonteCarlo(job["chips"], None, full.batch_size, full.instance_chunk, (wires, real),
+                                 converter_parts=full.converter_parts)  # fmt: skip
+                got = noise.evaluate(sim, x, y, rmc, seed=1000 * job["fold"] + job["seed"])
+                row[f"{split}_wires"], row[f"{split}_realistic"] = (r["accuracy_mean"] for r in got)
+        if job["cost"]:  # as estimate_cost prices it: measured cell activity on training inputs, counted operations
+            row.update(price(sim, mapped[1], cfg["estimate_cost"], npz, out))
     return row
+
+
+def price(sim, mapping: dict, cost_cfg: dict, npz: str, out: Path) -> dict:
+    """The mapped network's area (mm^2) and energy per inference (nJ), as the estimate_cost stage prices them."""
+    from nvmxbar.data.arrays import network_inputs
+    from nvmxbar.files import write_json
+    from nvmxbar.settings import CostSettings
+    from nvmxbar.stages.estimate_cost import estimate_file
+
+    cs = CostSettings.from_config(cost_cfg)
+    x, _ = network_inputs(npz, "train", cs.activity_samples)
+    activity = sim.read_activity(x) if cs.cell_activity == "measured" else None
+    operations = sim.count_operations(x[:8])
+    write_json(out / "mapping.json", mapping)
+    pr = cs.pricing
+    doc = estimate_file(out / "mapping.json", out / "cost.json", pr.constants, activity=activity, operations=operations,
+                        family=pr.family, tech_nm=pr.tech_nm, cell=pr.cell, adc_time_share=pr.adc_time_share)  # fmt: skip
+    return {"area_mm2": doc["total"]["area_um2"] / 1e6, "energy_nj": doc["total"]["energy_pj_per_inference"] / 1e3}
 
 
 def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -344,7 +374,9 @@ def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
     per = ["trained"]
     if a.variant != "baseline":
         per += ["xbar"] + (["no_adc"] if a.no_adc else []) + (["noisy"] if a.noise else [])
-    return [f"val_{k}" for k in per], [f"test_{k}" for k in per] if a.show_test else []
+        per += ["wires", "realistic"] if a.realistic else []
+    cost = ["area_mm2", "energy_nj"] if a.cost else []
+    return [f"val_{k}" for k in per] + cost, [f"test_{k}" for k in per] if a.show_test else []
 
 
 def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
@@ -353,11 +385,13 @@ def report(rows: list[dict], arms: list[Arm], a: argparse.Namespace) -> None:
 
     val_cols, test_cols = columns(a)
     w = max(5, *(len(arm.name) for arm in arms))
-    head = f"{'arm':<{w}} {'fold':>4} {'seed':>4} {'epoch':>5} {'train_s':>8}" + "".join(f"{c:>12}" for c in val_cols)
+    head = f"{'arm':<{w}} {'fold':>4} {'seed':>4} {'epoch':>5} {'train_s':>8}" + "".join(
+        f"{c:>{max(12, len(c) + 1)}}" for c in val_cols
+    )
     print(head + (" |" + "".join(f"{c:>13}" for c in test_cols) if test_cols else ""))
     for r in rows:
         line = f"{r['arm']:<{w}} {r['fold']:>4} {r['seed']:>4} {r['epoch']:>5} {r['train_s']:>8.1f}"
-        line += "".join(f"{r[c]:>12.4f}" for c in val_cols)
+        line += "".join(f"{r[c]:>{max(12, len(c) + 1)}.4f}" for c in val_cols)
         print(line + (" |" + "".join(f"{r[c]:>13.4f}" for c in test_cols) if test_cols else ""))
     by_arm = {arm.name: [r for r in rows if r["arm"] == arm.name] for arm in arms}
 
@@ -416,7 +450,13 @@ def main() -> None:
         metavar="SIGMA",
         help="also the mean accuracy at this prog_sigma (x the device's sigma(G))",
     )
-    p.add_argument("--chips", type=int, default=10, help="chips per run for --noise")
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="also the accuracy on the chip's wires alone (wire_scale 1) and on evaluate_noise.realistic's chip",
+    )
+    p.add_argument("--chips", type=int, default=10, help="chips per run for --noise and --realistic")
+    p.add_argument("--cost", action="store_true", help="also the area (mm^2) and energy per inference (nJ)")
     p.add_argument(
         "--arch", default="", help="unipolar/signed: an arch.json file, or JSON model keys merged over nas/arch.json"
     )
@@ -439,8 +479,8 @@ def main() -> None:
         )
     if len(set(folds)) < len(folds) or len(set(a.seeds)) < len(a.seeds) or min(folds) < 0:
         p.error("--folds and --seeds: distinct values, folds >= 0")
-    if a.variant == "baseline" and (a.noise or a.no_adc):
-        p.error("--noise and --no-adc score a crossbar: the float baseline is not mapped here")
+    if a.variant == "baseline" and (a.noise or a.no_adc or a.realistic or a.cost):
+        p.error("--noise, --no-adc, --realistic and --cost need a crossbar: the float baseline is not mapped here")
     if a.chips < 1 or a.jobs < 1 or a.threads < 1:
         p.error("--chips, --jobs and --threads: at least 1")
     data_npz, data_json = a.results / "data" / f"{ds}.npz", a.results / "data" / f"{ds}.json"
@@ -523,6 +563,8 @@ def main() -> None:
                     "show_test": a.show_test,
                     "no_adc": a.no_adc,
                     "noise": a.noise,
+                    "realistic": a.realistic,
+                    "cost": a.cost,
                     "chips": a.chips,
                 }
                 for arm in arms

@@ -103,14 +103,42 @@ class MapSettings:
 
 
 def train_noise_for(value: Any, variant: str, bits: int | None) -> float:
-    """``quant.train_noise`` of one quantized model: one number for every model, or a mapping keyed by
-    ``b<bits>`` (every variant at those bits) and ``<variant>/b<bits>`` (that model; it wins); a model the
-    mapping does not name trains without noise. The float baseline is never trained with noise."""
+    """``quant.train_noise`` or ``quant.train_wires`` of one quantized model: one number for every model, or a
+    mapping keyed by ``b<bits>`` (every variant at those bits) and ``<variant>/b<bits>`` (that model; it wins); a
+    model the mapping does not name trains without it (0). The float baseline never trains with either."""
     if variant == "baseline":
         return 0.0
     if isinstance(value, dict):
         return float(value.get(f"{variant}/b{bits}", value.get(f"b{bits}", 0.0)))
     return float(value)
+
+
+@dataclass(frozen=True)
+class TrainWires:
+    """Hardware-aware training against IR drop (``quant.train_wires``, as aihwkit trains with its forward's
+    non-idealities): at every epoch's start the network is mapped onto ``chip`` (biases placed by ``bias``), the
+    simulator's IR-drop model gives each weight's error at ``scale`` x the chip's wires, and the epoch trains on
+    the quantized weights plus that error (straight through: :mod:`nvmxbar.training.wire_aware`)."""
+
+    scale: float  # x the chip's wire resistances (evaluate_noise's wire_scale)
+    chip: Chip
+    bias: str  # map_crossbar.bias
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"quant.train_wires {self.scale}: a wire scale > 0 (a model without it trains without)")
+
+    @classmethod
+    def from_config(
+        cls, variant: str, bits: int | None, quant_cfg: dict, chip: Chip, map_cfg: dict
+    ) -> TrainWires | None:
+        """The model's ``quant.train_wires`` on this chip; None where it is 0 (unnamed) or the model is float."""
+        scale = train_noise_for(quant_cfg["train_wires"], variant, bits)
+        return cls(scale, chip, map_cfg["bias"]) if scale else None
+
+    def map_settings(self) -> MapSettings:
+        """How the network is mapped to find its wire error: as map_crossbar maps a quantized variant."""
+        return MapSettings(self.chip, self.bias, None)
 
 
 def on_gpu(setting: str, cuda_available: bool) -> bool:

@@ -3,7 +3,6 @@ that started it), and what a test needs to watch a rerun resume. Run in a child 
 ``python -c "from integration._killpoint import main; main()" '<json>'`` (tests/ and src/ on PYTHONPATH), the
 pipe's write end inherited (its descriptor in the JSON)."""
 
-import functools
 import json
 import os
 import sys
@@ -15,6 +14,7 @@ import lightning as L
 from integration import _helpers as h
 
 TRAIN_NOISE = 0.02  # the quantizer's training noise on: one more consumer of torch's global generator
+WIRE_SCALE = 4.0  # x the chip's wires in the hardware-aware trainings: errors of a good part of a weight step
 WAIT_S = 600  # a child whose parent never kills it exits (3) after this long instead of waiting forever
 
 # Where the child stops (Lightning's 0-based epochs); the checkpoint a rerun resumes from is last.ckpt's epoch.
@@ -25,14 +25,22 @@ KILL_POINTS = {
 }
 
 
-def run(har_dir: Path, out: Path, variant: str, bits: int | None, callbacks=(), **kw):
-    """:func:`integration._helpers.run` with quant.train_noise = TRAIN_NOISE and ``callbacks`` in the fit."""
+def run(har_dir: Path, out: Path, variant: str, bits: int | None, callbacks=(), wires: bool = False, **kw):
+    """:func:`integration._helpers.run` with quant.train_noise = TRAIN_NOISE and ``callbacks`` in the fit (after the
+    stage's own); ``wires``: hardware-aware training against IR drop (quant.train_wires = WIRE_SCALE)."""
+    from nvmxbar.settings import TrainWires
     from nvmxbar.stages import train
     from nvmxbar.training.fit import fit
 
-    saved, train.fit = train.fit, functools.partial(fit, callbacks=list(callbacks))
+    def with_ours(*args, callbacks=(), **kwargs):
+        return fit(*args, callbacks=[*callbacks, *ours], **kwargs)
+
+    ours = list(callbacks)
+    saved, train.fit = train.fit, with_ours
     noise = h.CFG["quant"]["train_noise"]
     h.CFG["quant"]["train_noise"] = TRAIN_NOISE
+    if wires:
+        kw["train_wires"] = TrainWires(WIRE_SCALE, h.CHIP, h.CFG["map_crossbar"]["bias"])
     try:
         return h.run(har_dir, out, variant=variant, bits=bits, **kw)
     finally:
@@ -105,5 +113,6 @@ def main() -> None:
         callbacks=[kill],
         recipe=a["recipe"],
         experiment=a["experiment"],
+        wires=a.get("wires", False),
     )
     sys.exit(4)  # it trained to the end: the kill point was never reached

@@ -97,32 +97,34 @@ def uninterrupted(har_small, tmp_path_factory):
     """The state_dict and metrics of a training that ran through, per (variant, bits), trained once per module."""
     done = {}
 
-    def get(variant, bits):
-        if (variant, bits) not in done:
+    def get(variant, bits, wires=False):
+        if (variant, bits, wires) not in done:
             out = tmp_path_factory.mktemp(f"uninterrupted-{variant}")
-            m = kp.run(har_small, out, variant, bits, recipe=RESUME_RECIPE)
+            m = kp.run(har_small, out, variant, bits, recipe=RESUME_RECIPE, wires=wires)
             doc = torch.load(out / "model.pt", weights_only=True)
             assert doc["quant"] is None or doc["quant"]["train_noise"] == kp.TRAIN_NOISE  # its noise draws too
-            done[variant, bits] = doc["state_dict"], m
-        return done[variant, bits]
+            done[variant, bits, wires] = doc["state_dict"], m
+        return done[variant, bits, wires]
 
     return get
 
 
 @pytest.mark.parametrize(
-    ("variant", "bits", "point"),
+    ("variant", "bits", "point", "wires"),
     [
-        ("uniform", 2, "mid_epoch"),
-        ("uniform", 2, "after_checkpoint"),
-        ("baseline", None, "mid_epoch"),
-        ("baseline", None, "writing_checkpoint"),
+        ("uniform", 2, "mid_epoch", False),
+        ("uniform", 2, "after_checkpoint", False),
+        ("uniform", 2, "mid_epoch", True),
+        ("baseline", None, "mid_epoch", False),
+        ("baseline", None, "writing_checkpoint", False),
     ],
 )
-def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrupted, variant, bits, point):
-    """SIGKILL a real training (dropout, augmentation, the quantizer's training noise, shuffled batches) at a
-    point it signals: in the middle of an epoch, just after an epoch's checkpoints, or half-way through writing
-    one. The rerun resumes from last.ckpt (the same MLflow run) and ends with the weights, bit for bit, of the
-    training that was never killed."""
+def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrupted, variant, bits, point, wires):
+    """SIGKILL a real training (dropout, augmentation, the quantizer's training noise, shuffled batches; one
+    hardware-aware against IR drop, its weight errors recomputed at every epoch's start) at a point it signals: in
+    the middle of an epoch, just after an epoch's checkpoints, or half-way through writing one. The rerun resumes
+    from last.ckpt (the same MLflow run) and ends with the weights, bit for bit, of the training that was never
+    killed."""
     _track(tmp_path, monkeypatch)
     out, log = tmp_path / "r", tmp_path / "child.log"
     ready, ready_w = os.pipe()  # the child writes one line when it stands at its kill point
@@ -135,6 +137,7 @@ def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrup
         "point": point,
         "recipe": RESUME_RECIPE,
         "experiment": EXPERIMENT,
+        "wires": wires,
     }
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src")])}
     with log.open("w") as err:
@@ -164,10 +167,12 @@ def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrup
         assert list(ckpt.glob(".*.tmp.ckpt"))  # killed half-way through a checkpoint: only its temporary file
 
     starts = kp.Starts()
-    m = kp.run(har_small, out, variant, bits, callbacks=[starts], recipe=RESUME_RECIPE, experiment=EXPERIMENT)
-    assert m["resumed"] is True
+    m = kp.run(
+        har_small, out, variant, bits, callbacks=[starts], recipe=RESUME_RECIPE, experiment=EXPERIMENT, wires=wires
+    )
+    assert m["resumed"] is True and m["train_wires"] == (kp.WIRE_SCALE if wires else None)
     assert starts.start == (2, last["global_step"]) and starts.epochs == [2, 3]  # resumed, not from scratch
-    want_sd, want = uninterrupted(variant, bits)
+    want_sd, want = uninterrupted(variant, bits, wires)
     got_sd = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert got_sd.keys() == want_sd.keys()
     assert [k for k in want_sd if not torch.equal(got_sd[k], want_sd[k])] == []
@@ -183,6 +188,11 @@ def test_killed_job_resumes_bitwise(har_small, tmp_path, monkeypatch, uninterrup
     # is logged again at the same global step): one step per epoch, evenly spaced (the batches of an epoch)
     s = sorted(set(steps))
     assert len(s) == RESUME_RECIPE["epochs"] and len({b - a for a, b in pairwise(s)}) == 1
+    errors = mlflow.MlflowClient().get_metric_history(m["mlflow_run_id"], "train_wire_error_lsb")
+    if wires:  # the weights' IR-drop errors, rms in weight steps, once per epoch
+        assert sorted({h.step for h in errors}) == s and all(0.01 < h.value < 1 for h in errors), errors
+    else:
+        assert errors == []
 
 
 def test_datamodule_state_continues_the_shuffle_and_a_new_fit_starts_anew(har_small):

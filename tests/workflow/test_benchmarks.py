@@ -185,10 +185,12 @@ def check_noisy_forward(out: str, results: Path) -> None:
 
 def check_seed_spread(out: str, results: Path) -> None:
     assert out.startswith("har/uniform/b2, profile smoke, set train.har.epochs=1: 1 arm(s) x 1 fold(s) x 1 seed(s)")
-    line(out, r"arm\s+fold\s+seed\s+epoch\s+train_s\s+val_trained\s+val_xbar\s+val_noisy$")
-    row = line(out, rf"config\s+0\s+0\s+1\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})$")
-    finite_positive([float(row[1])], "train_s")
-    assert all(0 <= float(row[k]) <= 1 for k in (2, 3, 4)), row[0]
+    cols = r"val_trained\s+val_xbar\s+val_noisy\s+val_wires\s+val_realistic\s+area_mm2\s+energy_nj"
+    line(out, rf"arm\s+fold\s+seed\s+epoch\s+train_s\s+{cols}$")
+    row = line(out, rf"config\s+0\s+0\s+1\s+({NUM})" + rf"\s+({NUM})" * 7 + "$")
+    finite_positive([float(row[k]) for k in (1, 7, 8)], "train_s, area and energy")
+    assert all(0 <= float(row[k]) <= 1 for k in (2, 3, 4, 5, 6)), row[0]
+    assert 0.001 < float(row[7]) < 1 and 0.1 < float(row[8]) < 1000, row[0]  # mm^2 and nJ of a small HAR network
     mean = line(out, rf"  config val_trained ({NUM}) \+- nan   val_xbar ({NUM}) .*n=1$")  # one run: no spread
     assert (float(mean[1]), float(mean[2])) == (float(row[2]), float(row[3]))
 
@@ -249,7 +251,8 @@ TINY = {
     "noise_sweep.py": ("{results} har --chips 2 --samples 32 --threads 1", check_noise_sweep),
     "noisy_forward.py": ("--batch 16 --chips 1 2 --repeats 2 --threads 1 --wires-and-converters", check_noisy_forward),
     "seed_spread.py": (
-        "{results} har uniform 2 --profile smoke --seeds 0 --jobs 1 --noise 0.02 --chips 2 --set train.har.epochs=1",
+        "{results} har uniform 2 --profile smoke --seeds 0 --jobs 1 --noise 0.02 --chips 2 --set train.har.epochs=1 "
+        "--realistic --cost",
         check_seed_spread,
     ),
     "train_throughput.py": (

@@ -114,6 +114,14 @@ def quant_params(variant, bits):
     return None if q is None else P(q)
 
 
+def train_wires_params(variant, bits):
+    """quant.train_wires of one model, on the chip and bias placement it is mapped with (None: trained without)."""
+    w = settings.TrainWires.from_config(
+        variant, bits, CFG["quant"], CHIP, CFG["map_crossbar"]
+    )
+    return None if w is None else P(w)
+
+
 def chip_record(variant):
     """What model.pt records of the chip (None for the float baseline, which trains without one)."""
     return None if variant == "baseline" else CHIP.trained()

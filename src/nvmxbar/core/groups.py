@@ -5,6 +5,7 @@ sums)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -86,3 +87,30 @@ def tile_span(a: int, e: int, per_ch: int, weight_rows: int) -> tuple[int, int, 
     c0, c1 = a_w // per_ch, -(-e_w // per_ch)
     r = torch.arange(c0 * per_ch, c1 * per_ch).reshape(c1 - c0, per_ch)
     return c0, c1, ((r >= a) & (r < e)).float()
+
+
+def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
+    """Per-layer polarity specs (see nvmxbar.core.groups.polarity_groups) from ``"positive"``, ``"negative"``,
+    one spec for every layer, or a list with one spec per weight layer."""
+    if polarity in ("positive", "negative"):
+        polarity = {"sign": 1 if polarity == "positive" else -1}
+    if isinstance(polarity, dict):
+        polarity = [polarity] * n_layers
+    if not isinstance(polarity, list) or len(polarity) != n_layers:
+        raise ValueError(
+            f"polarity: expected 'positive', 'negative', one spec or a list of {n_layers} specs "
+            f"(one per weight layer), got {polarity!r}"
+        )
+    out = []
+    for spec in polarity:
+        unknown = set(spec) - set(POLARITY_KEYS)
+        if unknown:
+            raise ValueError(f"polarity spec {spec}: unknown keys {sorted(unknown)} (known: {list(POLARITY_KEYS)})")
+        out.append(
+            {
+                "sign": int(spec.get("sign", 1)),
+                "row_groups": int(spec.get("row_groups", 1)),
+                "col_groups": int(spec.get("col_groups", 1)),
+            }
+        )
+    return out

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .groups import POLARITY_KEYS, polarity_mask, row_tiles, tile_span
+from .groups import expand_polarity, polarity_mask, row_tiles, tile_span
 from .quant import PerLayerQuantizer, UniformQuantizer
 
 #: 2-D convolutions on the CPU in NHWC memory (channels_last): oneDNN's convolutions, forward and backward, run
@@ -39,33 +39,6 @@ def make_arch(in_shape: list[int], num_classes: int, model_cfg: dict[str, Any]) 
 
 def n_weight_layers(model_cfg: dict[str, Any]) -> int:
     return sum(1 for c in model_cfg["conv"] if c != "M") + len(model_cfg.get("hidden", [])) + 1
-
-
-def expand_polarity(polarity: Any, n_layers: int) -> list[dict[str, int]]:
-    """Per-layer polarity specs (see nvmxbar.core.groups.polarity_groups) from ``"positive"``, ``"negative"``,
-    one spec for every layer, or a list with one spec per weight layer."""
-    if polarity in ("positive", "negative"):
-        polarity = {"sign": 1 if polarity == "positive" else -1}
-    if isinstance(polarity, dict):
-        polarity = [polarity] * n_layers
-    if not isinstance(polarity, list) or len(polarity) != n_layers:
-        raise ValueError(
-            f"polarity: expected 'positive', 'negative', one spec or a list of {n_layers} specs "
-            f"(one per weight layer), got {polarity!r}"
-        )
-    out = []
-    for spec in polarity:
-        unknown = set(spec) - set(POLARITY_KEYS)
-        if unknown:
-            raise ValueError(f"polarity spec {spec}: unknown keys {sorted(unknown)} (known: {list(POLARITY_KEYS)})")
-        out.append(
-            {
-                "sign": int(spec.get("sign", 1)),
-                "row_groups": int(spec.get("row_groups", 1)),
-                "col_groups": int(spec.get("col_groups", 1)),
-            }
-        )
-    return out
 
 
 class Net(nn.Module):
@@ -127,6 +100,7 @@ class Net(nn.Module):
         self.dropout = float(dropout)
         self.quant = quantizer
         self._plans: dict[tuple, dict[str, Any]] = {}  # row tiles of each layer as index tensors (_tile_plan)
+        self.wire_errors: list[tuple] | None = None  # per layer (weight, bias) errors IR drop leaves, in training
         # Unipolar: one +1/-1 mask per weight layer (fixed by the architecture, rebuilt from it, not saved).
         self.polarity = expand_polarity(polarity, len(self.layers)) if polarity is not None else None
         if self.polarity is not None and quantizer is None:
@@ -306,6 +280,9 @@ class Net(nn.Module):
                     q.calibrate([layer.weight], x)
                 xq = q.dac(x, signed=(i == 0))
                 w, b = q.weight(layer.weight, getattr(self, f"_pol{i}")), q.bias(layer.bias)
+                if self.training and self.wire_errors:  # hardware-aware: the wires' errors (training/wire_aware.py)
+                    dw, db = self.wire_errors[i]
+                    w, b = w + dw, b if db is None else b + db
                 serial = q.passes > 1 and not observe
                 if serial:  # bit-serial: the passes on the batch axis; a bias row sees every bit of the full code
                     xq, b = q.bit_planes(xq), None if b is None else b / q.dac_levels

@@ -159,7 +159,7 @@ class Simulator(Accounting):
             ops.append((rows(w, c0, c1, mask), vk, const, cvar, rk, rc))
         return ops
 
-    def _effective(self, i: int, g: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+    def effective(self, i: int, g: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         """(I, K, N*S*P [+ reference columns]) conductances (dG units) -> what each converted signal sums per input:
         analog (I, K, N*S): a pair's G+ - G- (G_min, perturbed or not, on both sides), a one-device column's G minus
         its tile's reference column (G_min cells), times the column's digital sign; digital (I, K, N*S*P): every
@@ -201,13 +201,13 @@ class Simulator(Accounting):
         read_std = getattr(perturb, "read_std", None)
         for i, lev in enumerate(self.levels):
             if perturb is None:
-                eff = self._effective(i, (lev.double() + self.g_off)[None])  # G_min / dG is no float32
+                eff = self.effective(i, (lev.double() + self.g_off)[None])  # G_min / dG is no float32
                 w.append((eff if self.digital else eff.round()).to(self.dtype))  # analog: exact integers
                 var.append((None, None))
                 continue
             g = perturb(i, lev + self.g_off).to(self.device, torch.float32)  # (I, K, N*S*P [+ references])
             scale = float(getattr(perturb, "wire_scale", 0.0) or 0.0)
-            w.append((self._effective(i, *self.wired(i, g, scale)) if scale else self._effective(i, g)).to(self.dtype))
+            w.append((self.effective(i, *self.wired(i, g, scale)) if scale else self.effective(i, g)).to(self.dtype))
             sd = None if read_std is None else read_std(i, g)  # each cell's read-noise sigma, dG units
             var.append((None, None) if sd is None else tuple(self._variance(i, sd.to(self.dtype) ** 2)))
         gen, n, conv_err = getattr(perturb, "generator", None), len(w[0]), getattr(perturb, "converter_errors", None)

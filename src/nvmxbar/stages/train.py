@@ -22,10 +22,11 @@ from .. import files, tracking
 from ..config import config_hash
 from ..core import networks
 from ..data.datamodule import FIT_ON, NpzDataModule
-from ..settings import QuantSettings, Recipe
+from ..settings import QuantSettings, Recipe, TrainWires
 from ..training.fit import fit
 from ..training.model_io import load_model, save_model
 from ..training.module import evaluate
+from ..training.wire_aware import WireAware
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,13 @@ def run(
     run_name: str | None = None,
     teacher: str | Path | None = None,
     group: bool = True,
+    train_wires: TrainWires | None = None,
 ) -> dict[str, Any]:
     """Train one network and write model.pt and metrics.json. Returns the metrics. ``extra_tags`` join the
     MLflow run's tags (``mlflow.parentRunId`` nests it), ``run_name`` replaces its name. A quantized variant
     whose recipe distills learns from ``teacher`` (the float baseline's model.pt) too. ``group``: nest the run under
     the MLflow group run of this model's seeds (:func:`nvmxbar.tracking.group_run`; the NAS finalists nest under
-    their search instead)."""
+    their search instead). ``train_wires``: hardware-aware training against IR drop on that chip's wires."""
     t_start = time.time()
     torch.set_num_threads(max(1, threads))
     out_model, out_metrics = Path(out_model), Path(out_metrics)
@@ -82,6 +84,9 @@ def run(
         )
     if (quant is None) != (chip is None):
         raise ValueError(f"{variant}: a quantized training needs the chip it simulates, a float one none ({chip!r})")
+    if train_wires is not None and quant is None:
+        raise ValueError(f"{variant}: quant.train_wires needs a quantized network (the float baseline is not mapped)")
+    callbacks = [WireAware(train_wires, bits)] if train_wires is not None else []  # refuses wires it cannot model
     if variant == "baseline":  # the baseline is the teacher
         recipe = dataclasses.replace(recipe, distill=None)
     q = quant.quantizer_kwargs() if quant is not None else None
@@ -95,6 +100,12 @@ def run(
         "quant": q,
         "data_sha256": prov["source"]["sha256"],
     }
+    if train_wires is not None:  # only when on: the other models keep their hash
+        params["train_wires"] = {
+            "scale": train_wires.scale,
+            "chip": train_wires.chip.to_dict(),
+            "bias": train_wires.bias,
+        }
     teacher_net = None
     if recipe.distill is not None:
         if teacher is None:
@@ -164,6 +175,7 @@ def run(
             accelerator=accelerator,
             logger=tracking.lightning_logger(mlrun, experiment),
             teacher=teacher_net,
+            callbacks=callbacks,
         )
         net = fitted.net
         val, test = evaluate(net, dm, "val"), evaluate(net, dm, "test")
@@ -205,6 +217,7 @@ def run(
             "mlflow_group_run_id": group_id,  # the parent of this model's seed runs (the report logs mean +- std)
             "data_sha256": prov["source"]["sha256"],
             "distill": params.get("distill"),
+            "train_wires": None if train_wires is None else train_wires.scale,  # x the chip's wires seen in training
         }
         model_doc = {
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
