@@ -211,6 +211,7 @@ def write_deployment(root: Path, ds: str, v: str, b: int, seed: int, seeds) -> N
             "best_epoch": 2,
             "n_test": 500,
             "wall_time_s": 1.0,
+            "train_wires": 1.0 if (v, b) == ("unipolar", 2) else None,  # hardware-aware against IR drop
             "quant": None
             if quant is None
             else {**quant, "weight_fullscale": 0.3, "act_fullscale": 4.0, "adc_fullscale": 6.0},
@@ -863,6 +864,9 @@ def test_report_md_states_datasets_improvements_and_verdicts(stage):
     text = (out / "report" / "REPORT.md").read_text()
     for ds in DATASETS:
         assert DATASET_NAMES[ds] in text and f"`{ds}`" in text
+    what = text.split("## What was run")[1].split("\n## ")[0]
+    wired = [ln for ln in what.splitlines() if ln.startswith("- Trained against IR drop")]
+    assert len(wired) == 1 and "`har/unipolar/b2` at 1 x" in wired[0] and "unipolar/b4" not in wired[0], wired
     for v in ("uniform", "unipolar"):
         for b in BITS:
             a = 100 * (1 - AREA[(v, b)] / AREA[("baseline", b)])
@@ -988,6 +992,7 @@ def test_claims_without_the_combined_variant_are_not_measured(data, tmp_path):
     )
     what = text.split("## What was run")[1].split("\n## ")[0]
     assert "- CIFAR-10 was not run: no GPU (estimated 167 h" in what  # the workflow's note (config cifar10_on_cpu)
+    assert "Trained against IR drop" not in what  # no model of this report trained with quant.train_wires
     claims = text.split("## The paper's claims")[1]
     assert "**not measured** (no CIFAR-10 dataset in this report)" in claims
     assert "**not measured** (no 4-bit device resolution in this report)" in claims

@@ -201,6 +201,7 @@ def _read_training(path: Path, ds: str, v: str, b: int, mdir: str, seed: int) ->
         "weight_fullscale": q.get("weight_fullscale"),
         "act_fullscale": q.get("act_fullscale"),
         "adc_fullscale": q.get("adc_fullscale"),
+        "train_wires": met.get("train_wires"),  # hardware-aware training against IR drop (x the chip's wires), or None
     }
 
 

@@ -54,6 +54,20 @@ def _training_text(model: str, g: pd.DataFrame) -> str:
     )
 
 
+def wire_aware_lines(training: pd.DataFrame) -> list[str]:
+    """The "What was run" line naming the models trained against IR drop (``quant.train_wires``), if any."""
+    if "train_wires" not in training:
+        return []
+    wired = training[training.train_wires.notna()]
+    if wired.empty:
+        return []
+    models = sorted({f"`{r.dataset}/{r.model}` at {r.train_wires:g} x" for r in wired.itertuples()})
+    return [
+        "- Trained against IR drop (`quant.train_wires`, x the chip's wires; every epoch trains on the weights the "
+        "wires leave, see docs/DESIGN.md): " + ", ".join(models) + ". The others trained on ideal wires."
+    ]
+
+
 def device_lines(mapping: pd.DataFrame) -> list[str]:
     """'What was run': the device every deployment is mapped on (chip.device), and what the noise scales mean."""
     if "preset" not in mapping or mapping.empty:
@@ -162,6 +176,7 @@ def render_report(
     L.append("- Variants: " + "; ".join(f"`{v}` ({VARIANT_DESCRIPTIONS.get(v, 'see README')})" for v in variants) + ".")
     L.append("- Device resolutions: " + ", ".join(f"{b}-bit ({2**b} levels)" for b in bits) + ".")
     L.append(f"- Seeds: {', '.join(map(str, seeds))} (n = {len(seeds)}; every deployment at each, see *Seeds*).")
+    L += wire_aware_lines(tr)
     L += device_lines(data["mapping"])
     L += baseline_lines(data["layers"], data["mapping"])
     for d in datasets:
