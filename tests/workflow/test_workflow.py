@@ -465,8 +465,8 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     )
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
-    # train_wires likewise: the all-positive 2-bit models (both datasets) retrain, nothing else does
-    wires = "quant={train_wires: {unipolar/b2: 1.0}}"
+    # train_wires likewise (config.yaml trains the all-positive 2-bit models at 1 x): those (both datasets) retrain
+    wires = "quant={train_wires: {unipolar/b2: 2.0}}"
     r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", wires)
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
