@@ -119,7 +119,9 @@ def test_a_config_key_reaches_its_settings_in_one_hop():
     for name, section in sections.items():
         for key in flatten(section):
             parts = key.split(".")
-            leaf = parts[0] if parts[0] in ("train_noise", "train_wires") else parts[-1]  # a per-model mapping: one value
+            leaf = (
+                parts[0] if parts[0] in ("train_noise", "train_wires") else parts[-1]
+            )  # a per-model mapping: one value
             keys += 1
             if name == "chip":
                 read = leaf in chip_fields  # Chip.from_dict: every field, strictly
