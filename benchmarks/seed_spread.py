@@ -37,7 +37,8 @@ Run: .venv/bin/python benchmarks/seed_spread.py RESULTS DATASET VARIANT BITS [--
      [--arch FILE|JSON]   unipolar/signed: the architecture of every arm (an arm's arch= goes over it)
      [--noise 1.0] [--chips 10]   also the mean accuracy over --chips chips at this programming-noise scale
      [--realistic]   also on the chip's wires alone (val_wires) and on evaluate_noise.realistic's chip (--chips chips)
-     [--cost]   also the area (area_mm2) and energy per inference (energy_nj) estimate_cost gives the mapped network
+     [--cost]   also the area (area_mm2), energy per inference (energy_nj) and largest column current at full drive
+                (i_max_ua) that estimate_cost gives the mapped network
      [--no-adc]   also the ideal crossbar without its ADC (what the converters cost)
      [--csv rows.csv]   the per-run rows     [--scratch DIR]   keep models and teachers there (default: a
      temporary folder, removed at the end)   [--show-test]   also the test split, to report only
@@ -366,7 +367,12 @@ def price(sim, mapping: dict, cost_cfg: dict, npz: str, out: Path) -> dict:
     pr = cs.pricing
     doc = estimate_file(out / "mapping.json", out / "cost.json", pr.constants, activity=activity, operations=operations,
                         family=pr.family, tech_nm=pr.tech_nm, cell=pr.cell, adc_time_share=pr.adc_time_share)  # fmt: skip
-    return {"area_mm2": doc["total"]["area_um2"] / 1e6, "energy_nj": doc["total"]["energy_pj_per_inference"] / 1e3}
+    t = doc["total"]
+    return {
+        "area_mm2": t["area_um2"] / 1e6,
+        "energy_nj": t["energy_pj_per_inference"] / 1e3,
+        "i_max_ua": t["full_drive"]["max_column_current_ua"],  # the largest column current at full drive
+    }
 
 
 def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -375,7 +381,7 @@ def columns(a: argparse.Namespace) -> tuple[list[str], list[str]]:
     if a.variant != "baseline":
         per += ["xbar"] + (["no_adc"] if a.no_adc else []) + (["noisy"] if a.noise else [])
         per += ["wires", "realistic"] if a.realistic else []
-    cost = ["area_mm2", "energy_nj"] if a.cost else []
+    cost = ["area_mm2", "energy_nj", "i_max_ua"] if a.cost else []
     return [f"val_{k}" for k in per] + cost, [f"test_{k}" for k in per] if a.show_test else []
 
 
@@ -456,7 +462,7 @@ def main() -> None:
         help="also the accuracy on the chip's wires alone (wire_scale 1) and on evaluate_noise.realistic's chip",
     )
     p.add_argument("--chips", type=int, default=10, help="chips per run for --noise and --realistic")
-    p.add_argument("--cost", action="store_true", help="also the area (mm^2) and energy per inference (nJ)")
+    p.add_argument("--cost", action="store_true", help="also area (mm^2), energy (nJ) and column current (uA)")
     p.add_argument(
         "--arch", default="", help="unipolar/signed: an arch.json file, or JSON model keys merged over nas/arch.json"
     )

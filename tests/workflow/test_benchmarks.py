@@ -185,12 +185,13 @@ def check_noisy_forward(out: str, results: Path) -> None:
 
 def check_seed_spread(out: str, results: Path) -> None:
     assert out.startswith("har/uniform/b2, profile smoke, set train.har.epochs=1: 1 arm(s) x 1 fold(s) x 1 seed(s)")
-    cols = r"val_trained\s+val_xbar\s+val_noisy\s+val_wires\s+val_realistic\s+area_mm2\s+energy_nj"
+    cols = r"val_trained\s+val_xbar\s+val_noisy\s+val_wires\s+val_realistic\s+area_mm2\s+energy_nj\s+i_max_ua"
     line(out, rf"arm\s+fold\s+seed\s+epoch\s+train_s\s+{cols}$")
-    row = line(out, rf"config\s+0\s+0\s+1\s+({NUM})" + rf"\s+({NUM})" * 7 + "$")
-    finite_positive([float(row[k]) for k in (1, 7, 8)], "train_s, area and energy")
+    row = line(out, rf"config\s+0\s+0\s+1\s+({NUM})" + rf"\s+({NUM})" * 8 + "$")
+    finite_positive([float(row[k]) for k in (1, 7, 8, 9)], "train_s, area, energy and current")
     assert all(0 <= float(row[k]) <= 1 for k in (2, 3, 4, 5, 6)), row[0]
     assert 0.001 < float(row[7]) < 1 and 0.1 < float(row[8]) < 1000, row[0]  # mm^2 and nJ of a small HAR network
+    assert 1 < float(row[9]) < 10_000, row[0]  # uA: 128 rows of cells up to 40 uS at 0.2 V draw at most 1 mA
     mean = line(out, rf"  config val_trained ({NUM}) \+- nan   val_xbar ({NUM}) .*n=1$")  # one run: no spread
     assert (float(mean[1]), float(mean[2])) == (float(row[2]), float(row[3]))
 
