@@ -119,7 +119,7 @@ def small_net(arch: dict, quant: dict | None, seed: int = 0, n: int = 256):
 
 #: chip.wires of the shipped config (every value from its preset or sizing rule)
 WIRES_CFG = {"preset": "neurosim_v13_22nm_1t1r", **dict.fromkeys(("row_ohm_per_cell", "col_ohm_per_cell"), None)}
-WIRES_CFG |= {"driver_ohm": None, "sense_ohm": None}
+WIRES_CFG |= {"driver_ohm": None, "sense_ohm": None, "reference_column": "last"}
 
 
 def wires_of(device: dict, rows: int, cols: int) -> dict:
@@ -135,6 +135,7 @@ def wires_of(device: dict, rows: int, cols: int) -> dict:
 CHIP_KEYS = {"rows": ("tile", "rows"), "cols": ("tile", "cols"), "g_max_us": ("device", "g_max_us")}
 CHIP_KEYS |= {k: ("device", k) for k in ("preset", "on_off_ratio", "v_read_v")}
 CHIP_KEYS |= {k: (k,) for k in ("dac_bits", "adc_bits", "adc_ratio", "adc_mux", "input_mode", "subtraction")}
+CHIP_KEYS |= {"reference_column": ("wires", "reference_column")}
 
 
 #: A small HAR-shaped network (9 channels x 32 samples, two convolutions, a hidden layer) for the unit tier.

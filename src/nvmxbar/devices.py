@@ -296,13 +296,19 @@ class Wires:
     col_ohm_per_cell: float
     driver_ohm: float
     sense_ohm: float
+    #: Where a one-device tile's reference column sits along the rows (the drivers at the first column's end):
+    #: ``last`` after the tile's C columns (the far end), ``first`` before them, ``middle`` at C / 2.
+    reference_column: str
 
     #: The fields the config may override (``chip.wires``; null = the preset's, or its sizing rule).
     OVERRIDABLE = ("row_ohm_per_cell", "col_ohm_per_cell", "driver_ohm", "sense_ohm")
+    REFERENCE_COLUMNS = ("last", "first", "middle")
 
     def __post_init__(self) -> None:
         if self.preset not in WIRE_PRESETS:
             raise ChipError(f"wires preset {self.preset!r}: expected one of {list(WIRE_PRESETS)}")
+        if self.reference_column not in self.REFERENCE_COLUMNS:
+            raise ChipError(f"wires reference_column {self.reference_column!r}: one of {list(self.REFERENCE_COLUMNS)}")
         for k in self.OVERRIDABLE:
             v = getattr(self, k)
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
@@ -323,14 +329,17 @@ class Wires:
             "driver_ohm": p["switch_drop_fraction"] * r_on / cols,
             "sense_ohm": p["switch_drop_fraction"] * r_on / rows,
         }
-        over = {k: v for k, v in wires_cfg.items() if k != "preset" and v is not None}
-        return cls(preset=name, **{k: float(over.get(k, derived[k])) for k in cls.OVERRIDABLE})
+        over = {k: v for k, v in wires_cfg.items() if k in cls.OVERRIDABLE and v is not None}
+        ref = wires_cfg["reference_column"]
+        return cls(preset=name, **{k: float(over.get(k, derived[k])) for k in cls.OVERRIDABLE}, reference_column=ref)
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "wires") -> Wires:
         """Strictly from :func:`dataclasses.asdict`'s form (mapping.json)."""
         d = strict(cls, d, where)
-        return cls(preset=d["preset"], **{k: float(d[k]) for k in cls.OVERRIDABLE})
+        return cls(
+            preset=d["preset"], **{k: float(d[k]) for k in cls.OVERRIDABLE}, reference_column=d["reference_column"]
+        )
 
     def technology(self) -> tuple[float, str]:
         """(node in nm, cell) the preset's wire constants hold for."""

@@ -345,7 +345,13 @@ def test_wires_come_from_their_preset_and_neurosims_switch_sizing():
     with pytest.raises(ChipError, match="missing sense_ohm"):
         Chip.from_dict(d)
     with pytest.raises(ChipError, match="a resistance in ohms"):
-        Wires(preset="neurosim_v13_22nm_1t1r", row_ohm_per_cell=-1.0, col_ohm_per_cell=1.0, driver_ohm=0, sense_ohm=0)
+        Wires("neurosim_v13_22nm_1t1r", row_ohm_per_cell=-1.0, col_ohm_per_cell=1, driver_ohm=0, sense_ohm=0,
+              reference_column="last")  # fmt: skip
+    assert chip.wires.reference_column == "last"  # a one-device tile's reference column: the far end of the rows
+    first = Chip.from_config(config.validate({"chip": {"wires": {"reference_column": "first"}}})["chip"]).wires
+    assert first.reference_column == "first" and Chip.from_dict(json.loads(json.dumps(chip.to_dict())))
+    with pytest.raises(ChipError, match="reference_column 'left'"):
+        Wires("neurosim_v13_22nm_1t1r", 1.0, 1.0, 0.0, 0.0, reference_column="left")
 
 
 def test_wires_of_another_node_must_be_given():

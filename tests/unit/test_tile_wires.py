@@ -56,28 +56,37 @@ def exact(sim, arrays, layer, scale):
         cyc = tile_wires.cycle_of(cols - j * C, chip, spec["pair"])
         for k in np.unique(cyc):
             sel = cols[cyc == k]
-            pos = list(sel - j * C) + ([C] if refs else [])
-            G = np.zeros((R, len(pos)))
-            G[rows, : len(sel)] = lev[a:e][:, sel].numpy()
+            # (physical position, column of the used-cell matrix) of every conducting column, by position: the
+            # reference at r, the data columns from r on one position further
+            r = {"last": C, "first": 0, "middle": C // 2}[chip.wires.reference_column]
+            cond = sorted([(int(p + (p >= r) if refs else p), int(c)) for p, c in zip(sel - j * C, sel, strict=True)]
+                          + ([(r, ncol + j)] if refs else []))  # fmt: skip
+            G = np.zeros((R, len(cond)))
+            G[rows] = lev[a:e][:, [c for _, c in cond]].numpy()
+            pos = np.array([p for p, _ in cond])
+            W = parasitics.transfer_matrix(G * sim.dg_us * 1e-6, pos, wires) / (sim.dg_us * 1e-6)
+            for q, (_, c) in enumerate(cond):
+                if c < ncol:
+                    out[:, c] = torch.from_numpy(W[rows, q])
             if refs:
-                G[rows, -1] = lev[a:e, ncol + j].numpy()
-            W = parasitics.transfer_matrix(G * sim.dg_us * 1e-6, np.array(pos), wires) / (sim.dg_us * 1e-6)
-            out[:, sel] = torch.from_numpy(W[rows, : len(sel)])
-            if refs:
-                ref[:, sel] = torch.from_numpy(W[rows, -1:]).expand(-1, len(sel))
+                q = [c for _, c in cond].index(ncol + j)
+                ref[:, sel] = torch.from_numpy(W[rows, q : q + 1]).expand(-1, len(sel))
     if spec["pair"] == 2:
         return out[:, 0::2] - out[:, 1::2]
     return (out - ref) * sim.row_sign[layer][a:e]
 
 
-@pytest.mark.parametrize("polarity", [None, "positive"])
+@pytest.mark.parametrize(
+    ("polarity", "reference"), [(None, "last"), ("positive", "last"), ("positive", "first"), ("positive", "middle")]
+)
 @pytest.mark.parametrize("scale", [1.0, 40.0])
-def test_the_simulators_wired_matrices_are_the_exact_solve(polarity, scale):
+def test_the_simulators_wired_matrices_are_the_exact_solve(polarity, reference, scale):
     """Differential pairs (uniform) and one device per weight with a reference column (unipolar), on 16-row tiles of
     8 columns, 2 columns per ADC (two cycles; 40 x the wires: a drop of several per cent): every matrix entry the
     simulator runs on equals the exact nodal solve of its physical tile and cycle to 1e-6 of the largest cell
     conductance (the chips are stored in float32, CG stops at a relative residual of 1e-6)."""
-    sim, arrays = mapped(polarity, rows=16, cols=8, adc_mux=2)
+    sim, arrays = mapped(polarity, rows=16, cols=8, adc_mux=2, reference_column=reference)
+    assert sim.chip.wires.reference_column == reference
     chips = sim.chips(Nominal(scale))
     m = chips.tiles[0][0][0][0]  # layer 0, row tile 0: (rows, N*S) of the one chip
     want = exact(sim, arrays, 0, scale)

@@ -6,7 +6,8 @@ The read it models is the one the cost model prices (docs/COSTMODEL.md, "time ba
 signals in ``adc_mux`` cycles; in cycle k each ADC senses its k-th signal (a pair's two columns, or one column), and
 only those columns conduct, each held at its sense amplifier's virtual ground; the other columns are disconnected
 (absent). A one-device tile's reference column (analog offset removal) is read in every cycle, at the far end of
-the tile's rows (physical position C). The rows are driven in every cycle. So each (row tile, column tile, cycle)
+the tile's rows (physical position C; ``chip.wires.reference_column`` first: position 0, middle: C / 2, the data
+columns from there on one position further). The rows are driven in every cycle. So each (row tile, column tile, cycle)
 is one problem: the tile's R physical rows (a matrix row at the physical row it is mapped to, unused rows not
 driven and their access transistors off: no cell), its active columns at their physical positions, the chip's
 wires (``chip.wires``) times a scale. Its transfer matrix W gives every active column's current for any input, so
@@ -42,8 +43,9 @@ def wire_load(g_max_s: float, chip: Chip, scale: float) -> float:
 @dataclass(frozen=True)
 class Phase:
     """One (row tile, column tile, mux cycle) of a layer: the matrix rows [a, e) at physical rows ``rows``, the
-    layer's columns ``cols`` (its used-cell matrix's) at physical positions ``positions``, and the column index of
-    the reference column read with them (None: no reference), at position C."""
+    layer's columns ``cols`` (its used-cell matrix's) and the column index of the reference column read with them
+    (None: no reference); ``positions`` the physical positions of [cols, ref] in increasing order, ``order`` which of
+    [cols, ref] each of them is (None: [cols, ref] already in that order)."""
 
     a: int
     e: int
@@ -51,6 +53,14 @@ class Phase:
     cols: torch.Tensor
     positions: torch.Tensor
     ref: int | None
+    order: torch.Tensor | None = None
+
+
+def reference_position(chip: Chip) -> int:
+    """The physical position of a one-device tile's reference column (``chip.wires.reference_column``); the data
+    columns at or after it move one position on."""
+    C = chip.tile.cols
+    return {"last": C, "first": 0, "middle": C // 2}[chip.wires.reference_column]
 
 
 def row_positions(arrays: dict[str, np.ndarray], i: int, K: int) -> np.ndarray:
@@ -75,7 +85,7 @@ def phases(chip: Chip, spec: dict, tiles: list[tuple[int, int]], row_pos: np.nda
     """Every (row tile, column tile, cycle) problem of a layer whose used-cell matrix has the row tiles ``tiles``
     (matrix rows [a, e)), each matrix row at physical row ``row_pos[m]`` of its tile, and ``refs`` reference columns
     appended after its N*S*P columns (one per column tile)."""
-    C = chip.tile.cols
+    C, r = chip.tile.cols, reference_position(chip)
     ncol = spec["outputs"] * spec["slices"] * spec["pair"]
     out = []
     for a, e in tiles:
@@ -85,10 +95,13 @@ def phases(chip: Chip, spec: dict, tiles: list[tuple[int, int]], row_pos: np.nda
             pos = cols - j * C
             cyc = cycle_of(pos, chip, spec["pair"])
             for k in np.unique(cyc):
-                sel = cols[cyc == k]
-                ref = ncol + j if refs else None
-                p = np.concatenate([pos[cyc == k], [C]]) if refs else pos[cyc == k]
-                out.append(Phase(a, e, rows, torch.from_numpy(sel), torch.from_numpy(p), ref))
+                sel, p = cols[cyc == k], pos[cyc == k]
+                ref, order = (ncol + j, None) if refs else (None, None)
+                if refs:
+                    p = np.concatenate([p + (p >= r), [r]])  # the reference at r, the columns from r on shifted
+                    order = np.argsort(p, kind="stable")
+                    p, order = p[order], (None if r == C else torch.from_numpy(order))
+                out.append(Phase(a, e, rows, torch.from_numpy(sel), torch.from_numpy(p), ref, order))
     return out
 
 
@@ -127,7 +140,7 @@ def wired(
                 if p.ref is None
                 else g[:, p.a : p.e, torch.cat([p.cols, torch.tensor([p.ref])])]
             )
-            G[b][:, p.rows, :] = src.double() * to_s
+            G[b][:, p.rows, :] = (src if p.order is None else src[..., p.order]).double() * to_s
         pos = torch.stack([p.positions for p in group])[:, None, :].expand(len(group), I, n)
         W = effective_conductance(
             G,
@@ -138,7 +151,9 @@ def wired(
             w.sense_ohm * scale,
         ).W
         for b, p in enumerate(group):
-            cells = W[b][:, p.rows, :] / to_s  # (I, e - a, n)
+            cells = W[b][:, p.rows, :] / to_s  # (I, e - a, n), by position
+            if p.order is not None:  # back to [cols, ref]
+                cells = cells[..., torch.argsort(p.order)]
             k = len(p.cols)
             out[:, p.a : p.e, p.cols] = cells[..., :k].to(out.dtype)
             if p.ref is not None:

@@ -35,7 +35,7 @@ class NotRepriceable(ValueError):
 
 
 #: chip.wires as the shipped config leaves it: the first preset, every value its own or its sizing rule.
-SHIPPED_WIRES = {"preset": WIRE_PRESETS[0], **dict.fromkeys(Wires.OVERRIDABLE)}
+SHIPPED_WIRES = {"preset": WIRE_PRESETS[0], **dict.fromkeys(Wires.OVERRIDABLE), "reference_column": "last"}
 
 
 def preset_device(name: str) -> dict:
@@ -102,7 +102,9 @@ def on_preset(mapping: dict, preset: str) -> dict:
     m = copy.deepcopy(mapping)
     chip = m["chip"]
     chip["device"] = preset_device(preset)
-    wires = {**chip["wires"], "driver_ohm": None, "sense_ohm": None} if "wires" in chip else SHIPPED_WIRES
+    wires = (
+        {**SHIPPED_WIRES, **chip["wires"], "driver_ohm": None, "sense_ohm": None} if "wires" in chip else SHIPPED_WIRES
+    )
     tile = chip["tile"]
     chip["wires"] = asdict(Wires.from_config(wires, Device.from_dict(chip["device"]), tile["rows"], tile["cols"]))
     return m
