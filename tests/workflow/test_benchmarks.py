@@ -45,7 +45,39 @@ def results(tmp_path_factory, data_dir) -> Path:
     cmd += [f"prepare_data={{cifar10: {{limit: {{{limit}}}}}}}", "--", *TARGETS]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    one_device(work / "results", work / "onedevice")
     return work / "results"
+
+
+def one_device(results: Path, out: Path) -> None:
+    """A results folder beside ``results`` holding one mapped one-device (unipolar) HAR deployment, seed 0: the
+    smoke config's network with all-positive weights and the input split, its full-scales calibrated on training
+    windows, mapped by the workflow's own mapping (the scripts that study the reference column read it)."""
+    import torch
+
+    from nvmxbar import files
+    from nvmxbar.chip import Chip
+    from nvmxbar.core.schemes import map_network
+    from nvmxbar.data.arrays import network_inputs
+    from nvmxbar.settings import MapSettings, Pricing, QuantSettings
+
+    cfg = config.load(REPO / "config.yaml", {"profile": "smoke"})
+    (out / "data").mkdir(parents=True)
+    for name in ("har.npz", "har.json"):
+        (out / "data" / name).symlink_to(results / "data" / name)
+    chip = Chip.from_config(cfg["chip"])
+    quant = QuantSettings.from_config("unipolar", 2, cfg["quant"], chip).quantizer_kwargs()
+    x, _ = network_inputs(results / "data" / "har.npz", "train", 64)
+    model = {**cfg["model"]["har"], "polarity": "positive", "input_split": True}
+    torch.manual_seed(0)
+    net = networks.build(networks.make_arch(list(x.shape[1:]), 6, model), quant).train()
+    net(x)  # calibrates the shared full-scales
+    ms = MapSettings.from_config(cfg["map_crossbar"], chip, Pricing.from_config(cfg["estimate_cost"]))
+    arrays, mapping = map_network(net.eval(), 2, ms.for_variant("unipolar"))
+    d = out / "har" / "unipolar" / "b2" / "seed0"
+    d.mkdir(parents=True)
+    np.savez(d / "crossbar.npz", **arrays)
+    files.write_json(d / "mapping.json", mapping)
 
 
 def numbers(text: str) -> list[float]:
@@ -196,6 +228,15 @@ def check_seed_spread(out: str, results: Path) -> None:
     assert (float(mean[1]), float(mean[2])) == (float(row[2]), float(row[3]))
 
 
+def check_reference_column(out: str, results: Path) -> None:
+    assert out.startswith("test accuracy (%) of the one-device deployments of "), out[:200]
+    line(out, r"deployment\s+seed\s+ideal\s+last\s+first\s+middle$")
+    row = line(out, rf"har/unipolar/b2\s+0\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})$")
+    assert all(0 <= float(row[k]) <= 100 for k in (1, 2, 3, 4)), row[0]
+    for where in ("first", "middle"):
+        line(out, rf"    {where} - last: [+-]{NUM} points no interval \(one seed\)$")  # the smoke run: seed 0 alone
+
+
 def check_train_throughput(out: str, results: Path) -> None:
     assert out.startswith("CIFAR-10 training throughput, batch 8, "), out[:200]
     line(out, r"net\s+variant\s+img/s\s+best\s+ms/step\s+first step$")
@@ -256,6 +297,7 @@ TINY = {
         "--realistic --cost",
         check_seed_spread,
     ),
+    "reference_column.py": ("{results}/../onedevice --samples 64", check_reference_column),
     "train_throughput.py": (
         "--device cpu --threads 1 --nets cifar --variants uniform unipolar --steps 1 --batch 8 --epoch-images 64 "
         "--val-images 32 --mc-chips 2 --mc-batch 8",
