@@ -304,7 +304,7 @@ def run_one(job: dict) -> dict:
         accelerator="cpu",
         arch_json=job["arch"],
         teacher=job["teacher"],
-        train_wires=TrainWires.from_config(variant, bits, cfg["quant"], chip, cfg["map_crossbar"]),
+        train_wires=TrainWires.from_config(ds, variant, bits, cfg["quant"], chip, cfg["map_crossbar"]),
     )
     row = {
         "arm": job["arm"],

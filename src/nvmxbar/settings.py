@@ -102,14 +102,16 @@ class MapSettings:
         return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=b.adc_bits, adc_ratio="free")
 
 
-def train_noise_for(value: Any, variant: str, bits: int | None) -> float:
+def train_noise_for(value: Any, variant: str, bits: int | None, dataset: str | None = None) -> float:
     """``quant.train_noise`` or ``quant.train_wires`` of one quantized model: one number for every model, or a
-    mapping keyed by ``b<bits>`` (every variant at those bits) and ``<variant>/b<bits>`` (that model; it wins); a
-    model the mapping does not name trains without it (0). The float baseline never trains with either."""
+    mapping keyed by ``b<bits>`` (every variant at those bits), ``<variant>/b<bits>`` (that model) and
+    ``<dataset>/<variant>/b<bits>`` (that model on ``dataset`` alone), the most specific winning; a model the
+    mapping does not name trains without it (0). The float baseline never trains with either."""
     if variant == "baseline":
         return 0.0
     if isinstance(value, dict):
-        return float(value.get(f"{variant}/b{bits}", value.get(f"b{bits}", 0.0)))
+        keys = ([f"{dataset}/{variant}/b{bits}"] if dataset else []) + [f"{variant}/b{bits}", f"b{bits}"]
+        return float(next((value[k] for k in keys if k in value), 0.0))
     return float(value)
 
 
@@ -130,10 +132,11 @@ class TrainWires:
 
     @classmethod
     def from_config(
-        cls, variant: str, bits: int | None, quant_cfg: dict, chip: Chip, map_cfg: dict
+        cls, dataset: str, variant: str, bits: int | None, quant_cfg: dict, chip: Chip, map_cfg: dict
     ) -> TrainWires | None:
-        """The model's ``quant.train_wires`` on this chip; None where it is 0 (unnamed) or the model is float."""
-        scale = train_noise_for(quant_cfg["train_wires"], variant, bits)
+        """The ``quant.train_wires`` of ``dataset``'s model ``variant``/b``bits`` on this chip; None where it is 0
+        (unnamed) or the model is float."""
+        scale = train_noise_for(quant_cfg["train_wires"], variant, bits, dataset)
         return cls(scale, chip, map_cfg["bias"]) if scale else None
 
     def map_settings(self) -> MapSettings:

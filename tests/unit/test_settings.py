@@ -15,6 +15,7 @@ from nvmxbar.settings import (
     NoiseModel,
     QuantSettings,
     Recipe,
+    TrainWires,
     from_params,
     noise_grid,
     params,
@@ -215,6 +216,29 @@ def test_train_noise_resolution():
     assert train_noise_for(0.02, "uniform", 4) == 0.02 and train_noise_for(0.02, "baseline", None) == 0.0
     with pytest.raises(ValueError, match="variant"):
         QuantSettings.from_config("ternary", 2, validated()["quant"], Chip.from_config(validated()["chip"]))
+    value = {"b2": 0.5, "unipolar/b2": 2.0, "har/unipolar/b2": 1.0}  # quant.train_wires: a dataset's model wins
+    assert (
+        train_noise_for(value, "unipolar", 2, "har") == 1.0 and train_noise_for(value, "unipolar", 2, "cifar10") == 2.0
+    )
+    assert train_noise_for(value, "uniform", 2, "har") == 0.5 and train_noise_for({"har/b2": 1.0}, "uniform", 2) == 0
+
+
+def test_train_wires_of_the_shipped_config_reach_the_har_all_positive_2_bit_model_alone():
+    """config.yaml trains HAR's unipolar/b2 against the chip's wires (chosen on HAR validation data); the other
+    models and CIFAR-10's train without them; the settings carry the whole chip and the bias placement."""
+    cfg = validated()
+    chip = Chip.from_config(cfg["chip"])
+    got = {
+        (ds, v, b): TrainWires.from_config(ds, v, b, cfg["quant"], chip, cfg["map_crossbar"])
+        for ds in ("har", "cifar10")
+        for v, b in (("baseline", None), ("uniform", 2), ("unipolar", 2), ("unipolar", 4))
+    }
+    assert {k for k, w in got.items() if w is not None} == {("har", "unipolar", 2)}
+    w = got["har", "unipolar", 2]
+    assert w.scale == 1.0 and w.chip == chip and w.bias == cfg["map_crossbar"]["bias"]
+    assert from_params(TrainWires, params(w)) == w  # the train rule's params give the job the same settings
+    with pytest.raises(ValueError, match="a wire scale > 0"):
+        TrainWires(0.0, chip, "row")
 
 
 # ------------------------------------------------------------------------------------------- recipe

@@ -465,11 +465,13 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_what_it_touches(smoke, 
     )
     counts = job_counts(r.stdout + r.stderr)
     assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
-    # train_wires likewise (config.yaml trains the all-positive 2-bit models at 1 x): those (both datasets) retrain
-    wires = "quant={train_wires: {unipolar/b2: 2.0}}"
+    # train_wires likewise (config.yaml trains HAR's all-positive 2-bit model at 1 x): that model alone retrains
+    wires = "quant={train_wires: {har/unipolar/b2: 2.0}}"
     r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", wires)
     counts = job_counts(r.stdout + r.stderr)
-    assert counts.get("train") == 2 and counts.get("map_crossbar") == 2 and "nas_unipolar_search" not in counts
+    assert counts.get("train") == 1 and counts.get("map_crossbar") == 1 and "nas_unipolar_search" not in counts
+    models = [o for o in re.findall(r"output: (\S+)", r.stdout + r.stderr) if "model.pt" in o]
+    assert models == ["results/har/unipolar/b2/seed0/model.pt,"], models
     # one more seed: its trainings and their deployments only; the search and the seed-0 jobs stay
     r = snakemake(work, "-n", "--cores", "2", "--config", *SMOKE, f"data_dir={data_dir}", "seeds=[0,1]")
     counts = job_counts(r.stdout + r.stderr)

@@ -114,10 +114,10 @@ def quant_params(variant, bits):
     return None if q is None else P(q)
 
 
-def train_wires_params(variant, bits):
+def train_wires_params(dataset, variant, bits):
     """quant.train_wires of one model, on the chip and bias placement it is mapped with (None: trained without)."""
     w = settings.TrainWires.from_config(
-        variant, bits, CFG["quant"], CHIP, CFG["map_crossbar"]
+        dataset, variant, bits, CFG["quant"], CHIP, CFG["map_crossbar"]
     )
     return None if w is None else P(w)
 

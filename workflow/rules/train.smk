@@ -34,7 +34,7 @@ rule train:
         recipe=lambda wc: P(recipe(wc.dataset, parse_model(wc.model)[0])),
         quant=lambda wc: quant_params(*parse_model(wc.model)),
         chip=lambda wc: chip_record(parse_model(wc.model)[0]),
-        train_wires=lambda wc: train_wires_params(*parse_model(wc.model)),
+        train_wires=lambda wc: train_wires_params(wc.dataset, *parse_model(wc.model)),
         accelerator=CFG["train"]["accelerator"],
         num_threads=CFG["train"]["num_threads"],
         experiment=lambda wc: experiment(wc.dataset),
