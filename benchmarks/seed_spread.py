@@ -348,26 +348,26 @@ def run_one(job: dict) -> dict:
                 got = noise.evaluate(sim, x, y, rmc, seed=1000 * job["fold"] + job["seed"])
                 row[f"{split}_wires"], row[f"{split}_realistic"] = (r["accuracy_mean"] for r in got)
         if job["cost"]:  # as estimate_cost prices it: measured cell activity on training inputs, counted operations
-            row.update(price(sim, mapped[1], cfg["estimate_cost"], npz, out))
+            row.update(price(mapped, cfg["estimate_cost"], job, out))
     return row
 
 
-def price(sim, mapping: dict, cost_cfg: dict, npz: str, out: Path) -> dict:
-    """The mapped network's area (mm^2) and energy per inference (nJ), as the estimate_cost stage prices them."""
-    from nvmxbar.data.arrays import network_inputs
+def price(mapped: tuple, cost_cfg: dict, job: dict, out: Path) -> dict:
+    """The mapped network's area (mm^2), energy per inference (nJ) and largest column current at full drive (uA), as
+    the estimate_cost stage prices it (the stage itself, on the files it reads; no MLflow)."""
+    import numpy as np
+
     from nvmxbar.files import write_json
     from nvmxbar.settings import CostSettings
-    from nvmxbar.stages.estimate_cost import estimate_file
+    from nvmxbar.stages import estimate_cost
 
-    cs = CostSettings.from_config(cost_cfg)
-    x, _ = network_inputs(npz, "train", cs.activity_samples)
-    activity = sim.read_activity(x) if cs.cell_activity == "measured" else None
-    operations = sim.count_operations(x[:8])
+    arrays, mapping = mapped
+    np.savez(out / "crossbar.npz", **arrays)
     write_json(out / "mapping.json", mapping)
-    pr = cs.pricing
-    doc = estimate_file(out / "mapping.json", out / "cost.json", pr.constants, activity=activity, operations=operations,
-                        family=pr.family, tech_nm=pr.tech_nm, cell=pr.cell, adc_time_share=pr.adc_time_share)  # fmt: skip
-    t = doc["total"]
+    t = estimate_cost.run(mapping_json=out / "mapping.json", model_metrics=out / "metrics.json",
+                          out_json=out / "cost.json", dataset=job["dataset"], variant=job["variant"], bits=job["bits"],
+                          cs=CostSettings.from_config(cost_cfg), seed=job["seed"], crossbar_npz=out / "crossbar.npz",
+                          data_npz=job["npz"], device="cpu")["total"]  # fmt: skip
     return {
         "area_mm2": t["area_um2"] / 1e6,
         "energy_nj": t["energy_pj_per_inference"] / 1e3,

@@ -102,7 +102,7 @@ class MapSettings:
         return self.chip.with_converters(dac_bits=b.dac_bits, adc_bits=b.adc_bits, adc_ratio="free")
 
 
-def train_noise_for(value: Any, variant: str, bits: int | None, dataset: str | None = None) -> float:
+def per_model(value: Any, variant: str, bits: int | None, dataset: str | None = None) -> float:
     """``quant.train_noise`` or ``quant.train_wires`` of one quantized model: one number for every model, or a
     mapping keyed by ``b<bits>`` (every variant at those bits), ``<variant>/b<bits>`` (that model) and
     ``<dataset>/<variant>/b<bits>`` (that model on ``dataset`` alone), the most specific winning; a model the
@@ -136,7 +136,7 @@ class TrainWires:
     ) -> TrainWires | None:
         """The ``quant.train_wires`` of ``dataset``'s model ``variant``/b``bits`` on this chip; None where it is 0
         (unnamed) or the model is float."""
-        scale = train_noise_for(quant_cfg["train_wires"], variant, bits, dataset)
+        scale = per_model(quant_cfg["train_wires"], variant, bits, dataset)
         return cls(scale, chip, map_cfg["bias"]) if scale else None
 
     def map_settings(self) -> MapSettings:
@@ -187,7 +187,7 @@ class QuantSettings:
             adc_fullscale=float(quant_cfg["adc_fullscale"]),
             learn_scales=bool(quant_cfg["learn_scales"]),
             adc_tile_rows=int(chip.tile.rows if tile_rows is None else tile_rows),
-            train_noise=train_noise_for(quant_cfg["train_noise"], variant, bits),
+            train_noise=per_model(quant_cfg["train_noise"], variant, bits),
             input_mode=chip.input_mode,
             # per-layer scales: no shared ADC-to-DAC ratio (a rescale per output)
             adc_ratio="free" if variant == "perlayer" else chip.adc_ratio,

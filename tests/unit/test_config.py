@@ -168,11 +168,11 @@ def test_command_line_strings_are_read_as_yaml_scalars():
 def test_train_noise_is_set_per_model_by_bits_or_by_variant_and_bits():
     cfg = load(quant={"train_noise": {"b4": 0.01, "unipolar/b4": 0.02}})
     q, m = cfg["quant"], Chip.from_config(cfg["chip"])
-    assert settings.train_noise_for(q["train_noise"], "unipolar", 4) == 0.02  # the model's own key wins
-    assert settings.train_noise_for(q["train_noise"], "uniform", 4) == 0.01  # b<bits>: every variant
-    assert settings.train_noise_for(q["train_noise"], "unipolar", 2) == 0.0  # not named: off
-    assert settings.train_noise_for(0.03, "uniform", 2) == 0.03  # one number: every quantized model
-    assert settings.train_noise_for(0.03, "baseline", None) == 0.0  # the float net has no devices
+    assert settings.per_model(q["train_noise"], "unipolar", 4) == 0.02  # the model's own key wins
+    assert settings.per_model(q["train_noise"], "uniform", 4) == 0.01  # b<bits>: every variant
+    assert settings.per_model(q["train_noise"], "unipolar", 2) == 0.0  # not named: off
+    assert settings.per_model(0.03, "uniform", 2) == 0.03  # one number: every quantized model
+    assert settings.per_model(0.03, "baseline", None) == 0.0  # the float net has no devices
     assert QuantSettings.from_config("unipolar", 4, q, m).quantizer_kwargs()["train_noise"] == 0.02
     # off: the model hash is unchanged
     assert "train_noise" not in QuantSettings.from_config("unipolar", 2, q, m).quantizer_kwargs()

@@ -19,7 +19,7 @@ from nvmxbar.settings import (
     from_params,
     noise_grid,
     params,
-    train_noise_for,
+    per_model,
 )
 
 DRIFT = Drift(compensation="global")
@@ -55,7 +55,7 @@ def old_quantizer_kwargs(variant: str, bits: int | None, quant_cfg: dict) -> dic
     }
     if quant_cfg.get("adc_tile_rows"):
         q["adc_tile_rows"] = quant_cfg["adc_tile_rows"]
-    noise = train_noise_for(quant_cfg.get("train_noise", 0.0), variant, bits)
+    noise = per_model(quant_cfg.get("train_noise", 0.0), variant, bits)
     if noise:
         q["train_noise"] = noise
     # the circuit (issue 17): a bit-serial drive and a power-of-two ADC-to-DAC ratio are part of the model
@@ -210,17 +210,15 @@ def test_quantizer_kwargs_equal_what_the_old_code_built(variant, bits, quant, ch
 
 def test_train_noise_resolution():
     value = {"b2": 0.03, "unipolar/b2": 0.05}
-    assert train_noise_for(value, "uniform", 2) == 0.03
-    assert train_noise_for(value, "unipolar", 2) == 0.05  # the model's own key wins
-    assert train_noise_for(value, "unipolar", 4) == 0.0  # not named: no noise
-    assert train_noise_for(0.02, "uniform", 4) == 0.02 and train_noise_for(0.02, "baseline", None) == 0.0
+    assert per_model(value, "uniform", 2) == 0.03
+    assert per_model(value, "unipolar", 2) == 0.05  # the model's own key wins
+    assert per_model(value, "unipolar", 4) == 0.0  # not named: no noise
+    assert per_model(0.02, "uniform", 4) == 0.02 and per_model(0.02, "baseline", None) == 0.0
     with pytest.raises(ValueError, match="variant"):
         QuantSettings.from_config("ternary", 2, validated()["quant"], Chip.from_config(validated()["chip"]))
     value = {"b2": 0.5, "unipolar/b2": 2.0, "har/unipolar/b2": 1.0}  # quant.train_wires: a dataset's model wins
-    assert (
-        train_noise_for(value, "unipolar", 2, "har") == 1.0 and train_noise_for(value, "unipolar", 2, "cifar10") == 2.0
-    )
-    assert train_noise_for(value, "uniform", 2, "har") == 0.5 and train_noise_for({"har/b2": 1.0}, "uniform", 2) == 0
+    assert per_model(value, "unipolar", 2, "har") == 1.0 and per_model(value, "unipolar", 2, "cifar10") == 2.0
+    assert per_model(value, "uniform", 2, "har") == 0.5 and per_model({"har/b2": 1.0}, "uniform", 2) == 0
 
 
 def test_train_wires_of_the_shipped_config_reach_the_har_all_positive_2_bit_model_alone():

@@ -73,3 +73,17 @@ def test_wire_errors_grow_with_the_wires_and_vanish_without_them():
     small, large = rms(1.0), rms(10.0)
     assert 0 < small and 5 < large / small <= 10.5, (small, large)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items()) and not net.training
+
+
+def test_training_refuses_wires_beyond_the_checked_load_before_any_epoch():
+    """quant.train_wires at 100 x the 22 nm wires on neurosim_v13's 128 x 128 tiles: a load far past the one the fast
+    model was checked at, refused when the callback is made (the train stage makes it before the fit), naming it."""
+    from nvmxbar import config
+    from nvmxbar.chip import Chip
+    from nvmxbar.settings import TrainWires
+    from nvmxbar.training.wire_aware import WireAware
+
+    chip = Chip.from_config(config.validate({"chip": {"device": {"preset": "neurosim_v13"}}})["chip"])
+    WireAware(TrainWires(1.0, chip, "row"), 2)  # the chip's own wires: within
+    with pytest.raises(ValueError, match=r"outside the range where the fast model was checked .*up to 32"):
+        WireAware(TrainWires(100.0, chip, "row"), 2)

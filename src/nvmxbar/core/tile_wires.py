@@ -40,6 +40,18 @@ def wire_load(g_max_s: float, chip: Chip, scale: float) -> float:
     return g_max_s * scale * (w.row_ohm_per_cell * t.cols**2 + w.col_ohm_per_cell * t.rows**2) / 2
 
 
+def check_load(g_max_s: float, chip: Chip, scale: float) -> None:
+    """Refuse, naming it, a wire load (:func:`wire_load`, cells up to ``g_max_s`` siemens) beyond LOAD_CHECKED."""
+    load = wire_load(g_max_s, chip, scale)
+    if load > LOAD_CHECKED:
+        raise ValueError(
+            f"IR drop: a wire load G_max x (r_row C^2 + r_col R^2) / 2 of {load:.1f} (wire_scale {scale:g}, "
+            f"{chip.tile.rows} x {chip.tile.cols} tiles, cells up to {g_max_s * 1e6:.1f} uS) is outside the "
+            f"range where the fast model was checked against the exact solver (up to {LOAD_CHECKED:g}); use a "
+            "smaller wire_scale, smaller tiles or a device of lower conductance"
+        )
+
+
 @dataclass(frozen=True)
 class Phase:
     """One (row tile, column tile, mux cycle) of a layer: the matrix rows [a, e) at physical rows ``rows``, the
@@ -116,14 +128,7 @@ def wired(
     w = chip.wires
     R = chip.tile.rows
     I = g.shape[0]
-    load = wire_load(float(g.max()) * dg_us * 1e-6, chip, scale)
-    if load > LOAD_CHECKED:
-        raise ValueError(
-            f"IR drop: a wire load G_max x (r_row C^2 + r_col R^2) / 2 of {load:.1f} (wire_scale {scale:g}, "
-            f"{chip.tile.rows} x {chip.tile.cols} tiles, cells up to {float(g.max()) * dg_us:.1f} uS) is outside the "
-            f"range where the fast model was checked against the exact solver (up to {LOAD_CHECKED:g}); use a "
-            "smaller wire_scale, smaller tiles or a device of lower conductance"
-        )
+    check_load(float(g.max()) * dg_us * 1e-6, chip, scale)
     refs = any(p.ref is not None for p in problems)
     ncol = g.shape[-1] - (len({p.ref for p in problems}) if refs else 0)
     to_s = dg_us * 1e-6

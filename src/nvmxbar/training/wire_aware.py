@@ -19,7 +19,7 @@ import logging
 import lightning as L
 import torch
 
-from ..core.tile_wires import LOAD_CHECKED, wire_load
+from ..core.tile_wires import check_load
 from ..core.wire_error import weight_errors
 from ..settings import TrainWires
 
@@ -31,13 +31,7 @@ class WireAware(L.Callback):
     at the end of training, and logs ``train_wire_error_lsb``: the root-mean-square weight error in weight steps."""
 
     def __init__(self, wires: TrainWires, bits: int) -> None:
-        g_max = wires.chip.device.g_max_us * 1e-6
-        load = wire_load(g_max, wires.chip, wires.scale)
-        if load > LOAD_CHECKED:  # before any epoch, not at the first mapping
-            raise ValueError(
-                f"quant.train_wires {wires.scale:g}: a wire load G_max x (r_row C^2 + r_col R^2) / 2 of {load:.1f} "
-                f"is outside the range the IR-drop model was checked in (up to {LOAD_CHECKED:g})"
-            )
+        check_load(wires.chip.device.g_max_us * 1e-6, wires.chip, wires.scale)  # before any epoch, not at the first
         self.wires, self.bits = wires, int(bits)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
